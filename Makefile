@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: MIT
+# Thin wrapper over CMake. The README's two commands:
+#   make demo   daemon + West/East, traffic between them, latency printed
+#   make test   every test (unit, stress, integration, vm, sanitizer builds)
+# Both install the Debian packages they need (scripts/ivl-deps, as root).
+
+BUILD ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?= -DIVL_WERROR=ON
+
+.PHONY: all deps build test demo bench install clean format
+
+all: build
+
+deps:
+	@scripts/ivl-deps build
+
+build: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test:
+	@scripts/ivl-deps build sanitize vm apps
+	@scripts/run-tests
+
+demo:
+	@scripts/ivl-deps build vm
+	@$(MAKE) --no-print-directory build
+	@scripts/demo
+
+bench: build
+	@$(BUILD)/bench/ivlink-ring-bench
+
+install: build
+	@cmake --install $(BUILD)
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

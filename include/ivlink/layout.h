@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ivlink region layout, version 1.
+ *
+ * This file is an ABI: every VM and host process that maps an ivlink region
+ * agrees on these structures byte for byte. All fields are fixed width and
+ * little endian (x86-64 and aarch64 hosts only), every position is an offset
+ * from the start of the region (each peer maps it at a different address),
+ * and every offset or size that another peer relies on is pinned by a
+ * _Static_assert below. Changing any of them means bumping IVL_LAYOUT_VERSION.
+ *
+ *   0                4 KiB                      section_off
+ *   +----------------+--------------------------+--------------------------+---
+ *   | region header  | peer table               | section of peer 0        | ...
+ *   | (daemon, once) | max_peers x 256 B        | section_size bytes       |
+ *   +----------------+--------------------------+--------------------------+---
+ *
+ *   section of peer i (written only by peer i, except rx consumer fields):
+ *   +--------------------+----------------------------+-----------------------+
+ *   | section header 4K  | channel table              | heap: ring data pages |
+ *   | magic, page bitmap | chan_slots x 512 B halves  | 4 KiB pages           |
+ *   +--------------------+----------------------------+-----------------------+
+ *
+ * Who writes what: the daemon writes the region header (once, at format time,
+ * plus daemon_gen/daemon_pid at each start) and the daemon half of every peer
+ * table entry. A peer writes only its own peer-table diagnostics and its own
+ * section; the single exception is that the consumer of a ring stores its
+ * consumer index in *its own* channel half, so even that write stays in the
+ * writer's section. A hostile peer can therefore scribble anywhere (ivshmem
+ * cannot stop it), but an honest peer never needs to write outside its
+ * section, and everything it reads from elsewhere is validated first
+ * (transport/region.c).
+ */
+#ifndef IVLINK_LAYOUT_H
+#define IVLINK_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "IVLINK01" read as a little-endian 64-bit integer. */
+#define IVL_REGION_MAGIC 0x31304b4e494c5649ULL
+#define IVL_SECTION_MAGIC 0x54434553u /* "SECT" */
+#define IVL_LAYOUT_VERSION 1u
+
+#define IVL_CACHELINE 64u
+#define IVL_PAGE_SIZE 4096u
+
+#define IVL_REGION_HDR_SIZE 4096u
+#define IVL_PEER_ENTRY_SIZE 256u
+#define IVL_SECTION_HDR_SIZE 4096u
+#define IVL_CHAN_HALF_SIZE 512u
+
+/* Hard limits a validator enforces whatever the header claims. */
+#define IVL_PEERS_LIMIT 64u /* ids 0..63 */
+#define IVL_VECTORS_LIMIT 64u
+#define IVL_CHAN_SLOTS_LIMIT 1024u
+#define IVL_REGION_MIN_SIZE (1u << 20)
+#define IVL_NAME_MAX 48u      /* channel names, NUL included */
+#define IVL_PEER_NAME_MAX 32u /* peer names, NUL included */
+#define IVL_REGION_NAME_MAX 64u
+
+/* Bitmap bytes in a section header: one bit per heap page. */
+#define IVL_SECTION_BITMAP_BYTES (IVL_SECTION_HDR_SIZE - 64u)
+#define IVL_SECTION_MAX_PAGES (IVL_SECTION_BITMAP_BYTES * 8u)
+
+/* Vector 0 of every peer is the control vector: the daemon rings it on each
+ * peer join or leave. Vectors 1..n_vectors-1 carry channel wake-ups. */
+#define IVL_CTRL_VECTOR 0u
+
+/* ------------------------------------------------------------------------ */
+/* Region header: offset 0, written by the daemon.                           */
+
+struct ivl_region_hdr {
+	uint64_t magic;	      /* IVL_REGION_MAGIC */
+	uint32_t version;     /* IVL_LAYOUT_VERSION */
+	uint32_t hdr_size;    /* IVL_REGION_HDR_SIZE */
+	uint64_t region_size; /* bytes, power of two (QEMU BAR) */
+	uint32_t max_peers;   /* peer ids 0..max_peers-1 */
+	uint32_t n_vectors;   /* doorbell vectors per peer */
+	uint64_t peer_table_off;  /* IVL_REGION_HDR_SIZE */
+	uint32_t peer_entry_size; /* IVL_PEER_ENTRY_SIZE */
+	uint32_t chan_slots;	  /* channel halves per section */
+	uint64_t section_off;	  /* section of peer 0, page aligned */
+	uint64_t section_size;	  /* bytes per section, page multiple */
+	uint32_t chan_half_size;  /* IVL_CHAN_HALF_SIZE */
+	uint32_t flags;		  /* reserved, 0 */
+	uint64_t daemon_gen;	  /* bumped at each daemon start */
+	uint32_t daemon_pid;
+	uint32_t reserved0;
+	uint64_t created_unix_ns;
+	char name[IVL_REGION_NAME_MAX]; /* region name, NUL padded */
+	uint8_t reserved[IVL_REGION_HDR_SIZE - 160];
+};
+
+_Static_assert(offsetof(struct ivl_region_hdr, magic) == 0, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, version) == 8, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, region_size) == 16, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, max_peers) == 24, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, n_vectors) == 28, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, peer_table_off) == 32, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, chan_slots) == 44, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, section_off) == 48, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, section_size) == 56, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, chan_half_size) == 64, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, daemon_gen) == 72, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, created_unix_ns) == 88, "abi");
+_Static_assert(offsetof(struct ivl_region_hdr, name) == 96, "abi");
+_Static_assert(sizeof(struct ivl_region_hdr) == IVL_REGION_HDR_SIZE, "abi");
+
+/* ------------------------------------------------------------------------ */
+/* Peer table entry: the first cache line is written by the daemon, the      */
+/* second by the peer itself (diagnostics only; nobody trusts them).         */
+
+enum ivl_peer_state {
+	IVL_PEER_FREE = 0, /* never used */
+	IVL_PEER_UP = 1,   /* connected to the daemon */
+	IVL_PEER_GONE = 2, /* left; its section may be reclaimed */
+};
+
+enum ivl_peer_backend {
+	IVL_BACKEND_UNKNOWN = 0,
+	IVL_BACKEND_HOST = 1, /* host process, eventfds from the daemon */
+	IVL_BACKEND_VFIO = 2, /* guest, VFIO + MSI-X interrupts */
+	IVL_BACKEND_POLL = 3, /* guest, sysfs BARs, polling */
+	IVL_BACKEND_QEMU = 4, /* a QEMU guest seen from the daemon */
+};
+
+struct ivl_peer_entry {
+	/* Daemon-written. A peer is identified by (id, epoch): the epoch is
+	 * bumped at every join and every leave, so a value seen while the
+	 * peer was UP names exactly one incarnation of that id. */
+	uint32_t state;	 /* enum ivl_peer_state */
+	uint32_t epoch;	 /* bumped at each join and leave */
+	uint32_t pid;	 /* SO_PEERCRED of the daemon client */
+	uint32_t uid;
+	uint64_t joined_unix_ns;
+	uint64_t left_unix_ns;
+	uint32_t n_vectors; /* vectors this peer announced */
+	uint32_t daemon_flags;
+	uint8_t daemon_reserved[24];
+	/* Peer-written (cache line 1). */
+	char name[IVL_PEER_NAME_MAX];
+	uint32_t backend;     /* enum ivl_peer_backend */
+	uint32_t self_epoch;  /* the epoch the peer saw when it wrote this */
+	uint32_t self_pid;    /* pid inside the VM, or host pid */
+	uint32_t reserved1;
+	uint64_t heartbeat_ns; /* optional liveness hint */
+	uint8_t peer_reserved[IVL_PEER_ENTRY_SIZE - 64 - 56];
+};
+
+_Static_assert(offsetof(struct ivl_peer_entry, state) == 0, "abi");
+_Static_assert(offsetof(struct ivl_peer_entry, epoch) == 4, "abi");
+_Static_assert(offsetof(struct ivl_peer_entry, name) == 64, "abi");
+_Static_assert(offsetof(struct ivl_peer_entry, backend) == 96, "abi");
+_Static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
+
+/* ------------------------------------------------------------------------ */
+/* Ring control blocks. A ring's data lives in the producer's section heap;  */
+/* its producer block sits in the producer's channel half and its consumer   */
+/* block in the consumer's channel half. Each block is written by one side   */
+/* only and occupies a cache line of its own, so the two sides never         */
+/* false-share (the same reason DPDK's rte_ring_core.h gives for its          */
+/* separate prod/cons headtail lines).                                        */
+
+/* Flags in ivl_ring_prod.flags (producer to consumer), after SMC's
+ * peer_done_writing / peer_conn_closed / peer_conn_abort. */
+#define IVL_RING_F_DONE_WRITING 0x1u /* EOF after the last byte (SHUT_WR) */
+#define IVL_RING_F_CLOSED 0x2u	     /* side closed the channel */
+#define IVL_RING_F_ABORT 0x4u	     /* reset: pending data is discarded */
+
+struct ivl_ring_prod {
+	uint64_t tail;	    /* free-running: bytes ever published */
+	uint32_t flags;	    /* IVL_RING_F_* */
+	uint32_t sleep_seq; /* odd while the producer waits for space */
+	uint64_t kicks;	    /* doorbells sent (diagnostics) */
+	uint64_t kicks_suppressed;
+	uint64_t msgs; /* records or write calls published */
+	uint8_t reserved[IVL_CACHELINE - 40];
+};
+
+struct ivl_ring_cons {
+	uint64_t head;	    /* free-running: bytes ever consumed */
+	uint32_t flags;	    /* IVL_RING_F_CLOSED | IVL_RING_F_ABORT */
+	uint32_t sleep_seq; /* odd while the consumer waits for data */
+	uint64_t kicks;
+	uint64_t kicks_suppressed;
+	uint64_t msgs;
+	uint8_t reserved[IVL_CACHELINE - 40];
+};
+
+_Static_assert(offsetof(struct ivl_ring_prod, tail) == 0, "abi");
+_Static_assert(offsetof(struct ivl_ring_prod, flags) == 8, "abi");
+_Static_assert(offsetof(struct ivl_ring_prod, sleep_seq) == 12, "abi");
+_Static_assert(sizeof(struct ivl_ring_prod) == IVL_CACHELINE, "abi");
+_Static_assert(offsetof(struct ivl_ring_cons, head) == 0, "abi");
+_Static_assert(offsetof(struct ivl_ring_cons, flags) == 8, "abi");
+_Static_assert(offsetof(struct ivl_ring_cons, sleep_seq) == 12, "abi");
+_Static_assert(sizeof(struct ivl_ring_cons) == IVL_CACHELINE, "abi");
+
+/* Message mode: every record starts with this header, 8-byte aligned; the
+ * payload follows and is padded to 8 bytes. Records may wrap. */
+struct ivl_rec_hdr {
+	uint32_t len;	/* payload bytes */
+	uint32_t magic; /* IVL_REC_MAGIC: catches a desynchronised consumer */
+};
+#define IVL_REC_MAGIC 0x52455631u /* "REV1" */
+#define IVL_REC_ALIGN 8u
+_Static_assert(sizeof(struct ivl_rec_hdr) == 8, "abi");
+
+enum ivl_ring_mode {
+	IVL_MODE_STREAM = 1,
+	IVL_MODE_MESSAGE = 2,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Channel table: each peer's section holds chan_slots halves. A channel     */
+/* named N between peers A and B is A's half {name N, remote B} matched with */
+/* B's half {name N, remote A}. A writes into its tx ring (data in A's heap, */
+/* producer block in A's half) and reads B's tx ring, keeping that ring's    */
+/* consumer block in its own half.                                           */
+
+enum ivl_chan_state {
+	IVL_CHAN_FREE = 0,
+	IVL_CHAN_CLAIMED = 1, /* being filled in by its owner */
+	IVL_CHAN_OFFERED = 2, /* complete, waiting for or matched with remote */
+	IVL_CHAN_CLOSED = 3,  /* owner closed it; reclaimed lazily */
+};
+
+#define IVL_SLOT_NONE 0xffffffffu
+
+struct ivl_chan_half {
+	/* Line 0-1: descriptor, written by the owner before OFFERED. */
+	uint32_t state;	       /* enum ivl_chan_state */
+	uint32_t gen;	       /* bumped each time the slot is reused */
+	uint32_t owner_epoch;  /* owner's peer epoch at creation */
+	uint32_t owner_pid;    /* process that owns it (diagnostics, agent) */
+	uint32_t remote_peer;  /* peer id at the other end */
+	uint32_t remote_slot;  /* matched remote half, or IVL_SLOT_NONE */
+	uint32_t remote_epoch; /* remote peer epoch at match, 0 before */
+	uint32_t remote_gen;   /* remote half gen at match */
+	uint32_t mode;	       /* enum ivl_ring_mode */
+	uint32_t rx_vector;    /* vector the remote rings to wake this side */
+	uint64_t tx_data_off;  /* region offset of this side's tx ring data */
+	uint32_t tx_size;      /* bytes, power of two */
+	uint32_t max_record;   /* message mode: largest payload */
+	uint32_t tx_pages;     /* heap pages backing tx data */
+	uint32_t reserved0;
+	char name[IVL_NAME_MAX];
+	uint8_t reserved1[2 * IVL_CACHELINE - 64 - IVL_NAME_MAX];
+	/* Line 2: producer block of this side's tx ring. */
+	struct ivl_ring_prod tx_prod;
+	/* Line 3: consumer block of the remote's tx ring (our rx ring). */
+	struct ivl_ring_cons rx_cons;
+	uint8_t reserved2[IVL_CHAN_HALF_SIZE - 4 * IVL_CACHELINE];
+};
+
+_Static_assert(offsetof(struct ivl_chan_half, state) == 0, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, remote_peer) == 16, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, remote_slot) == 20, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, mode) == 32, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, tx_data_off) == 40, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, tx_size) == 48, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, name) == 64, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, tx_prod) == 128, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, rx_cons) == 192, "abi");
+_Static_assert(sizeof(struct ivl_chan_half) == IVL_CHAN_HALF_SIZE, "abi");
+
+/* ------------------------------------------------------------------------ */
+/* Section header: first page of each peer's section.                        */
+
+struct ivl_section_hdr {
+	uint32_t magic;	      /* IVL_SECTION_MAGIC once initialised */
+	uint32_t owner_epoch; /* epoch of the peer that initialised it */
+	uint32_t heap_pages;  /* pages in the heap */
+	uint32_t reserved0;
+	uint64_t heap_off; /* region offset of the heap's first page */
+	uint64_t pages_used; /* diagnostics */
+	uint8_t reserved[32];
+	/* One bit per heap page, set = used. Updated with atomic RMW so that
+	 * several processes of one VM (one peer) can allocate concurrently. */
+	uint64_t bitmap[IVL_SECTION_BITMAP_BYTES / 8];
+};
+
+_Static_assert(offsetof(struct ivl_section_hdr, heap_off) == 16, "abi");
+_Static_assert(offsetof(struct ivl_section_hdr, bitmap) == 64, "abi");
+_Static_assert(sizeof(struct ivl_section_hdr) == IVL_SECTION_HDR_SIZE, "abi");
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IVLINK_LAYOUT_H */

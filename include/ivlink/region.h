@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ivlink region: formatting, validation and the per-peer tables.
+ *
+ * struct ivl_region is a process-local view of a mapped region. Its header
+ * is a validated local copy: after ivl_region_attach() succeeds, every
+ * offset in rg->hdr is known to lie inside the mapping, so the accessors
+ * below only bounds-check indices. Anything else read from the region (peer
+ * entries, channel halves, ring indices) is read once into a local and
+ * validated where it is used.
+ *
+ * Thread safety: the functions are safe to call concurrently from several
+ * threads and processes of one peer; allocation uses atomic RMW on the
+ * section bitmap and CAS on channel-half state.
+ */
+#ifndef IVLINK_REGION_H
+#define IVLINK_REGION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ivlink/layout.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ivl_region {
+	uint8_t *base;
+	uint64_t map_size;	   /* bytes actually mapped */
+	struct ivl_region_hdr hdr; /* validated copy */
+};
+
+struct ivl_region_params {
+	uint64_t size;	    /* power of two, >= IVL_REGION_MIN_SIZE */
+	uint32_t max_peers; /* 1..IVL_PEERS_LIMIT */
+	uint32_t n_vectors; /* 1..IVL_VECTORS_LIMIT */
+	uint32_t chan_slots; /* per section, 1..IVL_CHAN_SLOTS_LIMIT */
+	const char *name;   /* region name, may be NULL */
+};
+
+/* Default parameters: 64 MiB, 8 peers, 8 vectors, 64 channel slots. */
+void ivl_region_params_default(struct ivl_region_params *p);
+
+/*
+ * Writes a fresh layout v1 header and peer table into base (size bytes,
+ * zeroed by the caller or not). Sections are left uninitialised until their
+ * peer joins (ivl_section_reset). Returns 0 or -EINVAL when the parameters
+ * do not fit.
+ */
+int ivl_region_format(void *base, uint64_t size, const struct ivl_region_params *p);
+
+/*
+ * Validates the header at base against the mapped size and fills rg.
+ * Returns 0, -EPROTO (bad magic, version, or a section outside the
+ * mapping), -EOVERFLOW (the header claims more than is mapped: a truncated
+ * region).
+ */
+int ivl_region_attach(struct ivl_region *rg, void *base, uint64_t map_size);
+
+/* Same checks on a header copy; used by attach and by tools. */
+int ivl_region_hdr_validate(const struct ivl_region_hdr *h, uint64_t map_size);
+
+/* Accessors: NULL when the index is out of range. */
+struct ivl_peer_entry *ivl_region_peer(const struct ivl_region *rg, uint32_t id);
+struct ivl_section_hdr *ivl_region_section(const struct ivl_region *rg, uint32_t id);
+struct ivl_chan_half *ivl_region_chan(const struct ivl_region *rg, uint32_t id,
+				      uint32_t slot);
+
+/*
+ * Returns a pointer to len bytes at region offset off, or NULL when any of
+ * it lies outside the mapping (overflow-safe).
+ */
+void *ivl_region_ptr(const struct ivl_region *rg, uint64_t off, uint64_t len);
+
+/* A peer table entry's daemon half, read once. */
+struct ivl_peer_view {
+	uint32_t state;
+	uint32_t epoch;
+};
+int ivl_region_peer_view(const struct ivl_region *rg, uint32_t id,
+			 struct ivl_peer_view *out);
+
+/* Daemon side: marks a peer UP or GONE, bumping its epoch. Returns the new
+ * epoch, or -EINVAL. */
+long ivl_region_peer_set(const struct ivl_region *rg, uint32_t id, uint32_t state,
+			 uint32_t pid, uint32_t uid, uint32_t n_vectors);
+
+/*
+ * Wipes peer id's section (channel table and heap bitmap) and stamps it
+ * with epoch: the reclamation of a gone peer, and the clean start of a new
+ * one. Only the daemon calls it, while the peer is not UP.
+ */
+int ivl_section_reset(const struct ivl_region *rg, uint32_t id, uint32_t epoch);
+
+/*
+ * Validates peer id's section header. Returns 0, -EPROTO.
+ */
+int ivl_section_check(const struct ivl_region *rg, uint32_t id);
+
+/*
+ * Allocates npages contiguous heap pages in peer id's section (first fit,
+ * lock-free). Returns the region offset (> 0) or -ENOMEM, -EINVAL, -EPROTO.
+ */
+int64_t ivl_section_alloc(const struct ivl_region *rg, uint32_t id, uint32_t npages);
+
+/* Frees pages from ivl_section_alloc. Returns 0, -EINVAL. */
+int ivl_section_free(const struct ivl_region *rg, uint32_t id, uint64_t off,
+		     uint32_t npages);
+
+/* Pages in use in peer id's section (counted from the bitmap). */
+long ivl_section_pages_used(const struct ivl_region *rg, uint32_t id);
+
+/* ---------------------------------------------------------------- channels */
+
+struct ivl_chan_params {
+	const char *name;  /* 1..IVL_NAME_MAX-1 bytes */
+	uint32_t remote;   /* remote peer id */
+	uint32_t mode;	   /* enum ivl_ring_mode */
+	uint32_t ring_size; /* tx ring bytes, power of two, >= 4096 */
+	uint32_t max_record; /* message mode */
+	uint32_t rx_vector; /* vector the remote rings to wake us */
+	uint32_t owner_pid;
+};
+
+/*
+ * Claims a free half in self's channel table, allocates its tx ring, fills
+ * the descriptor and publishes it as OFFERED. Returns the slot, or -EINVAL,
+ * -ENOSPC (no free half), -ENOMEM (heap full), -EEXIST (an open half with the
+ * same name and remote exists), -EPROTO.
+ */
+int ivl_chan_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+		   const struct ivl_chan_params *p);
+
+/* A remote half, validated: what a local side needs to attach its rings. */
+struct ivl_chan_match {
+	uint32_t remote_slot;
+	uint32_t remote_epoch;
+	uint32_t remote_gen;
+	uint32_t remote_rx_vector;
+	uint64_t remote_tx_data_off; /* validated inside the remote's heap */
+	uint32_t remote_tx_size;
+	uint32_t remote_max_record;
+};
+
+/*
+ * Looks for the remote's half that matches self's half at slot (same name
+ * and mode, remote == self, OFFERED, owned by the remote's current epoch,
+ * and not matched to another half). On success records the match in self's
+ * half and fills m. Returns 0, -EAGAIN (not there yet), -ECONNRESET (remote
+ * not UP), -EPROTO (remote half malformed).
+ */
+int ivl_chan_find_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
+			struct ivl_chan_match *m);
+
+/* Marks self's half CLOSED (its rings' flags are the caller's business). */
+int ivl_chan_close(const struct ivl_region *rg, uint32_t self, uint32_t slot);
+
+/*
+ * Frees self's CLOSED halves that the remote no longer reads (remote half
+ * closed, gone, or matched elsewhere), returning their pages. Returns the
+ * number freed.
+ */
+int ivl_chan_gc(const struct ivl_region *rg, uint32_t self);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IVLINK_REGION_H */

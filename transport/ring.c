@@ -1,0 +1,692 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SPSC ring: see include/ivlink/ring.h for the contract and the wake-up
+ * handshake. Memory-ordering pairs used in this file:
+ *
+ *   R1 (publish_tail, release store of prod->tail)
+ *      pairs with A2 (refresh_tail, acquire load of prod->tail):
+ *      payload and record headers written before R1 are visible to the
+ *      consumer once it sees the new tail.
+ *   R2 (publish_head, release store of cons->head)
+ *      pairs with A1 (refresh_head, acquire load of cons->head):
+ *      the consumer's reads of released bytes complete before the producer
+ *      sees the space as free and overwrites it.
+ *   R3 (set_flags, release store of prod->flags after the final tail)
+ *      pairs with A3 (refresh_tail's acquire load of prod->flags, done
+ *      before the tail load): a consumer that sees DONE_WRITING also sees
+ *      every byte published before it, so EOF is never reported early.
+ *   F1/F2 (full fences): the sleep/wake handshake. A sleeper stores an odd
+ *      sleep_seq, F1, then re-reads the index; a publisher stores the index,
+ *      F2, then reads sleep_seq. Without the fences each side's load could
+ *      pass its own earlier store (store buffering, allowed even on x86) and
+ *      both would miss the other: a lost wake-up.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <ivlink/ring.h>
+
+#include "os.h"
+
+#define RING_MIN_SIZE 64u
+#define RING_MAX_SIZE (1u << 30)
+
+static inline uint64_t load_acq64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline uint32_t load_acq32(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void store_rel64(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline void store_rel32(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline void store_relaxed64(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+static inline void full_fence(void)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static int poison(struct ivl_ring *r)
+{
+	r->error = -EPROTO;
+	return -EPROTO;
+}
+
+/* Copies len bytes into the ring at free-running position pos, wrapping. */
+static void copy_in(struct ivl_ring *r, uint64_t pos, const void *src, size_t len)
+{
+	uint32_t off = (uint32_t)pos & r->mask;
+	size_t first = r->size - off;
+
+	if (first > len)
+		first = len;
+	memcpy(r->data + off, src, first);
+	memcpy(r->data, (const uint8_t *)src + first, len - first);
+}
+
+static void copy_out(const struct ivl_ring *r, uint64_t pos, void *dst, size_t len)
+{
+	uint32_t off = (uint32_t)pos & r->mask;
+	size_t first = r->size - off;
+
+	if (first > len)
+		first = len;
+	memcpy(dst, r->data + off, first);
+	memcpy((uint8_t *)dst + first, r->data, len - first);
+}
+
+/* Describes len bytes at pos as one or two spans. */
+static void make_spans(const struct ivl_ring *r, uint64_t pos, size_t len,
+		       struct ivl_span sp[2])
+{
+	uint32_t off = (uint32_t)pos & r->mask;
+	size_t first = r->size - off;
+
+	if (first > len)
+		first = len;
+	sp[0].base = r->data + off;
+	sp[0].len = first;
+	sp[1].base = r->data;
+	sp[1].len = len - first;
+}
+
+void ivl_ring_format(struct ivl_ring_prod *prod, struct ivl_ring_cons *cons)
+{
+	memset(prod, 0, sizeof(*prod));
+	memset(cons, 0, sizeof(*cons));
+}
+
+static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod,
+		     struct ivl_ring_cons *cons, void *data, uint32_t size,
+		     enum ivl_ring_mode mode, uint32_t max_record,
+		     const struct ivl_notifier *n)
+{
+	uint64_t tail, head;
+
+	memset(r, 0, sizeof(*r));
+	if (!prod || !cons || !data || ((uintptr_t)data & 7))
+		return -EINVAL;
+	if (size < RING_MIN_SIZE || size > RING_MAX_SIZE || (size & (size - 1)))
+		return -EINVAL;
+	if (mode == IVL_MODE_MESSAGE) {
+		if (ivl_rec_footprint(max_record) > size)
+			return -EINVAL;
+	} else if (mode != IVL_MODE_STREAM) {
+		return -EINVAL;
+	}
+
+	r->prod = prod;
+	r->cons = cons;
+	r->data = data;
+	r->size = size;
+	r->mask = size - 1;
+	r->mode = mode;
+	r->max_record = max_record;
+	r->spin_ns = IVL_SPIN_NS_DEFAULT;
+	if (n)
+		r->notify = *n;
+
+	/* The ring may already be in use (a handle re-attached after fork or a
+	 * restart): start from the shared indices, read once and validated. */
+	tail = load_acq64(&prod->tail);
+	head = load_acq64(&cons->head);
+	if (tail - head > size)
+		return -EPROTO;
+	if (mode == IVL_MODE_MESSAGE && ((tail | head) & (IVL_REC_ALIGN - 1)))
+		return -EPROTO;
+	r->p_tail = tail;
+	r->p_head_cache = head;
+	r->c_head = head;
+	r->c_tail_cache = head;
+	return 0;
+}
+
+int ivl_ring_init_producer(struct ivl_ring *r, struct ivl_ring_prod *prod,
+			   struct ivl_ring_cons *cons, void *data, uint32_t size,
+			   enum ivl_ring_mode mode, uint32_t max_record,
+			   const struct ivl_notifier *n)
+{
+	int rc = ring_init(r, prod, cons, data, size, mode, max_record, n);
+
+	if (rc == 0) {
+		r->is_producer = 1;
+		r->sleep_seq = __atomic_load_n(&prod->sleep_seq, __ATOMIC_RELAXED) & ~1u;
+	}
+	return rc;
+}
+
+int ivl_ring_init_consumer(struct ivl_ring *r, struct ivl_ring_prod *prod,
+			   struct ivl_ring_cons *cons, void *data, uint32_t size,
+			   enum ivl_ring_mode mode, uint32_t max_record,
+			   const struct ivl_notifier *n)
+{
+	int rc = ring_init(r, prod, cons, data, size, mode, max_record, n);
+
+	if (rc == 0) {
+		r->is_producer = 0;
+		r->sleep_seq = __atomic_load_n(&cons->sleep_seq, __ATOMIC_RELAXED) & ~1u;
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------------- producer */
+
+/* Re-reads the consumer's head and flags. Returns 0, -EPIPE, -ECONNRESET or
+ * -EPROTO. */
+static int refresh_head(struct ivl_ring *r)
+{
+	/* A1: pairs with R2 in publish_head(). */
+	uint64_t head = load_acq64(&r->cons->head);
+	uint32_t flags = load_acq32(&r->cons->flags);
+
+	/* The consumer can never be ahead of what we published, nor further
+	 * behind than one ring. Unsigned arithmetic makes "ahead" huge. */
+	if (r->p_tail - head > r->size)
+		return poison(r);
+	if (r->mode == IVL_MODE_MESSAGE && (head & (IVL_REC_ALIGN - 1)))
+		return poison(r);
+	r->p_head_cache = head;
+	if (flags & IVL_RING_F_ABORT)
+		return -ECONNRESET;
+	if (flags & IVL_RING_F_CLOSED)
+		return -EPIPE;
+	return 0;
+}
+
+size_t ivl_ring_free(struct ivl_ring *r)
+{
+	return r->size - (size_t)(r->p_tail - r->p_head_cache);
+}
+
+long ivl_ring_reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
+{
+	uint64_t need, free_bytes;
+	int rc;
+
+	if (r->error)
+		return r->error;
+	if (!r->is_producer || r->p_active || len == 0)
+		return -EINVAL;
+	if (r->mode == IVL_MODE_MESSAGE) {
+		if (len > r->max_record)
+			return -EMSGSIZE;
+		need = ivl_rec_footprint(len);
+	} else {
+		need = 1;
+	}
+
+	free_bytes = r->size - (r->p_tail - r->p_head_cache);
+	if (free_bytes < need) {
+		rc = refresh_head(r);
+		if (rc < 0)
+			return rc;
+		free_bytes = r->size - (r->p_tail - r->p_head_cache);
+		if (free_bytes < need)
+			return -EAGAIN;
+	}
+
+	if (r->mode == IVL_MODE_MESSAGE) {
+		make_spans(r, r->p_tail + sizeof(struct ivl_rec_hdr), len, sp);
+	} else {
+		if (len > free_bytes)
+			len = (size_t)free_bytes;
+		make_spans(r, r->p_tail, len, sp);
+	}
+	r->p_reserved = (uint32_t)len;
+	r->p_active = 1;
+	return (long)len;
+}
+
+static int publish_tail(struct ivl_ring *r)
+{
+	struct ivl_ring_prod *prod = r->prod;
+	uint32_t seq;
+
+	/* R1: pairs with A2 in refresh_tail(). */
+	store_rel64(&prod->tail, r->p_tail);
+	store_relaxed64(&prod->msgs, r->p_msgs);
+	/* F2: pairs with F1 in wait_loop(); see the file comment. */
+	full_fence();
+	seq = __atomic_load_n(&r->cons->sleep_seq, __ATOMIC_RELAXED);
+	if ((seq & 1) && seq != r->p_kicked_seq) {
+		r->p_kicked_seq = seq;
+		store_relaxed64(&prod->kicks, ++r->p_kicks);
+		return r->notify.kick ? r->notify.kick(r->notify.ctx) : 0;
+	}
+	store_relaxed64(&prod->kicks_suppressed, ++r->p_suppressed);
+	return 0;
+}
+
+int ivl_ring_commit(struct ivl_ring *r, size_t len, unsigned flags)
+{
+	if (r->error)
+		return r->error;
+	if (!r->p_active || len > r->p_reserved)
+		return -EINVAL;
+	if (r->mode == IVL_MODE_MESSAGE) {
+		struct ivl_rec_hdr h = { .len = (uint32_t)len, .magic = IVL_REC_MAGIC };
+
+		/* The header is 8-byte aligned and the ring size a power of
+		 * two >= 64, so the header never wraps. */
+		memcpy(r->data + ((uint32_t)r->p_tail & r->mask), &h, sizeof(h));
+		r->p_tail += ivl_rec_footprint(len);
+	} else {
+		r->p_tail += len;
+	}
+	r->p_active = 0;
+	r->p_reserved = 0;
+	r->p_msgs++;
+	if (flags & IVL_MORE)
+		return 0;
+	return publish_tail(r);
+}
+
+int ivl_ring_flush(struct ivl_ring *r)
+{
+	if (r->error)
+		return r->error;
+	if (__atomic_load_n(&r->prod->tail, __ATOMIC_RELAXED) == r->p_tail)
+		return 0;
+	return publish_tail(r);
+}
+
+/* Gathers len bytes from an iovec array, skipping the first skip bytes. */
+static void gather(struct ivl_ring *r, uint64_t pos, const struct iovec *iov,
+		   int iovcnt, size_t len)
+{
+	for (int i = 0; i < iovcnt && len > 0; i++) {
+		size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
+
+		copy_in(r, pos, iov[i].iov_base, n);
+		pos += n;
+		len -= n;
+	}
+}
+
+long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
+		     unsigned flags)
+{
+	struct ivl_span sp[2];
+	size_t total = 0;
+	uint64_t pos;
+	long n;
+	int rc;
+
+	if (iovcnt < 0 || (iovcnt > 0 && !iov))
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > SIZE_MAX - total)
+			return -EINVAL;
+		total += iov[i].iov_len;
+	}
+	if (total == 0 && r->mode == IVL_MODE_STREAM)
+		return r->error ? r->error : 0;
+
+	if (r->mode == IVL_MODE_MESSAGE && total == 0) {
+		/* An empty record: reserve() rejects len 0, so reserve the
+		 * smallest record and commit it shortened to 0. */
+		n = ivl_ring_reserve(r, 1, sp);
+		if (n < 0)
+			return n;
+		rc = ivl_ring_commit(r, 0, flags);
+		return rc < 0 ? rc : 0;
+	}
+
+	n = ivl_ring_reserve(r, total, sp);
+	if (n < 0)
+		return n;
+	pos = r->p_tail + (r->mode == IVL_MODE_MESSAGE ? sizeof(struct ivl_rec_hdr) : 0);
+	gather(r, pos, iov, iovcnt, (size_t)n);
+	rc = ivl_ring_commit(r, (size_t)n, flags);
+	return rc < 0 ? rc : n;
+}
+
+long ivl_ring_write(struct ivl_ring *r, const void *buf, size_t len, unsigned flags)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return ivl_ring_writev(r, &iov, 1, flags);
+}
+
+int ivl_ring_set_flags(struct ivl_ring *r, uint32_t flags)
+{
+	uint32_t old;
+	int rc = 0;
+
+	if (!r->is_producer)
+		return -EINVAL;
+	if (!r->error && __atomic_load_n(&r->prod->tail, __ATOMIC_RELAXED) != r->p_tail)
+		rc = publish_tail(r);
+	old = __atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED);
+	/* R3: pairs with A3 in refresh_tail(). */
+	store_rel32(&r->prod->flags, old | flags);
+	/* F2 again: a consumer asleep on an empty ring must see the flag. */
+	full_fence();
+	if (__atomic_load_n(&r->cons->sleep_seq, __ATOMIC_RELAXED) & 1) {
+		int krc = r->notify.kick ? r->notify.kick(r->notify.ctx) : 0;
+
+		if (rc == 0)
+			rc = krc;
+	}
+	return rc;
+}
+
+int ivl_ring_writable(struct ivl_ring *r, size_t need)
+{
+	uint64_t free_bytes;
+	int rc;
+
+	if (r->error)
+		return 1;
+	rc = refresh_head(r);
+	if (rc < 0)
+		return 1;
+	free_bytes = r->size - (r->p_tail - r->p_head_cache);
+	if (r->mode == IVL_MODE_MESSAGE)
+		return free_bytes >= ivl_rec_footprint(need > r->max_record ? r->max_record : need);
+	if (need == 0)
+		need = 1;
+	return free_bytes >= (need < r->size ? need : r->size);
+}
+
+/* ---------------------------------------------------------------- consumer */
+
+/* Re-reads the producer's tail. Returns the flags seen (>= 0) or -EPROTO. */
+static long refresh_tail(struct ivl_ring *r)
+{
+	/* A3: pairs with R3 in ivl_ring_set_flags(); read before the tail so
+	 * that a DONE_WRITING seen here comes with its final tail. */
+	uint32_t flags = load_acq32(&r->prod->flags);
+	/* A2: pairs with R1 in publish_tail(). */
+	uint64_t tail = load_acq64(&r->prod->tail);
+
+	if (tail - r->c_head > r->size)
+		return poison(r);
+	if (r->mode == IVL_MODE_MESSAGE && (tail & (IVL_REC_ALIGN - 1)))
+		return poison(r);
+	r->c_tail_cache = tail;
+	return flags;
+}
+
+long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
+{
+	uint64_t avail;
+	struct ivl_rec_hdr h;
+	long flags = 0;
+
+	if (r->error)
+		return r->error;
+	if (r->is_producer)
+		return -EINVAL;
+
+	avail = r->c_tail_cache - r->c_head;
+	if (avail == 0) {
+		flags = refresh_tail(r);
+		if (flags < 0)
+			return flags;
+		if (flags & IVL_RING_F_ABORT)
+			return -ECONNRESET;
+		avail = r->c_tail_cache - r->c_head;
+		if (avail == 0) {
+			if (flags & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED))
+				return r->mode == IVL_MODE_MESSAGE ? -EPIPE : 0;
+			return -EAGAIN;
+		}
+	}
+
+	if (r->mode == IVL_MODE_STREAM) {
+		make_spans(r, r->c_head, (size_t)avail, sp);
+		r->c_peeked = (uint32_t)avail;
+		return (long)avail;
+	}
+
+	/* Message mode: the producer publishes whole records only. The
+	 * header is copied once into a local and validated before use. */
+	if (avail < sizeof(h))
+		return poison(r);
+	memcpy(&h, r->data + ((uint32_t)r->c_head & r->mask), sizeof(h));
+	if (h.magic != IVL_REC_MAGIC || h.len > r->max_record ||
+	    ivl_rec_footprint(h.len) > avail)
+		return poison(r);
+	make_spans(r, r->c_head + sizeof(h), h.len, sp);
+	r->c_peeked = (uint32_t)ivl_rec_footprint(h.len);
+	return (long)h.len;
+}
+
+static int publish_head(struct ivl_ring *r)
+{
+	struct ivl_ring_cons *cons = r->cons;
+	uint32_t seq;
+
+	/* R2: pairs with A1 in refresh_head(). */
+	store_rel64(&cons->head, r->c_head);
+	store_relaxed64(&cons->msgs, r->c_msgs);
+	/* F2 (consumer side): pairs with F1 in the producer's wait_loop(). */
+	full_fence();
+	seq = __atomic_load_n(&r->prod->sleep_seq, __ATOMIC_RELAXED);
+	if ((seq & 1) && seq != r->c_kicked_seq) {
+		r->c_kicked_seq = seq;
+		store_relaxed64(&cons->kicks, ++r->c_kicks);
+		return r->notify.kick ? r->notify.kick(r->notify.ctx) : 0;
+	}
+	store_relaxed64(&cons->kicks_suppressed, ++r->c_suppressed);
+	return 0;
+}
+
+int ivl_ring_release(struct ivl_ring *r, size_t len, unsigned flags)
+{
+	if (r->error)
+		return r->error;
+	if (r->c_peeked == 0)
+		return -EINVAL;
+	if (r->mode == IVL_MODE_MESSAGE) {
+		r->c_head += r->c_peeked;
+	} else {
+		if (len > r->c_peeked)
+			return -EINVAL;
+		r->c_head += len;
+	}
+	r->c_peeked = 0;
+	r->c_msgs++;
+	if (flags & IVL_MORE)
+		return 0;
+	return publish_head(r);
+}
+
+int ivl_ring_release_flush(struct ivl_ring *r)
+{
+	if (r->error)
+		return r->error;
+	if (__atomic_load_n(&r->cons->head, __ATOMIC_RELAXED) == r->c_head)
+		return 0;
+	return publish_head(r);
+}
+
+/* Scatters len bytes from ring position pos into an iovec array. */
+static void scatter(const struct ivl_ring *r, uint64_t pos,
+		    const struct iovec *iov, int iovcnt, size_t len)
+{
+	for (int i = 0; i < iovcnt && len > 0; i++) {
+		size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
+
+		copy_out(r, pos, iov[i].iov_base, n);
+		pos += n;
+		len -= n;
+	}
+}
+
+long ivl_ring_readv(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
+{
+	struct ivl_span sp[2];
+	size_t cap = 0;
+	uint64_t pos;
+	long n;
+	int rc;
+
+	if (iovcnt < 0 || (iovcnt > 0 && !iov))
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > SIZE_MAX - cap)
+			return -EINVAL;
+		cap += iov[i].iov_len;
+	}
+	n = ivl_ring_peek(r, sp);
+	if (n < 0 || (n == 0 && r->mode == IVL_MODE_STREAM))
+		return n; /* error, empty, or stream EOF */
+	if (r->mode == IVL_MODE_MESSAGE) {
+		if ((size_t)n > cap) {
+			r->c_peeked = 0; /* leave the record in place */
+			return -EMSGSIZE;
+		}
+		pos = r->c_head + sizeof(struct ivl_rec_hdr);
+	} else {
+		if ((size_t)n > cap)
+			n = (long)cap;
+		pos = r->c_head;
+	}
+	if (cap == 0 && r->mode == IVL_MODE_STREAM) {
+		r->c_peeked = 0;
+		return 0;
+	}
+	scatter(r, pos, iov, iovcnt, (size_t)n);
+	rc = ivl_ring_release(r, (size_t)n, 0);
+	return rc < 0 ? rc : n;
+}
+
+long ivl_ring_read(struct ivl_ring *r, void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	return ivl_ring_readv(r, &iov, 1);
+}
+
+int ivl_ring_set_cons_flags(struct ivl_ring *r, uint32_t flags)
+{
+	uint32_t old;
+
+	if (r->is_producer)
+		return -EINVAL;
+	old = __atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED);
+	store_rel32(&r->cons->flags, old | flags);
+	full_fence();
+	if ((__atomic_load_n(&r->prod->sleep_seq, __ATOMIC_RELAXED) & 1) && r->notify.kick)
+		return r->notify.kick(r->notify.ctx);
+	return 0;
+}
+
+int ivl_ring_readable(struct ivl_ring *r)
+{
+	long flags;
+
+	if (r->error)
+		return 1;
+	if (r->c_tail_cache != r->c_head)
+		return 1;
+	flags = refresh_tail(r);
+	if (flags < 0 || flags != 0)
+		return 1;
+	return r->c_tail_cache != r->c_head;
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+static int is_ready(struct ivl_ring *r, size_t need)
+{
+	return r->is_producer ? ivl_ring_writable(r, need) : ivl_ring_readable(r);
+}
+
+static void set_sleep_seq(struct ivl_ring *r, uint32_t seq)
+{
+	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
+
+	r->sleep_seq = seq;
+	__atomic_store_n(p, seq, __ATOMIC_RELAXED);
+}
+
+static int wait_loop(struct ivl_ring *r, size_t need, int64_t timeout_ns)
+{
+	int64_t start, deadline, spin_end, now;
+	unsigned i = 0;
+	int rc;
+
+	if (is_ready(r, need))
+		return 0;
+	if (timeout_ns == 0)
+		return -ETIMEDOUT;
+
+	start = ivl__now_ns();
+	deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
+	spin_end = start + (r->spin_ns > 0 ? r->spin_ns : 0);
+	if (spin_end > deadline || !r->notify.block)
+		spin_end = deadline;
+
+	/* Phase 1: spin. The index lines stay in our cache until the other
+	 * side writes them, so this costs no bus traffic while idle. */
+	for (;;) {
+		if (is_ready(r, need))
+			return 0;
+		if ((++i & 63) == 0 && ivl__now_ns() >= spin_end)
+			break;
+		ivl__cpu_relax();
+	}
+	if (!r->notify.block)
+		return -ETIMEDOUT;
+
+	/* Phase 2: advertise sleep, re-check, block. */
+	for (;;) {
+		if (r->notify.check) {
+			rc = r->notify.check(r->notify.ctx);
+			if (rc < 0)
+				return rc;
+		}
+		set_sleep_seq(r, r->sleep_seq | 1u);
+		/* F1: pairs with F2 in publish_tail()/publish_head(). */
+		full_fence();
+		if (is_ready(r, need)) {
+			set_sleep_seq(r, r->sleep_seq + 1);
+			return 0;
+		}
+		now = ivl__now_ns();
+		if (now >= deadline) {
+			set_sleep_seq(r, r->sleep_seq + 1);
+			return -ETIMEDOUT;
+		}
+		rc = r->notify.block(r->notify.ctx,
+				     deadline - now < IVL_BLOCK_SLICE_NS ? deadline - now
+									 : IVL_BLOCK_SLICE_NS);
+		set_sleep_seq(r, r->sleep_seq + 1);
+		if (rc < 0 && rc != -ETIMEDOUT)
+			return rc;
+		if (is_ready(r, need))
+			return 0;
+	}
+}
+
+int ivl_ring_wait_readable(struct ivl_ring *r, int64_t timeout_ns)
+{
+	if (r->is_producer)
+		return -EINVAL;
+	return wait_loop(r, 0, timeout_ns);
+}
+
+int ivl_ring_wait_writable(struct ivl_ring *r, size_t need, int64_t timeout_ns)
+{
+	if (!r->is_producer)
+		return -EINVAL;
+	return wait_loop(r, need, timeout_ns);
+}
