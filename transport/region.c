@@ -412,8 +412,8 @@ static int ring_geometry_ok(const struct ivl_region *rg, uint32_t owner, uint32_
 	return mode == IVL_MODE_STREAM;
 }
 
-int ivl_chan_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-		   const struct ivl_chan_params *p)
+int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+		   const struct ivl_ctab_params *p)
 {
 	struct ivl_chan_half *c;
 	uint32_t slot, st, npages;
@@ -479,8 +479,8 @@ int ivl_chan_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epo
 	return (int)slot;
 }
 
-int ivl_chan_find_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
-			struct ivl_chan_match *m)
+int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
+			struct ivl_ctab_match *m)
 {
 	struct ivl_chan_half *mine = ivl_region_chan(rg, self, slot);
 	struct ivl_peer_view pv;
@@ -551,7 +551,7 @@ int ivl_chan_find_match(const struct ivl_region *rg, uint32_t self, uint32_t slo
 	return 0;
 }
 
-int ivl_chan_close(const struct ivl_region *rg, uint32_t self, uint32_t slot)
+int ivl_ctab_close(const struct ivl_region *rg, uint32_t self, uint32_t slot)
 {
 	struct ivl_chan_half *c = ivl_region_chan(rg, self, slot);
 
@@ -581,7 +581,7 @@ static int remote_still_reads(const struct ivl_region *rg, uint32_t self, uint32
 	       rc->gen == c->remote_gen && rc->remote_slot == slot;
 }
 
-int ivl_chan_gc(const struct ivl_region *rg, uint32_t self)
+int ivl_ctab_gc(const struct ivl_region *rg, uint32_t self)
 {
 	int freed = 0;
 

@@ -113,7 +113,7 @@ long ivl_section_pages_used(const struct ivl_region *rg, uint32_t id);
 
 /* ---------------------------------------------------------------- channels */
 
-struct ivl_chan_params {
+struct ivl_ctab_params {
 	const char *name;  /* 1..IVL_NAME_MAX-1 bytes */
 	uint32_t remote;   /* remote peer id */
 	uint32_t mode;	   /* enum ivl_ring_mode */
@@ -129,11 +129,11 @@ struct ivl_chan_params {
  * -ENOSPC (no free half), -ENOMEM (heap full), -EEXIST (an open half with the
  * same name and remote exists), -EPROTO.
  */
-int ivl_chan_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-		   const struct ivl_chan_params *p);
+int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+		   const struct ivl_ctab_params *p);
 
 /* A remote half, validated: what a local side needs to attach its rings. */
-struct ivl_chan_match {
+struct ivl_ctab_match {
 	uint32_t remote_slot;
 	uint32_t remote_epoch;
 	uint32_t remote_gen;
@@ -150,18 +150,18 @@ struct ivl_chan_match {
  * half and fills m. Returns 0, -EAGAIN (not there yet), -ECONNRESET (remote
  * not UP), -EPROTO (remote half malformed).
  */
-int ivl_chan_find_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
-			struct ivl_chan_match *m);
+int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
+			struct ivl_ctab_match *m);
 
 /* Marks self's half CLOSED (its rings' flags are the caller's business). */
-int ivl_chan_close(const struct ivl_region *rg, uint32_t self, uint32_t slot);
+int ivl_ctab_close(const struct ivl_region *rg, uint32_t self, uint32_t slot);
 
 /*
  * Frees self's CLOSED halves that the remote no longer reads (remote half
  * closed, gone, or matched elsewhere), returning their pages. Returns the
  * number freed.
  */
-int ivl_chan_gc(const struct ivl_region *rg, uint32_t self);
+int ivl_ctab_gc(const struct ivl_region *rg, uint32_t self);
 
 #ifdef __cplusplus
 }
