@@ -480,7 +480,7 @@ int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epo
 }
 
 int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
-			struct ivl_ctab_match *m)
+			struct ivl_ctab_remote *m)
 {
 	struct ivl_chan_half *mine = ivl_region_chan(rg, self, slot);
 	struct ivl_peer_view pv;

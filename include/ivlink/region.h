@@ -133,7 +133,7 @@ int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epo
 		   const struct ivl_ctab_params *p);
 
 /* A remote half, validated: what a local side needs to attach its rings. */
-struct ivl_ctab_match {
+struct ivl_ctab_remote {
 	uint32_t remote_slot;
 	uint32_t remote_epoch;
 	uint32_t remote_gen;
@@ -151,7 +151,7 @@ struct ivl_ctab_match {
  * not UP), -EPROTO (remote half malformed).
  */
 int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
-			struct ivl_ctab_match *m);
+			struct ivl_ctab_remote *m);
 
 /* Marks self's half CLOSED (its rings' flags are the caller's business). */
 int ivl_ctab_close(const struct ivl_region *rg, uint32_t self, uint32_t slot);
