@@ -103,7 +103,9 @@ int ivl_region_hdr_validate(const struct ivl_region_hdr *h, uint64_t map_size)
 	    h->hdr_size != IVL_REGION_HDR_SIZE || h->peer_entry_size != IVL_PEER_ENTRY_SIZE ||
 	    h->chan_half_size != IVL_CHAN_HALF_SIZE)
 		return -EPROTO;
-	if (h->region_size < IVL_REGION_MIN_SIZE)
+	/* format() only writes powers of two (a QEMU BAR size): anything
+	 * else was not written by an ivlink daemon. */
+	if (h->region_size < IVL_REGION_MIN_SIZE || !is_pow2(h->region_size))
 		return -EPROTO;
 	if (h->region_size > map_size)
 		return -EOVERFLOW;

@@ -213,25 +213,47 @@ size_t ivl_ring_free(struct ivl_ring *r)
 	return r->size - (size_t)(r->p_tail - r->p_head_cache);
 }
 
-long ivl_ring_reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
+/*
+ * Reserves room for len bytes (stream: at least 1) or one record of len
+ * payload bytes (message, len may be 0: used by empty records, which need
+ * only a header's room).
+ */
+static long reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 {
-	uint64_t need, free_bytes;
+	uint64_t need, want, free_bytes;
 	int rc;
 
 	if (r->error)
 		return r->error;
-	if (!r->is_producer || r->p_active || len == 0)
+	if (!r->is_producer || r->p_active)
 		return -EINVAL;
 	if (r->mode == IVL_MODE_MESSAGE) {
 		if (len > r->max_record)
 			return -EMSGSIZE;
-		need = ivl_rec_footprint(len);
+		need = want = ivl_rec_footprint(len);
 	} else {
 		need = 1;
+		want = len;
 	}
 
+	/* A closed or aborted consumer is reported at once, not only when the
+	 * ring fills up: otherwise a writer to a closed channel would see up
+	 * to a ring's worth of writes succeed. The flags share a cache line
+	 * with the sleep_seq that every publish reads anyway, so this load
+	 * rarely misses. */
+	if (__atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED) &
+	    (IVL_RING_F_CLOSED | IVL_RING_F_ABORT)) {
+		rc = refresh_head(r);
+		if (rc < 0)
+			return rc;
+	}
+
+	/* Refresh the head only when the cached value cannot satisfy the
+	 * whole request: that keeps the consumer's line out of our cache
+	 * while space is plentiful, and avoids short stream writes caused
+	 * only by a stale cache. */
 	free_bytes = r->size - (r->p_tail - r->p_head_cache);
-	if (free_bytes < need) {
+	if (free_bytes < want) {
 		rc = refresh_head(r);
 		if (rc < 0)
 			return rc;
@@ -250,6 +272,13 @@ long ivl_ring_reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 	r->p_reserved = (uint32_t)len;
 	r->p_active = 1;
 	return (long)len;
+}
+
+long ivl_ring_reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
+{
+	if (len == 0)
+		return r->error ? r->error : -EINVAL;
+	return reserve(r, len, sp);
 }
 
 static int publish_tail(struct ivl_ring *r)
@@ -337,17 +366,9 @@ long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
 	if (total == 0 && r->mode == IVL_MODE_STREAM)
 		return r->error ? r->error : 0;
 
-	if (r->mode == IVL_MODE_MESSAGE && total == 0) {
-		/* An empty record: reserve() rejects len 0, so reserve the
-		 * smallest record and commit it shortened to 0. */
-		n = ivl_ring_reserve(r, 1, sp);
-		if (n < 0)
-			return n;
-		rc = ivl_ring_commit(r, 0, flags);
-		return rc < 0 ? rc : 0;
-	}
-
-	n = ivl_ring_reserve(r, total, sp);
+	/* The internal reserve() takes len 0 for an empty record, which needs
+	 * only a header's room and works even when max_record is 0. */
+	n = reserve(r, total, sp);
 	if (n < 0)
 		return n;
 	pos = r->p_tail + (r->mode == IVL_MODE_MESSAGE ? sizeof(struct ivl_rec_hdr) : 0);
@@ -433,6 +454,12 @@ long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 		return r->error;
 	if (r->is_producer)
 		return -EINVAL;
+
+	/* ABORT discards pending data, so it is honoured even while cached
+	 * data remains. The flags share a line with the sleep_seq that every
+	 * publish_head() reads, so this load is nearly free. */
+	if (__atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED) & IVL_RING_F_ABORT)
+		return -ECONNRESET;
 
 	avail = r->c_tail_cache - r->c_head;
 	if (avail == 0) {
@@ -598,7 +625,10 @@ int ivl_ring_readable(struct ivl_ring *r)
 	if (r->c_tail_cache != r->c_head)
 		return 1;
 	flags = refresh_tail(r);
-	if (flags < 0 || flags != 0)
+	/* Only the flags that change what a read returns count: a hostile
+	 * producer setting unknown bits must not turn waiting into spinning. */
+	if (flags < 0 ||
+	    (flags & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED | IVL_RING_F_ABORT)))
 		return 1;
 	return r->c_tail_cache != r->c_head;
 }
@@ -629,9 +659,13 @@ static int wait_loop(struct ivl_ring *r, size_t need, int64_t timeout_ns)
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
 
+	/* Saturate rather than overflow (signed overflow is undefined): a
+	 * caller may pass INT64_MAX to mean "practically forever". */
 	start = ivl__now_ns();
-	deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
-	spin_end = start + (r->spin_ns > 0 ? r->spin_ns : 0);
+	deadline = timeout_ns < 0 || timeout_ns > INT64_MAX - start ? INT64_MAX : start + timeout_ns;
+	spin_end = r->spin_ns <= 0 ? start
+		   : r->spin_ns > INT64_MAX - start ? INT64_MAX
+						   : start + r->spin_ns;
 	if (spin_end > deadline || !r->notify.block)
 		spin_end = deadline;
 
