@@ -1,1 +1,788 @@
-int main(void){return 0;}
+/* SPDX-License-Identifier: MIT */
+/*
+ * ivlinkctl: shows an ivlink region, its peers and channels, like smcss does
+ * for SMC. It maps the region read-only (PROT_READ, from a read-only fd the
+ * daemon's status socket passes, or /dev/shm/NAME opened O_RDONLY), so it
+ * cannot disturb the data path. Everything it reads from the region is read
+ * once into a local copy and validated: the region may be written by buggy
+ * or hostile peers while we look at it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <ivlink/layout.h>
+#include <ivlink/region.h>
+
+#ifndef IVL_VERSION
+#define IVL_VERSION "0.0.0"
+#endif
+#define DEFAULT_SOCKET "/tmp/ivshmem_socket"
+#define EXIT_USAGE 2
+#define STATUS_MAX (1u << 20)
+#define MAX_CLIENTS IVL_PEERS_LIMIT
+
+static const char usage_text[] =
+	"NAME\n"
+	"    ivlinkctl - show the state of an ivlink region\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    ivlinkctl status [--json] [--socket PATH | --status-socket PATH | --shm NAME]\n"
+	"    ivlinkctl --help | --version\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    status maps the region read-only and prints the region header, every\n"
+	"    peer-table entry that was ever used, and every channel with both halves\n"
+	"    joined (\"A:slot <-> B:slot\"): for each direction the ring fill (tail -\n"
+	"    head over size), bytes moved (the producer's tail), messages, and the\n"
+	"    doorbells the producer sent and suppressed. It never writes the region.\n"
+	"\n"
+	"    By default it asks the daemon over its status socket, which adds the\n"
+	"    daemon's view of its connected clients (pid, uid, connection age).\n"
+	"    With --shm it reads /dev/shm/NAME directly, without a daemon.\n"
+	"\n"
+	"OPTIONS\n"
+	"    --socket PATH         the daemon's ivshmem socket; its status socket is\n"
+	"                          PATH.ctl (default " DEFAULT_SOCKET ")\n"
+	"    --status-socket PATH  the daemon's status socket itself\n"
+	"    --shm NAME            read the region /dev/shm/NAME (no daemon needed)\n"
+	"    --json                print one JSON object instead of tables\n"
+	"    -h, --help            show this help\n"
+	"    --version             show the version\n"
+	"\n"
+	"JSON OUTPUT\n"
+	"    {\"source\": PATH,\n"
+	"     \"daemon\": {pid, version, gen, uptime_s, socket, kind, file} or null,\n"
+	"     \"region\": {name, size, layout_version, max_peers, vectors, chan_slots,\n"
+	"                section_size, daemon_pid, daemon_gen, created_unix_ns},\n"
+	"     \"peers\": [{id, name, state (\"up\"|\"gone\"|\"free\"), epoch, backend,\n"
+	"                pid, uid, self_pid, n_vectors, joined_unix_ns, left_unix_ns,\n"
+	"                section (\"ok\"|\"none\"), section_epoch, pages_used, heap_pages,\n"
+	"                connected_s (daemon view, or null), queued (or null)}],\n"
+	"     \"channels\": [{a: {peer, slot, state, epoch_ok}, b: {...} or null,\n"
+	"                name, mode (\"stream\"|\"message\"), matched,\n"
+	"                a_to_b: DIR, b_to_a: DIR or null}]}\n"
+	"    DIR = {size, fill (null if the indices are inconsistent), bytes, msgs,\n"
+	"           kicks, kicks_suppressed, consumer_kicks, flags: [\"done\",\n"
+	"           \"closed\", \"abort\"]}\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 success, 1 the daemon or region could not be read or is invalid,\n"
+	"    2 invalid command line.\n"
+	"\n"
+	"EXAMPLES\n"
+	"    ivlinkctl status --socket /run/ivlink/ivlinkd.sock\n"
+	"    ivlinkctl status --shm ivlink --json | python3 -m json.tool\n";
+
+/* ------------------------------------------------------------ daemon view */
+
+struct client_info {
+	int id;
+	long long pid, uid, age_s, queued;
+	int valid;
+};
+
+struct daemon_info {
+	int present;
+	long long pid, gen, uptime_s;
+	char version[32], socket[512], kind[32], file[512];
+	struct client_info clients[MAX_CLIENTS];
+	unsigned n_clients;
+};
+
+/* Value of key=VALUE in a space-separated line, or NULL. */
+static const char *kv_get(const char *line, const char *key, char *out, size_t len)
+{
+	size_t kl = strlen(key);
+	const char *p = line;
+
+	while ((p = strstr(p, key)) != NULL) {
+		if ((p == line || p[-1] == ' ') && p[kl] == '=') {
+			size_t n = strcspn(p + kl + 1, " \n");
+
+			if (n >= len)
+				n = len - 1;
+			memcpy(out, p + kl + 1, n);
+			out[n] = '\0';
+			return out;
+		}
+		p += kl;
+	}
+	return NULL;
+}
+
+static long long kv_num(const char *line, const char *key, long long dflt)
+{
+	char v[32];
+
+	return kv_get(line, key, v, sizeof(v)) ? strtoll(v, NULL, 10) : dflt;
+}
+
+static void parse_status(char *text, struct daemon_info *d)
+{
+	char *save = NULL;
+
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "daemon ", 7) == 0) {
+			d->pid = kv_num(line, "pid", -1);
+			d->gen = kv_num(line, "gen", -1);
+			d->uptime_s = kv_num(line, "uptime_s", -1);
+			if (!kv_get(line, "version", d->version, sizeof(d->version)))
+				strcpy(d->version, "?");
+		} else if (strncmp(line, "socket ", 7) == 0) {
+			snprintf(d->socket, sizeof(d->socket), "%s", line + 7);
+		} else if (strncmp(line, "region ", 7) == 0) {
+			char *f = strstr(line, " file=");
+
+			kv_get(line, "kind", d->kind, sizeof(d->kind));
+			if (f)
+				snprintf(d->file, sizeof(d->file), "%s", f + 6);
+		} else if (strncmp(line, "client ", 7) == 0 && d->n_clients < MAX_CLIENTS) {
+			struct client_info *c = &d->clients[d->n_clients++];
+
+			c->id = (int)kv_num(line, "id", -1);
+			c->pid = kv_num(line, "pid", -1);
+			c->uid = kv_num(line, "uid", -1);
+			c->age_s = kv_num(line, "age_s", -1);
+			c->queued = kv_num(line, "queued", -1);
+			c->valid = c->id >= 0;
+		}
+	}
+}
+
+/* Reads the status reply and the region fd. Returns the fd (>= 0), or
+ * -errno; a daemon that sends no fd yields -EBADF. */
+static int ask_daemon(const char *path, struct daemon_info *d)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t len = 0;
+	char *text;
+	int s, rfd = -1, rc;
+
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		rc = -errno;
+		close(s);
+		return rc;
+	}
+	text = malloc(STATUS_MAX + 1);
+	if (!text) {
+		close(s);
+		return -ENOMEM;
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = s, .events = POLLIN };
+		struct iovec iov = { .iov_base = text + len, .iov_len = STATUS_MAX - len };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct cmsghdr *cm;
+		ssize_t n;
+
+		if (len == STATUS_MAX)
+			break;
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		rc = poll(&pfd, 1, 5000);
+		if (rc == 0) {
+			rc = -ETIMEDOUT;
+			goto fail;
+		}
+		if (rc < 0 && errno == EINTR)
+			continue;
+		n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+			    cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+				if (rfd < 0)
+					rfd = fd;
+				else
+					close(fd);
+			}
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(s);
+	text[len] = '\0';
+	if (strncmp(text, "ivlinkd-status 1\n", 17) != 0) {
+		free(text);
+		if (rfd >= 0)
+			close(rfd);
+		return -EPROTO;
+	}
+	d->present = 1;
+	parse_status(text, d);
+	free(text);
+	return rfd >= 0 ? rfd : -EBADF;
+fail:
+	close(s);
+	free(text);
+	if (rfd >= 0)
+		close(rfd);
+	return rc;
+}
+
+/* ----------------------------------------------------------- region view */
+
+struct peer_info {
+	struct ivl_peer_entry e; /* local copy */
+	int used;
+	int section_ok;
+	uint32_t section_epoch, heap_pages;
+	long pages_used;
+	char name[IVL_PEER_NAME_MAX];
+};
+
+static const char *state_name(uint32_t st)
+{
+	switch (st) {
+	case IVL_PEER_FREE:
+		return "free";
+	case IVL_PEER_UP:
+		return "up";
+	case IVL_PEER_GONE:
+		return "gone";
+	}
+	return "invalid";
+}
+
+static const char *backend_name(uint32_t b)
+{
+	static const char *const n[] = { "unknown", "host", "vfio", "poll", "qemu" };
+
+	return b < sizeof(n) / sizeof(n[0]) ? n[b] : "invalid";
+}
+
+static const char *chan_state_name(uint32_t st)
+{
+	static const char *const n[] = { "free", "claimed", "offered", "closed" };
+
+	return st < 4 ? n[st] : "invalid";
+}
+
+static const char *mode_name(uint32_t m)
+{
+	return m == IVL_MODE_STREAM ? "stream" : m == IVL_MODE_MESSAGE ? "message" : "invalid";
+}
+
+/* Printable copy of a name from shared memory (never trusted to be
+ * terminated or printable). */
+static void safe_name(char *dst, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && src[i]; i++)
+		dst[i] = (src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"' && src[i] != '\\')
+				 ? src[i]
+				 : '?';
+	dst[i] = '\0';
+}
+
+static void read_peers(const struct ivl_region *rg, struct peer_info *pi)
+{
+	for (uint32_t id = 0; id < rg->hdr.max_peers; id++) {
+		const struct ivl_peer_entry *e = ivl_region_peer(rg, id);
+		const struct ivl_section_hdr *sh;
+		struct peer_info *p = &pi[id];
+
+		memset(p, 0, sizeof(*p));
+		if (!e)
+			continue;
+		memcpy(&p->e, e, sizeof(p->e));
+		p->used = p->e.state != IVL_PEER_FREE || p->e.epoch != 0;
+		safe_name(p->name, p->e.name, sizeof(p->name));
+		if (ivl_section_check(rg, id) == 0) {
+			sh = ivl_region_section(rg, id);
+			p->section_ok = 1;
+			p->section_epoch = __atomic_load_n(&sh->owner_epoch, __ATOMIC_RELAXED);
+			p->heap_pages = sh->heap_pages;
+			p->pages_used = ivl_section_pages_used(rg, id);
+		}
+	}
+}
+
+struct dir_info {
+	int present;
+	uint32_t size;
+	int fill_ok;
+	uint64_t fill, bytes, msgs, kicks, suppressed, cons_kicks;
+	uint32_t flags;
+};
+
+struct chan_info {
+	uint32_t a, a_slot, b, b_slot;
+	struct ivl_chan_half ha, hb; /* local copies */
+	int matched;
+	char name[IVL_NAME_MAX];
+	struct dir_info ab, ba;
+};
+
+static int read_half(const struct ivl_region *rg, const struct peer_info *pi, uint32_t id,
+		     uint32_t slot, struct ivl_chan_half *out)
+{
+	const struct ivl_chan_half *h;
+
+	if (id >= rg->hdr.max_peers || !pi[id].section_ok)
+		return -EINVAL;
+	h = ivl_region_chan(rg, id, slot);
+	if (!h)
+		return -EINVAL;
+	memcpy(out, h, sizeof(*out));
+	return out->state == IVL_CHAN_FREE || out->state > IVL_CHAN_CLOSED ? -ENOENT : 0;
+}
+
+/* One direction: prod's tx ring, consumed through cons (NULL if unmatched). */
+static void fill_dir(struct dir_info *d, const struct ivl_chan_half *prod,
+		     const struct ivl_chan_half *cons)
+{
+	uint64_t tail = prod->tx_prod.tail;
+
+	d->present = 1;
+	d->size = prod->tx_size;
+	d->bytes = tail;
+	d->msgs = prod->tx_prod.msgs;
+	d->kicks = prod->tx_prod.kicks;
+	d->suppressed = prod->tx_prod.kicks_suppressed;
+	d->flags = prod->tx_prod.flags;
+	if (cons) {
+		uint64_t head = cons->rx_cons.head;
+
+		d->cons_kicks = cons->rx_cons.kicks;
+		d->flags |= cons->rx_cons.flags & (IVL_RING_F_CLOSED | IVL_RING_F_ABORT);
+		/* Free-running indices: the fill is tail - head, which must
+		 * lie in [0, size] for an honest pair. */
+		if (tail - head <= prod->tx_size) {
+			d->fill_ok = 1;
+			d->fill = tail - head;
+		}
+	}
+}
+
+static unsigned read_channels(const struct ivl_region *rg, const struct peer_info *pi,
+			      struct chan_info **out)
+{
+	unsigned n = 0, cap = 16;
+	struct chan_info *ch = malloc(sizeof(*ch) * cap);
+
+	for (uint32_t a = 0; ch && a < rg->hdr.max_peers; a++) {
+		for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
+			struct ivl_chan_half ha, hb;
+			struct chan_info *c;
+			uint32_t b, bs;
+			int matched = 0;
+
+			if (read_half(rg, pi, a, s, &ha) < 0)
+				continue;
+			b = ha.remote_peer;
+			bs = ha.remote_slot;
+			if (b < rg->hdr.max_peers && bs < rg->hdr.chan_slots &&
+			    read_half(rg, pi, b, bs, &hb) == 0 && hb.remote_peer == a &&
+			    hb.remote_slot == s)
+				matched = 1;
+			/* A matched pair is shown once, from its lower half. */
+			if (matched && (b < a || (b == a && bs < s)))
+				continue;
+			if (n == cap) {
+				struct chan_info *nc = realloc(ch, sizeof(*ch) * cap * 2);
+
+				if (!nc)
+					break;
+				ch = nc;
+				cap *= 2;
+			}
+			c = &ch[n++];
+			memset(c, 0, sizeof(*c));
+			c->a = a;
+			c->a_slot = s;
+			c->b = b;
+			c->b_slot = bs;
+			c->ha = ha;
+			c->matched = matched;
+			safe_name(c->name, ha.name, sizeof(c->name));
+			fill_dir(&c->ab, &ha, matched ? &hb : NULL);
+			if (matched) {
+				c->hb = hb;
+				fill_dir(&c->ba, &hb, &ha);
+			}
+		}
+	}
+	*out = ch;
+	return ch ? n : 0;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static const struct client_info *client_of(const struct daemon_info *d, uint32_t id)
+{
+	for (unsigned i = 0; i < d->n_clients; i++)
+		if (d->clients[i].valid && d->clients[i].id == (int)id)
+			return &d->clients[i];
+	return NULL;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static void json_flags(uint32_t f)
+{
+	int first = 1;
+
+	putchar('[');
+	if (f & IVL_RING_F_DONE_WRITING) {
+		printf("\"done\"");
+		first = 0;
+	}
+	if (f & IVL_RING_F_CLOSED) {
+		printf("%s\"closed\"", first ? "" : ",");
+		first = 0;
+	}
+	if (f & IVL_RING_F_ABORT)
+		printf("%s\"abort\"", first ? "" : ",");
+	putchar(']');
+}
+
+static void json_dir(const struct dir_info *d)
+{
+	if (!d->present) {
+		printf("null");
+		return;
+	}
+	printf("{\"size\":%u,\"fill\":", d->size);
+	if (d->fill_ok)
+		printf("%" PRIu64, d->fill);
+	else
+		printf("null");
+	printf(",\"bytes\":%" PRIu64 ",\"msgs\":%" PRIu64 ",\"kicks\":%" PRIu64
+	       ",\"kicks_suppressed\":%" PRIu64 ",\"consumer_kicks\":%" PRIu64 ",\"flags\":",
+	       d->bytes, d->msgs, d->kicks, d->suppressed, d->cons_kicks);
+	json_flags(d->flags);
+	putchar('}');
+}
+
+static void print_json(const char *source, const struct daemon_info *d,
+		       const struct ivl_region *rg, const struct peer_info *pi,
+		       const struct chan_info *ch, unsigned nch)
+{
+	char name[IVL_REGION_NAME_MAX];
+	int first = 1;
+
+	printf("{\"source\":");
+	json_str(source);
+	printf(",\"daemon\":");
+	if (d->present) {
+		printf("{\"pid\":%lld,\"version\":", d->pid);
+		json_str(d->version);
+		printf(",\"gen\":%lld,\"uptime_s\":%lld,\"socket\":", d->gen, d->uptime_s);
+		json_str(d->socket);
+		printf(",\"kind\":");
+		json_str(d->kind);
+		printf(",\"file\":");
+		json_str(d->file);
+		printf("}");
+	} else {
+		printf("null");
+	}
+	safe_name(name, rg->hdr.name, sizeof(name));
+	printf(",\"region\":{\"name\":");
+	json_str(name);
+	printf(",\"size\":%" PRIu64 ",\"layout_version\":%u,\"max_peers\":%u,\"vectors\":%u,"
+	       "\"chan_slots\":%u,\"section_size\":%" PRIu64 ",\"daemon_pid\":%u,"
+	       "\"daemon_gen\":%" PRIu64 ",\"created_unix_ns\":%" PRIu64 "}",
+	       rg->hdr.region_size, rg->hdr.version, rg->hdr.max_peers, rg->hdr.n_vectors,
+	       rg->hdr.chan_slots, rg->hdr.section_size, rg->hdr.daemon_pid, rg->hdr.daemon_gen,
+	       rg->hdr.created_unix_ns);
+	printf(",\"peers\":[");
+	for (uint32_t id = 0; id < rg->hdr.max_peers; id++) {
+		const struct peer_info *p = &pi[id];
+		const struct client_info *c = client_of(d, id);
+
+		if (!p->used)
+			continue;
+		printf("%s{\"id\":%u,\"name\":", first ? "" : ",", id);
+		first = 0;
+		json_str(p->name);
+		printf(",\"state\":\"%s\",\"epoch\":%u,\"backend\":\"%s\",\"pid\":%u,\"uid\":%u,"
+		       "\"self_pid\":%u,\"n_vectors\":%u,\"joined_unix_ns\":%" PRIu64
+		       ",\"left_unix_ns\":%" PRIu64 ",\"section\":\"%s\",\"section_epoch\":%u,"
+		       "\"pages_used\":%ld,\"heap_pages\":%u,\"connected_s\":",
+		       state_name(p->e.state), p->e.epoch, backend_name(p->e.backend), p->e.pid,
+		       p->e.uid, p->e.self_pid, p->e.n_vectors, p->e.joined_unix_ns,
+		       p->e.left_unix_ns, p->section_ok ? "ok" : "none", p->section_epoch,
+		       p->section_ok ? p->pages_used : 0, p->heap_pages);
+		if (c)
+			printf("%lld,\"queued\":%lld}", c->age_s, c->queued);
+		else
+			printf("null,\"queued\":null}");
+	}
+	printf("],\"channels\":[");
+	for (unsigned i = 0; i < nch; i++) {
+		const struct chan_info *c = &ch[i];
+
+		printf("%s{\"a\":{\"peer\":%u,\"slot\":%u,\"state\":\"%s\",\"epoch_ok\":%s},\"b\":",
+		       i ? "," : "", c->a, c->a_slot, chan_state_name(c->ha.state),
+		       c->ha.owner_epoch == pi[c->a].e.epoch ? "true" : "false");
+		if (c->matched)
+			printf("{\"peer\":%u,\"slot\":%u,\"state\":\"%s\",\"epoch_ok\":%s}", c->b,
+			       c->b_slot, chan_state_name(c->hb.state),
+			       c->hb.owner_epoch == pi[c->b].e.epoch ? "true" : "false");
+		else
+			printf("null");
+		printf(",\"name\":");
+		json_str(c->name);
+		printf(",\"mode\":\"%s\",\"matched\":%s,\"a_to_b\":", mode_name(c->ha.mode),
+		       c->matched ? "true" : "false");
+		json_dir(&c->ab);
+		printf(",\"b_to_a\":");
+		json_dir(&c->ba);
+		putchar('}');
+	}
+	printf("]}\n");
+}
+
+static void human_size(char *buf, size_t len, uint64_t v)
+{
+	if (v >= (1ull << 30) && !(v % (1ull << 30)))
+		snprintf(buf, len, "%" PRIu64 " GiB", v >> 30);
+	else if (v >= (1ull << 20) && !(v % (1ull << 20)))
+		snprintf(buf, len, "%" PRIu64 " MiB", v >> 20);
+	else if (v >= (1ull << 10) && !(v % (1ull << 10)))
+		snprintf(buf, len, "%" PRIu64 " KiB", v >> 10);
+	else
+		snprintf(buf, len, "%" PRIu64 " B", v);
+}
+
+static void print_dir(const char *label, const struct dir_info *d)
+{
+	char fill[32];
+
+	if (!d->present)
+		return;
+	if (d->fill_ok)
+		snprintf(fill, sizeof(fill), "%" PRIu64 "/%u", d->fill, d->size);
+	else
+		snprintf(fill, sizeof(fill), "?/%u", d->size);
+	printf("    %-8s fill %-16s bytes %-12" PRIu64 " msgs %-10" PRIu64
+	       " doorbells %" PRIu64 " sent, %" PRIu64 " suppressed (consumer %" PRIu64 ")%s%s%s\n",
+	       label, fill, d->bytes, d->msgs, d->kicks, d->suppressed, d->cons_kicks,
+	       d->flags & IVL_RING_F_DONE_WRITING ? " done" : "",
+	       d->flags & IVL_RING_F_CLOSED ? " closed" : "",
+	       d->flags & IVL_RING_F_ABORT ? " abort" : "");
+}
+
+static void print_text(const char *source, const struct daemon_info *d,
+		       const struct ivl_region *rg, const struct peer_info *pi,
+		       const struct chan_info *ch, unsigned nch)
+{
+	char name[IVL_REGION_NAME_MAX], sz[32];
+
+	safe_name(name, rg->hdr.name, sizeof(name));
+	human_size(sz, sizeof(sz), rg->hdr.region_size);
+	printf("region %s: %s, layout v%u, %u peers max, %u vectors, %u channel slots/peer\n",
+	       name, sz, rg->hdr.version, rg->hdr.max_peers, rg->hdr.n_vectors,
+	       rg->hdr.chan_slots);
+	printf("daemon pid %u, generation %" PRIu64, rg->hdr.daemon_pid, rg->hdr.daemon_gen);
+	if (d->present)
+		printf(", ivlinkd %s, up %llds, %s%s%s", d->version, d->uptime_s, d->kind,
+		       strcmp(d->file, "-") ? " " : "", strcmp(d->file, "-") ? d->file : "");
+	printf(" (via %s)\n\n", source);
+
+	printf("%-3s %-16s %-5s %-6s %-8s %-8s %-6s %-13s %s\n", "ID", "NAME", "STATE", "EPOCH",
+	       "BACKEND", "PID", "UID", "PAGES", "CONNECTED");
+	for (uint32_t id = 0; id < rg->hdr.max_peers; id++) {
+		const struct peer_info *p = &pi[id];
+		const struct client_info *c = client_of(d, id);
+		char pages[32], conn[32];
+
+		if (!p->used)
+			continue;
+		if (p->section_ok)
+			snprintf(pages, sizeof(pages), "%ld/%u", p->pages_used, p->heap_pages);
+		else
+			snprintf(pages, sizeof(pages), "-");
+		if (c)
+			snprintf(conn, sizeof(conn), "%llds", c->age_s);
+		else
+			snprintf(conn, sizeof(conn), d->present && p->e.state == IVL_PEER_UP
+							     ? "stale"
+							     : "-");
+		printf("%-3u %-16s %-5s %-6u %-8s %-8u %-6u %-13s %s\n", id,
+		       p->name[0] ? p->name : "-", state_name(p->e.state), p->e.epoch,
+		       backend_name(p->e.backend), p->e.pid, p->e.uid, pages, conn);
+	}
+	printf("\nCHANNELS (%u)\n", nch);
+	for (unsigned i = 0; i < nch; i++) {
+		const struct chan_info *c = &ch[i];
+		char lab[32];
+
+		if (c->matched)
+			printf("%u:%u <-> %u:%u  %s  %s  %s/%s\n", c->a, c->a_slot, c->b, c->b_slot,
+			       c->name, mode_name(c->ha.mode), chan_state_name(c->ha.state),
+			       chan_state_name(c->hb.state));
+		else
+			printf("%u:%u <-> %u:-  %s  %s  %s (not matched)\n", c->a, c->a_slot,
+			       c->b, c->name, mode_name(c->ha.mode), chan_state_name(c->ha.state));
+		snprintf(lab, sizeof(lab), "%u->%u", c->a, c->b);
+		print_dir(lab, &c->ab);
+		snprintf(lab, sizeof(lab), "%u->%u", c->b, c->a);
+		print_dir(lab, &c->ba);
+	}
+}
+
+/* ------------------------------------------------------------------ main */
+
+static void die_usage(const char *msg, const char *arg)
+{
+	fprintf(stderr, "ivlinkctl: %s%s%s\nTry 'ivlinkctl --help' for more information.\n", msg,
+		arg ? " " : "", arg ? arg : "");
+	exit(EXIT_USAGE);
+}
+
+int main(int argc, char **argv)
+{
+	const char *sock = NULL, *status = NULL, *shm = NULL;
+	struct daemon_info *d = calloc(1, sizeof(*d));
+	struct peer_info pi[IVL_PEERS_LIMIT];
+	struct chan_info *ch = NULL;
+	char source[600];
+	struct ivl_region rg;
+	struct stat st;
+	unsigned nch;
+	int json = 0, fd, rc, cmd = 0;
+	void *base;
+
+	if (!d)
+		return 1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("ivlinkctl " IVL_VERSION " (region layout v%u)\n", IVL_LAYOUT_VERSION);
+			return 0;
+		} else if (strcmp(a, "status") == 0) {
+			cmd = 1;
+		} else if (strcmp(a, "--json") == 0) {
+			json = 1;
+		} else if (strcmp(a, "--socket") == 0 || strcmp(a, "-S") == 0) {
+			if (++i == argc)
+				die_usage("option needs an argument:", a);
+			sock = argv[i];
+		} else if (strncmp(a, "--socket=", 9) == 0) {
+			sock = a + 9;
+		} else if (strcmp(a, "--status-socket") == 0) {
+			if (++i == argc)
+				die_usage("option needs an argument:", a);
+			status = argv[i];
+		} else if (strncmp(a, "--status-socket=", 16) == 0) {
+			status = a + 16;
+		} else if (strcmp(a, "--shm") == 0 || strcmp(a, "-m") == 0) {
+			if (++i == argc)
+				die_usage("option needs an argument:", a);
+			shm = argv[i];
+		} else if (strncmp(a, "--shm=", 6) == 0) {
+			shm = a + 6;
+		} else {
+			die_usage(a[0] == '-' ? "unknown option" : "unknown command", a);
+		}
+	}
+	if (!cmd)
+		die_usage("no command given (try 'status')", NULL);
+	if (!!shm + !!sock + !!status > 1)
+		die_usage("give only one of --socket, --status-socket, --shm", NULL);
+
+	if (shm) {
+		if (shm[0] == '/')
+			shm++;
+		if (!*shm || strchr(shm, '/'))
+			die_usage("invalid shm name", shm);
+		snprintf(source, sizeof(source), "/dev/shm/%s", shm);
+		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			fprintf(stderr, "ivlinkctl: cannot open %s: %s\n", source, strerror(errno));
+			return 1;
+		}
+	} else {
+		if (status)
+			snprintf(source, sizeof(source), "%s", status);
+		else
+			snprintf(source, sizeof(source), "%s.ctl", sock ? sock : DEFAULT_SOCKET);
+		fd = ask_daemon(source, d);
+		if (fd < 0) {
+			fprintf(stderr, "ivlinkctl: cannot get the region from %s: %s\n", source,
+				fd == -EBADF ? "the daemon passed no region fd"
+				: fd == -EPROTO ? "not an ivlinkd status socket"
+						: strerror(-fd));
+			return 1;
+		}
+	}
+	if (fstat(fd, &st) < 0 || st.st_size <= 0) {
+		fprintf(stderr, "ivlinkctl: %s: empty or unreadable region\n", source);
+		return 1;
+	}
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (base == MAP_FAILED) {
+		fprintf(stderr, "ivlinkctl: cannot map the region: %s\n", strerror(errno));
+		return 1;
+	}
+	rc = ivl_region_attach(&rg, base, (uint64_t)st.st_size);
+	if (rc < 0) {
+		fprintf(stderr, "ivlinkctl: %s: not a valid ivlink layout v%u region: %s\n", source,
+			IVL_LAYOUT_VERSION, strerror(-rc));
+		return 1;
+	}
+	read_peers(&rg, pi);
+	nch = read_channels(&rg, pi, &ch);
+	if (json)
+		print_json(source, d, &rg, pi, ch, nch);
+	else
+		print_text(source, d, &rg, pi, ch, nch);
+	free(ch);
+	free(d);
+	munmap(base, (size_t)st.st_size);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
