@@ -105,6 +105,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -698,7 +699,7 @@ static int child_peer_alive(void *ctx)
 	return getppid() != b->parent ? -ECONNRESET : 0;
 }
 
-static void child_main(struct bench *b, uint16_t tcp_port)
+static _Noreturn void child_main(struct bench *b, uint16_t tcp_port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
 				 .sin_port = htons(tcp_port),
@@ -1609,13 +1610,40 @@ static int run_all(struct bench *b, struct results *r)
 	return 0;
 }
 
+/* Accepts the child's TCP connection, giving up if the child dies first
+ * (it exits when its connect() fails) rather than waiting for ever. */
+static int accept_child(struct bench *b, int lfd)
+{
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	int64_t deadline = now_ns() + WAIT_NS;
+	int fd, one = 1;
+
+	for (;;) {
+		int n = poll(&pfd, 1, 100);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			break;
+		if (child_gone(b))
+			return -ECONNRESET;
+		if (now_ns() > deadline)
+			return -ETIMEDOUT;
+	}
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
-	struct bench b = {.child = -1, .tcp_fd = -1, .unix_fd = -1};
+	struct bench b = {
+	    .child = -1, .tcp_fd = -1, .unix_fd = -1, .efd_parent = -1, .efd_child = -1};
 	struct results r;
-	int sv[2] = {-1, -1}, lfd = -1, one = 1, rc, st;
+	int sv[2] = {-1, -1}, lfd = -1, rc = -ENOMEM, st, fd;
 	uint16_t port = 0;
-	int fd;
 
 	if (parse_opts(argc, argv, &b.o) < 0)
 		return 2;
@@ -1627,13 +1655,15 @@ int main(int argc, char **argv)
 
 	fd = memfd_create("ivlink-bench", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, SHM_SIZE) < 0) {
-		perror("ivlink-ring-bench: memfd");
+		rc = fail("memfd", -errno);
+		if (fd >= 0)
+			close(fd);
 		return 1;
 	}
 	b.shm = mmap(NULL, SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
 	close(fd);
 	if (b.shm == MAP_FAILED) {
-		perror("ivlink-ring-bench: mmap");
+		fail("mmap", -errno);
 		return 1;
 	}
 	b.ctl = (struct ctl *)(b.shm + OFF_CTL);
@@ -1641,32 +1671,43 @@ int main(int argc, char **argv)
 	b.samples = calloc(b.o.iters, sizeof(*b.samples));
 	b.src = aligned_alloc(4096, TPUT_RING_MAX);
 	b.dst = aligned_alloc(4096, TPUT_RING_MAX);
-	b.efd_parent = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	b.efd_child = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	lfd = listen_loopback(&port);
-	if (!b.samples || !b.src || !b.dst || b.efd_parent < 0 || b.efd_child < 0 || lfd < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		fprintf(stderr, "ivlink-ring-bench: setup failed\n");
-		return 1;
+	if (!b.samples || !b.src || !b.dst) {
+		fail("allocating buffers", rc);
+		goto out_mem;
 	}
 	memset(b.src, 1, TPUT_RING_MAX);
 	memset(b.dst, 2, TPUT_RING_MAX);
+	b.efd_parent = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	b.efd_child = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (b.efd_parent < 0 || b.efd_child < 0) {
+		rc = fail("eventfd", -errno);
+		goto out_efd;
+	}
+	lfd = listen_loopback(&port);
+	if (lfd < 0) {
+		rc = fail("TCP listen on 127.0.0.1", lfd);
+		goto out_efd;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = fail("socketpair", -errno);
+		goto out_lfd;
+	}
 
 	fflush(NULL);
 	b.parent = getpid();
 	b.child = fork();
 	if (b.child < 0) {
-		perror("ivlink-ring-bench: fork");
-		return 1;
+		rc = fail("fork", -errno);
+		goto out_sv;
 	}
 	if (b.child == 0) {
 		close(lfd);
 		close(sv[0]);
 		b.unix_fd = sv[1];
-		child_main(&b, port);
-		_exit(1);
+		child_main(&b, port); /* never returns */
 	}
 	close(sv[1]);
+	sv[1] = -1;
 	b.unix_fd = sv[0];
 	b.efd = (struct ivl_efd_notifier){.kick_fd = b.efd_child,
 					  .wait_fd = b.efd_parent,
@@ -1677,15 +1718,13 @@ int main(int argc, char **argv)
 	rc = pin_to(b.cpu[0]);
 	if (rc < 0) {
 		fail("sched_setaffinity", rc);
-		goto out;
+		goto out_child;
 	}
-	b.tcp_fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	close(lfd);
+	b.tcp_fd = accept_child(&b, lfd);
 	if (b.tcp_fd < 0) {
-		rc = fail("accept", -errno);
-		goto out;
+		rc = fail("accepting the child's TCP connection", b.tcp_fd);
+		goto out_child;
 	}
-	setsockopt(b.tcp_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	rc = run_all(&b, &r);
 	if (rc == 0) {
@@ -1695,11 +1734,28 @@ int main(int argc, char **argv)
 		else
 			print_human(&b, &r);
 	}
-out:
+	close(b.tcp_fd);
+out_child:
 	if (b.child > 0) {
 		if (rc < 0)
 			kill(b.child, SIGKILL);
 		waitpid(b.child, &st, 0);
 	}
+out_sv:
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+out_lfd:
+	close(lfd);
+out_efd:
+	if (b.efd_parent >= 0)
+		close(b.efd_parent);
+	if (b.efd_child >= 0)
+		close(b.efd_child);
+out_mem:
+	free(b.dst);
+	free(b.src);
+	free(b.samples);
+	munmap(b.shm, SHM_SIZE);
 	return rc < 0 ? 1 : 0;
 }
