@@ -67,12 +67,16 @@ static int poison(struct ivl_ring *r)
 	return -EPROTO;
 }
 
-/* Copies len bytes into the ring at free-running position pos, wrapping. */
+/* Copies len bytes into the ring at free-running position pos, wrapping.
+ * An empty copy returns early: src may then be NULL (an empty record or
+ * iovec), and memcpy() from NULL is undefined even for 0 bytes. */
 static void copy_in(struct ivl_ring *r, uint64_t pos, const void *src, size_t len)
 {
 	uint32_t off = (uint32_t)pos & r->mask;
 	size_t first = r->size - off;
 
+	if (len == 0)
+		return;
 	if (first > len)
 		first = len;
 	memcpy(r->data + off, src, first);
@@ -84,6 +88,8 @@ static void copy_out(const struct ivl_ring *r, uint64_t pos, void *dst, size_t l
 	uint32_t off = (uint32_t)pos & r->mask;
 	size_t first = r->size - off;
 
+	if (len == 0)
+		return;
 	if (first > len)
 		first = len;
 	memcpy(dst, r->data + off, first);

@@ -53,11 +53,14 @@ ivt_fail(const char *file, int line, const char *fmt, ...)
 	_exit(1);
 }
 
-/* Fails with a message unless cond holds. */
+/* Fails with a message unless cond holds. The optional arguments are a
+ * printf format and its values. */
 #define CHECK(cond, ...)                                                                           \
 	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ivt_fail(__FILE__, __LINE__, "CHECK(" #cond ") " __VA_ARGS__);             \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s: CHECK(%s) failed\n", ivt_name, #cond);                \
+			ivt_fail(__FILE__, __LINE__, " " __VA_ARGS__);                             \
+		}                                                                                  \
 	} while (0)
 
 /* Evaluates expr once and fails unless it equals want (both as long). */
