@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host backend: a client of ivlinkd, as QEMU's ivshmem-client is of
+ * ivshmem-server. The protocol (QEMU docs/specs/ivshmem-spec.rst, design.md)
+ * is one-way, server to client, each message an 8-byte little-endian signed
+ * integer, some carrying one fd by SCM_RIGHTS:
+ *
+ *   0                      protocol version
+ *   own id                 no fd
+ *   -1 + shm fd            the region
+ *   id + eventfd ...       every other peer's vectors, in vector order
+ *   own id + eventfd ...   own vectors 0..n-1
+ *   later: id + eventfd    that peer's next vector (a join)
+ *          id, no fd       that peer left
+ *
+ * The protocol has no end-of-handshake marker: the vector count is read from
+ * the region header, and the handshake ends with our own n-th vector.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ivlink/region.h>
+
+#include "backend.h"
+
+#define PROTOCOL_VERSION 0
+
+struct peer_fds {
+	int fd[IVL_VECTORS_LIMIT];
+	uint32_t count;
+};
+
+struct ivl__backend {
+	int sock;
+	int lost; /* 1 once the daemon connection is gone */
+	uint32_t self;
+	uint32_t n_vectors;
+	uint32_t max_peers;
+	void *base;
+	uint64_t size;
+	/* Partial message: the stream may deliver a message in pieces; the
+	 * fd arrives with its first byte. */
+	uint8_t buf[8];
+	size_t have;
+	int pending_fd;
+	struct ivl__log log;
+	struct peer_fds peers[IVL_PEERS_LIMIT];
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void close_fds(struct peer_fds *p)
+{
+	for (uint32_t i = 0; i < p->count; i++)
+		close(p->fd[i]);
+	p->count = 0;
+}
+
+/*
+ * Reads at most one message without blocking. Returns 1 with *val and *fd
+ * (-1 if none) set, 0 if no complete message is available, -ENOTCONN on EOF
+ * or another -errno.
+ */
+static int read_msg(struct ivl__backend *be, int64_t *val, int *fd)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} cbuf;
+
+	while (be->have < sizeof(be->buf)) {
+		struct iovec iov = { .iov_base = be->buf + be->have,
+				     .iov_len = sizeof(be->buf) - be->have };
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = cbuf.b,
+				     .msg_controllen = sizeof(cbuf.b) };
+		ssize_t n = recvmsg(be->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENOTCONN;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			size_t nfd;
+			int fds[4];
+
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (nfd > 4)
+				nfd = 4;
+			memcpy(fds, CMSG_DATA(c), nfd * sizeof(int));
+			for (size_t i = 0; i < nfd; i++) {
+				/* One fd per message; more is a protocol
+				 * violation we survive by closing extras. */
+				if (be->pending_fd < 0)
+					be->pending_fd = fds[i];
+				else
+					close(fds[i]);
+			}
+		}
+		if (mh.msg_flags & MSG_CTRUNC)
+			ivl__logf(&be->log, IVL_LOG_WARN, "ivlinkd sent too many fds; dropped");
+		be->have += (size_t)n;
+	}
+	/* The protocol is little endian; so are all supported hosts. */
+	memcpy(val, be->buf, sizeof(*val));
+	*fd = be->pending_fd;
+	be->pending_fd = -1;
+	be->have = 0;
+	return 1;
+}
+
+/* read_msg(), waiting until deadline. Returns 1, -ETIMEDOUT or -errno. */
+static int read_msg_wait(struct ivl__backend *be, int64_t *val, int *fd, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = be->sock, .events = POLLIN };
+		int64_t left;
+		int rc = read_msg(be, val, fd);
+
+		if (rc != 0)
+			return rc;
+		left = deadline - now_ns();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		rc = poll(&p, 1, (int)(left / 1000000 + 1));
+		if (rc < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Applies a post-handshake message about another peer. */
+static int handle_peer_msg(struct ivl__backend *be, int64_t id, int fd)
+{
+	struct peer_fds *p;
+
+	if (id < 0 || id >= (int64_t)be->max_peers) {
+		ivl__logf(&be->log, IVL_LOG_WARN, "ivlinkd sent invalid peer id %lld",
+			  (long long)id);
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	p = &be->peers[id];
+	if (fd < 0) {
+		ivl__logf(&be->log, IVL_LOG_DEBUG, "peer %lld left", (long long)id);
+		close_fds(p);
+		return 1;
+	}
+	if ((uint32_t)id == be->self || p->count >= IVL_VECTORS_LIMIT) {
+		close(fd);
+		return 0;
+	}
+	p->fd[p->count++] = fd;
+	if (p->count == be->n_vectors)
+		ivl__logf(&be->log, IVL_LOG_DEBUG, "peer %lld joined", (long long)id);
+	return 1;
+}
+
+static int map_region(struct ivl__backend *be, int fd)
+{
+	struct ivl_region rg;
+	struct stat st;
+	void *base;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size < (off_t)IVL_REGION_MIN_SIZE)
+		return -EPROTO;
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	rc = ivl_region_attach(&rg, base, (uint64_t)st.st_size);
+	if (rc < 0) {
+		ivl__logf(&be->log, IVL_LOG_ERROR, "region rejected: %s", strerror(-rc));
+		munmap(base, (size_t)st.st_size);
+		return rc;
+	}
+	be->base = base;
+	be->size = (uint64_t)st.st_size;
+	be->n_vectors = rg.hdr.n_vectors;
+	be->max_peers = rg.hdr.max_peers;
+	return 0;
+}
+
+static void host_detach(struct ivl__backend *be)
+{
+	if (!be)
+		return;
+	for (uint32_t i = 0; i < IVL_PEERS_LIMIT; i++)
+		close_fds(&be->peers[i]);
+	if (be->pending_fd >= 0)
+		close(be->pending_fd);
+	if (be->sock >= 0)
+		close(be->sock);
+	if (be->base)
+		munmap(be->base, (size_t)be->size);
+	free(be);
+}
+
+static int do_connect(const char *path, int64_t deadline)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return -errno;
+	/* A UNIX stream connect completes at once unless the backlog is
+	 * full (EAGAIN): then retry until the deadline. */
+	while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		if (rc == -EINTR)
+			continue;
+		if (rc != -EAGAIN || now_ns() >= deadline) {
+			close(s);
+			return rc == -EAGAIN ? -ETIMEDOUT : rc;
+		}
+		usleep(1000);
+	}
+	return s;
+}
+
+static int host_attach(struct ivl__backend **out, const char *target, int64_t timeout_ns,
+		       const struct ivl__log *log, struct ivl__attach_info *info)
+{
+	int64_t deadline = now_ns() + timeout_ns;
+	struct ivl__backend *be;
+	struct peer_fds *own;
+	int64_t val;
+	int fd, rc;
+
+	if (!target || target[0] == '\0')
+		return -EINVAL;
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return -ENOMEM;
+	be->pending_fd = -1;
+	be->log = *log;
+	be->sock = do_connect(target, deadline);
+	if (be->sock < 0) {
+		rc = be->sock;
+		be->sock = -1;
+		ivl__logf(log, IVL_LOG_ERROR, "connect %s: %s", target, strerror(-rc));
+		goto fail;
+	}
+
+	rc = read_msg_wait(be, &val, &fd, deadline);
+	if (rc < 0)
+		goto fail_proto;
+	if (fd >= 0)
+		close(fd);
+	if (val != PROTOCOL_VERSION) {
+		ivl__logf(log, IVL_LOG_ERROR, "ivlinkd protocol version %lld, want %d",
+			  (long long)val, PROTOCOL_VERSION);
+		rc = -EPROTO;
+		goto fail;
+	}
+	rc = read_msg_wait(be, &val, &fd, deadline);
+	if (rc < 0)
+		goto fail_proto;
+	if (fd >= 0)
+		close(fd);
+	if (val < 0 || val >= IVL_PEERS_LIMIT) {
+		/* ivshmem-server sends -1 with no fd to a client it refuses. */
+		ivl__logf(log, IVL_LOG_ERROR, "ivlinkd refused us (id %lld)", (long long)val);
+		rc = val == -1 ? -ECONNREFUSED : -EPROTO;
+		goto fail;
+	}
+	be->self = (uint32_t)val;
+	rc = read_msg_wait(be, &val, &fd, deadline);
+	if (rc < 0)
+		goto fail_proto;
+	if (val != -1 || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		rc = -EPROTO;
+		goto fail;
+	}
+	rc = map_region(be, fd);
+	close(fd);
+	if (rc < 0)
+		goto fail;
+	if (be->self >= be->max_peers) {
+		rc = -EPROTO;
+		goto fail;
+	}
+
+	own = &be->peers[be->self];
+	while (own->count < be->n_vectors) {
+		rc = read_msg_wait(be, &val, &fd, deadline);
+		if (rc < 0)
+			goto fail_proto;
+		if (val == (int64_t)be->self) {
+			if (fd < 0) {
+				rc = -EPROTO;
+				goto fail;
+			}
+			/* Our own eventfds are read by several threads
+			 * which must never block in read(). */
+			if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+				rc = -errno;
+				close(fd);
+				goto fail;
+			}
+			own->fd[own->count++] = fd;
+		} else {
+			handle_peer_msg(be, val, fd);
+		}
+	}
+
+	info->base = be->base;
+	info->size = be->size;
+	info->self_id = be->self;
+	info->n_vectors = be->n_vectors;
+	info->vector_fds = own->fd;
+	info->ctl_fd = be->sock;
+	info->backend_kind = IVL_BACKEND_HOST;
+	*out = be;
+	return 0;
+
+fail_proto:
+	if (rc == -ENOTCONN)
+		rc = -ECONNRESET;
+	ivl__logf(log, IVL_LOG_ERROR, "handshake with ivlinkd failed: %s", strerror(-rc));
+fail:
+	host_detach(be);
+	return rc;
+}
+
+static int host_process(struct ivl__backend *be)
+{
+	int events = 0;
+
+	if (be->lost)
+		return 0;
+	for (;;) {
+		int64_t val;
+		int fd, rc = read_msg(be, &val, &fd);
+
+		if (rc == 0)
+			return events;
+		if (rc < 0) {
+			be->lost = 1;
+			ivl__logf(&be->log, IVL_LOG_ERROR, "ivlinkd connection lost: %s",
+				  strerror(-rc));
+			return -ENOTCONN;
+		}
+		events += handle_peer_msg(be, val, fd);
+	}
+}
+
+static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vector,
+			  struct ivl__kick *k)
+{
+	struct peer_fds *p;
+	int fd;
+
+	if (peer >= be->max_peers || vector >= be->n_vectors)
+		return -EINVAL;
+	p = &be->peers[peer];
+	if (p->count <= vector)
+		return -EAGAIN;
+	/* A private duplicate: the peer's fds are closed when it leaves,
+	 * while a channel may still kick (harmlessly) until it is closed. */
+	fd = fcntl(p->fd[vector], F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	k->fd = fd;
+	k->doorbell = NULL;
+	k->value = peer << 16 | vector;
+	return 0;
+}
+
+static int host_kick(const struct ivl__kick *k)
+{
+	uint64_t one = 1;
+
+	for (;;) {
+		if (write(k->fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+			return 0;
+		/* EAGAIN: the counter is saturated, so the peer is certainly
+		 * going to wake up. */
+		if (errno == EAGAIN)
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static void host_kick_close(struct ivl__kick *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+}
+
+const struct ivl__backend_ops ivl__backend_host = {
+	.name = "host",
+	.attach = host_attach,
+	.process = host_process,
+	.kick_open = host_kick_open,
+	.kick = host_kick,
+	.kick_close = host_kick_close,
+	.detach = host_detach,
+};

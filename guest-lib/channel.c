@@ -1,0 +1,723 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Channels: rendezvous through the channel table, the two rings, and the
+ * blocking data calls. Backend independent: doorbells go through the kick
+ * handle, sleeps through the endpoint's vector waiting (endpoint.c).
+ *
+ * A channel between us (A) and the remote (B), from layout.h:
+ *   tx ring: producer block A.half.tx_prod, data in A's heap,
+ *            consumer block B.half.rx_cons;
+ *   rx ring: producer block B.half.tx_prod, data in B's heap,
+ *            consumer block A.half.rx_cons.
+ * Both rings ring B's doorbell for B's half's rx_vector (B sleeps there for
+ * data and for space alike), and we sleep on our rx_vector.
+ *
+ * Peer death: every call first compares the remote's peer-table entry with
+ * the epoch recorded at match (one acquire load of a line that rarely
+ * changes); a received copy is validated again after it was made, because
+ * the daemon reclaims a gone peer's section at once and a new incarnation
+ * may reuse its heap. The rings' check() callback does the same between
+ * sleeps, so a blocked call notices within one wake-up.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MATCH_POLL_MIN_NS 1000000LL   /* 1 ms */
+#define MATCH_POLL_MAX_NS 20000000LL  /* 20 ms */
+#define IOV_STACK 16
+
+/* ---------------------------------------------------------------- liveness */
+
+static int chan_alive(struct ivl_channel *ch)
+{
+	struct ivl_peer_view pv;
+
+	if (__atomic_load_n(&ch->reset, __ATOMIC_RELAXED))
+		return -ECONNRESET;
+	if (ivl_region_peer_view(&ch->ep->rg, ch->remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
+	    pv.epoch != ch->remote_epoch) {
+		__atomic_store_n(&ch->reset, 1, __ATOMIC_RELAXED);
+		return -ECONNRESET;
+	}
+	return 0;
+}
+
+/* Ring errors as the API reports them: corrupt state published by a peer
+ * that has since left is a reset, not a protocol error. */
+static long map_err(struct ivl_channel *ch, long rc)
+{
+	if (rc == -EPROTO && chan_alive(ch) < 0)
+		return -ECONNRESET;
+	if (rc == -ECONNRESET)
+		__atomic_store_n(&ch->reset, 1, __ATOMIC_RELAXED);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- notifier */
+
+static int n_kick(void *ctx)
+{
+	struct ivl__chan_dir *d = ctx;
+	struct ivl_channel *ch = d->ch;
+
+	return ch->ep->ops->kick(&ch->kick);
+}
+
+/* Called by ring.c before it advertises sleep and re-checks the ring: the
+ * generation snapshot taken here is what block() compares against, so a
+ * doorbell rung after the re-check is never lost (endpoint.c). The snapshot
+ * comes before the liveness check so that a control doorbell rung after a
+ * peer left is not missed either. */
+static int n_check(void *ctx)
+{
+	struct ivl__chan_dir *d = ctx;
+	struct ivl_channel *ch = d->ch;
+
+	d->snap = ivl__vwait_snapshot(ch->ep, ch->rx_vector);
+	return chan_alive(ch);
+}
+
+static int n_block(void *ctx, int64_t timeout_ns)
+{
+	struct ivl__chan_dir *d = ctx;
+	struct ivl_channel *ch = d->ch;
+
+	__atomic_store_n(&d->sleeps, d->sleeps + 1, __ATOMIC_RELAXED);
+	return ivl__vwait_block(ch->ep, ch->rx_vector, d->snap, timeout_ns);
+}
+
+/*
+ * Asks for a doorbell without sleeping (epoll users): a new odd sleep_seq,
+ * which the other side kicks once, then a full fence that pairs with F2 in
+ * ring.c's publish_tail()/publish_head() exactly as F1 in its wait_loop()
+ * does. The caller re-checks the ring afterwards.
+ */
+static void arm(struct ivl__chan_dir *d)
+{
+	struct ivl_ring *r = &d->ring;
+	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
+
+	r->sleep_seq = (r->sleep_seq + 2) | 1u;
+	__atomic_store_n(p, r->sleep_seq, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	d->armed = 1;
+}
+
+/* Before a blocking wait: ring.c's wait_loop() keeps an odd sleep_seq as it
+ * is, and the other side kicks each odd value only once, so a value already
+ * kicked for arm() would never be kicked again. */
+static void disarm(struct ivl__chan_dir *d)
+{
+	struct ivl_ring *r = &d->ring;
+	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
+
+	if (!d->armed)
+		return;
+	if (r->sleep_seq & 1u)
+		r->sleep_seq++;
+	__atomic_store_n(p, r->sleep_seq, __ATOMIC_RELAXED);
+	d->armed = 0;
+}
+
+static int64_t deadline_of(int64_t timeout_ns)
+{
+	int64_t now = ivl__now_mono_ns();
+
+	if (timeout_ns < 0 || timeout_ns > INT64_MAX - now)
+		return INT64_MAX;
+	return now + timeout_ns;
+}
+
+static int64_t remaining(int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline == INT64_MAX)
+		return -1;
+	left = deadline - ivl__now_mono_ns();
+	return left > 0 ? left : 0;
+}
+
+/*
+ * Waits until the tx ring has room for need (or the wait fails). For
+ * IVL_DONTWAIT (or a zero timeout) arms a doorbell and returns 1 if the ring
+ * became writable meanwhile, else -EAGAIN. Returns 0 when ready.
+ */
+static int wait_tx(struct ivl_channel *ch, size_t need, unsigned flags, int64_t deadline)
+{
+	struct ivl__chan_dir *d = &ch->tx;
+	int rc;
+
+	if ((flags & IVL_DONTWAIT) || deadline == 0) {
+		arm(d);
+		return ivl_ring_writable(&d->ring, need) ? 0 : -EAGAIN;
+	}
+	disarm(d);
+	rc = ivl_ring_wait_writable(&d->ring, need, remaining(deadline));
+	return rc < 0 ? (int)map_err(ch, rc) : 0;
+}
+
+static int wait_rx(struct ivl_channel *ch, unsigned flags, int64_t deadline)
+{
+	struct ivl__chan_dir *d = &ch->rx;
+	int rc;
+
+	if ((flags & IVL_DONTWAIT) || deadline == 0) {
+		arm(d);
+		return ivl_ring_readable(&d->ring) ? 0 : -EAGAIN;
+	}
+	disarm(d);
+	rc = ivl_ring_wait_readable(&d->ring, remaining(deadline));
+	return rc < 0 ? (int)map_err(ch, rc) : 0;
+}
+
+/* A timeout of 0 means "do not wait": deadline 0 marks it. */
+static int64_t call_deadline(unsigned flags, int64_t timeout_ns)
+{
+	if ((flags & IVL_DONTWAIT) || timeout_ns == 0)
+		return 0;
+	return deadline_of(timeout_ns);
+}
+
+/* ---------------------------------------------------------------- open */
+
+/* The slot ivl_ctab_offer() will most likely take: its first FREE half. A
+ * concurrent offer may take it first; then the vector is merely a different
+ * one, which is harmless. */
+static uint32_t predict_slot(struct ivl_endpoint *ep)
+{
+	for (uint32_t s = 0; s < ep->rg.hdr.chan_slots; s++) {
+		struct ivl_chan_half *c = ivl_region_chan(&ep->rg, ep->self, s);
+
+		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == IVL_CHAN_FREE)
+			return s;
+	}
+	return 0;
+}
+
+/* Rings the remote's control vector: "look at the channel table". */
+static void poke_remote(struct ivl_endpoint *ep, uint32_t remote)
+{
+	struct ivl__kick k;
+
+	if (ivl__ep_kick_open(ep, remote, IVL_CTRL_VECTOR, &k) == 0) {
+		ep->ops->kick(&k);
+		ep->ops->kick_close(&k);
+	}
+}
+
+static int wait_match(struct ivl_channel *ch, int64_t deadline, struct ivl_ctab_remote *m)
+{
+	struct ivl_endpoint *ep = ch->ep;
+	int64_t backoff = MATCH_POLL_MIN_NS;
+
+	for (;;) {
+		uint32_t snap = ivl__vwait_snapshot(ep, IVL_CTRL_VECTOR);
+		int64_t left;
+		int rc = ivl_ctab_match(&ep->rg, ep->self, ch->slot, m);
+
+		if (rc != -EAGAIN)
+			return rc;
+		left = remaining(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		if (left < 0 || left > backoff)
+			left = backoff;
+		/* The remote rings our control vector once it offered its
+		 * half; the back-off polling covers a remote that does not. */
+		rc = ivl__vwait_block(ep, IVL_CTRL_VECTOR, snap, left);
+		if (rc < 0 && rc != -ETIMEDOUT)
+			return rc;
+		if (backoff < MATCH_POLL_MAX_NS)
+			backoff *= 2;
+	}
+}
+
+/* The remote's doorbell fds may not have arrived from the daemon yet. */
+static int open_kick(struct ivl_channel *ch, uint32_t vector, int64_t deadline)
+{
+	struct ivl_endpoint *ep = ch->ep;
+
+	for (;;) {
+		int rc = ivl__ep_kick_open(ep, ch->remote, vector, &ch->kick);
+
+		if (rc != -EAGAIN)
+			return rc;
+		if (remaining(deadline) == 0 || ep->ctl_fd < 0)
+			return -ETIMEDOUT;
+		if (ep->ctl_fd >= 0) {
+			struct pollfd p = { .fd = ep->ctl_fd, .events = POLLIN };
+
+			poll(&p, 1, 1);
+		}
+	}
+}
+
+static int attach_rings(struct ivl_channel *ch, const struct ivl_ctab_remote *m,
+			const struct ivl_ctab_params *p)
+{
+	struct ivl_endpoint *ep = ch->ep;
+	struct ivl_chan_half *mine = ivl_region_chan(&ep->rg, ep->self, ch->slot);
+	struct ivl_chan_half *theirs = ivl_region_chan(&ep->rg, ch->remote, m->remote_slot);
+	struct ivl_notifier n = { .kick = n_kick, .block = n_block, .check = n_check };
+	uint64_t tx_off = __atomic_load_n(&mine->tx_data_off, __ATOMIC_RELAXED);
+	void *tx_data = ivl_region_ptr(&ep->rg, tx_off, p->ring_size);
+	void *rx_data = ivl_region_ptr(&ep->rg, m->remote_tx_data_off, m->remote_tx_size);
+	int rc;
+
+	if (!mine || !theirs || !tx_data || !rx_data)
+		return -EPROTO;
+	ch->tx.ch = ch;
+	ch->rx.ch = ch;
+	n.ctx = &ch->tx;
+	rc = ivl_ring_init_producer(&ch->tx.ring, &mine->tx_prod, &theirs->rx_cons, tx_data,
+				    p->ring_size, ch->mode, p->max_record, &n);
+	if (rc < 0)
+		return rc;
+	n.ctx = &ch->rx;
+	rc = ivl_ring_init_consumer(&ch->rx.ring, &theirs->tx_prod, &mine->rx_cons, rx_data,
+				    m->remote_tx_size, ch->mode, m->remote_max_record, &n);
+	if (rc < 0)
+		return rc;
+	ch->tx.ring.spin_ns = ep->spin_ns;
+	ch->rx.ring.spin_ns = ep->spin_ns;
+	return 0;
+}
+
+int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_peer,
+		     const struct ivl_channel_opts *opts, int64_t timeout_ns,
+		     struct ivl_channel **out)
+{
+	static const struct ivl_channel_opts defaults;
+	struct ivl_ctab_params p;
+	struct ivl_ctab_remote m;
+	struct ivl_channel *ch;
+	int64_t deadline = deadline_of(timeout_ns);
+	uint32_t slot;
+	int rc;
+
+	if (!ep || !name || !out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts)
+		opts = &defaults;
+	if (remote_peer >= ep->rg.hdr.max_peers || remote_peer == ep->self)
+		return -EINVAL;
+
+	memset(&p, 0, sizeof(p));
+	p.name = name;
+	p.remote = remote_peer;
+	p.mode = opts->mode ? opts->mode : IVL_MODE_STREAM;
+	p.ring_size = opts->ring_size ? opts->ring_size : IVL_CHANNEL_RING_DEFAULT;
+	if (p.mode == IVL_MODE_MESSAGE)
+		p.max_record = opts->max_record ? opts->max_record : p.ring_size / 4;
+	p.owner_pid = (uint32_t)getpid();
+	slot = predict_slot(ep);
+	p.rx_vector = ep->n_vectors > 1 ? 1 + slot % (ep->n_vectors - 1) : IVL_CTRL_VECTOR;
+
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	ch->ep = ep;
+	ch->remote = remote_peer;
+	ch->mode = p.mode;
+	ch->rx_vector = p.rx_vector;
+	ch->send_ns = -1;
+	ch->recv_ns = -1;
+	ch->kick.fd = -1;
+
+	rc = ivl_ctab_offer(&ep->rg, ep->self, ep->self_epoch, &p);
+	if (rc < 0) {
+		ivl__logf(&ep->log, IVL_LOG_WARN, "channel '%s' to peer %u: offer failed: %s", name,
+			  remote_peer, strerror(-rc));
+		free(ch);
+		return rc;
+	}
+	ch->slot = (uint32_t)rc;
+	poke_remote(ep, remote_peer);
+
+	rc = wait_match(ch, deadline, &m);
+	if (rc < 0)
+		goto err_close;
+	ch->remote_slot = m.remote_slot;
+	ch->remote_epoch = m.remote_epoch;
+	rc = open_kick(ch, m.remote_rx_vector, deadline);
+	if (rc < 0)
+		goto err_close;
+	rc = attach_rings(ch, &m, &p);
+	if (rc < 0)
+		goto err_kick;
+	/* The remote may have matched before we did and be waiting for
+	 * nothing more; a second poke is cheap and covers a remote that
+	 * offered after our first one was drained. */
+	poke_remote(ep, remote_peer);
+	ivl__ep_link(ep, ch);
+	ivl__logf(&ep->log, IVL_LOG_DEBUG,
+		  "channel '%s': slot %u <-> peer %u slot %u (epoch %u), rx vector %u", name,
+		  ch->slot, remote_peer, ch->remote_slot, ch->remote_epoch, ch->rx_vector);
+	*out = ch;
+	return 0;
+
+err_kick:
+	ep->ops->kick_close(&ch->kick);
+err_close:
+	ivl_ctab_close(&ep->rg, ep->self, ch->slot);
+	ivl_ctab_gc(&ep->rg, ep->self);
+	if (rc != -ETIMEDOUT)
+		ivl__logf(&ep->log, IVL_LOG_WARN, "channel '%s' to peer %u: %s", name, remote_peer,
+			  strerror(-rc));
+	free(ch);
+	return rc;
+}
+
+int ivl_channel_close(struct ivl_channel *ch)
+{
+	struct ivl_endpoint *ep;
+
+	if (!ch)
+		return 0;
+	ep = ch->ep;
+	ivl__ep_unlink(ep, ch);
+	/* Our own blocks only: the remote reads what is left, then EOF. */
+	ivl_ring_set_flags(&ch->tx.ring, IVL_RING_F_CLOSED);
+	ivl_ring_set_cons_flags(&ch->rx.ring, IVL_RING_F_CLOSED);
+	ivl_ctab_close(&ep->rg, ep->self, ch->slot);
+	ivl_ctab_gc(&ep->rg, ep->self);
+	ep->ops->kick_close(&ch->kick);
+	free(ch);
+	return 0;
+}
+
+int ivl_channel_shutdown(struct ivl_channel *ch, int how)
+{
+	int rc = 0;
+
+	if (!ch || how < IVL_SHUT_RD || how > IVL_SHUT_RDWR)
+		return -EINVAL;
+	if (how != IVL_SHUT_RD) {
+		ch->shut_wr = 1;
+		rc = ivl_ring_set_flags(&ch->tx.ring, IVL_RING_F_DONE_WRITING);
+	}
+	if (how != IVL_SHUT_WR) {
+		int rc2 = ivl_ring_set_cons_flags(&ch->rx.ring, IVL_RING_F_CLOSED);
+
+		if (rc == 0)
+			rc = rc2;
+	}
+	/* A failed doorbell only delays the remote by one block slice. */
+	return rc == -EINVAL ? rc : 0;
+}
+
+void ivl_channel_set_timeouts(struct ivl_channel *ch, int64_t send_ns, int64_t recv_ns)
+{
+	ch->send_ns = send_ns;
+	ch->recv_ns = recv_ns;
+}
+
+/* ---------------------------------------------------------------- data */
+
+/* Drops the first n bytes of an iovec array in place. */
+static void iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= (*iov)->iov_len) {
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt > 0 && n) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+		(*iov)->iov_len -= n;
+	}
+}
+
+static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size_t total,
+			unsigned flags)
+{
+	struct ivl_ring *r = &ch->tx.ring;
+	int64_t deadline = call_deadline(flags, ch->send_ns);
+	size_t done = 0;
+	long n;
+	int rc;
+
+	rc = chan_alive(ch);
+	if (rc < 0)
+		return rc;
+	if (ch->shut_wr)
+		return -EPIPE;
+	for (;;) {
+		n = ivl_ring_writev(r, iov, cnt, flags & IVL_MORE);
+		if (n >= 0) {
+			if (ch->mode == IVL_MODE_MESSAGE)
+				return n;
+			done += (size_t)n;
+			if (done == total)
+				return (ssize_t)done;
+			iov_advance(&iov, &cnt, (size_t)n);
+			if (n > 0)
+				continue; /* the ring filled up: the rest waits */
+		} else if (n != -EAGAIN) {
+			n = map_err(ch, n);
+			return done ? (ssize_t)done : n;
+		}
+		if (done && deadline == 0)
+			return (ssize_t)done;
+		rc = wait_tx(ch, ch->mode == IVL_MODE_MESSAGE ? total : 1, flags, deadline);
+		if (rc < 0)
+			return done ? (ssize_t)done : rc;
+	}
+}
+
+ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned flags)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	if (!ch || (len && !buf))
+		return -EINVAL;
+	return send_iov(ch, &iov, 1, len, flags);
+}
+
+/* Copies an iovec array that the calls may advance. */
+static struct iovec *iov_dup(const struct iovec *iov, int cnt, struct iovec *stack, size_t *total)
+{
+	struct iovec *v = cnt <= IOV_STACK ? stack : malloc(sizeof(*v) * (size_t)cnt);
+
+	*total = 0;
+	if (!v)
+		return NULL;
+	for (int i = 0; i < cnt; i++) {
+		v[i] = iov[i];
+		if (iov[i].iov_len > SIZE_MAX - *total) {
+			if (v != stack)
+				free(v);
+			return NULL;
+		}
+		*total += iov[i].iov_len;
+	}
+	return v;
+}
+
+ssize_t ivl_sendv(struct ivl_channel *ch, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+	struct iovec stack[IOV_STACK], *v;
+	size_t total;
+	ssize_t n;
+
+	if (!ch || iovcnt < 0 || (iovcnt && !iov))
+		return -EINVAL;
+	v = iov_dup(iov, iovcnt, stack, &total);
+	if (!v && iovcnt)
+		return -EINVAL;
+	n = send_iov(ch, v, iovcnt, total, flags);
+	if (v != stack)
+		free(v);
+	return n;
+}
+
+static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size_t cap,
+			unsigned flags)
+{
+	struct ivl_ring *r = &ch->rx.ring;
+	int64_t deadline = call_deadline(flags, ch->recv_ns);
+	size_t done = 0;
+	long n;
+	int rc;
+
+	rc = chan_alive(ch);
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		n = ivl_ring_readv(r, iov, cnt);
+		if (n > 0 || (n == 0 && ch->mode == IVL_MODE_MESSAGE)) {
+			/* Validate after the copy: the bytes came from a
+			 * section that is only trustworthy while the remote
+			 * is the incarnation we matched. */
+			rc = chan_alive(ch);
+			if (rc < 0)
+				return rc;
+			if (ch->mode == IVL_MODE_MESSAGE)
+				return n;
+			done += (size_t)n;
+			if (!(flags & IVL_WAITALL) || done == cap)
+				return (ssize_t)done;
+			iov_advance(&iov, &cnt, (size_t)n);
+			continue;
+		}
+		if (n == 0)
+			return (ssize_t)done; /* end of stream */
+		if (n != -EAGAIN) {
+			n = map_err(ch, n);
+			return done ? (ssize_t)done : n;
+		}
+		rc = wait_rx(ch, flags, deadline);
+		if (rc < 0)
+			return done ? (ssize_t)done : rc;
+	}
+}
+
+ssize_t ivl_recv(struct ivl_channel *ch, void *buf, size_t len, unsigned flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	if (!ch || (len && !buf))
+		return -EINVAL;
+	return recv_iov(ch, &iov, 1, len, flags);
+}
+
+ssize_t ivl_recvv(struct ivl_channel *ch, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+	struct iovec stack[IOV_STACK], *v;
+	size_t total;
+	ssize_t n;
+
+	if (!ch || iovcnt < 0 || (iovcnt && !iov))
+		return -EINVAL;
+	v = iov_dup(iov, iovcnt, stack, &total);
+	if (!v && iovcnt)
+		return -EINVAL;
+	n = recv_iov(ch, v, iovcnt, total, flags);
+	if (v != stack)
+		free(v);
+	return n;
+}
+
+ssize_t ivl_reserve(struct ivl_channel *ch, size_t len, struct ivl_span sp[2], unsigned flags)
+{
+	int64_t deadline = call_deadline(flags, ch->send_ns);
+	long n;
+	int rc;
+
+	if (!sp)
+		return -EINVAL;
+	rc = chan_alive(ch);
+	if (rc < 0)
+		return rc;
+	if (ch->shut_wr)
+		return -EPIPE;
+	for (;;) {
+		n = ivl_ring_reserve(&ch->tx.ring, len, sp);
+		if (n != -EAGAIN)
+			return n < 0 ? map_err(ch, n) : n;
+		rc = wait_tx(ch, ch->mode == IVL_MODE_MESSAGE ? len : 1, flags, deadline);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+int ivl_commit(struct ivl_channel *ch, size_t len, unsigned flags)
+{
+	return (int)map_err(ch, ivl_ring_commit(&ch->tx.ring, len, flags & IVL_MORE));
+}
+
+int ivl_flush(struct ivl_channel *ch)
+{
+	return (int)map_err(ch, ivl_ring_flush(&ch->tx.ring));
+}
+
+ssize_t ivl_peek(struct ivl_channel *ch, struct ivl_span sp[2], unsigned flags)
+{
+	int64_t deadline = call_deadline(flags, ch->recv_ns);
+	long n;
+	int rc;
+
+	if (!sp)
+		return -EINVAL;
+	rc = chan_alive(ch);
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		n = ivl_ring_peek(&ch->rx.ring, sp);
+		if (n != -EAGAIN)
+			return n < 0 ? map_err(ch, n) : n;
+		rc = wait_rx(ch, flags, deadline);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+int ivl_release(struct ivl_channel *ch, size_t len, unsigned flags)
+{
+	int rc = chan_alive(ch);
+
+	/* The peeked bytes were read in place: they were only valid if the
+	 * remote is still the incarnation we matched. */
+	if (rc < 0)
+		return rc;
+	return (int)map_err(ch, ivl_ring_release(&ch->rx.ring, len, flags & IVL_MORE));
+}
+
+/* ---------------------------------------------------------------- poll, stats */
+
+unsigned ivl_channel_poll(struct ivl_channel *ch, unsigned events)
+{
+	unsigned ready = 0;
+	uint32_t pflags;
+
+	if (chan_alive(ch) < 0 || ch->tx.ring.error || ch->rx.ring.error)
+		return IVL_POLLERR | (events & (IVL_POLLIN | IVL_POLLOUT));
+	pflags = __atomic_load_n(&ch->rx.ring.prod->flags, __ATOMIC_ACQUIRE);
+	if (pflags & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED | IVL_RING_F_ABORT))
+		ready |= IVL_POLLHUP;
+	if (events & IVL_POLLIN) {
+		if (!ivl_ring_readable(&ch->rx.ring)) {
+			arm(&ch->rx);
+			if (ivl_ring_readable(&ch->rx.ring))
+				ready |= IVL_POLLIN;
+		} else {
+			ready |= IVL_POLLIN;
+		}
+	}
+	if (events & IVL_POLLOUT) {
+		size_t need = ch->mode == IVL_MODE_MESSAGE ? 0 : 1;
+
+		if (!ivl_ring_writable(&ch->tx.ring, need)) {
+			arm(&ch->tx);
+			if (ivl_ring_writable(&ch->tx.ring, need))
+				ready |= IVL_POLLOUT;
+		} else {
+			ready |= IVL_POLLOUT;
+		}
+	}
+	return ready;
+}
+
+static uint64_t ld64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+int ivl_channel_stats(struct ivl_channel *ch, struct ivl_channel_stats *st)
+{
+	struct ivl_ring *tx, *rx;
+	uint64_t head, tail;
+
+	if (!ch || !st)
+		return -EINVAL;
+	tx = &ch->tx.ring;
+	rx = &ch->rx.ring;
+	memset(st, 0, sizeof(*st));
+	st->tx_bytes = ld64(&tx->p_tail);
+	st->tx_msgs = ld64(&tx->p_msgs);
+	st->rx_bytes = ld64(&rx->c_head);
+	st->rx_msgs = ld64(&rx->c_msgs);
+	st->kicks_sent = ld64(&tx->p_kicks) + ld64(&rx->c_kicks);
+	st->kicks_suppressed = ld64(&tx->p_suppressed) + ld64(&rx->c_suppressed);
+	st->sleeps = ld64(&ch->tx.sleeps) + ld64(&ch->rx.sleeps);
+	st->tx_ring_size = tx->size;
+	st->rx_ring_size = rx->size;
+	head = ld64(&tx->cons->head);
+	st->tx_fill = (uint32_t)(st->tx_bytes - head > tx->size ? tx->size : st->tx_bytes - head);
+	tail = ld64(&rx->prod->tail);
+	st->rx_fill = (uint32_t)(tail - st->rx_bytes > rx->size ? rx->size : tail - st->rx_bytes);
+	st->remote_peer = ch->remote;
+	st->remote_epoch = ch->remote_epoch;
+	st->slot = ch->slot;
+	st->rx_vector = ch->rx_vector;
+	st->mode = ch->mode;
+	return 0;
+}

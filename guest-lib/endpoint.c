@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Endpoints: attaching through a backend, the peer table, the pollable fd,
+ * and the per-vector waiting that every blocking call uses.
+ *
+ * Waiting on a shared vector
+ * --------------------------
+ * A vector's eventfd is a counter that one read() empties. Several channels
+ * of a process may share a vector, and several threads may sleep on them at
+ * once (even on one channel: a sender waiting for space and a receiver
+ * waiting for data sleep on the same rx_vector). If every sleeper polled and
+ * drained the eventfd itself, a thread could drain the doorbell meant for
+ * another one that was just about to poll, and that one would sleep a whole
+ * block slice. So, per vector:
+ *
+ *  - gen is a process-local generation: whoever drains the eventfd bumps it
+ *    and futex-wakes the threads waiting on it. A sleeper snapshots gen in
+ *    the ring's check() callback, which ring.c calls before it advertises
+ *    sleep and re-checks the ring; a doorbell meant for that sleeper is rung
+ *    after that, so it is drained after the snapshot, and either the sleeper
+ *    sees gen changed or it is woken by the futex.
+ *  - leader: one sleeper at a time polls the eventfd (and the control
+ *    vector's); the others wait on the gen futex. A leader that leaves
+ *    without draining bumps gen if anyone waits, so that another one takes
+ *    over (V1/V2 below pair so that no follower is left without a leader).
+ *  - a drain by a thread that is not the vector's leader (the control
+ *    vector, or ivl_endpoint_process()) writes the eventfd back once if a
+ *    leader is active: a leader between its gen check and its poll()
+ *    would otherwise sleep on an emptied eventfd (V3/V4).
+ *
+ * So no wake-up is lost, at the price of a spurious wake-up of the other
+ * sleepers of a vector when one is rung: channels are spread over the
+ * vectors to keep that rare.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define CONNECT_TIMEOUT_DEFAULT_NS 5000000000LL
+#define LINGER_DEFAULT_NS 5000000000LL
+
+int64_t ivl__now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void ivl__logf(const struct ivl__log *log, enum ivl_log_level level, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!log || !log->fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log->fn(log->ctx, level, msg);
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+static int futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns)
+{
+	struct timespec ts = { .tv_sec = timeout_ns / 1000000000LL,
+			       .tv_nsec = timeout_ns % 1000000000LL };
+
+	if (syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, timeout_ns < 0 ? NULL : &ts, NULL,
+		    0) == 0)
+		return 0;
+	return -errno;
+}
+
+static void futex_wake_all(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void vw_bump(struct ivl__vwait *w)
+{
+	/* V1: pairs with V2 in ivl__vwait_block(): a follower that counted
+	 * itself in waiters either sees the new gen in futex_wait() or is
+	 * woken here. */
+	__atomic_fetch_add(&w->gen, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&w->waiters, __ATOMIC_SEQ_CST))
+		futex_wake_all(&w->gen);
+}
+
+static void efd_write(int fd)
+{
+	uint64_t one = 1;
+
+	while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Drains vector v's eventfd. by is the vector whose leader calls (or
+ * UINT32_MAX): a leader never re-arms its own vector. Returns 1 if the
+ * eventfd had a count.
+ */
+static int drain(struct ivl_endpoint *ep, uint32_t v, uint32_t by)
+{
+	uint64_t cnt;
+
+	if (read(ep->vfd[v], &cnt, sizeof(cnt)) != (ssize_t)sizeof(cnt))
+		return 0;
+	if (v == IVL_CTRL_VECTOR) {
+		/* A peer joined or left, or a remote opened a channel: every
+		 * sleeper re-runs its check(). */
+		for (uint32_t u = 0; u < ep->n_vectors; u++)
+			vw_bump(&ep->vw[u]);
+		/* V3: the bumps above are SEQ_CST and precede the leader
+		 * loads; pairs with V4 (leader CAS, then gen load). */
+		for (uint32_t u = 0; u < ep->n_vectors; u++)
+			if (u != by && __atomic_load_n(&ep->vw[u].leader, __ATOMIC_SEQ_CST))
+				efd_write(ep->vfd[u]);
+		ivl__ep_try_process(ep);
+	} else {
+		vw_bump(&ep->vw[v]);
+		if (v != by && __atomic_load_n(&ep->vw[v].leader, __ATOMIC_SEQ_CST))
+			efd_write(ep->vfd[v]);
+	}
+	return 1;
+}
+
+uint32_t ivl__vwait_snapshot(struct ivl_endpoint *ep, uint32_t v)
+{
+	return __atomic_load_n(&ep->vw[v].gen, __ATOMIC_SEQ_CST);
+}
+
+/* The leader's sleep: poll vector v's eventfd and the control vector's. */
+static int lead(struct ivl_endpoint *ep, uint32_t v, int64_t timeout_ns)
+{
+	struct pollfd p[2] = { { .fd = ep->vfd[v], .events = POLLIN },
+			       { .fd = ep->vfd[IVL_CTRL_VECTOR], .events = POLLIN } };
+	struct timespec ts = { .tv_sec = timeout_ns / 1000000000LL,
+			       .tv_nsec = timeout_ns % 1000000000LL };
+	int n = ppoll(p, v == IVL_CTRL_VECTOR ? 1 : 2, timeout_ns < 0 ? NULL : &ts, NULL);
+
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (v != IVL_CTRL_VECTOR && (p[1].revents & POLLIN))
+		drain(ep, IVL_CTRL_VECTOR, v);
+	if (p[0].revents & POLLIN)
+		drain(ep, v, v);
+	/* Woken, even if another thread drained first: spurious is fine. */
+	return 0;
+}
+
+int ivl__vwait_block(struct ivl_endpoint *ep, uint32_t v, uint32_t snap, int64_t timeout_ns)
+{
+	struct ivl__vwait *w = &ep->vw[v];
+	int rc;
+
+	for (;;) {
+		uint32_t zero = 0;
+
+		if (__atomic_load_n(&w->gen, __ATOMIC_SEQ_CST) != snap)
+			return 0;
+		/* V4: pairs with V3 in drain(). */
+		if (__atomic_compare_exchange_n(&w->leader, &zero, 1, 0, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST)) {
+			rc = 0;
+			if (__atomic_load_n(&w->gen, __ATOMIC_SEQ_CST) == snap)
+				rc = lead(ep, v, timeout_ns);
+			__atomic_store_n(&w->leader, 0, __ATOMIC_SEQ_CST);
+			/* Hand over: a follower must take the lead. */
+			if (__atomic_load_n(&w->waiters, __ATOMIC_SEQ_CST))
+				vw_bump(w);
+			return rc;
+		}
+		/* V2: count ourselves, then look at the leader again; pairs
+		 * with the leader's store of 0 and load of waiters above. */
+		__atomic_fetch_add(&w->waiters, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&w->leader, __ATOMIC_SEQ_CST) == 0) {
+			__atomic_fetch_sub(&w->waiters, 1, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		rc = futex_wait(&w->gen, snap, timeout_ns);
+		__atomic_fetch_sub(&w->waiters, 1, __ATOMIC_SEQ_CST);
+		if (rc == -EAGAIN || rc == 0)
+			return 0;
+		return rc; /* -ETIMEDOUT, -EINTR */
+	}
+}
+
+/* ---------------------------------------------------------------- backend */
+
+void ivl__ep_try_process(struct ivl_endpoint *ep)
+{
+	int rc;
+
+	if (!ep->ops->process || pthread_mutex_trylock(&ep->lock) != 0)
+		return;
+	rc = ep->ops->process(ep->be);
+	if (rc == -ENOTCONN && !ep->ctl_lost) {
+		ep->ctl_lost = 1;
+		if (ep->ctl_fd >= 0)
+			epoll_ctl(ep->epfd, EPOLL_CTL_DEL, ep->ctl_fd, NULL);
+	}
+	pthread_mutex_unlock(&ep->lock);
+}
+
+int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
+		      struct ivl__kick *k)
+{
+	int rc;
+
+	pthread_mutex_lock(&ep->lock);
+	rc = ep->ops->kick_open(ep->be, peer, vector, k);
+	if (rc == -EAGAIN && ep->ops->process && !ep->ctl_lost) {
+		ep->ops->process(ep->be);
+		rc = ep->ops->kick_open(ep->be, peer, vector, k);
+	}
+	pthread_mutex_unlock(&ep->lock);
+	return rc;
+}
+
+void ivl__ep_link(struct ivl_endpoint *ep, struct ivl_channel *ch)
+{
+	pthread_mutex_lock(&ep->lock);
+	ch->next = ep->channels;
+	ep->channels = ch;
+	pthread_mutex_unlock(&ep->lock);
+}
+
+void ivl__ep_unlink(struct ivl_endpoint *ep, struct ivl_channel *ch)
+{
+	pthread_mutex_lock(&ep->lock);
+	for (struct ivl_channel **pp = &ep->channels; *pp; pp = &(*pp)->next) {
+		if (*pp == ch) {
+			*pp = ch->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ep->lock);
+}
+
+/* ---------------------------------------------------------------- API */
+
+/* Splits a URI into a backend and its target. */
+static int pick_backend(const char *uri, const struct ivl__backend_ops **ops, const char **target)
+{
+	if (strncmp(uri, "host:", 5) == 0) {
+		*ops = &ivl__backend_host;
+		*target = uri + 5;
+		return 0;
+	}
+	if (strncmp(uri, "vfio:", 5) == 0 || strcmp(uri, "auto") == 0)
+		return -ENOTSUP; /* the guest backend, issue 4 */
+	if (uri[0] == '/' || uri[0] == '.') {
+		*ops = &ivl__backend_host;
+		*target = uri;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int64_t env_i64(const char *name, int64_t dflt)
+{
+	const char *s = getenv(name);
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return dflt;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return dflt;
+	return v;
+}
+
+static void write_self_entry(struct ivl_endpoint *ep, const char *name, uint32_t kind)
+{
+	struct ivl_peer_entry *e = ivl_region_peer(&ep->rg, ep->self);
+
+	memset(e->name, 0, sizeof(e->name));
+	if (name)
+		strncpy(e->name, name, sizeof(e->name) - 1);
+	e->backend = kind;
+	e->self_pid = (uint32_t)getpid();
+	__atomic_store_n(&e->self_epoch, ep->self_epoch, __ATOMIC_RELEASE);
+}
+
+int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts *opts)
+{
+	static const struct ivl_endpoint_opts defaults;
+	struct ivl__attach_info info;
+	struct ivl_endpoint *ep;
+	struct ivl_peer_view pv;
+	const char *uri, *target = NULL;
+	int64_t timeout, deadline;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts)
+		opts = &defaults;
+	uri = opts->uri ? opts->uri : getenv(IVL_ENV_ENDPOINT);
+	if (!uri || !*uri)
+		uri = IVL_ENDPOINT_DEFAULT;
+
+	ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return -ENOMEM;
+	ep->log.fn = opts->log;
+	ep->log.ctx = opts->log_ctx;
+	ep->epfd = -1;
+	rc = pick_backend(uri, &ep->ops, &target);
+	if (rc < 0) {
+		ivl__logf(&ep->log, IVL_LOG_ERROR, "endpoint '%s': %s", uri,
+			  rc == -ENOTSUP ? "backend not supported yet" : "bad URI");
+		free(ep);
+		return rc;
+	}
+	if (opts->spin_ns > 0)
+		ep->spin_ns = opts->spin_ns;
+	else if (opts->spin_ns < 0)
+		ep->spin_ns = 0;
+	else
+		ep->spin_ns = env_i64(IVL_ENV_SPIN_NS, IVL_SPIN_NS_DEFAULT);
+	if (ep->spin_ns < 0)
+		ep->spin_ns = 0;
+	timeout = opts->connect_timeout_ns > 0 ? opts->connect_timeout_ns
+					       : CONNECT_TIMEOUT_DEFAULT_NS;
+	deadline = ivl__now_mono_ns() + timeout;
+
+	rc = ep->ops->attach(&ep->be, target, timeout, &ep->log, &info);
+	if (rc < 0)
+		goto err_free;
+	rc = ivl_region_attach(&ep->rg, info.base, info.size);
+	if (rc < 0)
+		goto err_detach;
+	rc = -EPROTO;
+	if (info.self_id >= ep->rg.hdr.max_peers || info.n_vectors != ep->rg.hdr.n_vectors)
+		goto err_detach;
+	ep->self = info.self_id;
+	ep->n_vectors = info.n_vectors;
+	ep->vfd = info.vector_fds;
+	ep->ctl_fd = info.ctl_fd;
+
+	/* The daemon marks us UP before the handshake; wait briefly all the
+	 * same, for daemons that do it later. */
+	for (;;) {
+		rc = ivl_region_peer_view(&ep->rg, ep->self, &pv);
+		if (rc < 0)
+			goto err_detach;
+		if (pv.state == IVL_PEER_UP && ivl_section_check(&ep->rg, ep->self) == 0)
+			break;
+		if (ivl__now_mono_ns() >= deadline) {
+			ivl__logf(&ep->log, IVL_LOG_ERROR, "peer %u never became UP", ep->self);
+			rc = -EPROTO;
+			goto err_detach;
+		}
+		usleep(1000);
+	}
+	ep->self_epoch = pv.epoch;
+	write_self_entry(ep, opts->name, info.backend_kind);
+
+	ep->vw = aligned_alloc(IVL_CACHELINE, sizeof(*ep->vw) * ep->n_vectors);
+	rc = -ENOMEM;
+	if (!ep->vw)
+		goto err_detach;
+	memset(ep->vw, 0, sizeof(*ep->vw) * ep->n_vectors);
+	rc = pthread_mutex_init(&ep->lock, NULL);
+	if (rc) {
+		rc = -rc;
+		goto err_vw;
+	}
+
+	ep->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ep->epfd < 0) {
+		rc = -errno;
+		goto err_lock;
+	}
+	for (uint32_t v = 0; v < ep->n_vectors; v++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = v };
+
+		if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->vfd[v], &ev) < 0) {
+			rc = -errno;
+			goto err_epoll;
+		}
+	}
+	if (ep->ctl_fd >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
+
+		if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->ctl_fd, &ev) < 0) {
+			rc = -errno;
+			goto err_epoll;
+		}
+	}
+	ivl__logf(&ep->log, IVL_LOG_INFO, "attached via %s as peer %u (epoch %u, %u vectors)",
+		  ep->ops->name, ep->self, ep->self_epoch, ep->n_vectors);
+	*out = ep;
+	return 0;
+
+err_epoll:
+	close(ep->epfd);
+err_lock:
+	pthread_mutex_destroy(&ep->lock);
+err_vw:
+	free(ep->vw);
+err_detach:
+	ep->ops->detach(ep->be);
+err_free:
+	free(ep);
+	return rc;
+}
+
+/* Halves of ours that are CLOSED but still read by a live remote. */
+static int lingering_halves(struct ivl_endpoint *ep)
+{
+	int n = 0;
+
+	ivl_ctab_gc(&ep->rg, ep->self);
+	for (uint32_t s = 0; s < ep->rg.hdr.chan_slots; s++) {
+		struct ivl_chan_half *c = ivl_region_chan(&ep->rg, ep->self, s);
+
+		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == IVL_CHAN_CLOSED)
+			n++;
+	}
+	return n;
+}
+
+void ivl_endpoint_close(struct ivl_endpoint *ep)
+{
+	int64_t deadline;
+
+	if (!ep)
+		return;
+	while (ep->channels)
+		ivl_channel_close(ep->channels);
+	/*
+	 * Linger: leaving the daemon makes it reclaim our section at once,
+	 * wiping the ring indices and flags the remotes still read. Wait
+	 * (bounded) until every remote has closed its side, so that it reads
+	 * the data and the EOF we sent before we go.
+	 */
+	deadline = ivl__now_mono_ns() + LINGER_DEFAULT_NS;
+	while (lingering_halves(ep) > 0 && ivl__now_mono_ns() < deadline)
+		usleep(1000);
+	close(ep->epfd);
+	pthread_mutex_destroy(&ep->lock);
+	free(ep->vw);
+	ep->ops->detach(ep->be);
+	free(ep);
+}
+
+uint32_t ivl_endpoint_id(const struct ivl_endpoint *ep)
+{
+	return ep->self;
+}
+
+static void fill_info(struct ivl_endpoint *ep, uint32_t id, const struct ivl_peer_view *pv,
+		      struct ivl_peer_info *o)
+{
+	struct ivl_peer_entry *e = ivl_region_peer(&ep->rg, id);
+
+	memset(o, 0, sizeof(*o));
+	o->id = id;
+	o->state = pv->state;
+	o->epoch = pv->epoch;
+	o->pid = __atomic_load_n(&e->pid, __ATOMIC_RELAXED);
+	o->backend = __atomic_load_n(&e->backend, __ATOMIC_RELAXED);
+	o->self_pid = __atomic_load_n(&e->self_pid, __ATOMIC_RELAXED);
+	o->joined_unix_ns = __atomic_load_n(&e->joined_unix_ns, __ATOMIC_RELAXED);
+	o->left_unix_ns = __atomic_load_n(&e->left_unix_ns, __ATOMIC_RELAXED);
+	memcpy(o->name, e->name, sizeof(o->name));
+	o->name[sizeof(o->name) - 1] = '\0';
+	o->is_self = id == ep->self;
+}
+
+int ivl_endpoint_peers(struct ivl_endpoint *ep, struct ivl_peer_info *out, size_t n)
+{
+	int live = 0;
+
+	if (!ep || (n && !out))
+		return -EINVAL;
+	for (uint32_t id = 0; id < ep->rg.hdr.max_peers; id++) {
+		struct ivl_peer_view pv;
+
+		if (ivl_region_peer_view(&ep->rg, id, &pv) < 0 || pv.state != IVL_PEER_UP)
+			continue;
+		if ((size_t)live < n)
+			fill_info(ep, id, &pv, &out[live]);
+		live++;
+	}
+	return live;
+}
+
+int ivl_endpoint_peer(struct ivl_endpoint *ep, uint32_t id, struct ivl_peer_info *out)
+{
+	struct ivl_peer_view pv;
+	int rc;
+
+	if (!ep || !out || id >= ep->rg.hdr.max_peers)
+		return -EINVAL;
+	rc = ivl_region_peer_view(&ep->rg, id, &pv);
+	if (rc < 0)
+		return rc;
+	fill_info(ep, id, &pv, out);
+	return 0;
+}
+
+int ivl_endpoint_fd(struct ivl_endpoint *ep)
+{
+	return ep->epfd;
+}
+
+int ivl_endpoint_process(struct ivl_endpoint *ep)
+{
+	int events = 0;
+	int was_lost = ep->ctl_lost;
+
+	if (ep->ops->process) {
+		int rc;
+
+		pthread_mutex_lock(&ep->lock);
+		rc = ep->ctl_lost ? 0 : ep->ops->process(ep->be);
+		if (rc == -ENOTCONN && !ep->ctl_lost) {
+			ep->ctl_lost = 1;
+			if (ep->ctl_fd >= 0)
+				epoll_ctl(ep->epfd, EPOLL_CTL_DEL, ep->ctl_fd, NULL);
+		}
+		pthread_mutex_unlock(&ep->lock);
+		if (rc > 0)
+			events += rc;
+	}
+	for (uint32_t v = 0; v < ep->n_vectors; v++)
+		events += drain(ep, v, UINT32_MAX);
+	if (!was_lost && ep->ctl_lost)
+		return -ENOTCONN;
+	return events;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private header of guest-lib/: the endpoint and channel objects shared by
+ * endpoint.c and channel.c. Nothing here is backend specific.
+ */
+#ifndef IVLINK_GUEST_LIB_INTERNAL_H
+#define IVLINK_GUEST_LIB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <ivlink/ivlink.h>
+#include <ivlink/region.h>
+#include <ivlink/ring.h>
+
+#include "backend.h"
+
+/*
+ * Per-vector waiting state, process local (see endpoint.c). One cache line
+ * each: threads of different vectors do not contend.
+ */
+struct ivl__vwait {
+	uint32_t gen;	  /* futex word: bumped after each drain of the eventfd */
+	uint32_t waiters; /* threads in futex_wait on gen */
+	uint32_t leader;  /* 1 while one thread polls the eventfd */
+	uint8_t pad[IVL_CACHELINE - 12];
+} __attribute__((aligned(IVL_CACHELINE)));
+
+struct ivl_endpoint {
+	const struct ivl__backend_ops *ops;
+	struct ivl__backend *be;
+	struct ivl_region rg;
+	uint32_t self;
+	uint32_t self_epoch;
+	uint32_t n_vectors;
+	const int *vfd; /* own vector eventfds, owned by the backend */
+	int ctl_fd;	/* backend control fd or -1 */
+	int epfd;	/* ivl_endpoint_fd() */
+	int64_t spin_ns;
+	struct ivl__log log;
+	struct ivl__vwait *vw; /* n_vectors entries */
+	pthread_mutex_t lock;  /* backend process/kick_open, channel list */
+	struct ivl_channel *channels;
+	int ctl_lost;
+};
+
+/* One direction of a channel: a ring handle plus its notifier context. */
+struct ivl__chan_dir {
+	struct ivl_ring ring;
+	struct ivl_channel *ch;
+	uint32_t snap; /* vector generation seen by check(), used by block() */
+	uint64_t sleeps;
+	int armed; /* sleep_seq made odd by ivl_channel_poll()/DONTWAIT */
+};
+
+struct ivl_channel {
+	struct ivl_endpoint *ep;
+	struct ivl_channel *next; /* ep->channels */
+	uint32_t slot;
+	uint32_t remote;
+	uint32_t remote_slot;
+	uint32_t remote_epoch;
+	uint32_t rx_vector;
+	uint32_t mode;
+	struct ivl__kick kick; /* remote's rx_vector doorbell */
+	int64_t send_ns;
+	int64_t recv_ns;
+	int reset; /* sticky -ECONNRESET */
+	int shut_wr;
+	struct ivl__chan_dir tx; /* producer */
+	struct ivl__chan_dir rx; /* consumer */
+};
+
+int64_t ivl__now_mono_ns(void);
+
+/* Vector waiting (endpoint.c). */
+uint32_t ivl__vwait_snapshot(struct ivl_endpoint *ep, uint32_t v);
+int ivl__vwait_block(struct ivl_endpoint *ep, uint32_t v, uint32_t snap, int64_t timeout_ns);
+
+/* Opens a kick handle for (peer, vector), processing daemon messages as
+ * needed. Returns 0, -EAGAIN, or -errno. */
+int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
+		      struct ivl__kick *k);
+/* Runs the backend's process() if no other thread does. */
+void ivl__ep_try_process(struct ivl_endpoint *ep);
+
+void ivl__ep_link(struct ivl_endpoint *ep, struct ivl_channel *ch);
+void ivl__ep_unlink(struct ivl_endpoint *ep, struct ivl_channel *ch);
+
+#endif /* IVLINK_GUEST_LIB_INTERNAL_H */

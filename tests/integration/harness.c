@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/* Integration test harness: see harness.h. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MAX_PIDS 32
+
+/* Processes this process started; a forked child starts with none. */
+static pid_t started[MAX_PIDS];
+static int n_started;
+static char tmpdir[128];
+static pid_t owner_pid;
+
+static void remember(pid_t pid)
+{
+	if (n_started < MAX_PIDS)
+		started[n_started++] = pid;
+}
+
+static void forget(pid_t pid)
+{
+	for (int i = 0; i < n_started; i++) {
+		if (started[i] == pid) {
+			started[i] = started[--n_started];
+			return;
+		}
+	}
+}
+
+static void rm_tmpdir(void)
+{
+	DIR *d;
+	struct dirent *e;
+	char path[512];
+
+	if (!tmpdir[0])
+		return;
+	d = opendir(tmpdir);
+	if (d) {
+		while ((e = readdir(d)) != NULL) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (strlen(tmpdir) + strlen(e->d_name) + 2 > sizeof(path))
+				continue;
+			strcpy(path, tmpdir);
+			strcat(path, "/");
+			strcat(path, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(tmpdir);
+	tmpdir[0] = '\0';
+}
+
+/* Kills what we started and removes the temp dir; async-signal-safe
+ * enough for a test (kill, waitpid, unlink, rmdir). */
+static void cleanup(void)
+{
+	if (getpid() != owner_pid)
+		return;
+	for (int i = 0; i < n_started; i++) {
+		kill(started[i], SIGKILL);
+		waitpid(started[i], NULL, 0);
+	}
+	n_started = 0;
+	rm_tmpdir();
+}
+
+static void on_signal(int sig)
+{
+	if (getpid() == owner_pid) {
+		static const char msg[] = "harness: timeout or signal, cleaning up\n";
+
+		if (write(2, msg, sizeof(msg) - 1) < 0) {
+			/* nothing to do */
+		}
+		cleanup();
+	}
+	_exit(sig == SIGALRM ? 1 : 128 + sig);
+}
+
+const char *it_init(int argc, char **argv, unsigned timeout_s)
+{
+	const char *d = argc > 1 && argv[1][0] ? argv[1] : getenv("IVLINKD");
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!d || access(d, X_OK) != 0) {
+		printf("SKIP: no ivlinkd (pass its path as argv[1] or $IVLINKD)\n");
+		exit(IT_SKIP);
+	}
+	owner_pid = getpid();
+	atexit(cleanup);
+	signal(SIGALRM, on_signal);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	alarm(timeout_s);
+	return d;
+}
+
+int64_t it_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int can_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+	if (s < 0)
+		return 0;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	strcpy(sa.sun_path, path);
+	ok = connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(s);
+	return ok;
+}
+
+void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size,
+		     unsigned vectors)
+{
+	char nvec[16];
+	int64_t deadline;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ivl-itest-XXXXXX");
+	IT_CHECK(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+	snprintf(d->dir, sizeof(d->dir), "%s", tmpdir);
+	snprintf(d->sock, sizeof(d->sock), "%s/ivlinkd.sock", tmpdir);
+	snprintf(d->uri, sizeof(d->uri), "host:%s", d->sock);
+	snprintf(nvec, sizeof(nvec), "%u", vectors);
+
+	d->pid = fork();
+	IT_CHECK(d->pid >= 0, "fork: %s", strerror(errno));
+	if (d->pid == 0) {
+		execl(ivlinkd, ivlinkd, "-F", "-S", d->sock, "-l", size, "-n", nvec,
+		      "--max-peers", "8", "--log-level=warn", (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", ivlinkd, strerror(errno));
+		_exit(127);
+	}
+	remember(d->pid);
+	deadline = it_now_ns() + 10000000000LL;
+	while (!can_connect(d->sock)) {
+		int st;
+
+		IT_CHECK(waitpid(d->pid, &st, WNOHANG) == 0, "ivlinkd exited at start-up");
+		IT_CHECK(it_now_ns() < deadline, "ivlinkd socket never appeared");
+		usleep(5000);
+	}
+}
+
+void it_daemon_stop(struct it_daemon *d)
+{
+	int64_t deadline = it_now_ns() + 3000000000LL;
+	int st;
+
+	if (d->pid <= 0)
+		return;
+	kill(d->pid, SIGTERM);
+	while (waitpid(d->pid, &st, WNOHANG) == 0) {
+		if (it_now_ns() > deadline) {
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, &st, 0);
+			break;
+		}
+		usleep(5000);
+	}
+	forget(d->pid);
+	d->pid = 0;
+	rm_tmpdir();
+}
+
+pid_t it_spawn(int (*fn)(void *), void *arg)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	IT_CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		n_started = 0;
+		tmpdir[0] = '\0';
+		alarm(0);
+		exit(fn(arg));
+	}
+	remember(pid);
+	return pid;
+}
+
+int it_wait(pid_t pid, unsigned timeout_s)
+{
+	int64_t deadline = it_now_ns() + (int64_t)timeout_s * 1000000000LL;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			IT_FAIL("waitpid: %s", strerror(errno));
+		if (it_now_ns() > deadline) {
+			fprintf(stderr, "child %d timed out; killing it\n", (int)pid);
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			break;
+		}
+		usleep(2000);
+	}
+	forget(pid);
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + WTERMSIG(st);
+}
+
+void it_kill9(pid_t pid)
+{
+	kill(pid, SIGKILL);
+}
+
+static void log_cb(void *ctx, enum ivl_log_level level, const char *msg)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+
+	if (level <= IVL_LOG_WARN)
+		fprintf(stderr, "[%s %d] libivlink %s: %s\n", (const char *)ctx, (int)getpid(),
+			names[level], msg);
+}
+
+struct ivl_endpoint *it_open(const struct it_daemon *d, const char *name, int64_t spin_ns)
+{
+	struct ivl_endpoint_opts o = { .uri = d->uri,
+				       .name = name,
+				       .spin_ns = spin_ns,
+				       .log = log_cb,
+				       .log_ctx = (void *)name };
+	struct ivl_endpoint *ep;
+	int rc = ivl_endpoint_open(&ep, &o);
+
+	IT_CHECK(rc == 0, "%s: ivl_endpoint_open: %s", name, strerror(-rc));
+	return ep;
+}
+
+uint32_t it_find_peer(struct ivl_endpoint *ep, const char *name, int64_t timeout_ns)
+{
+	int64_t deadline = it_now_ns() + timeout_ns;
+
+	for (;;) {
+		struct ivl_peer_info p[IVL_PEERS_LIMIT];
+		int n = ivl_endpoint_peers(ep, p, IVL_PEERS_LIMIT);
+
+		for (int i = 0; i < n && i < (int)IVL_PEERS_LIMIT; i++)
+			if (!p[i].is_self && strcmp(p[i].name, name) == 0)
+				return p[i].id;
+		IT_CHECK(it_now_ns() < deadline, "peer '%s' never appeared", name);
+		usleep(2000);
+	}
+}
+
+static uint64_t splitmix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t word_at(uint64_t seed, uint64_t k)
+{
+	return splitmix(seed * 0x100000001b3ULL ^ k);
+}
+
+void it_stream_fill(uint64_t seed, uint64_t off, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len && (off & 7)) {
+		*p++ = (uint8_t)(word_at(seed, off / 8) >> (8 * (off & 7)));
+		off++;
+		len--;
+	}
+	while (len >= 8) {
+		uint64_t w = word_at(seed, off / 8);
+
+		memcpy(p, &w, 8);
+		p += 8;
+		off += 8;
+		len -= 8;
+	}
+	while (len) {
+		*p++ = (uint8_t)(word_at(seed, off / 8) >> (8 * (off & 7)));
+		off++;
+		len--;
+	}
+}
+
+size_t it_stream_check(uint64_t seed, uint64_t off, const void *buf, size_t len)
+{
+	uint8_t tmp[4096];
+	const uint8_t *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		size_t n = len - done < sizeof(tmp) ? len - done : sizeof(tmp);
+
+		it_stream_fill(seed, off + done, tmp, n);
+		if (memcmp(tmp, p + done, n) != 0) {
+			for (size_t i = 0; i < n; i++)
+				if (tmp[i] != p[done + i])
+					return done + i;
+		}
+		done += n;
+	}
+	return len;
+}
+
+uint64_t it_cksum(uint64_t cks, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	/* FNV-1a, 64 bit: order dependent, independent of chunking. */
+	if (cks == 0)
+		cks = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < len; i++)
+		cks = (cks ^ p[i]) * 0x100000001b3ULL;
+	return cks;
+}
+
+uint64_t it_rand(uint64_t *state)
+{
+	*state += 1;
+	return splitmix(*state);
+}
