@@ -1,1 +1,204 @@
-int main(void){return 77;}
+/* SPDX-License-Identifier: MIT */
+/*
+ * Restart with a named region (-m NAME): SIGTERM is a clean shutdown
+ * (sockets and pidfile removed, peers GONE); a new daemon re-attaches to
+ * the region instead of wiping it (data kept, daemon_gen bumped). After a
+ * SIGKILL the stale sockets are replaced, entries left UP keep their ids
+ * until --reclaim-stale. A live daemon on the socket or on the region is
+ * not displaced, another geometry is refused unless --force-format, and
+ * the daemonizing path reports start-up failures in its exit status.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "dtest.h"
+
+#define NVEC 2
+#define SIZE (2u << 20)
+
+static char name[64], shm_path[96];
+
+static struct ivl_region_hdr read_hdr(void)
+{
+	struct ivl_region_hdr h;
+	int fd = open(shm_path, O_RDONLY);
+
+	DT_CHECK(fd >= 0);
+	DT_CHECK(pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h));
+	close(fd);
+	return h;
+}
+
+static uint8_t last_byte(int set, uint8_t v)
+{
+	int fd = open(shm_path, O_RDWR);
+	uint8_t b = 0;
+
+	DT_CHECK(fd >= 0);
+	if (set)
+		DT_CHECK(pwrite(fd, &v, 1, SIZE - 1) == 1);
+	DT_CHECK(pread(fd, &b, 1, SIZE - 1) == 1);
+	close(fd);
+	return b;
+}
+
+static int exit_code(int st)
+{
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static pid_t start(const char *sock, const char *const *more, int *st)
+{
+	const char *args[24] = { "-m", name, "-l", "2M", "-n", "2", "-p", dt_path("pid") };
+	int n = 8;
+
+	for (; more && *more && n < 23; more++)
+		args[n++] = *more;
+	args[n] = NULL;
+	return dt_daemon_start(IVLINKD, sock, args, st);
+}
+
+int main(void)
+{
+	struct ivl_region_hdr h;
+	struct ivl_peer_view pv;
+	struct dt_peer a, b;
+	char buf[64];
+	pid_t d, d2;
+	int st, fd;
+
+	dt_init("restart", 120);
+	snprintf(name, sizeof(name), "ivlink-test-%d", (int)getpid());
+	snprintf(shm_path, sizeof(shm_path), "/dev/shm/%s", name);
+	dt_track_shm(name);
+	unlink(shm_path);
+
+	/* First start: formatted, generation 1, pidfile written. */
+	d = start(dt_path("sock"), NULL, NULL);
+	DT_CHECK(d > 0);
+	fd = open(dt_path("pid"), O_RDONLY);
+	DT_CHECK(fd >= 0 && read(fd, buf, sizeof(buf)) > 0);
+	close(fd);
+	DT_CHECK(atoi(buf) == d);
+	h = read_hdr();
+	DT_CHECK(h.daemon_gen == 1 && h.daemon_pid == (uint32_t)d && h.region_size == SIZE);
+	DT_CHECK(strcmp(h.name, name) == 0);
+	last_byte(1, 0x5a);
+	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0 && a.id == 0);
+
+	/* SIGTERM: clean. */
+	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_GONE);
+	dt_peer_close(&a);
+	DT_CHECK(access(dt_path("sock"), F_OK) < 0 && access(dt_path("sock.ctl"), F_OK) < 0);
+	DT_CHECK(access(dt_path("pid"), F_OK) < 0);
+	DT_CHECK(access(shm_path, F_OK) == 0);
+
+	/* Restart: re-attached, data kept, generation bumped. */
+	d = start(dt_path("sock"), NULL, NULL);
+	DT_CHECK(d > 0);
+	h = read_hdr();
+	DT_EXPECT(h.daemon_gen == 2 && h.daemon_pid == (uint32_t)d, "gen %llu",
+		  (unsigned long long)h.daemon_gen);
+	DT_CHECK(last_byte(0, 0) == 0x5a);
+	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0 && a.id == 0);
+
+	/* A second daemon on the same socket, or on the same region with
+	 * another socket, is refused and does not disturb the first. */
+	DT_CHECK(start(dt_path("sock"), NULL, &st) < 0 && exit_code(st) == 1);
+	DT_CHECK(start(dt_path("other"), NULL, &st) < 0 && exit_code(st) == 1);
+	DT_CHECK(dt_quiet(a.sock, 100));
+
+	/* SIGKILL leaves stale sockets and an UP entry. */
+	DT_CHECK(dt_daemon_stop(d, SIGKILL) != -1);
+	DT_CHECK(access(dt_path("sock"), F_OK) == 0);
+	dt_peer_close(&a);
+	d = start(dt_path("sock"), NULL, NULL);
+	DT_EXPECT(d > 0, "stale socket not replaced");
+	h = read_hdr();
+	DT_CHECK(h.daemon_gen == 3);
+	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0);
+	DT_EXPECT(a.id == 1, "stale id 0 was handed out again (got %d)", a.id);
+	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_UP);
+	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	dt_peer_close(&a);
+
+	/* --reclaim-stale: entry 0 becomes GONE and its id is free. */
+	{
+		const char *const more[] = { "--reclaim-stale", NULL };
+
+		d = start(dt_path("sock"), more, NULL);
+	}
+	DT_CHECK(d > 0);
+	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0 && a.id == 0);
+	DT_CHECK(dt_peer_join(&b, dt_path("sock"), NVEC) == 0 && b.id == 1);
+	dt_peer_close(&b);
+	dt_peer_close(&a);
+	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	DT_CHECK(last_byte(0, 0) == 0x5a);
+
+	/* Another geometry is refused, with a message naming the option. */
+	{
+		const char *const more[] = { "-n", "4", NULL };
+
+		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
+	}
+	{
+		const char *const more[] = { "-l", "4M", NULL };
+
+		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
+	}
+	h = read_hdr();
+	DT_CHECK(h.daemon_gen == 4 && h.n_vectors == NVEC);
+	{
+		const char *const more[] = { "-n", "4", "--force-format", NULL };
+
+		d = start(dt_path("sock"), more, NULL);
+	}
+	DT_CHECK(d > 0);
+	h = read_hdr();
+	DT_CHECK(h.daemon_gen == 1 && h.n_vectors == 4);
+	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+
+	/* Daemon mode: the foreground process exits 0 once the daemon runs
+	 * (pidfile written), 1 with the reason when it cannot start. */
+	{
+		char cmd[600], out[2048];
+		FILE *f;
+		size_t n;
+
+		snprintf(cmd, sizeof(cmd), "%s -S %s -m %s -l 2M -n 4 -p %s --log=syslog 2>&1",
+			 IVLINKD, dt_path("dsock"), name, dt_path("dpid"));
+		DT_CHECK(exit_code(system(cmd)) == 0);
+		fd = open(dt_path("dpid"), O_RDONLY);
+		DT_CHECK(fd >= 0);
+		memset(buf, 0, sizeof(buf));
+		DT_CHECK(read(fd, buf, sizeof(buf) - 1) > 0);
+		close(fd);
+		d2 = atoi(buf);
+		DT_CHECK(d2 > 0 && kill(d2, 0) == 0);
+		dt_track_pid(d2);
+		DT_CHECK(read_hdr().daemon_pid == (uint32_t)d2);
+		f = popen(cmd, "r");
+		DT_CHECK(f);
+		n = fread(out, 1, sizeof(out) - 1, f);
+		out[n] = '\0';
+		DT_EXPECT(exit_code(pclose(f)) == 1 && strstr(out, "another daemon"),
+			  "second daemonized start: '%s'", out);
+		kill(d2, SIGTERM);
+		for (int i = 0; i < 500 && access(dt_path("dpid"), F_OK) == 0; i++)
+			usleep(10000);
+		DT_CHECK(access(dt_path("dpid"), F_OK) < 0 && access(dt_path("dsock"), F_OK) < 0);
+	}
+	unlink(shm_path);
+	printf("PASS restart\n");
+	return 0;
+}

@@ -134,11 +134,19 @@ void dt_track_shm(const char *name)
 		snprintf(g_shm[g_nshm++], sizeof(g_shm[0]), "%s", name);
 }
 
+void dt_track_pid(pid_t pid)
+{
+	if (g_ndaemons < MAX_DAEMONS) {
+		g_logs[g_ndaemons][0] = '\0';
+		g_pids[g_ndaemons++] = pid;
+	}
+}
+
 void dt_dump_logs(void)
 {
 	for (unsigned i = 0; i < g_ndaemons; i++) {
 		char line[512];
-		FILE *f = fopen(g_logs[i], "r");
+		FILE *f = g_logs[i][0] ? fopen(g_logs[i], "r") : NULL;
 		int n = 0;
 
 		if (!f)
@@ -212,10 +220,20 @@ pid_t dt_daemon_start(const char *bin, const char *sock, const char *const *extr
 				*status = st;
 			return -1;
 		}
+		/* Ready when the status socket answers with this pid (another
+		 * daemon may be live on the same path). */
 		s = dt_connect(ctl);
 		if (s >= 0) {
+			char buf[512], want[48];
+			ssize_t got, len = 0;
+
+			while ((got = read(s, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+				len += got;
+			buf[len] = '\0';
 			close(s);
-			return pid;
+			snprintf(want, sizeof(want), "daemon pid=%d ", (int)pid);
+			if (strstr(buf, want))
+				return pid;
 		}
 		usleep(10000);
 	}

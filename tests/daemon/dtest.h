@@ -36,6 +36,8 @@ void dt_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn
 const char *dt_path(const char *leaf);
 const char *dt_dir(void);
 void dt_track_shm(const char *name);
+/* A process that is not our child (a daemonized ivlinkd): killed at exit. */
+void dt_track_pid(pid_t pid);
 
 /* Starts "bin -F --log=stderr --log-level=debug -S SOCK" + extra (NULL
  * terminated), stderr to a log file in the temp dir, and waits until its
