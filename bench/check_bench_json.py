@@ -21,6 +21,7 @@ unix_rtt_p50_ns unix_rtt_p99_ns unix_rtt_p999_ns
 unix_1b_rtt_p50_ns unix_1b_rtt_p99_ns unix_1b_rtt_p999_ns
 msgs_per_s_64b gbps_64b gbps_64k memcpy_gbps_64k
 ring_rtt_vs_floor tcp_vs_ring_rtt unix_vs_ring_rtt gbps_64k_pct_of_memcpy
+xcopy_gbps_64k gbps_64k_pct_of_xcopy
 schema
 """.split()
 ARRAYS = """sizes tput_msgs_per_s tput_gbps memcpy_gbps tput_pct_of_memcpy

@@ -26,6 +26,9 @@
  *   5. memcpy of the same sizes in one process, source and destination of
  *      the message size reused, so that it measures cache-resident copies
  *      as the ring's data does.
+ *   6. a cross-core copy ceiling at 64 KiB (diagnostic): the ring's two
+ *      copies and cache-line traffic without the ring, through 64 KiB slots
+ *      handed over with a flag. The memcpy goal is read against it.
  *
  * Latencies are per round trip: one clock_gettime(CLOCK_MONOTONIC) per round
  * trip, each sample the difference to the previous one, so the clock's cost
@@ -83,6 +86,10 @@
  *   tcp_vs_ring_rtt           tcp_rtt_p50_ns / ring_rtt_p50_ns
  *   unix_vs_ring_rtt          unix_rtt_p50_ns / ring_rtt_p50_ns
  *   gbps_64k_pct_of_memcpy    100 * gbps_64k / memcpy_gbps_64k
+ *   xcopy_gbps_64k            diagnostic: cross-core copy ceiling, GB/s: the
+ *                             child copies into 64 KiB shared slots and hands
+ *                             each over with a flag, the parent copies out
+ *   gbps_64k_pct_of_xcopy     100 * gbps_64k / xcopy_gbps_64k
  *   sizes                     array: message sizes of the throughput test
  *   tput_mode                 (meta) array: "message" or "stream" per size
  *   tput_msgs_per_s           array: messages/s per size
@@ -158,6 +165,7 @@ static const uint32_t tput_sizes[] = {
 #define OFF_BLOCKS  8192u /* ring i: prod at +8 KiB*i, cons 4 KiB later */
 #define OFF_DATA    (1u << 20)
 #define DATA_STRIDE TPUT_RING_MAX
+#define XCOPY_SIZE  (64u << 10) /* cross-core copy ceiling: slot size */
 #define SHM_SIZE    (OFF_DATA + 3u * DATA_STRIDE)
 
 enum ring_id { RING_PING = 0, RING_PONG = 1, RING_TPUT = 2 };
@@ -168,6 +176,7 @@ enum cmd {
 	CMD_RING_ECHO, /* echo count messages PING -> PONG */
 	CMD_SOCK_ECHO, /* echo count messages of size on a socket (arg) */
 	CMD_TPUT,      /* produce size-byte messages into TPUT until stop */
+	CMD_XCOPY,     /* fill XCOPY_SIZE slots of the TPUT data until stop */
 	CMD_EXIT,
 };
 
@@ -210,6 +219,7 @@ struct results {
 	double block_kicks_per_rtt;
 	struct lat ring_spin0, ring_lazy; /* diagnostics */
 	double spin0_kicks_per_rtt;
+	double xcopy_gbps; /* diagnostic: cross-core copy ceiling, 64 KiB */
 	struct lat tcp64, tcp1, unix64, unix1;
 	struct tput tp[N_SIZES];
 };
@@ -274,6 +284,12 @@ static struct ivl_ring_cons *ring_cons(struct bench *b, enum ring_id id)
 static void *ring_data(struct bench *b, enum ring_id id)
 {
 	return b->shm + OFF_DATA + (size_t)DATA_STRIDE * id;
+}
+
+/* Hand-over flag of cross-core copy slot i, one line each, after the ball. */
+static uint32_t *xcopy_flag(struct bench *b, uint32_t i)
+{
+	return (uint32_t *)(b->shm + OFF_BALL + 64u * (i + 1));
 }
 
 static int ring_attach(struct bench *b, struct ivl_ring *r, enum ring_id id, int producer,
@@ -668,6 +684,32 @@ static int child_tput(struct bench *b, uint32_t size, uint32_t ring_size)
 	return rc;
 }
 
+/* Producer half of the cross-core copy ceiling: copy into each free slot
+ * and hand it over with one flag, no ring code at all. */
+static int child_xcopy(struct bench *b, uint32_t nslots)
+{
+	uint8_t *slots = ring_data(b, RING_TPUT);
+	int64_t deadline = now_ns() + WAIT_NS;
+
+	for (uint32_t i = 0;; i = (i + 1) % nslots) {
+		uint32_t *flag = xcopy_flag(b, i);
+
+		/* X2: pairs with the parent's release store of 0: its reads
+		 * of the slot are done before we overwrite it. */
+		for (unsigned spins = 1; __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 0; spins++) {
+			if (__atomic_load_n(&b->ctl->stop, __ATOMIC_RELAXED))
+				return 0;
+			if ((spins & 0xfff) == 0 && now_ns() > deadline)
+				return -ETIMEDOUT;
+			cpu_relax();
+		}
+		memcpy(slots + (size_t)i * XCOPY_SIZE, b->src, XCOPY_SIZE);
+		/* X1: pairs with the parent's acquire load of 1. */
+		__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+		deadline = now_ns() + WAIT_NS;
+	}
+}
+
 /* Idle until the next command: spin briefly (commands come back to back),
  * then sleep in short steps so an idle child does not burn a shared CPU. */
 static uint32_t child_wait_cmd(struct bench *b, uint32_t last)
@@ -741,6 +783,9 @@ static _Noreturn void child_main(struct bench *b, uint16_t tcp_port)
 			break;
 		case CMD_TPUT:
 			rc = child_tput(b, c->size, c->ring_size);
+			break;
+		case CMD_XCOPY:
+			rc = child_xcopy(b, c->ring_size / XCOPY_SIZE);
 			break;
 		case CMD_EXIT:
 			_exit(0);
@@ -1087,6 +1132,73 @@ static int run_tput(struct bench *b, uint32_t size, struct tput *res)
 	return 0;
 }
 
+/*
+ * The cross-core copy ceiling at 64 KiB: the child copies a source buffer
+ * into 64 KiB slots of shared memory and hands each over with a flag, the
+ * parent copies it out to a destination buffer and hands it back. Same
+ * copies and the same cache-line traffic as a ring transfer, none of the
+ * ring's bookkeeping: what a ring could reach on this machine, so that the
+ * ring/memcpy goal can be read against what the hardware allows.
+ */
+static int run_xcopy(struct bench *b, double *gbps)
+{
+	uint32_t nslots = b->o.ring_kib * 1024u / XCOPY_SIZE;
+	uint8_t *slots = ring_data(b, RING_TPUT);
+	unsigned nwin = b->o.quick ? 3 : 5;
+	int64_t win_ns = (int64_t)b->o.duration_ms * 1000000 / nwin;
+	int64_t t, t_win, t_end, deadline;
+	double rate[8];
+	uint64_t bytes = 0, b0 = 0;
+	int w = -1, rc = 0, rc2;
+
+	if (nslots < 2)
+		nslots = 2;
+	for (uint32_t i = 0; i < nslots; i++)
+		__atomic_store_n(xcopy_flag(b, i), 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->ctl->stop, 0, __ATOMIC_RELAXED);
+	b->ctl->ring_size = nslots * XCOPY_SIZE;
+	issue(b, CMD_XCOPY);
+
+	t = now_ns();
+	t_win = t;
+	t_end = t + win_ns / 2;
+	for (uint32_t i = 0; w < (int)nwin; i = (i + 1) % nslots) {
+		uint32_t *flag = xcopy_flag(b, i);
+
+		deadline = now_ns() + WAIT_NS;
+		/* X1: pairs with the child's release store of 1. */
+		for (unsigned spins = 1; __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 1; spins++) {
+			cpu_relax();
+			if ((spins & 0xfff) == 0 && (now_ns() > deadline || child_gone(b))) {
+				rc = -ETIMEDOUT;
+				goto out;
+			}
+		}
+		memcpy(b->dst, slots + (size_t)i * XCOPY_SIZE, XCOPY_SIZE);
+		clobber(b->dst);
+		/* X2: pairs with the child's acquire load of 0. */
+		__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
+		bytes += XCOPY_SIZE;
+		t = now_ns();
+		if (t < t_end)
+			continue;
+		if (w >= 0)
+			rate[w] = (double)(bytes - b0) / ((double)(t - t_win) / 1e9);
+		w++;
+		b0 = bytes;
+		t_win = t;
+		t_end = t + win_ns;
+	}
+out:
+	__atomic_store_n(&b->ctl->stop, 1, __ATOMIC_RELAXED);
+	rc2 = wait_ack(b);
+	if (rc == 0)
+		rc = rc2;
+	if (rc == 0)
+		*gbps = median_dbl(rate, nwin) / 1e9;
+	return rc;
+}
+
 /* memcpy of size bytes between two buffers of that size, over and over: the
  * cache-resident copy rate the ring's one-way transfer is compared with. */
 static double run_memcpy(struct bench *b, uint32_t size)
@@ -1230,6 +1342,9 @@ static void print_human(const struct bench *b, const struct results *r)
 	       (double)r->ring_block.p50 / (double)r->ring.p50);
 	printf("  64 KiB ring GB/s / memcpy GB/s    %8.1f%%   (%.2f / %.2f GB/s)\n", g.value[2],
 	       t64k->gbps, t64k->memcpy_gbps);
+	printf(
+	    "  64 KiB ring GB/s / cross-core copy %7.1f%%   (diag ceiling, no ring: %.2f GB/s)\n",
+	    100.0 * t64k->gbps / r->xcopy_gbps, r->xcopy_gbps);
 	printf("  64 B messages/s                   %8.2f M\n", t64->msgs_per_s / 1e6);
 
 	printf("\nGoals (issue 2; reported, not enforced)\n");
@@ -1327,6 +1442,8 @@ static void print_json(const struct bench *b, const struct results *r)
 	printf("  \"tcp_vs_ring_rtt\": %.2f,\n", g.value[1]);
 	printf("  \"unix_vs_ring_rtt\": %.2f,\n", (double)r->unix64.p50 / (double)r->ring.p50);
 	printf("  \"gbps_64k_pct_of_memcpy\": %.2f,\n", g.value[2]);
+	printf("  \"xcopy_gbps_64k\": %.4f,\n", r->xcopy_gbps);
+	printf("  \"gbps_64k_pct_of_xcopy\": %.2f,\n", 100.0 * t64k->gbps / r->xcopy_gbps);
 	json_array("sizes", r, 0, 0);
 	json_array("tput_mode", r, 1, 0);
 	json_array("tput_msgs_per_s", r, 2, 0);
@@ -1372,7 +1489,9 @@ static void usage(FILE *f)
 		"      below 64 KiB, stream mode from 64 KiB. Both ends copy, from a source\n"
 		"      buffer into the ring and from the ring into a destination buffer;\n"
 		"    - memcpy of the same sizes in one process between two buffers of the\n"
-		"      message size (cache-resident, as the ring's data is).\n"
+		"      message size (cache-resident, as the ring's data is);\n"
+		"    - a cross-core copy ceiling at 64 KiB: the same copies in and out of\n"
+		"      shared 64 KiB slots handed over with one flag each, no ring code.\n"
 		"\n"
 		"    Latencies are nearest-rank percentiles of per-round-trip samples taken\n"
 		"    with clock_gettime(CLOCK_MONOTONIC) (one call per round trip, so its\n"
@@ -1439,6 +1558,10 @@ static void usage(FILE *f)
 		"      tcp_vs_ring_rtt       tcp_rtt_p50_ns / ring_rtt_p50_ns\n"
 		"      unix_vs_ring_rtt      unix_rtt_p50_ns / ring_rtt_p50_ns\n"
 		"      gbps_64k_pct_of_memcpy  100 * gbps_64k / memcpy_gbps_64k\n"
+		"      xcopy_gbps_64k        diagnostic: cross-core copy ceiling: 64 KiB\n"
+		"                            shared slots handed over with a flag, copied\n"
+		"                            in by one process and out by the other, GB/s\n"
+		"      gbps_64k_pct_of_xcopy 100 * gbps_64k / xcopy_gbps_64k\n"
 		"      sizes                 array: throughput message sizes, bytes\n"
 		"      tput_mode             (meta) array: \"message\" or \"stream\"\n"
 		"      tput_msgs_per_s, tput_gbps, memcpy_gbps, tput_pct_of_memcpy\n"
@@ -1606,6 +1729,10 @@ static int run_all(struct bench *b, struct results *r)
 			return fail(what, rc);
 		}
 		r->tp[i].memcpy_gbps = run_memcpy(b, tput_sizes[i]);
+		/* Right after the ring at the same size: on a shared machine
+		 * conditions drift, and the two are compared. */
+		if (tput_sizes[i] == XCOPY_SIZE && (rc = run_xcopy(b, &r->xcopy_gbps)) < 0)
+			return fail("cross-core copy ceiling", rc);
 	}
 	return 0;
 }
