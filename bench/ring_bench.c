@@ -14,8 +14,9 @@
  *   1. cache-line ping-pong: a counter bounced through one shared line. This
  *      is the floor any shared-memory round trip pays (two line transfers).
  *   2. ring round trip, 64-byte messages, message mode, one ring each way:
- *      spinning (the spin budget never runs out) and blocking (spin_ns = 0,
- *      so every wait advertises sleep and is woken by an eventfd kick).
+ *      spinning (the spin budget never runs out) and blocking (no spin at
+ *      all: every wait advertises sleep and is woken by an eventfd kick;
+ *      see wait_readable_sleeping() for why not ivl_ring_wait_readable()).
  *   3. TCP loopback (TCP_NODELAY) and UNIX socketpair round trips, 1 and
  *      64 bytes, blocking sockets: the baselines the ring replaces.
  *   4. one-way throughput for 64 B .. 1 MiB messages: message mode with
