@@ -497,7 +497,9 @@ int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
 	mode = mine->mode;
 	memcpy(name, mine->name, sizeof(name));
 	name[sizeof(name) - 1] = '\0';
-	if (remote >= rg->hdr.max_peers)
+	/* Our half is in shared memory too: a remote of ourselves (which
+	 * offer() never writes) would match our own half. */
+	if (remote >= rg->hdr.max_peers || remote == self)
 		return -EPROTO;
 	rc = ivl_region_peer_view(rg, remote, &pv);
 	if (rc < 0)
