@@ -29,61 +29,61 @@
 #define IVL_VERSION "0.0.0"
 #endif
 #define DEFAULT_SOCKET "/tmp/ivshmem_socket"
-#define EXIT_USAGE 2
-#define STATUS_MAX (1u << 20)
-#define MAX_CLIENTS IVL_PEERS_LIMIT
+#define EXIT_USAGE     2
+#define STATUS_MAX     (1u << 20)
+#define MAX_CLIENTS    IVL_PEERS_LIMIT
 
 static const char usage_text[] =
-	"NAME\n"
-	"    ivlinkctl - show the state of an ivlink region\n"
-	"\n"
-	"SYNOPSIS\n"
-	"    ivlinkctl status [--json] [--socket PATH | --status-socket PATH | --shm NAME]\n"
-	"    ivlinkctl --help | --version\n"
-	"\n"
-	"DESCRIPTION\n"
-	"    status maps the region read-only and prints the region header, every\n"
-	"    peer-table entry that was ever used, and every channel with both halves\n"
-	"    joined (\"A:slot <-> B:slot\"): for each direction the ring fill (tail -\n"
-	"    head over size), bytes moved (the producer's tail), messages, and the\n"
-	"    doorbells the producer sent and suppressed. It never writes the region.\n"
-	"\n"
-	"    By default it asks the daemon over its status socket, which adds the\n"
-	"    daemon's view of its connected clients (pid, uid, connection age).\n"
-	"    With --shm it reads /dev/shm/NAME directly, without a daemon.\n"
-	"\n"
-	"OPTIONS\n"
-	"    --socket PATH         the daemon's ivshmem socket; its status socket is\n"
-	"                          PATH.ctl (default " DEFAULT_SOCKET ")\n"
-	"    --status-socket PATH  the daemon's status socket itself\n"
-	"    --shm NAME            read the region /dev/shm/NAME (no daemon needed)\n"
-	"    --json                print one JSON object instead of tables\n"
-	"    -h, --help            show this help\n"
-	"    --version             show the version\n"
-	"\n"
-	"JSON OUTPUT\n"
-	"    {\"source\": PATH,\n"
-	"     \"daemon\": {pid, version, gen, uptime_s, socket, kind, file} or null,\n"
-	"     \"region\": {name, size, layout_version, max_peers, vectors, chan_slots,\n"
-	"                section_size, daemon_pid, daemon_gen, created_unix_ns},\n"
-	"     \"peers\": [{id, name, state (\"up\"|\"gone\"|\"free\"), epoch, backend,\n"
-	"                pid, uid, self_pid, n_vectors, joined_unix_ns, left_unix_ns,\n"
-	"                section (\"ok\"|\"none\"), section_epoch, pages_used, heap_pages,\n"
-	"                connected_s (daemon view, or null), queued (or null)}],\n"
-	"     \"channels\": [{a: {peer, slot, state, epoch_ok}, b: {...} or null,\n"
-	"                name, mode (\"stream\"|\"message\"), matched,\n"
-	"                a_to_b: DIR, b_to_a: DIR or null}]}\n"
-	"    DIR = {size, fill (null if the indices are inconsistent), bytes, msgs,\n"
-	"           kicks, kicks_suppressed, consumer_kicks, flags: [\"done\",\n"
-	"           \"closed\", \"abort\"]}\n"
-	"\n"
-	"EXIT STATUS\n"
-	"    0 success, 1 the daemon or region could not be read or is invalid,\n"
-	"    2 invalid command line.\n"
-	"\n"
-	"EXAMPLES\n"
-	"    ivlinkctl status --socket /run/ivlink/ivlinkd.sock\n"
-	"    ivlinkctl status --shm ivlink --json | python3 -m json.tool\n";
+    "NAME\n"
+    "    ivlinkctl - show the state of an ivlink region\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    ivlinkctl status [--json] [--socket PATH | --status-socket PATH | --shm NAME]\n"
+    "    ivlinkctl --help | --version\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    status maps the region read-only and prints the region header, every\n"
+    "    peer-table entry that was ever used, and every channel with both halves\n"
+    "    joined (\"A:slot <-> B:slot\"): for each direction the ring fill (tail -\n"
+    "    head over size), bytes moved (the producer's tail), messages, and the\n"
+    "    doorbells the producer sent and suppressed. It never writes the region.\n"
+    "\n"
+    "    By default it asks the daemon over its status socket, which adds the\n"
+    "    daemon's view of its connected clients (pid, uid, connection age).\n"
+    "    With --shm it reads /dev/shm/NAME directly, without a daemon.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --socket PATH         the daemon's ivshmem socket; its status socket is\n"
+    "                          PATH.ctl (default " DEFAULT_SOCKET ")\n"
+    "    --status-socket PATH  the daemon's status socket itself\n"
+    "    --shm NAME            read the region /dev/shm/NAME (no daemon needed)\n"
+    "    --json                print one JSON object instead of tables\n"
+    "    -h, --help            show this help\n"
+    "    --version             show the version\n"
+    "\n"
+    "JSON OUTPUT\n"
+    "    {\"source\": PATH,\n"
+    "     \"daemon\": {pid, version, gen, uptime_s, socket, kind, file} or null,\n"
+    "     \"region\": {name, size, layout_version, max_peers, vectors, chan_slots,\n"
+    "                section_size, daemon_pid, daemon_gen, created_unix_ns},\n"
+    "     \"peers\": [{id, name, state (\"up\"|\"gone\"|\"free\"), epoch, backend,\n"
+    "                pid, uid, self_pid, n_vectors, joined_unix_ns, left_unix_ns,\n"
+    "                section (\"ok\"|\"none\"), section_epoch, pages_used, heap_pages,\n"
+    "                connected_s (daemon view, or null), queued (or null)}],\n"
+    "     \"channels\": [{a: {peer, slot, state, epoch_ok}, b: {...} or null,\n"
+    "                name, mode (\"stream\"|\"message\"), matched,\n"
+    "                a_to_b: DIR, b_to_a: DIR or null}]}\n"
+    "    DIR = {size, fill (null if the indices are inconsistent), bytes, msgs,\n"
+    "           kicks, kicks_suppressed, consumer_kicks, flags: [\"done\",\n"
+    "           \"closed\", \"abort\"]}\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 success, 1 the daemon or region could not be read or is invalid,\n"
+    "    2 invalid command line.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    ivlinkctl status --socket /run/ivlink/ivlinkd.sock\n"
+    "    ivlinkctl status --shm ivlink --json | python3 -m json.tool\n";
 
 /* ------------------------------------------------------------ daemon view */
 
@@ -169,7 +169,7 @@ static int ask_daemon(const char *path, struct daemon_info *d)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	size_t len = 0;
 	char *text;
 	int s, rfd = -1, rc;
@@ -191,9 +191,9 @@ static int ask_daemon(const char *path, struct daemon_info *d)
 		return -ENOMEM;
 	}
 	for (;;) {
-		struct pollfd pfd = { .fd = s, .events = POLLIN };
-		struct iovec iov = { .iov_base = text + len, .iov_len = STATUS_MAX - len };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct pollfd pfd = {.fd = s, .events = POLLIN};
+		struct iovec iov = {.iov_base = text + len, .iov_len = STATUS_MAX - len};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 		struct cmsghdr *cm;
 		ssize_t n;
 
@@ -277,14 +277,14 @@ static const char *state_name(uint32_t st)
 
 static const char *backend_name(uint32_t b)
 {
-	static const char *const n[] = { "unknown", "host", "vfio", "poll", "qemu" };
+	static const char *const n[] = {"unknown", "host", "vfio", "poll", "qemu"};
 
 	return b < sizeof(n) / sizeof(n[0]) ? n[b] : "invalid";
 }
 
 static const char *chan_state_name(uint32_t st)
 {
-	static const char *const n[] = { "free", "claimed", "offered", "closed" };
+	static const char *const n[] = {"free", "claimed", "offered", "closed"};
 
 	return st < 4 ? n[st] : "invalid";
 }
@@ -302,8 +302,8 @@ static void safe_name(char *dst, const char *src, size_t len)
 
 	for (i = 0; i + 1 < len && src[i]; i++)
 		dst[i] = (src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"' && src[i] != '\\')
-				 ? src[i]
-				 : '?';
+			     ? src[i]
+			     : '?';
 	dst[i] = '\0';
 }
 
@@ -501,9 +501,8 @@ static void json_dir(const struct dir_info *d)
 	putchar('}');
 }
 
-static void print_json(const char *source, const struct daemon_info *d,
-		       const struct ivl_region *rg, const struct peer_info *pi,
-		       const struct chan_info *ch, unsigned nch)
+static void print_json(const char *source, const struct daemon_info *d, const struct ivl_region *rg,
+		       const struct peer_info *pi, const struct chan_info *ch, unsigned nch)
 {
 	char name[IVL_REGION_NAME_MAX];
 	int first = 1;
@@ -603,25 +602,23 @@ static void print_dir(const char *label, const struct dir_info *d)
 		snprintf(fill, sizeof(fill), "%" PRIu64 "/%u", d->fill, d->size);
 	else
 		snprintf(fill, sizeof(fill), "?/%u", d->size);
-	printf("    %-8s fill %-16s bytes %-12" PRIu64 " msgs %-10" PRIu64
-	       " doorbells %" PRIu64 " sent, %" PRIu64 " suppressed (consumer %" PRIu64 ")%s%s%s\n",
+	printf("    %-8s fill %-16s bytes %-12" PRIu64 " msgs %-10" PRIu64 " doorbells %" PRIu64
+	       " sent, %" PRIu64 " suppressed (consumer %" PRIu64 ")%s%s%s\n",
 	       label, fill, d->bytes, d->msgs, d->kicks, d->suppressed, d->cons_kicks,
 	       d->flags & IVL_RING_F_DONE_WRITING ? " done" : "",
 	       d->flags & IVL_RING_F_CLOSED ? " closed" : "",
 	       d->flags & IVL_RING_F_ABORT ? " abort" : "");
 }
 
-static void print_text(const char *source, const struct daemon_info *d,
-		       const struct ivl_region *rg, const struct peer_info *pi,
-		       const struct chan_info *ch, unsigned nch)
+static void print_text(const char *source, const struct daemon_info *d, const struct ivl_region *rg,
+		       const struct peer_info *pi, const struct chan_info *ch, unsigned nch)
 {
 	char name[IVL_REGION_NAME_MAX], sz[32];
 
 	safe_name(name, rg->hdr.name, sizeof(name));
 	human_size(sz, sizeof(sz), rg->hdr.region_size);
-	printf("region %s: %s, layout v%u, %u peers max, %u vectors, %u channel slots/peer\n",
-	       name, sz, rg->hdr.version, rg->hdr.max_peers, rg->hdr.n_vectors,
-	       rg->hdr.chan_slots);
+	printf("region %s: %s, layout v%u, %u peers max, %u vectors, %u channel slots/peer\n", name,
+	       sz, rg->hdr.version, rg->hdr.max_peers, rg->hdr.n_vectors, rg->hdr.chan_slots);
 	printf("daemon pid %u, generation %" PRIu64, rg->hdr.daemon_pid, rg->hdr.daemon_gen);
 	if (d->present)
 		printf(", ivlinkd %s, up %llds, %s%s%s", d->version, d->uptime_s, d->kind,
@@ -644,9 +641,8 @@ static void print_text(const char *source, const struct daemon_info *d,
 		if (c)
 			snprintf(conn, sizeof(conn), "%llds", c->age_s);
 		else
-			snprintf(conn, sizeof(conn), d->present && p->e.state == IVL_PEER_UP
-							     ? "stale"
-							     : "-");
+			snprintf(conn, sizeof(conn),
+				 d->present && p->e.state == IVL_PEER_UP ? "stale" : "-");
 		printf("%-3u %-16s %-5s %-6u %-8s %-8u %-6u %-13s %s\n", id,
 		       p->name[0] ? p->name : "-", state_name(p->e.state), p->e.epoch,
 		       backend_name(p->e.backend), p->e.pid, p->e.uid, pages, conn);
@@ -661,8 +657,8 @@ static void print_text(const char *source, const struct daemon_info *d,
 			       c->name, mode_name(c->ha.mode), chan_state_name(c->ha.state),
 			       chan_state_name(c->hb.state));
 		else
-			printf("%u:%u <-> %u:-  %s  %s  %s (not matched)\n", c->a, c->a_slot,
-			       c->b, c->name, mode_name(c->ha.mode), chan_state_name(c->ha.state));
+			printf("%u:%u <-> %u:-  %s  %s  %s (not matched)\n", c->a, c->a_slot, c->b,
+			       c->name, mode_name(c->ha.mode), chan_state_name(c->ha.state));
 		snprintf(lab, sizeof(lab), "%u->%u", c->a, c->b);
 		print_dir(lab, &c->ab);
 		snprintf(lab, sizeof(lab), "%u->%u", c->b, c->a);
@@ -671,6 +667,8 @@ static void print_text(const char *source, const struct daemon_info *d,
 }
 
 /* ------------------------------------------------------------------ main */
+
+static struct daemon_info g_daemon;
 
 static void die_usage(const char *msg, const char *arg)
 {
@@ -682,7 +680,7 @@ static void die_usage(const char *msg, const char *arg)
 int main(int argc, char **argv)
 {
 	const char *sock = NULL, *status = NULL, *shm = NULL;
-	struct daemon_info *d = calloc(1, sizeof(*d));
+	struct daemon_info *d = &g_daemon;
 	struct peer_info pi[IVL_PEERS_LIMIT];
 	struct chan_info *ch = NULL;
 	char source[600];
@@ -692,8 +690,6 @@ int main(int argc, char **argv)
 	int json = 0, fd, rc, cmd = 0;
 	void *base;
 
-	if (!d)
-		return 1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -701,7 +697,8 @@ int main(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return 0;
 		} else if (strcmp(a, "--version") == 0) {
-			printf("ivlinkctl " IVL_VERSION " (region layout v%u)\n", IVL_LAYOUT_VERSION);
+			printf("ivlinkctl " IVL_VERSION " (region layout v%u)\n",
+			       IVL_LAYOUT_VERSION);
 			return 0;
 		} else if (strcmp(a, "status") == 0) {
 			cmd = 1;
@@ -753,7 +750,7 @@ int main(int argc, char **argv)
 		fd = ask_daemon(source, d);
 		if (fd < 0) {
 			fprintf(stderr, "ivlinkctl: cannot get the region from %s: %s\n", source,
-				fd == -EBADF ? "the daemon passed no region fd"
+				fd == -EBADF	? "the daemon passed no region fd"
 				: fd == -EPROTO ? "not an ivlinkd status socket"
 						: strerror(-fd));
 			return 1;
@@ -782,7 +779,6 @@ int main(int argc, char **argv)
 	else
 		print_text(source, d, &rg, pi, ch, nch);
 	free(ch);
-	free(d);
 	munmap(base, (size_t)st.st_size);
 	return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -28,117 +28,117 @@
 #define EXIT_USAGE 2
 
 static const char usage_text[] =
-	"NAME\n"
-	"    ivlinkd - ivlink host daemon: ivshmem server and region provisioner\n"
-	"\n"
-	"SYNOPSIS\n"
-	"    ivlinkd [-F] [-v] [-S SOCKET] [-l SIZE] [-n VECTORS] [-m NAME|DIR] [-M NAME]\n"
-	"            [-p PIDFILE] [LONG OPTIONS]\n"
-	"\n"
-	"DESCRIPTION\n"
-	"    ivlinkd creates an ivlink shared-memory region (layout v%u) and serves the\n"
-	"    ivshmem-server protocol on a UNIX stream socket, so QEMU's ivshmem-doorbell\n"
-	"    device (-chardev socket,path=SOCKET) and libivlink host processes can join\n"
-	"    it as peers. Each peer gets an id below --max-peers, the region fd and one\n"
-	"    eventfd per vector for itself and for every other peer. The daemon keeps\n"
-	"    the region's peer table (state UP/GONE and an epoch bumped at every join\n"
-	"    and leave) and rings vector 0 (the control vector) of every live peer on\n"
-	"    each join and leave. A gone peer's section is reset at once.\n"
-	"\n"
-	"    It is a drop-in replacement for QEMU's contrib/ivshmem-server: the short\n"
-	"    options below have that server's meanings. Unlike it, ivlinkd never\n"
-	"    blocks on a client: a client that sends data (the protocol is one-way),\n"
-	"    stops reading (more than --max-queue messages pending) or hangs up is\n"
-	"    dropped, and a client beyond --max-peers or outside the allow-lists is\n"
-	"    refused (its connection is closed before it receives anything).\n"
-	"\n"
-	"    A named region (-m/-M/--shm) outlives the daemon. When ivlinkd starts and\n"
-	"    finds it with a valid header of the same size, vectors and max peers, it\n"
-	"    re-attaches instead of wiping it: the header's daemon generation is\n"
-	"    bumped and the data kept. Table entries left UP by a daemon that died\n"
-	"    (not shut down cleanly) are kept as they are, and their ids are not\n"
-	"    handed out again, until a restart with --reclaim-stale marks them GONE.\n"
-	"    A region of another geometry is refused unless --force-format.\n"
-	"\n"
-	"    A status socket (default SOCKET.ctl) serves ivlinkctl(1): it replies with\n"
-	"    a text description of the connected clients and a read-only fd of the\n"
-	"    region, and never makes the caller a peer.\n"
-	"\n"
-	"OPTIONS\n"
-	"    -S, --socket PATH     ivshmem socket (default " IVL_SERVER_DEFAULT_SOCKET ")\n"
-	"    -l, --size SIZE       region size, a power of two >= 1M; suffixes K, M, G\n"
-	"                          (binary) (default 64M)\n"
-	"    -n, --vectors N       doorbell vectors per peer, 1..%u (default 8). QEMU's\n"
-	"                          ivshmem-doorbell must have vectors >= N.\n"
-	"    -m NAME|DIR           ivshmem-server compatibility: a NAME is a POSIX shm\n"
-	"                          object (as --shm NAME); a DIR (contains '/') is where\n"
-	"                          to create the region file (as --hugetlb DIR)\n"
-	"    -M, --shm NAME        region in /dev/shm/NAME (kept after exit, re-attached\n"
-	"                          on restart); default: an anonymous sealed memfd\n"
-	"        --hugetlb DIR     region file in the hugetlbfs mount DIR: DIR/NAME with\n"
-	"                          --shm NAME, else an unlinked temporary file\n"
-	"        --name NAME       region name in the header (default: the shm name, or\n"
-	"                          \"ivlink\")\n"
-	"        --max-peers N     peer ids 0..N-1, 1..%u (default 8)\n"
-	"        --max-queue N     messages queued to one client before it is dropped\n"
-	"                          (default %u; raised to fit one handshake)\n"
-	"    -F, --foreground      do not daemonize (default: double fork, setsid,\n"
-	"                          stdio to /dev/null, log to syslog)\n"
-	"    -p, --pidfile PATH    write the daemon's pid to PATH (removed at exit)\n"
-	"    -v, --verbose         same as --log-level=debug\n"
-	"        --log=stderr|syslog\n"
-	"                          log destination (default: stderr with -F, else\n"
-	"                          syslog, facility daemon)\n"
-	"        --log-level=error|warn|info|debug\n"
-	"                          least severe level logged (default info)\n"
-	"        --allow-uid UID   accept only clients of this uid (number or user\n"
-	"                          name); repeatable, combines with --allow-gid; without\n"
-	"                          either, any client that can open the socket is served\n"
-	"        --allow-gid GID   accept clients whose primary gid is GID; repeatable\n"
-	"        --socket-mode MODE\n"
-	"                          octal mode of both sockets, whatever the umask\n"
-	"                          (default 0600); a /dev/shm region file gets\n"
-	"                          MODE & 0666\n"
-	"        --status-socket PATH|none\n"
-	"                          status socket for ivlinkctl (default SOCKET.ctl)\n"
-	"        --reclaim-stale   at start, mark table entries left UP by a previous\n"
-	"                          daemon GONE and reset their sections\n"
-	"        --force-format    wipe an existing named region of another geometry\n"
-	"                          (or that holds no valid ivlink header)\n"
-	"    -h, --help            show this help and exit\n"
-	"        --version         show the version and exit\n"
-	"\n"
-	"SIGNALS\n"
-	"    SIGTERM, SIGINT   clean shutdown: every connected peer is marked GONE and\n"
-	"                      its control vector rung, clients are closed, the sockets\n"
-	"                      and pidfile removed. A named region is kept.\n"
-	"    SIGHUP            logged and ignored (nothing to reload).\n"
-	"    SIGPIPE           ignored (failed sends drop the client).\n"
-	"\n"
-	"FILES\n"
-	"    " IVL_SERVER_DEFAULT_SOCKET "       default ivshmem socket\n"
-	"    SOCKET.ctl                status socket (ivlinkctl status)\n"
-	"    /dev/shm/NAME             named region (-m NAME, -M NAME, --shm NAME)\n"
-	"\n"
-	"EXIT STATUS\n"
-	"    0  clean shutdown (or --help, --version)\n"
-	"    1  start-up or runtime failure (message on stderr or in the log); as a\n"
-	"       daemon, the foreground process exits 1 if the daemon failed to start\n"
-	"    2  invalid command line\n"
-	"\n"
-	"EXAMPLES\n"
-	"    ivlinkd -F -S /run/ivlink/ivlinkd.sock -l 64M -n 8\n"
-	"        serve an anonymous 64 MiB region in the foreground\n"
-	"    ivlinkd -S /tmp/ivshmem_socket -m ivlink -l 256M -p /run/ivlinkd.pid\n"
-	"        daemonize; region /dev/shm/ivlink, re-attached on restart\n"
-	"    ivlinkd -F --hugetlb /dev/hugepages --shm ivlink -l 1G --allow-gid kvm \\\n"
-	"            --socket-mode 0660\n"
-	"        huge pages, any member (primary group) of kvm may connect\n"
-	"    qemu-system-x86_64 ... -chardev socket,path=/tmp/ivshmem_socket,id=ivl \\\n"
-	"            -device ivshmem-doorbell,chardev=ivl,vectors=8\n"
-	"\n"
-	"SEE ALSO\n"
-	"    ivlinkctl(1), QEMU docs/specs/ivshmem-spec.rst\n";
+    "NAME\n"
+    "    ivlinkd - ivlink host daemon: ivshmem server and region provisioner\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    ivlinkd [-F] [-v] [-S SOCKET] [-l SIZE] [-n VECTORS] [-m NAME|DIR] [-M NAME]\n"
+    "            [-p PIDFILE] [LONG OPTIONS]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    ivlinkd creates an ivlink shared-memory region (layout v%u) and serves the\n"
+    "    ivshmem-server protocol on a UNIX stream socket, so QEMU's ivshmem-doorbell\n"
+    "    device (-chardev socket,path=SOCKET) and libivlink host processes can join\n"
+    "    it as peers. Each peer gets an id below --max-peers, the region fd and one\n"
+    "    eventfd per vector for itself and for every other peer. The daemon keeps\n"
+    "    the region's peer table (state UP/GONE and an epoch bumped at every join\n"
+    "    and leave) and rings vector 0 (the control vector) of every live peer on\n"
+    "    each join and leave. A gone peer's section is reset at once.\n"
+    "\n"
+    "    It is a drop-in replacement for QEMU's contrib/ivshmem-server: the short\n"
+    "    options below have that server's meanings. Unlike it, ivlinkd never\n"
+    "    blocks on a client: a client that sends data (the protocol is one-way),\n"
+    "    stops reading (more than --max-queue messages pending) or hangs up is\n"
+    "    dropped, and a client beyond --max-peers or outside the allow-lists is\n"
+    "    refused (its connection is closed before it receives anything).\n"
+    "\n"
+    "    A named region (-m/-M/--shm) outlives the daemon. When ivlinkd starts and\n"
+    "    finds it with a valid header of the same size, vectors and max peers, it\n"
+    "    re-attaches instead of wiping it: the header's daemon generation is\n"
+    "    bumped and the data kept. Table entries left UP by a daemon that died\n"
+    "    (not shut down cleanly) are kept as they are, and their ids are not\n"
+    "    handed out again, until a restart with --reclaim-stale marks them GONE.\n"
+    "    A region of another geometry is refused unless --force-format.\n"
+    "\n"
+    "    A status socket (default SOCKET.ctl) serves ivlinkctl(1): it replies with\n"
+    "    a text description of the connected clients and a read-only fd of the\n"
+    "    region, and never makes the caller a peer.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -S, --socket PATH     ivshmem socket (default " IVL_SERVER_DEFAULT_SOCKET ")\n"
+    "    -l, --size SIZE       region size, a power of two >= 1M; suffixes K, M, G\n"
+    "                          (binary) (default 64M)\n"
+    "    -n, --vectors N       doorbell vectors per peer, 1..%u (default 8). QEMU's\n"
+    "                          ivshmem-doorbell must have vectors >= N.\n"
+    "    -m NAME|DIR           ivshmem-server compatibility: a NAME is a POSIX shm\n"
+    "                          object (as --shm NAME); a DIR (contains '/') is where\n"
+    "                          to create the region file (as --hugetlb DIR)\n"
+    "    -M, --shm NAME        region in /dev/shm/NAME (kept after exit, re-attached\n"
+    "                          on restart); default: an anonymous sealed memfd\n"
+    "        --hugetlb DIR     region file in the hugetlbfs mount DIR: DIR/NAME with\n"
+    "                          --shm NAME, else an unlinked temporary file\n"
+    "        --name NAME       region name in the header (default: the shm name, or\n"
+    "                          \"ivlink\")\n"
+    "        --max-peers N     peer ids 0..N-1, 1..%u (default 8)\n"
+    "        --max-queue N     messages queued to one client before it is dropped\n"
+    "                          (default %u; raised to fit one handshake)\n"
+    "    -F, --foreground      do not daemonize (default: double fork, setsid,\n"
+    "                          stdio to /dev/null, log to syslog)\n"
+    "    -p, --pidfile PATH    write the daemon's pid to PATH (removed at exit)\n"
+    "    -v, --verbose         same as --log-level=debug\n"
+    "        --log=stderr|syslog\n"
+    "                          log destination (default: stderr with -F, else\n"
+    "                          syslog, facility daemon)\n"
+    "        --log-level=error|warn|info|debug\n"
+    "                          least severe level logged (default info)\n"
+    "        --allow-uid UID   accept only clients of this uid (number or user\n"
+    "                          name); repeatable, combines with --allow-gid; without\n"
+    "                          either, any client that can open the socket is served\n"
+    "        --allow-gid GID   accept clients whose primary gid is GID; repeatable\n"
+    "        --socket-mode MODE\n"
+    "                          octal mode of both sockets, whatever the umask\n"
+    "                          (default 0600); a /dev/shm region file gets\n"
+    "                          MODE & 0666\n"
+    "        --status-socket PATH|none\n"
+    "                          status socket for ivlinkctl (default SOCKET.ctl)\n"
+    "        --reclaim-stale   at start, mark table entries left UP by a previous\n"
+    "                          daemon GONE and reset their sections\n"
+    "        --force-format    wipe an existing named region of another geometry\n"
+    "                          (or that holds no valid ivlink header)\n"
+    "    -h, --help            show this help and exit\n"
+    "        --version         show the version and exit\n"
+    "\n"
+    "SIGNALS\n"
+    "    SIGTERM, SIGINT   clean shutdown: every connected peer is marked GONE and\n"
+    "                      its control vector rung, clients are closed, the sockets\n"
+    "                      and pidfile removed. A named region is kept.\n"
+    "    SIGHUP            logged and ignored (nothing to reload).\n"
+    "    SIGPIPE           ignored (failed sends drop the client).\n"
+    "\n"
+    "FILES\n"
+    "    " IVL_SERVER_DEFAULT_SOCKET "       default ivshmem socket\n"
+    "    SOCKET.ctl                status socket (ivlinkctl status)\n"
+    "    /dev/shm/NAME             named region (-m NAME, -M NAME, --shm NAME)\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0  clean shutdown (or --help, --version)\n"
+    "    1  start-up or runtime failure (message on stderr or in the log); as a\n"
+    "       daemon, the foreground process exits 1 if the daemon failed to start\n"
+    "    2  invalid command line\n"
+    "\n"
+    "EXAMPLES\n"
+    "    ivlinkd -F -S /run/ivlink/ivlinkd.sock -l 64M -n 8\n"
+    "        serve an anonymous 64 MiB region in the foreground\n"
+    "    ivlinkd -S /tmp/ivshmem_socket -m ivlink -l 256M -p /run/ivlinkd.pid\n"
+    "        daemonize; region /dev/shm/ivlink, re-attached on restart\n"
+    "    ivlinkd -F --hugetlb /dev/hugepages --shm ivlink -l 1G --allow-gid kvm \\\n"
+    "            --socket-mode 0660\n"
+    "        huge pages, any member (primary group) of kvm may connect\n"
+    "    qemu-system-x86_64 ... -chardev socket,path=/tmp/ivshmem_socket,id=ivl \\\n"
+    "            -device ivshmem-doorbell,chardev=ivl,vectors=8\n"
+    "\n"
+    "SEE ALSO\n"
+    "    ivlinkctl(1), QEMU docs/specs/ivshmem-spec.rst\n";
 
 struct logger {
 	int use_syslog;
@@ -146,11 +146,11 @@ struct logger {
 	int startup_fd; /* daemon start-up: errors also go to the parent */
 };
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 static void log_cb(void *ctx, enum ivl_log_level level, const char *msg)
 {
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	struct logger *lg = ctx;
 
 	if (level == IVL_LOG_ERROR && lg->startup_fd >= 0)
@@ -238,28 +238,28 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{ "socket", required_argument, NULL, 'S' },
-	{ "size", required_argument, NULL, 'l' },
-	{ "vectors", required_argument, NULL, 'n' },
-	{ "shm", required_argument, NULL, 'M' },
-	{ "hugetlb", required_argument, NULL, OPT_HUGETLB },
-	{ "max-peers", required_argument, NULL, OPT_MAX_PEERS },
-	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
-	{ "foreground", no_argument, NULL, 'F' },
-	{ "pidfile", required_argument, NULL, 'p' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "log", required_argument, NULL, OPT_LOG },
-	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
-	{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
-	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
-	{ "name", required_argument, NULL, OPT_NAME },
-	{ "reclaim-stale", no_argument, NULL, OPT_RECLAIM },
-	{ "force-format", no_argument, NULL, OPT_FORCE },
-	{ "status-socket", required_argument, NULL, OPT_STATUS },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, OPT_VERSION },
-	{ NULL, 0, NULL, 0 },
+    {"socket", required_argument, NULL, 'S'},
+    {"size", required_argument, NULL, 'l'},
+    {"vectors", required_argument, NULL, 'n'},
+    {"shm", required_argument, NULL, 'M'},
+    {"hugetlb", required_argument, NULL, OPT_HUGETLB},
+    {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
+    {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+    {"foreground", no_argument, NULL, 'F'},
+    {"pidfile", required_argument, NULL, 'p'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"log", required_argument, NULL, OPT_LOG},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
+    {"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
+    {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"reclaim-stale", no_argument, NULL, OPT_RECLAIM},
+    {"force-format", no_argument, NULL, OPT_FORCE},
+    {"status-socket", required_argument, NULL, OPT_STATUS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
 struct args {
@@ -286,7 +286,8 @@ static void parse_args(struct args *a, int argc, char **argv)
 			if (ivl_parse_size(optarg, &a->cfg.size) < 0)
 				die_usage("invalid size '%s' (e.g. 4096, 1M, 64M, 1G)", optarg);
 			if (a->cfg.size < IVL_REGION_MIN_SIZE || (a->cfg.size & (a->cfg.size - 1)))
-				die_usage("size '%s' must be a power of two of at least 1M", optarg);
+				die_usage("size '%s' must be a power of two of at least 1M",
+					  optarg);
 			break;
 		case 'n':
 			a->cfg.n_vectors = parse_u32("-n", optarg, 1, IVL_VECTORS_LIMIT);
@@ -475,7 +476,7 @@ static void stdio_to_null(void)
 
 int main(int argc, char **argv)
 {
-	struct logger lg = { .startup_fd = -1 };
+	struct logger lg = {.startup_fd = -1};
 	struct ivl_server *srv = NULL;
 	struct signalfd_siginfo si;
 	struct rlimit rl;
@@ -552,7 +553,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		log_cb(&lg, IVL_LOG_INFO,
-		       si.ssi_signo == SIGTERM ? "SIGTERM: shutting down" : "SIGINT: shutting down");
+		       si.ssi_signo == SIGTERM ? "SIGTERM: shutting down"
+					       : "SIGINT: shutting down");
 		break;
 	}
 	ret = rc < 0 ? 1 : 0;

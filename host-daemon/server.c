@@ -123,7 +123,7 @@ struct ivl_server {
 /* ------------------------------------------------------------------ utils */
 
 static void slog(const struct ivl_server *s, enum ivl_log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void slog(const struct ivl_server *s, enum ivl_log_level lvl, const char *fmt, ...)
 {
@@ -314,8 +314,8 @@ int ivl_server_init(struct ivl_server **out, const struct ivl_server_config *cfg
 	}
 	s->hugetlb_dir = dup_or_null(cfg->hugetlb_dir, &err);
 	s->region_name = dup_or_null(cfg->region_name ? cfg->region_name
-				     : s->shm_name  ? s->shm_name
-						    : "ivlink",
+				     : s->shm_name    ? s->shm_name
+						      : "ivlink",
 				     &err);
 	if (err)
 		goto fail;
@@ -540,7 +540,8 @@ static int open_region(struct ivl_server *s)
 			slog(s, IVL_LOG_WARN, "%s is not a hugetlbfs mount; using normal pages",
 			     s->hugetlb_dir);
 		else if (s->cfg.size % (uint64_t)sf.f_bsize) {
-			slog(s, IVL_LOG_ERROR, "size %" PRIu64 " is not a multiple of the huge page size %ld",
+			slog(s, IVL_LOG_ERROR,
+			     "size %" PRIu64 " is not a multiple of the huge page size %ld",
 			     s->cfg.size, (long)sf.f_bsize);
 			return -EINVAL;
 		}
@@ -556,8 +557,8 @@ static int open_region(struct ivl_server *s)
 			if (rc == 0)
 				unlink(tmpl);
 			else
-				slog(s, IVL_LOG_ERROR, "cannot create a file in %s: %s", s->hugetlb_dir,
-				     strerror(-rc));
+				slog(s, IVL_LOG_ERROR, "cannot create a file in %s: %s",
+				     s->hugetlb_dir, strerror(-rc));
 			free(tmpl);
 		}
 	} else if (s->shm_name) {
@@ -746,7 +747,7 @@ err_close:
 
 static int ep_add(struct ivl_server *s, int fd, uint32_t events, void *tag)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = tag };
+	struct epoll_event ev = {.events = events, .data.ptr = tag};
 
 	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
@@ -808,7 +809,7 @@ int ivl_server_start(struct ivl_server *s)
 /* ----------------------------------------------------------------- output */
 
 static void mark_dead(struct client *c, int quiet, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void mark_dead(struct client *c, int quiet, const char *fmt, ...)
 {
@@ -825,9 +826,9 @@ static void mark_dead(struct client *c, int quiet, const char *fmt, ...)
 
 static void set_out(struct ivl_server *s, struct client *c, int on)
 {
-	struct epoll_event ev = { .events = (c->kind == EP_PEER ? EPOLLIN | EPOLLRDHUP : 0) |
-					    (on ? EPOLLOUT : 0),
-				  .data.ptr = c };
+	struct epoll_event ev = {.events = (c->kind == EP_PEER ? EPOLLIN | EPOLLRDHUP : 0) |
+					   (on ? EPOLLOUT : 0),
+				 .data.ptr = c};
 
 	if (c->out_armed == on)
 		return;
@@ -864,7 +865,7 @@ static void enqueue(struct ivl_server *s, struct client *c, int64_t val, struct 
 	}
 	if (fd)
 		fd->refs++;
-	c->q[(c->q_head + c->q_len) % c->q_cap] = (struct msg){ .val = val, .fd = fd };
+	c->q[(c->q_head + c->q_len) % c->q_cap] = (struct msg){.val = val, .fd = fd};
 	c->q_len++;
 }
 
@@ -874,8 +875,8 @@ static int send_one(int sock, const void *buf, size_t len, int fd)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n;
 
 	if (fd >= 0) {
@@ -1065,10 +1066,11 @@ static void peer_join(struct ivl_server *s, int fd)
 	}
 	id = pick_id(s, &stale);
 	if (id < 0) {
-		slog(s, IVL_LOG_WARN,
-		     "refused client pid %d uid %u: all %u peer ids in use (%u connected, %u stale; "
-		     "see --max-peers, --reclaim-stale)",
-		     (int)cr.pid, (unsigned)cr.uid, s->rg.hdr.max_peers, s->n_peers, stale);
+		slog(
+		    s, IVL_LOG_WARN,
+		    "refused client pid %d uid %u: all %u peer ids in use (%u connected, %u stale; "
+		    "see --max-peers, --reclaim-stale)",
+		    (int)cr.pid, (unsigned)cr.uid, s->rg.hdr.max_peers, s->n_peers, stale);
 		goto err_close;
 	}
 	c = client_new(EP_PEER, fd, &cr);
@@ -1105,7 +1107,8 @@ static void peer_join(struct ivl_server *s, int fd)
 	if (ep != (long)next) {
 		/* Someone scribbled on the epoch between our read and the set
 		 * (ivshmem cannot stop a hostile peer). Re-stamp the section. */
-		slog(s, IVL_LOG_WARN, "peer %d: epoch changed under us (%u, now %ld)", id, next, ep);
+		slog(s, IVL_LOG_WARN, "peer %d: epoch changed under us (%u, now %ld)", id, next,
+		     ep);
 		ivl_section_reset(&s->rg, (uint32_t)id, (uint32_t)ep);
 	}
 	c->epoch = (uint32_t)ep;
@@ -1207,7 +1210,7 @@ static void reap(struct ivl_server *s)
 /* ---------------------------------------------------------------- status */
 
 static int sb_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int sb_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 {
@@ -1255,11 +1258,12 @@ static int build_status(struct ivl_server *s, struct client *sc)
 		return -ENOMEM;
 	b[0] = '\0';
 	rc |= sb_printf(&b, &len, &cap, "ivlinkd-status 1\n");
-	rc |= sb_printf(&b, &len, &cap,
-			"daemon pid=%d version=" IVL_VERSION " gen=%" PRIu64 " uptime_s=%" PRIu64
-			" peers=%u max_peers=%u vectors=%u queue_limit=%u\n",
-			(int)getpid(), s->rg.hdr.daemon_gen, (mono - s->start_mono_ns) / 1000000000u,
-			s->n_peers, s->rg.hdr.max_peers, s->rg.hdr.n_vectors, s->queue_limit);
+	rc |=
+	    sb_printf(&b, &len, &cap,
+		      "daemon pid=%d version=" IVL_VERSION " gen=%" PRIu64 " uptime_s=%" PRIu64
+		      " peers=%u max_peers=%u vectors=%u queue_limit=%u\n",
+		      (int)getpid(), s->rg.hdr.daemon_gen, (mono - s->start_mono_ns) / 1000000000u,
+		      s->n_peers, s->rg.hdr.max_peers, s->rg.hdr.n_vectors, s->queue_limit);
 	line_safe(path, sizeof(path), s->socket_path);
 	rc |= sb_printf(&b, &len, &cap, "socket %s\n", path);
 	line_safe(path, sizeof(path), s->file_path ? s->file_path : "-");
@@ -1339,7 +1343,8 @@ static void do_accept(struct ivl_server *s, int lfd, int status)
 			if (errno == EAGAIN)
 				return;
 			if ((errno == EMFILE || errno == ENFILE) && s->spare_fd >= 0) {
-				slog(s, IVL_LOG_ERROR, "out of file descriptors; refusing a client");
+				slog(s, IVL_LOG_ERROR,
+				     "out of file descriptors; refusing a client");
 				close(s->spare_fd);
 				fd = accept(lfd, NULL, NULL);
 				if (fd >= 0)

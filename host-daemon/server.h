@@ -44,7 +44,7 @@ typedef void (*ivl_log_fn)(void *ctx, enum ivl_log_level level, const char *msg)
 #define IVL_SERVER_ALLOW_MAX 32
 /* Default per-client output queue bound, in protocol messages. It is raised
  * automatically so that one complete handshake always fits. */
-#define IVL_SERVER_QUEUE_DEFAULT 4096u
+#define IVL_SERVER_QUEUE_DEFAULT  4096u
 #define IVL_SERVER_DEFAULT_SOCKET "/tmp/ivshmem_socket"
 
 struct ivl_server_config {

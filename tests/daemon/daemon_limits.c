@@ -59,7 +59,7 @@ int main(void)
 
 	/* --max-peers 2: the third client is refused, a and b see nothing. */
 	{
-		const char *const extra[] = { "-l", "2M", "-n", "2", "--max-peers", "2", NULL };
+		const char *const extra[] = {"-l", "2M", "-n", "2", "--max-peers", "2", NULL};
 
 		d = dt_daemon_start(IVLINKD, dt_path("sock"), extra, NULL);
 		DT_CHECK(d > 0);
@@ -82,8 +82,9 @@ int main(void)
 	snprintf(uid_other, sizeof(uid_other), "%u", (unsigned)getuid() + 4242);
 	snprintf(gid_self, sizeof(gid_self), "%u", (unsigned)getgid());
 	{
-		const char *const extra[] = { "-l", "2M", "-n", "2", "--allow-uid", uid_other,
-					      "--status-socket", "none", NULL };
+		const char *const extra[] = {
+		    "-l",   "2M", "-n", "2", "--allow-uid", uid_other, "--status-socket",
+		    "none", NULL};
 		int s, fd;
 		int64_t v;
 
@@ -110,8 +111,8 @@ int main(void)
 	}
 	/* ... and a matching --allow-gid admits the same client. */
 	{
-		const char *const extra[] = { "-l",	 "2M",	     "-n", "2", "--allow-uid",
-					      uid_other, "--allow-gid", gid_self, NULL };
+		const char *const extra[] = {"-l",	"2M",	       "-n",	 "2", "--allow-uid",
+					     uid_other, "--allow-gid", gid_self, NULL};
 
 		d = dt_daemon_start(IVLINKD, dt_path("sock3"), extra, NULL);
 		DT_CHECK(d > 0);
@@ -124,15 +125,42 @@ int main(void)
 	DT_CHECK(run_cli("--help", out, sizeof(out)) == 0);
 	{
 		static const char *const must[] = {
-			"NAME",	       "SYNOPSIS",	  "DESCRIPTION",   "OPTIONS",
-			"SIGNALS",     "FILES",		  "EXIT STATUS",   "EXAMPLES",
-			"--socket",    "--size",	  "--vectors",	   "--shm",
-			"--hugetlb",   "--max-peers",	  "--foreground",  "--pidfile",
-			"--verbose",   "--log=",	  "--log-level",   "--allow-uid",
-			"--allow-gid", "--socket-mode",	  "--name",	   "--reclaim-stale",
-			"--force-format", "--status-socket", "--help",	   "--version",
-			"-S,",	       "-l,",		  "-n,",	   "-m NAME",
-			"-F,",	       "-p,",		  "-v,",	   "-h,",
+		    "NAME",
+		    "SYNOPSIS",
+		    "DESCRIPTION",
+		    "OPTIONS",
+		    "SIGNALS",
+		    "FILES",
+		    "EXIT STATUS",
+		    "EXAMPLES",
+		    "--socket",
+		    "--size",
+		    "--vectors",
+		    "--shm",
+		    "--hugetlb",
+		    "--max-peers",
+		    "--foreground",
+		    "--pidfile",
+		    "--verbose",
+		    "--log=",
+		    "--log-level",
+		    "--allow-uid",
+		    "--allow-gid",
+		    "--socket-mode",
+		    "--name",
+		    "--reclaim-stale",
+		    "--force-format",
+		    "--status-socket",
+		    "--help",
+		    "--version",
+		    "-S,",
+		    "-l,",
+		    "-n,",
+		    "-m NAME",
+		    "-F,",
+		    "-p,",
+		    "-v,",
+		    "-h,",
 		};
 
 		for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)

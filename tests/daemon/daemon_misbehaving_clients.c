@@ -63,7 +63,7 @@ static int drained_to_eof(int sock, int ms)
 
 int main(void)
 {
-	const char *const extra[] = { "-l", "4M", "-n", "4", "--max-queue", "256", NULL };
+	const char *const extra[] = {"-l", "4M", "-n", "4", "--max-queue", "256", NULL};
 	struct dt_peer w, g, c;
 	int n, rcv = 4096, i;
 	pid_t d;
@@ -103,7 +103,7 @@ int main(void)
 	DT_CHECK(n >= 0);
 	DT_CHECK(setsockopt(n, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) == 0);
 	{
-		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
 
 		snprintf(a.sun_path, sizeof(a.sun_path), "%s", dt_path("sock"));
 		DT_CHECK(connect(n, (struct sockaddr *)&a, sizeof(a)) == 0);

@@ -39,7 +39,7 @@ static void quiet_log(void *ctx, enum ivl_log_level lvl, const char *msg)
 
 static uint64_t efd_read(int fd, int ms)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	uint64_t v = 0;
 
 	if (poll(&pfd, 1, ms) != 1 || read(fd, &v, 8) != 8)

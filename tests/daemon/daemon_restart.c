@@ -57,7 +57,7 @@ static int exit_code(int st)
 
 static pid_t start(const char *sock, const char *const *more, int *st)
 {
-	const char *args[24] = { "-m", name, "-l", "2M", "-n", "2", "-p", dt_path("pid") };
+	const char *args[24] = {"-m", name, "-l", "2M", "-n", "2", "-p", dt_path("pid")};
 	int n = 8;
 
 	for (; more && *more && n < 23; more++)
@@ -133,7 +133,7 @@ int main(void)
 
 	/* --reclaim-stale: entry 0 becomes GONE and its id is free. */
 	{
-		const char *const more[] = { "--reclaim-stale", NULL };
+		const char *const more[] = {"--reclaim-stale", NULL};
 
 		d = start(dt_path("sock"), more, NULL);
 	}
@@ -147,19 +147,19 @@ int main(void)
 
 	/* Another geometry is refused, with a message naming the option. */
 	{
-		const char *const more[] = { "-n", "4", NULL };
+		const char *const more[] = {"-n", "4", NULL};
 
 		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
 	}
 	{
-		const char *const more[] = { "-l", "4M", NULL };
+		const char *const more[] = {"-l", "4M", NULL};
 
 		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
 	}
 	h = read_hdr();
 	DT_CHECK(h.daemon_gen == 4 && h.n_vectors == NVEC);
 	{
-		const char *const more[] = { "-n", "4", "--force-format", NULL };
+		const char *const more[] = {"-n", "4", "--force-format", NULL};
 
 		d = start(dt_path("sock"), more, NULL);
 	}

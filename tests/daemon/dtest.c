@@ -21,7 +21,7 @@
 #include "dtest.h"
 
 #define MAX_DAEMONS 16
-#define MAX_SHM 8
+#define MAX_SHM	    8
 
 static char g_dir[128];
 static char g_name[64];
@@ -165,7 +165,7 @@ void dt_dump_logs(void)
 
 int dt_connect(const char *path)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (s < 0)
@@ -267,12 +267,12 @@ int dt_recv(int sock, int64_t *val, int *fd, int timeout_ms)
 			char b[CMSG_SPACE(sizeof(int) * 4)];
 			struct cmsghdr align;
 		} u;
-		struct iovec iov = { .iov_base = buf + got, .iov_len = 8 - got };
-		struct msghdr mh = { .msg_iov = &iov,
-				     .msg_iovlen = 1,
-				     .msg_control = u.b,
-				     .msg_controllen = sizeof(u.b) };
-		struct pollfd pfd = { .fd = sock, .events = POLLIN };
+		struct iovec iov = {.iov_base = buf + got, .iov_len = 8 - got};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = u.b,
+				    .msg_controllen = sizeof(u.b)};
+		struct pollfd pfd = {.fd = sock, .events = POLLIN};
 		struct cmsghdr *cm;
 		ssize_t n;
 		int rc = poll(&pfd, 1, timeout_ms);
@@ -315,7 +315,7 @@ int dt_recv(int sock, int64_t *val, int *fd, int timeout_ms)
 
 int dt_quiet(int sock, int ms)
 {
-	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
 
 	return poll(&pfd, 1, ms) == 0;
 }

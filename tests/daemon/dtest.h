@@ -20,15 +20,15 @@
 
 void dt_init(const char *name, int timeout_s);
 void dt_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-#define DT_CHECK(cond)                                                                      \
-	do {                                                                                \
-		if (!(cond))                                                                \
-			dt_fail("%s:%d: check '%s' failed", __FILE__, __LINE__, #cond);     \
+#define DT_CHECK(cond)                                                                             \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			dt_fail("%s:%d: check '%s' failed", __FILE__, __LINE__, #cond);            \
 	} while (0)
-#define DT_EXPECT(cond, ...)                                                                \
-	do {                                                                                \
-		if (!(cond))                                                                \
-			dt_fail(__VA_ARGS__);                                               \
+#define DT_EXPECT(cond, ...)                                                                       \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			dt_fail(__VA_ARGS__);                                                      \
 	} while (0)
 
 /* Path of leaf inside the test's temporary directory (static storage,
@@ -43,8 +43,7 @@ void dt_track_pid(pid_t pid);
  * terminated), stderr to a log file in the temp dir, and waits until its
  * status socket answers. Returns the pid, or -1 if it exited (its status in
  * *status when not NULL). */
-pid_t dt_daemon_start(const char *bin, const char *sock, const char *const *extra,
-		      int *status);
+pid_t dt_daemon_start(const char *bin, const char *sock, const char *const *extra, int *status);
 /* Sends sig and waits (up to 10 s). Returns the wait status. */
 int dt_daemon_stop(pid_t pid, int sig);
 /* Dumps the daemon logs to stderr (on failure). */

@@ -50,9 +50,9 @@ static int run(const char *args, const char *outfile, char *out, size_t len)
 int main(void)
 {
 	static char out[65536];
-	const struct ivl_notifier nt = { .kick = nop_kick, .block = nop_block };
-	struct ivl_ctab_params cp = { .name = "echo", .mode = IVL_MODE_STREAM,
-				      .ring_size = 4096, .rx_vector = 1 };
+	const struct ivl_notifier nt = {.kick = nop_kick, .block = nop_block};
+	struct ivl_ctab_params cp = {
+	    .name = "echo", .mode = IVL_MODE_STREAM, .ring_size = 4096, .rx_vector = 1};
 	struct ivl_ctab_remote ma, mb; /* a's and b's view of the other half */
 	struct ivl_ring prod, cons;
 	struct ivl_peer_view pa, pb;
@@ -65,7 +65,7 @@ int main(void)
 	snprintf(name, sizeof(name), "ivlink-ctl-test-%d", (int)getpid());
 	dt_track_shm(name);
 	{
-		const char *const extra[] = { "-m", name, "-l", "4M", "-n", "2", NULL };
+		const char *const extra[] = {"-m", name, "-l", "4M", "-n", "2", NULL};
 
 		d = dt_daemon_start(IVLINKD, dt_path("sock"), extra, NULL);
 	}
@@ -79,7 +79,8 @@ int main(void)
 	ivl_region_peer(&b.rg, 1)->backend = IVL_BACKEND_HOST;
 
 	/* A channel "echo" between them; 100 bytes west->east, 40 read. */
-	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pa) == 0 && ivl_region_peer_view(&a.rg, 1, &pb) == 0);
+	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pa) == 0 &&
+		 ivl_region_peer_view(&a.rg, 1, &pb) == 0);
 	cp.remote = 1;
 	sa = ivl_ctab_offer(&a.rg, 0, pa.epoch, &cp);
 	cp.remote = 0;
@@ -95,10 +96,10 @@ int main(void)
 						&ivl_region_chan(&a.rg, 1, (uint32_t)sb)->rx_cons,
 						ivl_region_ptr(&a.rg, ha->tx_data_off, 4096), 4096,
 						IVL_MODE_STREAM, 0, &nt) == 0);
-		DT_CHECK(ivl_ring_init_consumer(&cons, &ivl_region_chan(&b.rg, 0, (uint32_t)sa)->tx_prod,
-						&hb->rx_cons,
-						ivl_region_ptr(&b.rg, mb.remote_tx_data_off, 4096),
-						4096, IVL_MODE_STREAM, 0, &nt) == 0);
+		DT_CHECK(ivl_ring_init_consumer(
+			     &cons, &ivl_region_chan(&b.rg, 0, (uint32_t)sa)->tx_prod, &hb->rx_cons,
+			     ivl_region_ptr(&b.rg, mb.remote_tx_data_off, 4096), 4096,
+			     IVL_MODE_STREAM, 0, &nt) == 0);
 	}
 	memset(buf, 'x', sizeof(buf));
 	DT_CHECK(ivl_ring_write(&prod, buf, 100, 0) == 100);
@@ -106,7 +107,8 @@ int main(void)
 
 	/* Text. */
 	snprintf(args, sizeof(args), "status --socket %s", dt_path("sock"));
-	DT_EXPECT(run(args, dt_path("out.txt"), out, sizeof(out)) == 0, "ivlinkctl failed: %s", out);
+	DT_EXPECT(run(args, dt_path("out.txt"), out, sizeof(out)) == 0, "ivlinkctl failed: %s",
+		  out);
 	printf("%s", out);
 	DT_CHECK(strstr(out, "west") && strstr(out, "east"));
 	DT_CHECK(strstr(out, "CHANNELS (1)") && strstr(out, "echo") && strstr(out, "stream"));
@@ -116,23 +118,24 @@ int main(void)
 	snprintf(args, sizeof(args), "status --json --socket %s", dt_path("sock"));
 	DT_EXPECT(run(args, dt_path("out.json"), out, sizeof(out)) == 0, "ivlinkctl --json failed");
 	if (system("python3 -c 'import json' >/dev/null 2>&1") == 0) {
-		snprintf(py, sizeof(py),
-			 "python3 -c 'import json,sys\n"
-			 "d=json.load(open(sys.argv[1]))\n"
-			 "p=d[\"peers\"]\n"
-			 "assert [x[\"id\"] for x in p]==[0,1], p\n"
-			 "assert [x[\"name\"] for x in p]==[\"west\",\"east\"], p\n"
-			 "assert all(x[\"state\"]==\"up\" and x[\"backend\"]==\"host\" for x in p)\n"
-			 "assert all(x[\"connected_s\"] is not None for x in p)\n"
-			 "assert d[\"region\"][\"vectors\"]==2 and d[\"region\"][\"size\"]==4194304\n"
-			 "assert d[\"daemon\"][\"pid\"]==%d\n"
-			 "c=d[\"channels\"]\n"
-			 "assert len(c)==1 and c[0][\"name\"]==\"echo\" and c[0][\"matched\"], c\n"
-			 "ab=c[0][\"a_to_b\"]\n"
-			 "assert ab[\"bytes\"]==100 and ab[\"fill\"]==60 and ab[\"size\"]==4096, ab\n"
-			 "assert c[0][\"b_to_a\"][\"bytes\"]==0\n"
-			 "' %s",
-			 (int)d, dt_path("out.json"));
+		snprintf(
+		    py, sizeof(py),
+		    "python3 -c 'import json,sys\n"
+		    "d=json.load(open(sys.argv[1]))\n"
+		    "p=d[\"peers\"]\n"
+		    "assert [x[\"id\"] for x in p]==[0,1], p\n"
+		    "assert [x[\"name\"] for x in p]==[\"west\",\"east\"], p\n"
+		    "assert all(x[\"state\"]==\"up\" and x[\"backend\"]==\"host\" for x in p)\n"
+		    "assert all(x[\"connected_s\"] is not None for x in p)\n"
+		    "assert d[\"region\"][\"vectors\"]==2 and d[\"region\"][\"size\"]==4194304\n"
+		    "assert d[\"daemon\"][\"pid\"]==%d\n"
+		    "c=d[\"channels\"]\n"
+		    "assert len(c)==1 and c[0][\"name\"]==\"echo\" and c[0][\"matched\"], c\n"
+		    "ab=c[0][\"a_to_b\"]\n"
+		    "assert ab[\"bytes\"]==100 and ab[\"fill\"]==60 and ab[\"size\"]==4096, ab\n"
+		    "assert c[0][\"b_to_a\"][\"bytes\"]==0\n"
+		    "' %s",
+		    (int)d, dt_path("out.json"));
 		DT_EXPECT(system(py) == 0, "JSON check failed: %s", out);
 	} else {
 		printf("python3 not found: JSON not validated\n");
@@ -141,7 +144,8 @@ int main(void)
 	/* --shm: no daemon needed, same peers. */
 	snprintf(args, sizeof(args), "status --json --shm %s", name);
 	DT_CHECK(run(args, dt_path("out2.json"), out, sizeof(out)) == 0);
-	DT_CHECK(strstr(out, "\"daemon\":null") && strstr(out, "\"west\"") && strstr(out, "\"east\""));
+	DT_CHECK(strstr(out, "\"daemon\":null") && strstr(out, "\"west\"") &&
+		 strstr(out, "\"east\""));
 
 	/* Errors: usage 2, no daemon 1. */
 	DT_CHECK(run("--bogus", dt_path("e"), out, sizeof(out)) == 2);
