@@ -23,7 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define IVSHC_MAX_PEERS 64
+#define IVSHC_MAX_PEERS	  64
 #define IVSHC_MAX_VECTORS 64
 
 struct ivshc {

@@ -14,8 +14,14 @@
  *      our doorbell vector 1, and waits for our acknowledgement P3.
  *   3. Meanwhile the host sees the guest join (8 eventfds for id 1), the
  *      doorbell on its own eventfd, P2 in the guest's section, and answers
- *      with P3. After the guest powers off, the daemon announces the leave
- *      and marks peer 1 GONE in the peer table.
+ *      with P3.
+ *   4. The guest then binds the device to vfio-pci and arms its MSI-X
+ *      vectors (ivlink-vfio-probe recv), announcing readiness in its heap
+ *      page; the host rings the guest's vector 1 through the eventfd the
+ *      daemon gave it, the guest answers on ours, ROUNDS times: interrupts
+ *      from a host peer into a guest and back.
+ *   5. After the guest powers off, the daemon announces the leave and marks
+ *      peer 1 GONE in the peer table.
  *
  * Usage: vm_qemu_compat IVLINKD IVLINK-VM BUILD-DIR
  * Exit 0 pass, 1 fail, 77 skipped (no QEMU, or no ivlinkd).
@@ -43,8 +49,13 @@
 #define VECTORS 8
 #define PAT_LEN 32
 #define ACK_OFF 256 /* P3 lives this far into our page */
+#define ROUNDS	50
+/* ivlink-vfio-probe's readiness marker: this magic, then the guest's peer
+ * epoch, in the first 16 bytes of its heap (vm-configs/guest). */
+#define READY_MAGIC 0x59444552564c5649ULL
 
 static char tmpdir[] = "/tmp/ivl-vmtest.XXXXXX";
+static int have_tmpdir;
 static pid_t daemon_pid = -1, vm_pid = -1;
 static int failures;
 
@@ -123,8 +134,10 @@ static void cleanup(void)
 			daemon_pid = -1;
 		}
 	}
-	if (tmpdir[sizeof(tmpdir) - 7] != 'X')
+	if (have_tmpdir) {
 		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		have_tmpdir = 0;
+	}
 }
 
 static void on_signal(int sig)
@@ -204,6 +217,44 @@ static uint64_t heap_of(const struct ivl_region *rg, uint32_t id)
 	return ivl_region_ptr(rg, off, IVL_PAGE_SIZE) ? off : 0;
 }
 
+/* Waits up to ms for our vector 1; returns 1 when rung, 0 on timeout. */
+static int wait_own(struct ivshc *c, int ms, int *doorbells)
+{
+	struct pollfd p = {.fd = c->efd[c->id][1], .events = POLLIN};
+	uint64_t cnt;
+
+	if (poll(&p, 1, ms) <= 0 || read(p.fd, &cnt, 8) != 8)
+		return 0;
+	*doorbells += (int)cnt;
+	return 1;
+}
+
+/* Rings the guest's vector 1 and waits for its answer on ours, ROUNDS
+ * times. Returns the rounds completed. */
+static int ping_pong(struct ivshc *c, int64_t guest, int *doorbells)
+{
+	double t0, sum = 0, min = 1e9, max = 0;
+	uint64_t one = 1;
+	int i;
+
+	while (wait_own(c, 0, doorbells))
+		; /* the guest's earlier doorbell, if not read yet */
+	note("guest armed its MSI-X vectors; host<->guest doorbell ping-pong");
+	for (i = 0; i < ROUNDS; i++) {
+		t0 = now_s();
+		if (write(c->efd[guest][1], &one, 8) != 8 || !wait_own(c, 60000, doorbells))
+			break;
+		t0 = now_s() - t0;
+		sum += t0;
+		min = t0 < min ? t0 : min;
+		max = t0 > max ? t0 : max;
+	}
+	if (i)
+		note("%d round trips host->guest->host: min %.0f avg %.0f max %.0f us (%s)", i,
+		     min * 1e6, sum / i * 1e6, max * 1e6, "TCG unless KVM works");
+	return i;
+}
+
 int main(int argc, char **argv)
 {
 	char sock[256], dlog[256], script[256], logdir[256], hexbuf[3][2 * PAT_LEN + 1];
@@ -216,6 +267,7 @@ int main(int argc, char **argv)
 	int64_t host_off;
 	int64_t guest_id = -1;
 	int rc, status, vm_status = -1, saw_p2 = 0, saw_leave = 0, doorbells = 0;
+	int pongs = -1; /* -1: ping-pong not started */
 	double t0 = now_s(), t_boot = 0;
 	FILE *f;
 
@@ -245,6 +297,7 @@ int main(int argc, char **argv)
 		perror("mkdtemp");
 		return 1;
 	}
+	have_tmpdir = 1;
 	atexit(cleanup);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
@@ -284,7 +337,8 @@ int main(int argc, char **argv)
 	}
 	if (fstat(c.shm_fd, &st) == 0)
 		size = (uint64_t)st.st_size;
-	base = size ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, c.shm_fd, 0) : MAP_FAILED;
+	base =
+	    size ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, c.shm_fd, 0) : MAP_FAILED;
 	if (base == MAP_FAILED) {
 		check(0, "map the %" PRIu64 "-byte region", size);
 		return 1;
@@ -306,8 +360,8 @@ int main(int argc, char **argv)
 		struct ivl_peer_view v;
 
 		rc = ivl_region_peer_view(&rg, (uint32_t)c.id, &v);
-		check(rc == 0 && v.state == IVL_PEER_UP, "peer table: host peer %" PRId64 " UP (epoch %u)",
-		      c.id, rc ? 0 : v.epoch);
+		check(rc == 0 && v.state == IVL_PEER_UP,
+		      "peer table: host peer %" PRId64 " UP (epoch %u)", c.id, rc ? 0 : v.epoch);
 	}
 	host_off = ivl_section_alloc(&rg, (uint32_t)c.id, 1);
 	if (host_off <= 0) {
@@ -337,7 +391,8 @@ int main(int argc, char **argv)
 		"ivlink-probe info\n"
 		"id=$(ivlink-probe id)\n"
 		"echo \"guest IVPosition $id\"\n"
-		"[ \"$id\" = %" PRId64 " ] || { echo \"IVPosition $id, expected %" PRId64 "\"; exit 3; }\n"
+		"[ \"$id\" = %" PRId64 " ] || { echo \"IVPosition $id, expected %" PRId64
+		"\"; exit 3; }\n"
 		"ivlink-probe expect %" PRId64 " %s\n"
 		"echo 'guest read P1'\n"
 		"off=$(ivlink-probe heap $id)\n"
@@ -346,14 +401,16 @@ int main(int argc, char **argv)
 		"ivlink-probe ring %" PRId64 " 1\n"
 		"echo 'guest rang peer %" PRId64 " vector 1'\n"
 		"ivlink-probe wait %" PRId64 " %s 120000\n"
-		"echo 'guest saw P3'\n",
-		c.id + 1, c.id + 1, host_off, hexbuf[0], hexbuf[1], c.id, c.id,
-		host_off + ACK_OFF, hexbuf[2]);
+		"echo 'guest saw P3'\n"
+		"ivlink-vfio-probe recv %" PRId64 " 1 %d 60000\n",
+		c.id + 1, c.id + 1, host_off, hexbuf[0], hexbuf[1], c.id, c.id, host_off + ACK_OFF,
+		hexbuf[2], c.id, ROUNDS);
 	fclose(f);
 
 	{
-		char *vargv[] = {argv[2], "-g", "west", "--sock", sock, "--script", script, "-B", argv[3],
-				 "--logdir", logdir, "--timeout", "200", "--vectors", "8", NULL};
+		char *vargv[] = {argv[2], "-g",	       "west",	"--sock",   sock,   "--script",
+				 script,  "-B",	       argv[3], "--logdir", logdir, "--timeout",
+				 "200",	  "--vectors", "8",	NULL};
 
 		vm_pid = spawn(vargv, NULL);
 	}
@@ -407,15 +464,27 @@ int main(int argc, char **argv)
 
 			if (goff && memcmp((uint8_t *)base + goff, p2, PAT_LEN) == 0) {
 				saw_p2 = 1;
-				note("host saw P2 at %#" PRIx64 " after %.1f s; acknowledging", goff,
-				     now_s() - t_boot);
+				note("host saw P2 at %#" PRIx64 " after %.1f s; acknowledging",
+				     goff, now_s() - t_boot);
 				memcpy((uint8_t *)base + host_off + ACK_OFF, p3, PAT_LEN);
 				__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			}
 		}
+		if (saw_p2 && pongs < 0 && guest_id >= 0 && c.n_efd[guest_id] > 1) {
+			uint64_t goff = heap_of(&rg, (uint32_t)guest_id);
+			volatile uint64_t *slot =
+			    goff ? (uint64_t *)((uint8_t *)base + goff) : NULL;
+			struct ivl_peer_view v;
+
+			if (slot && __atomic_load_n(&slot[0], __ATOMIC_ACQUIRE) == READY_MAGIC &&
+			    ivl_region_peer_view(&rg, (uint32_t)guest_id, &v) == 0 &&
+			    slot[1] == v.epoch)
+				pongs = ping_pong(&c, guest_id, &doorbells);
+		}
 		if (vm_pid > 0 && waitpid(vm_pid, &status, WNOHANG) == vm_pid) {
 			vm_pid = -1;
-			vm_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			vm_status =
+			    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 			note("launcher exited %d after %.1f s", vm_status, now_s() - t_boot);
 			t_boot = now_s();
 		}
@@ -423,21 +492,26 @@ int main(int argc, char **argv)
 
 	/* 4. Verdict. */
 	check(vm_status == 0, "guest ran its script (launcher exit %d)", vm_status);
-	check(guest_id == c.id + 1, "daemon announced the guest as peer %" PRId64 " (expected %" PRId64 ")",
-	      guest_id, c.id + 1);
+	check(guest_id == c.id + 1,
+	      "daemon announced the guest as peer %" PRId64 " (expected %" PRId64 ")", guest_id,
+	      c.id + 1);
 	if (guest_id >= 0)
 		check(c.n_efd[guest_id] == VECTORS || saw_leave,
 		      "guest's join announced with one eventfd per vector");
 	check(saw_p2, "host read the guest's P2 from the guest's section");
-	check(doorbells >= 1, "guest's doorbell (peer %" PRId64 ", vector 1) reached our eventfd (%d)",
-	      c.id, doorbells);
+	check(doorbells >= 1,
+	      "guest's doorbell (peer %" PRId64 ", vector 1) reached our eventfd (%d)", c.id,
+	      doorbells);
+	check(pongs == ROUNDS,
+	      "host rang the guest's vector 1 (VFIO, MSI-X) and got the answer, %d/%d rounds",
+	      pongs < 0 ? 0 : pongs, ROUNDS);
 	check(saw_leave, "daemon announced the guest's leave");
 	if (guest_id >= 0) {
 		struct ivl_peer_view v;
 
 		rc = ivl_region_peer_view(&rg, (uint32_t)guest_id, &v);
-		check(rc == 0 && v.state == IVL_PEER_GONE, "peer table: guest %" PRId64 " GONE (state %u)",
-		      guest_id, rc ? 0 : v.state);
+		check(rc == 0 && v.state == IVL_PEER_GONE,
+		      "peer table: guest %" PRId64 " GONE (state %u)", guest_id, rc ? 0 : v.state);
 	}
 	if (failures) {
 		note("console log of the guest:");

@@ -137,8 +137,7 @@ static void *map_resource(const char *bdf, int bar, uint64_t *size)
 	}
 	/* BAR0 is 256 bytes; sysfs lets us map the whole page holding it. */
 	*size = (uint64_t)st.st_size;
-	p = mmap(NULL, (*size + 4095) & ~(uint64_t)4095, PROT_READ | PROT_WRITE, MAP_SHARED,
-		 fd, 0);
+	p = mmap(NULL, (*size + 4095) & ~(uint64_t)4095, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED) {
 		fprintf(stderr, "ivlink-probe: mmap %s: %s\n", path, strerror(errno));
@@ -222,8 +221,9 @@ static int need_region(struct dev *d)
 static uint8_t *at(struct dev *d, uint64_t off, uint64_t len)
 {
 	if (off > d->mem_size || len > d->mem_size - off) {
-		fprintf(stderr, "ivlink-probe: [%#" PRIx64 ", +%" PRIu64 ") outside the %" PRIu64
-				"-byte region\n",
+		fprintf(stderr,
+			"ivlink-probe: [%#" PRIx64 ", +%" PRIu64 ") outside the %" PRIu64
+			"-byte region\n",
 			off, len, d->mem_size);
 		return NULL;
 	}
@@ -259,7 +259,9 @@ static int cmd_info(struct dev *d)
 
 		if (ivl_region_peer_view(&d->rg, i, &v) == 0 && v.state != IVL_PEER_FREE)
 			printf("peer %u state %s epoch %u section %s\n", i,
-			       v.state == IVL_PEER_UP ? "up" : v.state == IVL_PEER_GONE ? "gone" : "?",
+			       v.state == IVL_PEER_UP	  ? "up"
+			       : v.state == IVL_PEER_GONE ? "gone"
+							  : "?",
 			       v.epoch, ivl_section_check(&d->rg, i) == 0 ? "ok" : "uninitialised");
 	}
 	return 0;
@@ -302,10 +304,18 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "d:n:h")) != -1) {
 		switch (opt) {
-		case 'd': want_bdf = optarg; break;
-		case 'n': want_name = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'd':
+			want_bdf = optarg;
+			break;
+		case 'n':
+			want_name = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind >= argc) {

@@ -189,7 +189,8 @@ static int open_vfio(struct vdev *v)
 	if (ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
 		return fail("BAR2 info", errno);
 	v->mem_size = ri.size;
-	v->mem = mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t)ri.offset);
+	v->mem =
+	    mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t)ri.offset);
 	if (v->mem == MAP_FAILED)
 		return fail("mmap BAR2", errno);
 
@@ -353,13 +354,14 @@ int main(int argc, char **argv)
 			printf("vfio: selftest: no interrupt on vector %d within 5 s\n", vec);
 			return 1;
 		}
-		printf("vfio: selftest: own doorbell on vector %d arrived after %" PRIu64 " us\n", vec,
-		       (now_ns() - t) / 1000);
+		printf("vfio: selftest: own doorbell on vector %d arrived after %" PRIu64 " us\n",
+		       vec, (now_ns() - t) / 1000);
 		return 0;
 	}
 	if ((strcmp(cmd, "recv") == 0 || strcmp(cmd, "send") == 0) && (argc == 3 || argc == 4)) {
 		uint32_t peer = (uint32_t)strtoul(argv[0], NULL, 0);
-		int vec = atoi(argv[1]), n = atoi(argv[2]), ms = argc == 4 ? atoi(argv[3]) : 60000, i;
+		int vec = atoi(argv[1]), n = atoi(argv[2]), ms = argc == 4 ? atoi(argv[3]) : 60000,
+		    i;
 		uint64_t t0, sum = 0, min = UINT64_MAX, max = 0;
 		volatile uint64_t *slot;
 		uint32_t epoch;
@@ -382,7 +384,8 @@ int main(int argc, char **argv)
 			 * by an earlier incarnation of this id is not taken. */
 			slot = ready_slot(&v, v.id);
 			if (!slot || peer_epoch(&v, v.id, &epoch) < 0) {
-				fprintf(stderr, "ivlink-vfio-probe: own section/peer entry not set up\n");
+				fprintf(stderr,
+					"ivlink-vfio-probe: own section/peer entry not set up\n");
 				return 1;
 			}
 			slot[1] = epoch;
@@ -391,12 +394,14 @@ int main(int argc, char **argv)
 			       epoch, vec);
 			for (i = 0; i < n; i++) {
 				if (wait_vec(&v, vec, ms) < 0) {
-					printf("vfio: recv: no interrupt %d/%d within %d ms\n", i + 1, n, ms);
+					printf("vfio: recv: no interrupt %d/%d within %d ms\n",
+					       i + 1, n, ms);
 					return 1;
 				}
 				ring(&v, peer, (uint32_t)vec);
 			}
-			printf("vfio: recv: %d interrupts from peer %u received and answered\n", n, peer);
+			printf("vfio: recv: %d interrupts from peer %u received and answered\n", n,
+			       peer);
 			return 0;
 		}
 		t0 = now_ns();
@@ -427,8 +432,8 @@ int main(int argc, char **argv)
 			min = d < min ? d : min;
 			max = d > max ? d : max;
 		}
-		printf("vfio: send: %d doorbell round trips to peer %u: min %" PRIu64 " avg %" PRIu64
-		       " max %" PRIu64 " us\n",
+		printf("vfio: send: %d doorbell round trips to peer %u: min %" PRIu64
+		       " avg %" PRIu64 " max %" PRIu64 " us\n",
 		       n, peer, min / 1000, sum / (uint64_t)n / 1000, max / 1000);
 		return 0;
 	}

@@ -23,17 +23,17 @@
 #define IVSHMEM_VENDOR 0x1af4u
 #define IVSHMEM_DEVICE 0x1110u
 
-#define IVSHMEM_REG_INTRMASK 0u
+#define IVSHMEM_REG_INTRMASK   0u
 #define IVSHMEM_REG_INTRSTATUS 4u
 #define IVSHMEM_REG_IVPOSITION 8u
-#define IVSHMEM_REG_DOORBELL 12u
+#define IVSHMEM_REG_DOORBELL   12u
 
 #define PCI_SYSFS "/sys/bus/pci/devices"
 
 /* PCI command register (PCI Local Bus spec 3.0, 6.2.2). */
 #define PCI_CFG_COMMAND 0x04u
-#define PCI_CMD_MEMORY 0x2u
-#define PCI_CMD_MASTER 0x4u
+#define PCI_CMD_MEMORY	0x2u
+#define PCI_CMD_MASTER	0x4u
 
 static inline int ivsh_read_hex_file(const char *path, unsigned long *out)
 {
