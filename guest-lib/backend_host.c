@@ -170,10 +170,15 @@ static int handle_peer_msg(struct ivl__backend *be, int64_t id, int fd)
 		close_fds(p);
 		return 1;
 	}
-	if ((uint32_t)id == be->self || p->count >= IVL_VECTORS_LIMIT) {
+	if ((uint32_t)id == be->self) {
 		close(fd);
 		return 0;
 	}
+	/* A complete set followed by more fds is a new incarnation whose
+	 * "left" message we never got: start over rather than keep ringing
+	 * the old one's eventfds. */
+	if (p->count >= be->n_vectors)
+		close_fds(p);
 	p->fd[p->count++] = fd;
 	if (p->count == be->n_vectors)
 		ivl__logf(&be->log, IVL_LOG_DEBUG, "peer %lld joined", (long long)id);

@@ -225,11 +225,14 @@ int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
 	int rc;
 
 	pthread_mutex_lock(&ep->lock);
-	rc = ep->ops->kick_open(ep->be, peer, vector, k);
-	if (rc == -EAGAIN && ep->ops->process && !ep->ctl_lost) {
+	/* Always catch up with the control messages first: the remote may be
+	 * a new incarnation of an id whose previous one's doorbells we still
+	 * hold, with its "left" message waiting in our socket. Kicking those
+	 * would ring nobody (seen with a client that connected and left just
+	 * before the remote took its id). */
+	if (ep->ops->process && !ep->ctl_lost)
 		ep->ops->process(ep->be);
-		rc = ep->ops->kick_open(ep->be, peer, vector, k);
-	}
+	rc = ep->ops->kick_open(ep->be, peer, vector, k);
 	pthread_mutex_unlock(&ep->lock);
 	return rc;
 }
