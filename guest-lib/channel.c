@@ -34,6 +34,9 @@
 
 /* ---------------------------------------------------------------- liveness */
 
+/* 0 while the remote is the incarnation we matched and UP, else
+ * -ECONNRESET. A peer that left never comes back with the same epoch, so
+ * this needs no sticky state of its own. */
 static int chan_alive(struct ivl_channel *ch)
 {
 	struct ivl_peer_view pv;
@@ -41,10 +44,34 @@ static int chan_alive(struct ivl_channel *ch)
 	if (__atomic_load_n(&ch->reset, __ATOMIC_RELAXED))
 		return -ECONNRESET;
 	if (ivl_region_peer_view(&ch->ep->rg, ch->remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
-	    pv.epoch != ch->remote_epoch) {
-		__atomic_store_n(&ch->reset, 1, __ATOMIC_RELAXED);
+	    pv.epoch != ch->remote_epoch)
 		return -ECONNRESET;
-	}
+	return 0;
+}
+
+/*
+ * The receive side may still read after the remote left: the daemon keeps a
+ * gone peer's section intact until it hands the id out again (and then
+ * re-stamps it with the new epoch first), so what the remote published
+ * before it went, its last bytes and its EOF, is still there and still
+ * trustworthy while the section carries the epoch we matched. Returns 0
+ * while that holds, -ECONNRESET once the section was reused.
+ */
+static int rx_alive(struct ivl_channel *ch)
+{
+	struct ivl_section_hdr *sec;
+
+	if (chan_alive(ch) == 0)
+		return 0;
+	if (__atomic_load_n(&ch->reset, __ATOMIC_RELAXED))
+		return -ECONNRESET;
+	sec = ivl_region_section(&ch->ep->rg, ch->remote);
+	/* Acquire pairs with the release stores of ivl_section_reset(): a
+	 * reset in progress has cleared the magic, a finished one changed the
+	 * epoch. */
+	if (!sec || __atomic_load_n(&sec->magic, __ATOMIC_ACQUIRE) != IVL_SECTION_MAGIC ||
+	    __atomic_load_n(&sec->owner_epoch, __ATOMIC_ACQUIRE) != ch->remote_epoch)
+		return -ECONNRESET;
 	return 0;
 }
 
@@ -528,16 +555,16 @@ static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 	long n;
 	int rc;
 
-	rc = chan_alive(ch);
+	rc = rx_alive(ch);
 	if (rc < 0)
 		return rc;
 	for (;;) {
 		n = ivl_ring_readv(r, iov, cnt);
 		if (n > 0 || (n == 0 && ch->mode == IVL_MODE_MESSAGE)) {
 			/* Validate after the copy: the bytes came from a
-			 * section that is only trustworthy while the remote
-			 * is the incarnation we matched. */
-			rc = chan_alive(ch);
+			 * section that is only trustworthy while it holds
+			 * the incarnation we matched. */
+			rc = rx_alive(ch);
 			if (rc < 0)
 				return rc;
 			if (ch->mode == IVL_MODE_MESSAGE)
@@ -554,8 +581,14 @@ static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 			n = map_err(ch, n);
 			return done ? (ssize_t)done : n;
 		}
-		rc = wait_rx(ch, flags, deadline);
+		/* Empty, no EOF: a remote that left without one reset us. */
+		rc = chan_alive(ch);
 		if (rc < 0)
+			return done ? (ssize_t)done : rc;
+		rc = wait_rx(ch, flags, deadline);
+		/* A reset seen while waiting: read once more, the remote may
+		 * have published data or EOF just before it went. */
+		if (rc < 0 && rc != -ECONNRESET)
 			return done ? (ssize_t)done : rc;
 	}
 }
@@ -627,22 +660,25 @@ ssize_t ivl_peek(struct ivl_channel *ch, struct ivl_span sp[2], unsigned flags)
 
 	if (!sp)
 		return -EINVAL;
-	rc = chan_alive(ch);
+	rc = rx_alive(ch);
 	if (rc < 0)
 		return rc;
 	for (;;) {
 		n = ivl_ring_peek(&ch->rx.ring, sp);
 		if (n != -EAGAIN)
 			return n < 0 ? map_err(ch, n) : n;
-		rc = wait_rx(ch, flags, deadline);
+		rc = chan_alive(ch);
 		if (rc < 0)
+			return rc;
+		rc = wait_rx(ch, flags, deadline);
+		if (rc < 0 && rc != -ECONNRESET)
 			return rc;
 	}
 }
 
 int ivl_release(struct ivl_channel *ch, size_t len, unsigned flags)
 {
-	int rc = chan_alive(ch);
+	int rc = rx_alive(ch);
 
 	/* The peeked bytes were read in place: they were only valid if the
 	 * remote is still the incarnation we matched. */
@@ -658,8 +694,12 @@ unsigned ivl_channel_poll(struct ivl_channel *ch, unsigned events)
 	unsigned ready = 0;
 	uint32_t pflags;
 
-	if (chan_alive(ch) < 0 || ch->tx.ring.error || ch->rx.ring.error)
+	if (rx_alive(ch) < 0 || ch->tx.ring.error || ch->rx.ring.error)
 		return IVL_POLLERR | (events & (IVL_POLLIN | IVL_POLLOUT));
+	/* Gone but drainable: reads return the rest, then EOF or a reset,
+	 * and sends fail at once; nothing would block. */
+	if (chan_alive(ch) < 0)
+		return IVL_POLLHUP | (events & (IVL_POLLIN | IVL_POLLOUT));
 	pflags = __atomic_load_n(&ch->rx.ring.prod->flags, __ATOMIC_ACQUIRE);
 	if (pflags & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED | IVL_RING_F_ABORT))
 		ready |= IVL_POLLHUP;

@@ -50,7 +50,6 @@
 #include "internal.h"
 
 #define CONNECT_TIMEOUT_DEFAULT_NS 5000000000LL
-#define LINGER_DEFAULT_NS 5000000000LL
 
 int64_t ivl__now_mono_ns(void)
 {
@@ -430,38 +429,17 @@ err_free:
 	return rc;
 }
 
-/* Halves of ours that are CLOSED but still read by a live remote. */
-static int lingering_halves(struct ivl_endpoint *ep)
-{
-	int n = 0;
-
-	ivl_ctab_gc(&ep->rg, ep->self);
-	for (uint32_t s = 0; s < ep->rg.hdr.chan_slots; s++) {
-		struct ivl_chan_half *c = ivl_region_chan(&ep->rg, ep->self, s);
-
-		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == IVL_CHAN_CLOSED)
-			n++;
-	}
-	return n;
-}
-
 void ivl_endpoint_close(struct ivl_endpoint *ep)
 {
-	int64_t deadline;
-
 	if (!ep)
 		return;
 	while (ep->channels)
 		ivl_channel_close(ep->channels);
 	/*
-	 * Linger: leaving the daemon makes it reclaim our section at once,
-	 * wiping the ring indices and flags the remotes still read. Wait
-	 * (bounded) until every remote has closed its side, so that it reads
-	 * the data and the EOF we sent before we go.
+	 * No linger is needed: the daemon keeps a gone peer's section intact
+	 * until its id is handed out again, so the remotes still read the data
+	 * and the EOF we published, then see our GONE epoch.
 	 */
-	deadline = ivl__now_mono_ns() + LINGER_DEFAULT_NS;
-	while (lingering_halves(ep) > 0 && ivl__now_mono_ns() < deadline)
-		usleep(1000);
 	close(ep->epfd);
 	pthread_mutex_destroy(&ep->lock);
 	free(ep->vw);

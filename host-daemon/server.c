@@ -1153,10 +1153,12 @@ static void peer_leave(struct ivl_server *s, struct client *c)
 
 	e->left_unix_ns = now_ns(CLOCK_REALTIME);
 	ep = ivl_region_peer_set(&s->rg, (uint32_t)c->id, IVL_PEER_GONE, 0, 0, 0);
-	/* Reclaim the section at once: the GONE epoch differs from every
-	 * epoch the remotes matched against, so they no longer trust it. */
-	if (ep > 0)
-		ivl_section_reset(&s->rg, (uint32_t)c->id, (uint32_t)ep);
+	/* The section is NOT wiped here: a section belongs to its id and no
+	 * other peer can use it, so reclaiming it early gains nothing, while
+	 * the remotes may still be draining what the peer published before it
+	 * left (its last data and EOF). peer_join() resets it whole before the
+	 * id is handed out again; the GONE epoch already tells the remotes to
+	 * stop trusting it once they have read what is there. */
 	s->peers[c->id] = NULL;
 	s->n_peers--;
 	for (uint32_t o = 0; o < s->rg.hdr.max_peers; o++) {
