@@ -132,6 +132,8 @@
 #include <ivlink/notify.h>
 #include <ivlink/ring.h>
 
+#include "bench_common.h"
+
 /* ------------------------------------------------------------------ setup */
 
 #define RTT_MSG		      64u	  /* message size of the ring round trips */
@@ -247,14 +249,6 @@ struct bench {
 	uint8_t *src, *dst; /* message buffers, TPUT_RING_MAX bytes each */
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -309,46 +303,13 @@ static int ring_attach(struct bench *b, struct ivl_ring *r, enum ring_id id, int
 	return rc;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of sorted s[0..n-1]: the smallest sample with at
- * least p of all samples at or below it. */
-static int64_t pct(const int64_t *s, size_t n, double p)
-{
-	size_t k = (size_t)(p * (double)n + 0.999999);
-
-	if (k == 0)
-		k = 1;
-	if (k > n)
-		k = n;
-	return s[k - 1];
-}
-
 static void lat_from(struct lat *l, int64_t *s, size_t n)
 {
-	qsort(s, n, sizeof(*s), cmp_i64);
+	bench_sort_i64(s, n);
 	l->n = n;
-	l->p50 = pct(s, n, 0.50);
-	l->p99 = pct(s, n, 0.99);
-	l->p999 = pct(s, n, 0.999);
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median_dbl(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_dbl);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	l->p50 = bench_pct(s, n, 0.50);
+	l->p99 = bench_pct(s, n, 0.99);
+	l->p999 = bench_pct(s, n, 0.999);
 }
 
 /* Warm-up round trips, discarded: the first ones pay page faults, cold
@@ -361,55 +322,6 @@ static size_t warmup_of(size_t iters)
 }
 
 /* -------------------------------------------------------- both processes */
-
-static int pin_to(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return 0;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
-}
-
-static int send_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int recv_all(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Copies n bytes out of up to two ring spans. */
 static void copy_spans(uint8_t *dst, const struct ivl_span sp[2], size_t n)
@@ -459,7 +371,7 @@ static void set_cons_sleep_seq(struct ivl_ring *r, uint32_t seq)
  */
 static int wait_readable_sleeping(struct ivl_ring *r, int64_t timeout_ns)
 {
-	int64_t deadline = now_ns() + timeout_ns;
+	int64_t deadline = bench_now_ns() + timeout_ns;
 	int rc;
 
 	while (!ivl_ring_readable(r)) {
@@ -477,7 +389,7 @@ static int wait_readable_sleeping(struct ivl_ring *r, int64_t timeout_ns)
 			set_cons_sleep_seq(r, r->sleep_seq + 1);
 			return 0;
 		}
-		if (now_ns() > deadline) {
+		if (bench_now_ns() > deadline) {
 			set_cons_sleep_seq(r, r->sleep_seq + 1);
 			return -ETIMEDOUT;
 		}
@@ -541,7 +453,7 @@ static long rtt_recv(struct ivl_ring *rx, enum rtt_how how, uint8_t *buf, uint32
 static int child_floor(struct bench *b, uint64_t count, int pause)
 {
 	uint64_t *ball = b->ball;
-	int64_t deadline = now_ns() + WAIT_NS;
+	int64_t deadline = bench_now_ns() + WAIT_NS;
 
 	for (uint64_t i = 0; i < count; i++) {
 		uint64_t want = 2 * i + 1;
@@ -554,7 +466,7 @@ static int child_floor(struct bench *b, uint64_t count, int pause)
 			if ((++spins & 0xffff) == 0) {
 				if (!b->pinned)
 					sched_yield();
-				if (now_ns() > deadline)
+				if (bench_now_ns() > deadline)
 					return -ETIMEDOUT;
 			}
 		}
@@ -592,9 +504,9 @@ static int child_sock_echo(struct bench *b, int fd, uint64_t count, uint32_t siz
 	int rc = 0;
 
 	for (uint64_t i = 0; rc == 0 && i < count; i++) {
-		rc = recv_all(fd, buf, size);
+		rc = bench_recv_all(fd, buf, size);
 		if (rc == 0)
-			rc = send_all(fd, buf, size);
+			rc = bench_send_all(fd, buf, size);
 	}
 	return rc;
 }
@@ -690,7 +602,7 @@ static int child_tput(struct bench *b, uint32_t size, uint32_t ring_size)
 static int child_xcopy(struct bench *b, uint32_t nslots)
 {
 	uint8_t *slots = ring_data(b, RING_TPUT);
-	int64_t deadline = now_ns() + WAIT_NS;
+	int64_t deadline = bench_now_ns() + WAIT_NS;
 
 	for (uint32_t i = 0;; i = (i + 1) % nslots) {
 		uint32_t *flag = xcopy_flag(b, i);
@@ -700,14 +612,14 @@ static int child_xcopy(struct bench *b, uint32_t nslots)
 		for (unsigned spins = 1; __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 0; spins++) {
 			if (__atomic_load_n(&b->ctl->stop, __ATOMIC_RELAXED))
 				return 0;
-			if ((spins & 0xfff) == 0 && now_ns() > deadline)
+			if ((spins & 0xfff) == 0 && bench_now_ns() > deadline)
 				return -ETIMEDOUT;
 			cpu_relax();
 		}
 		memcpy(slots + (size_t)i * XCOPY_SIZE, b->src, XCOPY_SIZE);
 		/* X1: pairs with the parent's acquire load of 1. */
 		__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
-		deadline = now_ns() + WAIT_NS;
+		deadline = bench_now_ns() + WAIT_NS;
 	}
 }
 
@@ -715,7 +627,7 @@ static int child_xcopy(struct bench *b, uint32_t nslots)
  * then sleep in short steps so an idle child does not burn a shared CPU. */
 static uint32_t child_wait_cmd(struct bench *b, uint32_t last)
 {
-	int64_t spin_end = now_ns() + 1000000;
+	int64_t spin_end = bench_now_ns() + 1000000;
 	uint32_t seq;
 
 	for (;;) {
@@ -725,7 +637,7 @@ static uint32_t child_wait_cmd(struct bench *b, uint32_t last)
 			return seq;
 		if (getppid() != b->parent)
 			_exit(1); /* orphaned: the parent died */
-		if (now_ns() < spin_end) {
+		if (bench_now_ns() < spin_end) {
 			cpu_relax();
 		} else {
 			struct timespec ts = {0, 20000};
@@ -754,7 +666,7 @@ static _Noreturn void child_main(struct bench *b, uint16_t tcp_port)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != b->parent)
 		_exit(1);
-	if (pin_to(b->cpu[1]) < 0)
+	if (bench_pin_to(b->cpu[1]) < 0)
 		_exit(1);
 	b->efd = (struct ivl_efd_notifier){.kick_fd = b->efd_parent,
 					   .wait_fd = b->efd_child,
@@ -827,7 +739,7 @@ static void issue(struct bench *b, enum cmd cmd)
 
 static int wait_ack(struct bench *b)
 {
-	int64_t deadline = now_ns() + WAIT_NS;
+	int64_t deadline = bench_now_ns() + WAIT_NS;
 	unsigned spins = 0;
 
 	/* C2: pairs with the release store at the end of child_main()'s loop. */
@@ -836,7 +748,7 @@ static int wait_ack(struct bench *b)
 		if ((++spins & 0xfff) == 0) {
 			if (child_gone(b))
 				return -ECONNRESET;
-			if (now_ns() > deadline)
+			if (bench_now_ns() > deadline)
 				return -ETIMEDOUT;
 			if (!b->pinned)
 				sched_yield();
@@ -847,12 +759,12 @@ static int wait_ack(struct bench *b)
 
 static double clock_overhead(void)
 {
-	int64_t t0 = now_ns(), t1;
+	int64_t t0 = bench_now_ns(), t1;
 	const int n = 100000;
 
 	for (int i = 0; i < n; i++)
-		t1 = now_ns();
-	t1 = now_ns();
+		t1 = bench_now_ns();
+	t1 = bench_now_ns();
 	return (double)(t1 - t0) / (n + 1);
 }
 
@@ -860,7 +772,7 @@ static int run_floor(struct bench *b, int pause, struct lat *out)
 {
 	size_t iters = b->o.iters, warm = warmup_of(iters), total = iters + warm;
 	uint64_t *ball = b->ball;
-	int64_t t0, t1, deadline = now_ns() + WAIT_NS;
+	int64_t t0, t1, deadline = bench_now_ns() + WAIT_NS;
 	int rc;
 
 	__atomic_store_n(ball, 0, __ATOMIC_RELAXED);
@@ -868,7 +780,7 @@ static int run_floor(struct bench *b, int pause, struct lat *out)
 	b->ctl->arg = (uint32_t)pause;
 	issue(b, CMD_FLOOR);
 
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t i = 0; i < total; i++) {
 		uint64_t v = 2 * (uint64_t)i + 1;
 		unsigned spins = 0;
@@ -882,11 +794,11 @@ static int run_floor(struct bench *b, int pause, struct lat *out)
 			if ((++spins & 0xffff) == 0) {
 				if (!b->pinned)
 					sched_yield();
-				if (now_ns() > deadline || child_gone(b))
+				if (bench_now_ns() > deadline || child_gone(b))
 					return -ETIMEDOUT;
 			}
 		}
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		if (i >= warm)
 			b->samples[i - warm] = t1 - t0;
 		t0 = t1;
@@ -925,7 +837,7 @@ static int run_ring_rtt(struct bench *b, enum rtt_how how, size_t iters, struct 
 	b->ctl->arg = how;
 	issue(b, CMD_RING_ECHO);
 
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t i = 0; i < total; i++) {
 		long n = ivl_ring_write(&tx, msg, sizeof(msg), 0);
 
@@ -938,7 +850,7 @@ static int run_ring_rtt(struct bench *b, enum rtt_how how, size_t iters, struct 
 			rc = n < 0 ? (int)n : -EPROTO;
 			break;
 		}
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		if (i >= warm)
 			b->samples[i - warm] = t1 - t0;
 		t0 = t1;
@@ -973,12 +885,12 @@ static int run_sock_rtt(struct bench *b, int unix_sock, uint32_t size, struct la
 	b->ctl->size = size;
 	b->ctl->arg = (uint32_t)unix_sock;
 	issue(b, CMD_SOCK_ECHO);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t i = 0; i < total && rc == 0; i++) {
-		rc = send_all(fd, buf, size);
+		rc = bench_send_all(fd, buf, size);
 		if (rc == 0)
-			rc = recv_all(fd, buf, size);
-		t1 = now_ns();
+			rc = bench_recv_all(fd, buf, size);
+		t1 = bench_now_ns();
 		if (i >= warm)
 			b->samples[i - warm] = t1 - t0;
 		t0 = t1;
@@ -1037,7 +949,7 @@ static int run_tput(struct bench *b, uint32_t size, struct tput *res)
 	b->ctl->ring_size = ring_size;
 	issue(b, CMD_TPUT);
 
-	t_start = now_ns();
+	t_start = bench_now_ns();
 	t_win = t_start;
 	t_end = t_start + win_ns / 2; /* warm-up: half a window */
 	for (;;) {
@@ -1095,7 +1007,7 @@ static int run_tput(struct bench *b, uint32_t size, struct tput *res)
 		if (stopping || ++since_check < check_every)
 			continue;
 		since_check = 0;
-		int64_t t = now_ns();
+		int64_t t = bench_now_ns();
 
 		if (t < t_end)
 			continue;
@@ -1128,8 +1040,8 @@ static int run_tput(struct bench *b, uint32_t size, struct tput *res)
 	 * message (stream mode) or how well batching holds (message mode). */
 	res->commits_per_msg = (double)ring_prod(b, RING_TPUT)->msgs / (double)msgs;
 	res->releases_per_msg = (double)ring_cons(b, RING_TPUT)->msgs / (double)msgs;
-	res->msgs_per_s = median_dbl(rate_m, nwin);
-	res->gbps = median_dbl(rate_b, nwin) / 1e9;
+	res->msgs_per_s = bench_median_dbl(rate_m, nwin);
+	res->gbps = bench_median_dbl(rate_b, nwin) / 1e9;
 	return 0;
 }
 
@@ -1160,17 +1072,17 @@ static int run_xcopy(struct bench *b, double *gbps)
 	b->ctl->ring_size = nslots * XCOPY_SIZE;
 	issue(b, CMD_XCOPY);
 
-	t = now_ns();
+	t = bench_now_ns();
 	t_win = t;
 	t_end = t + win_ns / 2;
 	for (uint32_t i = 0; w < (int)nwin; i = (i + 1) % nslots) {
 		uint32_t *flag = xcopy_flag(b, i);
 
-		deadline = now_ns() + WAIT_NS;
+		deadline = bench_now_ns() + WAIT_NS;
 		/* X1: pairs with the child's release store of 1. */
 		for (unsigned spins = 1; __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 1; spins++) {
 			cpu_relax();
-			if ((spins & 0xfff) == 0 && (now_ns() > deadline || child_gone(b))) {
+			if ((spins & 0xfff) == 0 && (bench_now_ns() > deadline || child_gone(b))) {
 				rc = -ETIMEDOUT;
 				goto out;
 			}
@@ -1180,7 +1092,7 @@ static int run_xcopy(struct bench *b, double *gbps)
 		/* X2: pairs with the child's acquire load of 0. */
 		__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
 		bytes += XCOPY_SIZE;
-		t = now_ns();
+		t = bench_now_ns();
 		if (t < t_end)
 			continue;
 		if (w >= 0)
@@ -1196,7 +1108,7 @@ out:
 	if (rc == 0)
 		rc = rc2;
 	if (rc == 0)
-		*gbps = median_dbl(rate, nwin) / 1e9;
+		*gbps = bench_median_dbl(rate, nwin) / 1e9;
 	return rc;
 }
 
@@ -1217,18 +1129,18 @@ static double run_memcpy(struct bench *b, uint32_t size)
 	for (unsigned w = 0; w < nwin; w++) {
 		uint64_t copies = 0;
 
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		do {
 			for (uint32_t i = 0; i < per_check; i++) {
 				memcpy(b->dst, b->src, size);
 				clobber(b->dst);
 			}
 			copies += per_check;
-			t = now_ns();
+			t = bench_now_ns();
 		} while (t - t0 < win_ns);
 		rate[w] = (double)copies * size / ((double)(t - t0) / 1e9);
 	}
-	return median_dbl(rate, nwin) / 1e9;
+	return bench_median_dbl(rate, nwin) / 1e9;
 }
 
 /* ----------------------------------------------------------------- output */
@@ -1743,7 +1655,7 @@ static int run_all(struct bench *b, struct results *r)
 static int accept_child(struct bench *b, int lfd)
 {
 	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
-	int64_t deadline = now_ns() + WAIT_NS;
+	int64_t deadline = bench_now_ns() + WAIT_NS;
 	int fd, one = 1;
 
 	for (;;) {
@@ -1755,7 +1667,7 @@ static int accept_child(struct bench *b, int lfd)
 			break;
 		if (child_gone(b))
 			return -ECONNRESET;
-		if (now_ns() > deadline)
+		if (bench_now_ns() > deadline)
 			return -ETIMEDOUT;
 	}
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -1843,7 +1755,7 @@ int main(int argc, char **argv)
 					  .check_ctx = &b};
 	ivl_efd_notifier_bind(&b.notify, &b.efd);
 
-	rc = pin_to(b.cpu[0]);
+	rc = bench_pin_to(b.cpu[0]);
 	if (rc < 0) {
 		fail("sched_setaffinity", rc);
 		goto out_child;
