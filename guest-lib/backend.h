@@ -3,8 +3,10 @@
  * Private header of guest-lib/: the attach backend interface.
  *
  * A backend is how one endpoint reaches the region and the doorbells: the
- * host backend (backend_host.c) is a client of ivlinkd's socket; the VFIO
- * guest backend (issue 4) will map BAR2 and ring the Doorbell register. The
+ * host backend (backend_host.c) is a client of ivlinkd's socket; the guest
+ * backends (backend_vfio.c) map BAR2 of the ivshmem device and ring its
+ * Doorbell register, with MSI-X interrupts on eventfds (VFIO, directly or
+ * through the guest agent) or by polling (sysfs BARs, no vIOMMU). The
  * endpoint and channel code (endpoint.c, channel.c) only use what is here:
  *
  *  - attach gives the mapped region, the own peer id and one pollable
@@ -15,7 +17,11 @@
  *    from the daemon), so kick_open may return -EAGAIN; kick itself is
  *    lock-free and must be cheap;
  *  - ctl_fd (may be -1) is polled by the endpoint, and process() called
- *    when it is readable.
+ *    when it is readable;
+ *  - rx_vectors says which own vectors this process may give its channels
+ *    (in a guest, processes sharing the device through the agent each own
+ *    one); poll_max_ns > 0 says that no vector ever fires (polling mode):
+ *    blocking calls then sleep with a back-off up to that bound instead.
  */
 #ifndef IVLINK_GUEST_LIB_BACKEND_H
 #define IVLINK_GUEST_LIB_BACKEND_H
@@ -27,20 +33,23 @@
 struct ivl__backend;
 
 struct ivl__attach_info {
-	void *base;	   /* mapping of the region */
-	uint64_t size;	   /* bytes mapped */
-	uint32_t self_id;  /* own peer id */
-	uint32_t n_vectors; /* own vectors (== region header's n_vectors) */
+	void *base;	       /* mapping of the region */
+	uint64_t size;	       /* bytes mapped */
+	uint32_t self_id;      /* own peer id */
+	uint32_t n_vectors;    /* own vectors (== region header's n_vectors) */
 	const int *vector_fds; /* n_vectors eventfds, O_NONBLOCK, owned by be */
 	int ctl_fd;	       /* pollable control fd, or -1 */
 	uint32_t backend_kind; /* enum ivl_peer_backend */
+	uint64_t rx_vectors;   /* bit v: own vector v may carry channel wake-ups */
+	int64_t poll_max_ns;   /* > 0: polling mode, the back-off's bound */
+	const char *mode;      /* for the log line: "vfio 0000:00:03.0 ..." */
 };
 
 /* A doorbell: host eventfd, or (later) a mapped Doorbell register. */
 struct ivl__kick {
-	int fd;			   /* eventfd to write, or -1 */
+	int fd;			     /* eventfd to write, or -1 */
 	volatile uint32_t *doorbell; /* MMIO register, or NULL */
-	uint32_t value;		   /* peer_id << 16 | vector */
+	uint32_t value;		     /* peer_id << 16 | vector */
 };
 
 struct ivl__log {
@@ -74,9 +83,19 @@ struct ivl__backend_ops {
 };
 
 extern const struct ivl__backend_ops ivl__backend_host;
+/* backend_vfio.c: "vfio:[SEL]" (agent when its socket exists, else the
+ * device itself), "poll:[SEL]" (sysfs BARs), and the guest half of "auto"
+ * (agent, else VFIO, else polling). SEL: "", a PCI address, "name=REGION". */
+extern const struct ivl__backend_ops ivl__backend_vfio;
+extern const struct ivl__backend_ops ivl__backend_poll;
+extern const struct ivl__backend_ops ivl__backend_guest;
+
+/* Agent socket path ($IVLINK_GUESTD or the default), or NULL when disabled
+ * ("off"). */
+const char *ivl__guestd_path(void);
 
 /* Formats a message and passes it to the log callback, if any. */
 void ivl__logf(const struct ivl__log *log, enum ivl_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif /* IVLINK_GUEST_LIB_BACKEND_H */

@@ -28,9 +28,10 @@
 
 #include "internal.h"
 
-#define MATCH_POLL_MIN_NS 1000000LL   /* 1 ms */
-#define MATCH_POLL_MAX_NS 20000000LL  /* 20 ms */
-#define IOV_STACK 16
+#define MATCH_POLL_MIN_NS 1000000LL  /* 1 ms */
+#define MATCH_POLL_MAX_NS 20000000LL /* 20 ms */
+#define IOV_STACK	  16
+#define POLL_MIN_NS	  10000LL /* polling mode: first back-off, 10 us */
 
 /* ---------------------------------------------------------------- liveness */
 
@@ -116,6 +117,17 @@ static int n_block(void *ctx, int64_t timeout_ns)
 	struct ivl_channel *ch = d->ch;
 
 	__atomic_store_n(&d->sleeps, d->sleeps + 1, __ATOMIC_RELAXED);
+	if (ch->ep->poll_max_ns > 0) {
+		/* Polling mode: no doorbell will ever wake us, so sleep a
+		 * doubling back-off (POLL_MIN_NS to the backend's bound) and
+		 * let ring.c re-check; a vector eventfd can still be written
+		 * locally (another thread's drain), which only shortens it. */
+		d->poll_ns = d->poll_ns ? d->poll_ns * 2 : POLL_MIN_NS;
+		if (d->poll_ns > ch->ep->poll_max_ns)
+			d->poll_ns = ch->ep->poll_max_ns;
+		if (timeout_ns < 0 || timeout_ns > d->poll_ns)
+			timeout_ns = d->poll_ns;
+	}
 	return ivl__vwait_block(ch->ep, ch->rx_vector, d->snap, timeout_ns);
 }
 
@@ -186,6 +198,7 @@ static int wait_tx(struct ivl_channel *ch, size_t need, unsigned flags, int64_t 
 		return ivl_ring_writable(&d->ring, need) ? 0 : -EAGAIN;
 	}
 	disarm(d);
+	d->poll_ns = 0;
 	rc = ivl_ring_wait_writable(&d->ring, need, remaining(deadline));
 	return rc < 0 ? (int)map_err(ch, rc) : 0;
 }
@@ -200,6 +213,7 @@ static int wait_rx(struct ivl_channel *ch, unsigned flags, int64_t deadline)
 		return ivl_ring_readable(&d->ring) ? 0 : -EAGAIN;
 	}
 	disarm(d);
+	d->poll_ns = 0;
 	rc = ivl_ring_wait_readable(&d->ring, remaining(deadline));
 	return rc < 0 ? (int)map_err(ch, rc) : 0;
 }
@@ -226,6 +240,24 @@ static uint32_t predict_slot(struct ivl_endpoint *ep)
 			return s;
 	}
 	return 0;
+}
+
+/* Spreads channels over the vectors this process owns (all but the control
+ * vector, or the one the guest agent gave us), so that few share a wake-up. */
+static uint32_t pick_vector(struct ivl_endpoint *ep, uint32_t slot)
+{
+	uint32_t n = (uint32_t)__builtin_popcountll(ep->rx_vectors), k;
+
+	if (n == 0)
+		return IVL_CTRL_VECTOR;
+	k = slot % n;
+	for (uint32_t v = 0; v < 64; v++) {
+		if (!(ep->rx_vectors & (1ULL << v)))
+			continue;
+		if (k-- == 0)
+			return v;
+	}
+	return IVL_CTRL_VECTOR;
 }
 
 /* Rings the remote's control vector: "look at the channel table". */
@@ -279,7 +311,7 @@ static int open_kick(struct ivl_channel *ch, uint32_t vector, int64_t deadline)
 		if (remaining(deadline) == 0 || ep->ctl_fd < 0)
 			return -ETIMEDOUT;
 		if (ep->ctl_fd >= 0) {
-			struct pollfd p = { .fd = ep->ctl_fd, .events = POLLIN };
+			struct pollfd p = {.fd = ep->ctl_fd, .events = POLLIN};
 
 			poll(&p, 1, 1);
 		}
@@ -292,7 +324,7 @@ static int attach_rings(struct ivl_channel *ch, const struct ivl_ctab_remote *m,
 	struct ivl_endpoint *ep = ch->ep;
 	struct ivl_chan_half *mine = ivl_region_chan(&ep->rg, ep->self, ch->slot);
 	struct ivl_chan_half *theirs = ivl_region_chan(&ep->rg, ch->remote, m->remote_slot);
-	struct ivl_notifier n = { .kick = n_kick, .block = n_block, .check = n_check };
+	struct ivl_notifier n = {.kick = n_kick, .block = n_block, .check = n_check};
 	uint64_t tx_off = __atomic_load_n(&mine->tx_data_off, __ATOMIC_RELAXED);
 	void *tx_data = ivl_region_ptr(&ep->rg, tx_off, p->ring_size);
 	void *rx_data = ivl_region_ptr(&ep->rg, m->remote_tx_data_off, m->remote_tx_size);
@@ -346,7 +378,7 @@ int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_
 		p.max_record = opts->max_record ? opts->max_record : p.ring_size / 4;
 	p.owner_pid = (uint32_t)getpid();
 	slot = predict_slot(ep);
-	p.rx_vector = ep->n_vectors > 1 ? 1 + slot % (ep->n_vectors - 1) : IVL_CTRL_VECTOR;
+	p.rx_vector = pick_vector(ep, slot);
 
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
@@ -502,7 +534,7 @@ static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 
 ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned flags)
 {
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 
 	if (!ch || (len && !buf))
 		return -EINVAL;
@@ -595,7 +627,7 @@ static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 
 ssize_t ivl_recv(struct ivl_channel *ch, void *buf, size_t len, unsigned flags)
 {
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
 
 	if (!ch || (len && !buf))
 		return -EINVAL;

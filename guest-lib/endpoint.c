@@ -38,11 +38,11 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,25 +59,12 @@ int64_t ivl__now_mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-void ivl__logf(const struct ivl__log *log, enum ivl_log_level level, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	if (!log || !log->fn)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log->fn(log->ctx, level, msg);
-}
-
 /* ---------------------------------------------------------------- waiting */
 
 static int futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns)
 {
-	struct timespec ts = { .tv_sec = timeout_ns / 1000000000LL,
-			       .tv_nsec = timeout_ns % 1000000000LL };
+	struct timespec ts = {.tv_sec = timeout_ns / 1000000000LL,
+			      .tv_nsec = timeout_ns % 1000000000LL};
 
 	if (syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, timeout_ns < 0 ? NULL : &ts, NULL,
 		    0) == 0)
@@ -146,10 +133,10 @@ uint32_t ivl__vwait_snapshot(struct ivl_endpoint *ep, uint32_t v)
 /* The leader's sleep: poll vector v's eventfd and the control vector's. */
 static int lead(struct ivl_endpoint *ep, uint32_t v, int64_t timeout_ns)
 {
-	struct pollfd p[2] = { { .fd = ep->vfd[v], .events = POLLIN },
-			       { .fd = ep->vfd[IVL_CTRL_VECTOR], .events = POLLIN } };
-	struct timespec ts = { .tv_sec = timeout_ns / 1000000000LL,
-			       .tv_nsec = timeout_ns % 1000000000LL };
+	struct pollfd p[2] = {{.fd = ep->vfd[v], .events = POLLIN},
+			      {.fd = ep->vfd[IVL_CTRL_VECTOR], .events = POLLIN}};
+	struct timespec ts = {.tv_sec = timeout_ns / 1000000000LL,
+			      .tv_nsec = timeout_ns % 1000000000LL};
 	int n = ppoll(p, v == IVL_CTRL_VECTOR ? 1 : 2, timeout_ns < 0 ? NULL : &ts, NULL);
 
 	if (n < 0)
@@ -218,8 +205,7 @@ void ivl__ep_try_process(struct ivl_endpoint *ep)
 	pthread_mutex_unlock(&ep->lock);
 }
 
-int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
-		      struct ivl__kick *k)
+int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, struct ivl__kick *k)
 {
 	int rc;
 
@@ -258,16 +244,55 @@ void ivl__ep_unlink(struct ivl_endpoint *ep, struct ivl_channel *ch)
 
 /* ---------------------------------------------------------------- API */
 
-/* Splits a URI into a backend and its target. */
+static int is_socket(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/*
+ * Splits a URI into a backend and its target. "auto" picks, in this order:
+ * the host daemon's default socket if it exists (a host process), else the
+ * guest backend (ivlink-guestd if its socket exists, else the ivshmem device
+ * through VFIO, else the device by polling).
+ */
 static int pick_backend(const char *uri, const struct ivl__backend_ops **ops, const char **target)
 {
-	if (strncmp(uri, "host:", 5) == 0) {
-		*ops = &ivl__backend_host;
-		*target = uri + 5;
+	static const struct {
+		const char *scheme;
+		const struct ivl__backend_ops *ops;
+	} schemes[] = {
+	    {"host:", &ivl__backend_host},
+	    {"vfio:", &ivl__backend_vfio},
+	    {"poll:", &ivl__backend_poll},
+	    {"guest:", &ivl__backend_guest},
+	};
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t n = strlen(schemes[i].scheme);
+
+		if (strncmp(uri, schemes[i].scheme, n) == 0) {
+			*ops = schemes[i].ops;
+			*target = uri + n;
+			return 0;
+		}
+	}
+	if (strcmp(uri, "vfio") == 0 || strcmp(uri, "poll") == 0) {
+		*ops = uri[0] == 'v' ? &ivl__backend_vfio : &ivl__backend_poll;
+		*target = "";
 		return 0;
 	}
-	if (strncmp(uri, "vfio:", 5) == 0 || strcmp(uri, "auto") == 0)
-		return -ENOTSUP; /* the guest backend, issue 4 */
+	if (strcmp(uri, "auto") == 0) {
+		if (is_socket(IVL_ENDPOINT_DEFAULT)) {
+			*ops = &ivl__backend_host;
+			*target = IVL_ENDPOINT_DEFAULT;
+		} else {
+			*ops = &ivl__backend_guest;
+			*target = "";
+		}
+		return 0;
+	}
 	if (uri[0] == '/' || uri[0] == '.') {
 		*ops = &ivl__backend_host;
 		*target = uri;
@@ -294,10 +319,17 @@ static int64_t env_i64(const char *name, int64_t dflt)
 static void write_self_entry(struct ivl_endpoint *ep, const char *name, uint32_t kind)
 {
 	struct ivl_peer_entry *e = ivl_region_peer(&ep->rg, ep->self);
+	char host[IVL_PEER_NAME_MAX];
 
+	/* In a guest the peer is the VM, shared by all its processes: its
+	 * host name is the natural default. */
+	if (!name && kind != IVL_BACKEND_HOST && gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		name = host;
+	}
 	memset(e->name, 0, sizeof(e->name));
 	if (name)
-		strncpy(e->name, name, sizeof(e->name) - 1);
+		memcpy(e->name, name, strnlen(name, sizeof(e->name) - 1));
 	e->backend = kind;
 	e->self_pid = (uint32_t)getpid();
 	__atomic_store_n(&e->self_epoch, ep->self_epoch, __ATOMIC_RELEASE);
@@ -320,7 +352,7 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 		opts = &defaults;
 	uri = opts->uri ? opts->uri : getenv(IVL_ENV_ENDPOINT);
 	if (!uri || !*uri)
-		uri = IVL_ENDPOINT_DEFAULT;
+		uri = "auto";
 
 	ep = calloc(1, sizeof(*ep));
 	if (!ep)
@@ -330,8 +362,7 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 	ep->epfd = -1;
 	rc = pick_backend(uri, &ep->ops, &target);
 	if (rc < 0) {
-		ivl__logf(&ep->log, IVL_LOG_ERROR, "endpoint '%s': %s", uri,
-			  rc == -ENOTSUP ? "backend not supported yet" : "bad URI");
+		ivl__logf(&ep->log, IVL_LOG_ERROR, "endpoint '%s': bad URI", uri);
 		free(ep);
 		return rc;
 	}
@@ -343,10 +374,11 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 		ep->spin_ns = env_i64(IVL_ENV_SPIN_NS, IVL_SPIN_NS_DEFAULT);
 	if (ep->spin_ns < 0)
 		ep->spin_ns = 0;
-	timeout = opts->connect_timeout_ns > 0 ? opts->connect_timeout_ns
-					       : CONNECT_TIMEOUT_DEFAULT_NS;
+	timeout =
+	    opts->connect_timeout_ns > 0 ? opts->connect_timeout_ns : CONNECT_TIMEOUT_DEFAULT_NS;
 	deadline = ivl__now_mono_ns() + timeout;
 
+	memset(&info, 0, sizeof(info));
 	rc = ep->ops->attach(&ep->be, target, timeout, &ep->log, &info);
 	if (rc < 0)
 		goto err_free;
@@ -360,6 +392,15 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 	ep->n_vectors = info.n_vectors;
 	ep->vfd = info.vector_fds;
 	ep->ctl_fd = info.ctl_fd;
+	ep->poll_max_ns = info.poll_max_ns;
+	ep->rx_vectors = info.rx_vectors;
+	if (ep->n_vectors < 64)
+		ep->rx_vectors &= (1ULL << ep->n_vectors) - 1;
+	if (!ep->rx_vectors) /* all but the control vector, if there are more */
+		ep->rx_vectors =
+		    ep->n_vectors > 1
+			? (ep->n_vectors >= 64 ? ~1ULL : ((1ULL << ep->n_vectors) - 1) & ~1ULL)
+			: 1ULL;
 
 	/* The daemon marks us UP before the handshake; wait briefly all the
 	 * same, for daemons that do it later. */
@@ -396,7 +437,7 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 		goto err_lock;
 	}
 	for (uint32_t v = 0; v < ep->n_vectors; v++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = v };
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = v};
 
 		if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->vfd[v], &ev) < 0) {
 			rc = -errno;
@@ -404,7 +445,7 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 		}
 	}
 	if (ep->ctl_fd >= 0) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
 
 		if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->ctl_fd, &ev) < 0) {
 			rc = -errno;
@@ -412,7 +453,7 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 		}
 	}
 	ivl__logf(&ep->log, IVL_LOG_INFO, "attached via %s as peer %u (epoch %u, %u vectors)",
-		  ep->ops->name, ep->self, ep->self_epoch, ep->n_vectors);
+		  info.mode ? info.mode : ep->ops->name, ep->self, ep->self_epoch, ep->n_vectors);
 	*out = ep;
 	return 0;
 

@@ -33,9 +33,11 @@ struct ivl_endpoint {
 	uint32_t self;
 	uint32_t self_epoch;
 	uint32_t n_vectors;
-	const int *vfd; /* own vector eventfds, owned by the backend */
-	int ctl_fd;	/* backend control fd or -1 */
-	int epfd;	/* ivl_endpoint_fd() */
+	const int *vfd;	     /* own vector eventfds, owned by the backend */
+	int ctl_fd;	     /* backend control fd or -1 */
+	uint64_t rx_vectors; /* own vectors channels may use (backend.h) */
+	int64_t poll_max_ns; /* > 0: polling mode, no vector ever fires */
+	int epfd;	     /* ivl_endpoint_fd() */
 	int64_t spin_ns;
 	struct ivl__log log;
 	struct ivl__vwait *vw; /* n_vectors entries */
@@ -50,7 +52,8 @@ struct ivl__chan_dir {
 	struct ivl_channel *ch;
 	uint32_t snap; /* vector generation seen by check(), used by block() */
 	uint64_t sleeps;
-	int armed; /* sleep_seq made odd by ivl_channel_poll()/DONTWAIT */
+	int64_t poll_ns; /* polling mode: current back-off, 0 at each new wait */
+	int armed;	 /* sleep_seq made odd by ivl_channel_poll()/DONTWAIT */
 };
 
 struct ivl_channel {
@@ -79,8 +82,7 @@ int ivl__vwait_block(struct ivl_endpoint *ep, uint32_t v, uint32_t snap, int64_t
 
 /* Opens a kick handle for (peer, vector), processing daemon messages as
  * needed. Returns 0, -EAGAIN, or -errno. */
-int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
-		      struct ivl__kick *k);
+int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, struct ivl__kick *k);
 /* Runs the backend's process() if no other thread does. */
 void ivl__ep_try_process(struct ivl_endpoint *ep);
 

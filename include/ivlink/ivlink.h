@@ -98,15 +98,28 @@ struct ivl_channel;
 
 struct ivl_endpoint_opts {
 	/*
-	 * Where to attach. NULL: $IVLINK_ENDPOINT, else IVL_ENDPOINT_DEFAULT.
+	 * Where to attach. NULL: $IVLINK_ENDPOINT (same syntax), else "auto".
 	 *   "host:/path/to/ivlinkd.sock" or "/path/...": the host backend, a
-	 *                                  client of ivlinkd's socket;
-	 *   "vfio:...", "auto":            reserved for the guest backend
-	 *                                  (issue 4): -ENOTSUP for now.
+	 *                   client of ivlinkd's socket;
+	 *   "vfio:[SEL]"    in a guest: the ivshmem PCI device with MSI-X
+	 *                   interrupts through VFIO (needs a vIOMMU); through
+	 *                   ivlink-guestd when its socket exists ($IVLINK_GUESTD,
+	 *                   default /run/ivlink/guestd.sock; "off" disables),
+	 *                   else the process opens the device itself (then no
+	 *                   other process of the VM can until it closes);
+	 *   "poll:[SEL]"    in a guest: the device's sysfs BARs, no driver, no
+	 *                   interrupts: blocking calls poll with a back-off
+	 *                   (10 us doubling to 1 ms). Works without a vIOMMU;
+	 *   "auto"          IVL_ENDPOINT_DEFAULT if that socket exists, else
+	 *                   the agent, else VFIO, else (no IOMMU group) polling.
+	 * SEL picks one of several ivshmem devices: "" the first whose region
+	 * is valid, a PCI address ("0000:00:03.0"), or "name=<region name>".
 	 */
 	const char *uri;
 	/* Written to this peer's entry in the region's peer table (diagnostics
-	 * for ivlinkctl). NULL: empty. Truncated to IVL_PEER_NAME_MAX - 1. */
+	 * for ivlinkctl). NULL: empty on the host, the host name in a guest
+	 * (all processes of a VM are one peer). Truncated to
+	 * IVL_PEER_NAME_MAX - 1. */
 	const char *name;
 	/* Spin budget of blocking calls before they sleep. 0: $IVLINK_SPIN_NS,
 	 * else IVL_SPIN_NS_DEFAULT; < 0: never spin; > 0: nanoseconds. */
@@ -124,9 +137,17 @@ struct ivl_endpoint_opts {
  * Host backend: connects to ivlinkd, receives the region memfd and the
  * doorbell eventfds (ivshmem-server protocol), maps and validates the region,
  * and writes name, backend and pid into its peer-table entry.
+ * Guest backends: map BAR2 of the ivshmem device, read the peer id from
+ * IVPosition and ring peers through the Doorbell register. In a guest every
+ * process of the VM shares the VM's peer id (and section), and closing an
+ * endpoint does not make the peer leave.
  * Returns 0 and sets *ep, or:
  *   -EINVAL      bad opts or URI;
- *   -ENOTSUP     a "vfio:" or "auto" URI (guest backend not built yet);
+ *   -ENODEV      no (matching) ivshmem device, or VFIO impossible (no IOMMU
+ *                group: use "poll:" or "auto");
+ *   -EBUSY       another process of the VM owns the device: run
+ *                ivlink-guestd;
+ *   -ENOENT      "auto" found neither a daemon socket nor a device;
  *   -ENOENT, -ECONNREFUSED, -EACCES   the daemon socket (connect(2));
  *   -ETIMEDOUT   the daemon did not complete the handshake in time;
  *   -EPROTO      the daemon or the region broke the protocol or layout;
