@@ -15,6 +15,7 @@
  */
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <ivlink/notify.h>
@@ -28,6 +29,18 @@
 
 static uint32_t mode;
 static uint64_t total;
+static pid_t child;
+
+/* The producer's liveness check (called between sleeps): a consumer that
+ * died must fail the test, not leave the producer waiting for space. */
+static int child_alive(void *ctx)
+{
+	int st;
+
+	if (waitpid(child, &st, WNOHANG) == child)
+		ivt_fail(__FILE__, __LINE__, "consumer process exited early (status %d)", st);
+	return 0;
+}
 
 static void wait_ready(struct ivl_ring *r, size_t need)
 {
@@ -44,7 +57,7 @@ static void run_producer(struct ivl_ring *r)
 {
 	struct ivt_stream data;
 	uint64_t sent = 0, rnd = 5, block = 0;
-	uint8_t buf[MAXREC];
+	uint8_t buf[3000]; /* stream writes are up to 3000 bytes, records up to MAXREC */
 
 	ivt_stream_init(&data, 77);
 	while (sent < total) {
@@ -76,8 +89,10 @@ static void run_producer(struct ivl_ring *r)
 			if (block % 2 == 0 && sent < total) {
 				CHECK_EQ(ivl_ring_flush(r), 0);
 				while (
-				    !(__atomic_load_n(&r->cons->sleep_seq, __ATOMIC_ACQUIRE) & 1))
+				    !(__atomic_load_n(&r->cons->sleep_seq, __ATOMIC_ACQUIRE) & 1)) {
+					child_alive(NULL);
 					ivt_sleep_us(20);
+				}
 			}
 		}
 	}
@@ -144,7 +159,6 @@ int main(int argc, char **argv)
 	uint64_t mib = 128;
 	int efd_p, efd_c, st;
 	int64_t t0;
-	pid_t child;
 
 	ivt_name = "ring_fork_blocking_no_loss";
 	if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "message"))) {
@@ -170,7 +184,11 @@ int main(int argc, char **argv)
 	child = fork();
 	CHECK(child >= 0, "fork: %s", strerror(errno));
 	if (child == 0) {
-		/* Peer 1: consumer. Attaches its own handle after fork. */
+		/* Peer 1: consumer. Attaches its own handle after fork, and
+		 * dies with the producer rather than wait for it forever. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
 		ce = (struct ivl_efd_notifier){.kick_fd = efd_p, .wait_fd = efd_c};
 		ivl_efd_notifier_bind(&op, &ce);
 		CHECK_EQ(ivl_ring_init_consumer(&r, rp, rc, data, ch.m[1].remote_tx_size, mode,
@@ -180,7 +198,7 @@ int main(int argc, char **argv)
 		run_consumer(&r);
 		_exit(0);
 	}
-	pe = (struct ivl_efd_notifier){.kick_fd = efd_c, .wait_fd = efd_p};
+	pe = (struct ivl_efd_notifier){.kick_fd = efd_c, .wait_fd = efd_p, .check = child_alive};
 	ivl_efd_notifier_bind(&op, &pe);
 	CHECK_EQ(ivl_ring_init_producer(&r, rp, rc, data, RING, mode, MAXREC, &op), 0);
 	r.spin_ns = 1000;
