@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers of the tests/vm shell tests (sourced, not run).
+#
+#   vmt_init NAME IVLINKD LAUNCHER BUILD   skip (77) without QEMU/ivlinkd/the
+#                                          programs; sets $tmp, traps cleanup
+#   vmt_bg PID                             stop PID at exit (TERM, then KILL)
+#   vmt_log FILE                           console log without CRs
+#   vmt_result FILE PHASE KEY              KEY's value on "RESULT phase=PHASE"
+#   vmt_check COND MESSAGE                 COND 1 = ok, else FAIL (sets vmt_fail)
+#   vmt_done                               prints the verdict, exits 0/1
+set -euo pipefail
+
+vmt_name=vm
+vmt_fail=0
+vmt_pids=()
+vmt_t0=$(date +%s)
+
+vmt_init() {
+	vmt_name=$1 IVLINKD=$2 LAUNCHER=$3 BUILD=$4
+	if ! command -v qemu-system-x86_64 >/dev/null; then
+		echo "[$vmt_name] SKIP: qemu-system-x86_64 not installed (scripts/ivl-deps vm)"
+		exit 77
+	fi
+	if [ ! -x "$IVLINKD" ]; then
+		echo "[$vmt_name] SKIP: ivlinkd not built ($IVLINKD)"
+		exit 77
+	fi
+	for p in examples/ivlink-pingpong guest-lib/ivlink-guestd; do
+		[ -x "$BUILD/$p" ] || {
+			echo "[$vmt_name] FAIL: $BUILD/$p not built"
+			exit 1
+		}
+	done
+	PINGPONG=$BUILD/examples/ivlink-pingpong
+	tmp=$(mktemp -d "/tmp/ivl-$vmt_name.XXXXXX")
+	trap vmt_cleanup EXIT
+	trap 'exit 143' TERM
+	trap 'exit 130' INT
+}
+
+vmt_cleanup() {
+	local p
+	# Launchers stop their own QEMUs (and daemons) from their EXIT trap.
+	for p in "${vmt_pids[@]+"${vmt_pids[@]}"}"; do
+		kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${vmt_pids[@]+"${vmt_pids[@]}"}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+
+vmt_bg() { vmt_pids+=("$1"); }
+
+# Starts ivlinkd on $tmp/ivlinkd.sock (8 vectors unless given).
+vmt_daemon() {
+	"$IVLINKD" -F -S "$tmp/ivlinkd.sock" -l 64M -n "${1:-8}" >"$tmp/ivlinkd.log" 2>&1 &
+	vmt_bg $!
+	for _ in $(seq 100); do [ -S "$tmp/ivlinkd.sock" ] && return 0; sleep 0.05; done
+	echo "[$vmt_name] FAIL: ivlinkd did not start"
+	cat "$tmp/ivlinkd.log"
+	exit 1
+}
+
+vmt_log() { tr -d '\r' <"$1" 2>/dev/null || true; }
+
+vmt_result() { # file phase key
+	vmt_log "$1" | sed -n "s/^RESULT phase=$2 .*\\b$3=\\([^ ]*\\).*/\\1/p" | tail -n1
+}
+
+vmt_check() { # cond message
+	if [ "$1" = 1 ]; then
+		echo "[$vmt_name] ok: $2"
+	else
+		echo "[$vmt_name] FAIL: $2"
+		vmt_fail=1
+	fi
+}
+
+vmt_true() { "$@" && echo 1 || echo 0; }
+vmt_has() { vmt_log "$1" | grep -q -- "$2" && echo 1 || echo 0; }
+vmt_gt() { awk -v a="${1:-0}" -v b="$2" 'BEGIN{print (a + 0 > b + 0) ? 1 : 0}'; }
+
+vmt_done() {
+	echo "[$vmt_name] $([ "$vmt_fail" = 0 ] && echo passed || echo FAILED) in $(($(date +%s) - vmt_t0)) s"
+	exit "$vmt_fail"
+}
+
+# Prints the interesting lines of a console log, prefixed.
+vmt_show() { # file prefix
+	vmt_log "$1" | grep -E '^(client|server|check|RESULT|ivlink-guestd|\[[a-z0-9]+\]|IVLINK-EXIT)' |
+		grep -v '^\[init\]' | sed "s/^/[$vmt_name] $2: /" || true
+}
