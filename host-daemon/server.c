@@ -104,6 +104,7 @@ struct ivl_server {
 	uint32_t queue_limit;
 
 	int shm_fd;
+	int lock_fd; /* private open of a named region, holds the flock */
 	struct efd_ref shm_ref;
 	void *base;
 	struct ivl_region rg;
@@ -266,6 +267,7 @@ int ivl_server_init(struct ivl_server **out, const struct ivl_server_config *cfg
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->shm_fd = s->listen_fd = s->status_fd = s->epfd = s->spare_fd = -1;
+	s->lock_fd = -1;
 	s->listen_tag = EP_LISTEN;
 	s->status_tag = EP_STATUS_LISTEN;
 	s->quit_tag = EP_QUIT;
@@ -505,11 +507,19 @@ static int open_named(struct ivl_server *s, const char *dir, int *need_format)
 		return rc;
 	}
 	/* One daemon per named region: two would both write the peer table.
-	 * The lock belongs to the open file description, which we keep until
-	 * exit (the copies sent to clients share it, which is harmless). */
-	if (flock(s->shm_fd, LOCK_EX | LOCK_NB) < 0) {
+	 * The lock belongs to an open file description, so it is taken on a
+	 * private one: shm_fd's is shared with every client (SCM_RIGHTS), and
+	 * their mappings keep it alive after we die, which would lock a
+	 * restarted daemon out for as long as any peer stays attached. */
+	s->lock_fd = open(s->file_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		rc = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
-		slog(s, IVL_LOG_ERROR, "region %s is in use by another daemon", s->file_path);
+		if (rc == -EADDRINUSE)
+			slog(s, IVL_LOG_ERROR, "region %s is in use by another daemon",
+			     s->file_path);
+		else
+			slog(s, IVL_LOG_ERROR, "cannot lock region %s: %s", s->file_path,
+			     strerror(-rc));
 		return rc;
 	}
 	if (fstat(s->shm_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -1496,6 +1506,8 @@ void ivl_server_close(struct ivl_server *s)
 		munmap(s->base, s->cfg.size);
 	if (s->shm_fd >= 0)
 		close(s->shm_fd);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	free(s->socket_path);
 	free(s->status_path);
 	free(s->shm_name);
