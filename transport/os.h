@@ -28,4 +28,26 @@ static inline void ivl__cpu_relax(void)
 #endif
 }
 
+/*
+ * A full memory barrier. GCC's ThreadSanitizer does not model standalone
+ * fences and refuses them (-Wtsan, an error with -Werror), so TSan builds use
+ * a sequentially consistent read-modify-write instead: a locked instruction
+ * on x86 and a full barrier on arm64, hence the same hardware ordering. The
+ * word is private to this process and written only here.
+ */
+#if defined(__SANITIZE_THREAD__)
+extern int ivl__fence_word;
+#define IVL__FENCE_WORD_DEFINE int ivl__fence_word;
+static inline void ivl__full_fence(void)
+{
+	__atomic_fetch_add(&ivl__fence_word, 0, __ATOMIC_SEQ_CST);
+}
+#else
+#define IVL__FENCE_WORD_DEFINE
+static inline void ivl__full_fence(void)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+#endif
+
 #endif /* IVLINK_TRANSPORT_OS_H */

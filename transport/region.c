@@ -14,6 +14,8 @@
 #include <ivlink/region.h>
 #include <ivlink/ring.h>
 
+#include "os.h"
+
 #define PAGE IVL_PAGE_SIZE
 
 static uint64_t align_up(uint64_t v, uint64_t a)
@@ -520,7 +522,9 @@ int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
 		 * not change while we copied it (the state and gen pin it). */
 		memcpy(&copy, c, 2 * IVL_CACHELINE);
 		gen = copy.gen;
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		/* Acquire (a full barrier under TSan, see os.h): the copy's
+		 * loads complete before the re-check below. */
+		ivl__full_fence();
 		if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) != IVL_CHAN_OFFERED ||
 		    __atomic_load_n(&c->gen, __ATOMIC_RELAXED) != gen)
 			continue;

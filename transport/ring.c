@@ -56,9 +56,11 @@ static inline void store_relaxed64(uint64_t *p, uint64_t v)
 	__atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
+IVL__FENCE_WORD_DEFINE
+
 static inline void full_fence(void)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	ivl__full_fence();
 }
 
 static int poison(struct ivl_ring *r)
