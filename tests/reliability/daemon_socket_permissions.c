@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ivlinkd's access control against a real second user. Needs root (to
+ * become nobody, uid/gid 65534, in a forked child); skipped (77) otherwise.
+ *
+ *  1. Default --socket-mode 0600 with a named region: as nobody, connect()
+ *     to the peer socket and to the status socket fails with EACCES,
+ *     ivl_endpoint_open() returns -EACCES, and /dev/shm/NAME (mode 0600)
+ *     cannot be opened (EACCES): the region is reachable only through the
+ *     daemon. The temp dir is made 0755 so that only the socket's own mode
+ *     can be what refuses.
+ *  2. --socket-mode 0666 and no allow-list: nobody joins (the socket mode is
+ *     then the only barrier, as documented).
+ *  3. --socket-mode 0666 --allow-uid 0: nobody connects but is refused: the
+ *     connection is closed before any message, no fd is ever passed, and
+ *     ivl_endpoint_open() fails with -ECONNRESET. (tests/daemon/daemon_limits
+ *     checks the same refusal for an allow-list without the caller's uid,
+ *     on both sockets.)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "rel.h"
+
+#define NOBODY 65534
+
+static struct rel_daemon daemon_;
+static char shm_name[64];
+
+static int try_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	rc = connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? s : -errno;
+	if (rc < 0)
+		close(s);
+	return rc;
+}
+
+static void become_nobody(void)
+{
+	REL_CHECK(setgroups(0, NULL) == 0 && setgid(NOBODY) == 0 && setuid(NOBODY) == 0,
+		  "cannot become nobody: %s", strerror(errno));
+}
+
+/* 1: as nobody, everything is refused by permissions. */
+static int nobody_refused(void *arg)
+{
+	struct ivl_endpoint_opts o = { .uri = daemon_.uri, .name = "nobody" };
+	struct ivl_endpoint *ep;
+	char path[128];
+	int rc;
+
+	become_nobody();
+	rc = try_connect(daemon_.sock);
+	REL_CHECK(rc == -EACCES, "peer socket: %s, want EACCES", strerror(-rc));
+	rc = try_connect(daemon_.ctl);
+	REL_CHECK(rc == -EACCES, "status socket: %s, want EACCES", strerror(-rc));
+	rc = ivl_endpoint_open(&ep, &o);
+	REL_CHECK(rc == -EACCES, "ivl_endpoint_open: %s, want -EACCES", strerror(-rc));
+	snprintf(path, sizeof(path), "/dev/shm/%s", shm_name);
+	rc = open(path, O_RDONLY);
+	REL_CHECK(rc < 0 && errno == EACCES, "%s readable by nobody", path);
+	return 0;
+}
+
+/* 2: with a world-writable socket and no allow-list, nobody joins. */
+static int nobody_joins(void *arg)
+{
+	struct ivl_endpoint_opts o = { .uri = daemon_.uri, .name = "nobody" };
+	struct ivl_endpoint *ep;
+	int rc;
+
+	become_nobody();
+	rc = ivl_endpoint_open(&ep, &o);
+	REL_CHECK(rc == 0, "ivl_endpoint_open with mode 0666: %s", strerror(-rc));
+	ivl_endpoint_close(ep);
+	return 0;
+}
+
+/* 3: refused by the allow-list: closed before any message, no fd. */
+static int nobody_not_allowed(void *arg)
+{
+	struct ivl_endpoint_opts o = { .uri = daemon_.uri, .name = "nobody" };
+	union {
+		char b[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} cbuf;
+	struct ivl_endpoint *ep;
+	char data[64];
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf.b) };
+	ssize_t n;
+	int s, rc;
+
+	become_nobody();
+	s = try_connect(daemon_.sock);
+	REL_CHECK(s >= 0, "connect: %s", strerror(-s));
+	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+	REL_CHECK(n == 0 || (n < 0 && errno == ECONNRESET), "refused client got %zd bytes", n);
+	REL_CHECK(mh.msg_controllen == 0, "refused client got an fd");
+	close(s);
+	rc = ivl_endpoint_open(&ep, &o);
+	REL_CHECK(rc == -ECONNRESET, "ivl_endpoint_open: %s, want -ECONNRESET", strerror(-rc));
+	return 0;
+}
+
+static void run_as_nobody(int (*fn)(void *), const char *what)
+{
+	int st = rel_wait(rel_spawn(fn, NULL), 20000);
+
+	REL_CHECK(st == 0, "%s: child exit %d", what, st);
+	printf("%s: OK\n", what);
+}
+
+int main(int argc, char **argv)
+{
+	const char *ivlinkd = rel_init(argc, argv, "perm", 120);
+
+	if (geteuid() != 0) {
+		printf("SKIP: needs root to switch to uid %d\n", NOBODY);
+		return REL_SKIP;
+	}
+	/* Only the socket's own mode may refuse: the directory is open. */
+	REL_CHECK(chmod(rel_dir(), 0755) == 0, "chmod: %s", strerror(errno));
+	snprintf(shm_name, sizeof(shm_name), "ivlrel-perm-%d", (int)getpid());
+	rel_track_shm(shm_name);
+
+	{
+		const char *const extra[] = { "-l", "2M", "-n", "2", "-m", shm_name, NULL };
+		struct stat st;
+
+		rel_daemon_start(&daemon_, ivlinkd, "sock", extra, 0);
+		REL_CHECK(stat(daemon_.sock, &st) == 0 && (st.st_mode & 0777) == 0600, "mode");
+		run_as_nobody(nobody_refused, "mode 0600: nobody gets EACCES on both sockets and "
+					      "the /dev/shm region");
+		rel_daemon_stop(&daemon_, SIGTERM);
+	}
+	{
+		const char *const extra[] = { "-l", "2M", "-n", "2", "--socket-mode", "0666", NULL };
+
+		rel_daemon_start(&daemon_, ivlinkd, "sock2", extra, 0);
+		run_as_nobody(nobody_joins, "mode 0666, no allow-list: nobody joins");
+		rel_daemon_stop(&daemon_, SIGTERM);
+	}
+	{
+		const char *const extra[] = { "-l",	     "2M", "-n", "2", "--socket-mode", "0666",
+					      "--allow-uid", "0",  NULL };
+
+		rel_daemon_start(&daemon_, ivlinkd, "sock3", extra, 0);
+		run_as_nobody(nobody_not_allowed,
+			      "mode 0666, --allow-uid 0: nobody refused without any message or fd");
+		rel_daemon_stop(&daemon_, SIGTERM);
+	}
+	printf("PASS daemon_socket_permissions\n");
+	return 0;
+}
