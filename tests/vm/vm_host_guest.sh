@@ -16,7 +16,7 @@
 . "$(dirname "$0")/vmtest.sh"
 MODE=${4:-vfio}
 vmt_init "host-guest-$MODE" "$1" "$2" "$3"
-vmt_daemon
+vmt_daemon 8
 
 echo 'ivlink-pingpong --role client --count 500 --block-count 100 --gap-us 300 --bulk-mib 64' >"$tmp/west.sh"
 extra=()

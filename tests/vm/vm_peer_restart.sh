@@ -12,7 +12,7 @@
 # Exit 0 pass, 1 fail, 77 skipped.
 . "$(dirname "$0")/vmtest.sh"
 vmt_init restart "$@"
-vmt_daemon
+vmt_daemon 8
 
 # busybox sh has no PIPESTATUS: keep the exit code in a file.
 cat >"$tmp/west.sh" <<'EOS'
