@@ -16,6 +16,8 @@ vmt_fail=0
 vmt_pids=()
 vmt_t0=$(date +%s)
 
+# IVLINKD, LAUNCHER, BUILD, PINGPONG and tmp are for the test scripts.
+# shellcheck disable=SC2034
 vmt_init() {
 	vmt_name=$1 IVLINKD=$2 LAUNCHER=$3 BUILD=$4
 	if ! command -v qemu-system-x86_64 >/dev/null; then
@@ -43,7 +45,7 @@ vmt_cleanup() {
 	local p
 	# Launchers stop their own QEMUs (and daemons) from their EXIT trap.
 	for p in "${vmt_pids[@]+"${vmt_pids[@]}"}"; do
-		kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
+		if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
 	done
 	for p in "${vmt_pids[@]+"${vmt_pids[@]}"}"; do
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
