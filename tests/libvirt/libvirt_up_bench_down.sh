@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# ivlink-libvirt end to end: up (libvirtd/virtlogd started if needed, ivlinkd,
+# both domains defined and started, both guests joined the region), a quick
+# VM-to-VM bench (doorbell round trips, ivlink-bench over virtio-net and the
+# native API), then down, which must leave no domain, no ivlinkd and no
+# daemon it started. Figures are not judged: only that every row that can
+# run here was measured and reported (results.json, CSV, PNG).
+#
+# Usage: libvirt_up_bench_down.sh IVLINK-LIBVIRT BUILD-DIR
+# Exit 0 pass, 1 fail, 77 skipped (not root, no libvirt installable, tools
+# not built).
+set -euo pipefail
+TOOL=$1 BUILD=$2
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+RUN=$BUILD/libvirt-test-run
+PREFIX=ivlink-test-$$
+t0=$(date +%s)
+
+skip() {
+	echo "[libvirt-test] SKIP: $*"
+	exit 77
+}
+[ "$(id -u)" = 0 ] || skip "needs root"
+for t in host-daemon/ivlinkd host-daemon/ivlinkctl bench/ivlink-bench bench/ivlink-bench-static \
+	vm-configs/ivlink-vfio-probe; do
+	[ -x "$BUILD/$t" ] || skip "$BUILD/$t not built"
+done
+command -v qemu-system-x86_64 >/dev/null || "$REPO/scripts/ivl-deps" vm ||
+	skip "QEMU not installable (scripts/ivl-deps vm)"
+if ! command -v libvirtd >/dev/null || ! command -v virsh >/dev/null; then
+	"$REPO/scripts/ivl-deps" libvirt || skip "libvirt not installable (scripts/ivl-deps libvirt)"
+fi
+command -v python3 >/dev/null || skip "python3 missing"
+
+rm -rf "$RUN"
+down_done=0
+# shellcheck disable=SC2317 # a trap
+cleanup() {
+	[ "$down_done" = 1 ] || "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down || true
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+fail=0
+check() { # ok message
+	if [ "$1" = 1 ]; then echo "[libvirt-test] ok: $2"; else echo "[libvirt-test] FAIL: $2"; fail=1; fi
+}
+yes_if() { "$@" >/dev/null 2>&1 && echo 1 || echo 0; }
+# Persistent definitions live here whether libvirtd runs or not.
+# shellcheck disable=SC2317 # called through yes_if
+undefined() { [ ! -e "/etc/libvirt/qemu/$1.xml" ]; }
+# shellcheck disable=SC2317
+running() { [ "$(virsh -q -c qemu:///system domstate "$1" 2>/dev/null)" = running ]; }
+
+# Whether libvirtd ran before: down must then leave it running.
+pre_libvirtd=$(yes_if pgrep -x libvirtd)
+
+rc=0
+"$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" up || rc=$?
+check "$([ $rc = 0 ] && echo 1 || echo 0)" "up ($rc) in $(($(date +%s) - t0)) s"
+if [ $rc = 0 ]; then
+	check "$(yes_if running "$PREFIX-west")" "$PREFIX-west running"
+	check "$(yes_if running "$PREFIX-east")" "$PREFIX-east running"
+	rc2=0
+	"$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" up >/dev/null 2>&1 || rc2=$?
+	check "$([ $rc2 = 0 ] && echo 1 || echo 0)" "a second up is a no-op ($rc2)"
+
+	t1=$(date +%s)
+	rc=0
+	"$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" bench --quick --timeout 240 || rc=$?
+	check "$([ $rc = 0 ] && echo 1 || echo 0)" "bench --quick ($rc) in $(($(date +%s) - t1)) s"
+	# Every row this tree can run must have been measured: the native rows
+	# whenever the guest backend is built into ivlink-bench-static.
+	want="vm-tcp"
+	syms=$(nm "$BUILD/bench/ivlink-bench-static" 2>/dev/null || true)
+	case $syms in *" ivl__backend_vfio"*) want="$want vm-ivlink vm-ivlink-spin vm-ivlink-block" ;; esac
+	python3 - "$RUN/bench" "$want" <<'PY' || fail=1
+import json, os, sys
+out, want = sys.argv[1], sys.argv[2].split()
+j = json.load(open(os.path.join(out, "results.json")))
+bad = 0
+def check(ok, what):
+    global bad
+    print("[libvirt-test] %s: %s" % ("ok" if ok else "FAIL", what))
+    bad |= not ok
+lat = {(r["mode"], r["size"]): r for r in j["latency"]}
+tput = {(r["mode"], r["size"]): r for r in j["throughput"]}
+check(("vm-doorbell", 0) in lat and lat[("vm-doorbell", 0)]["avg_ns"] > 0,
+      "vm-doorbell round trips measured")
+for m in want:
+    for s in (64, 1024, 16384):
+        r = lat.get((m, s))
+        check(r is not None and r["p50_ns"] and r["p50_ns"] > 0, "%s latency %d B" % (m, s))
+    for s in (64, 1024, 16384, 262144):
+        r = tput.get((m, s))
+        check(r is not None and r["gbps"] > 0 and r["cpu_ns_per_msg"] > 0,
+              "%s throughput %d B" % (m, s))
+for f in ("latency.csv", "latency_cdf.csv", "throughput.csv", "latency_cdf.png",
+          "throughput.png", "cpu.png"):
+    check(os.path.getsize(os.path.join(out, f)) > 0, f)
+print("[libvirt-test] skipped rows: %s" % j["skipped"])
+sys.exit(1 if bad else 0)
+PY
+fi
+
+rc=0
+"$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down || rc=$?
+down_done=1
+check "$([ $rc = 0 ] && echo 1 || echo 0)" "down ($rc)"
+check "$(yes_if undefined "$PREFIX-west")" "$PREFIX-west undefined"
+check "$(yes_if undefined "$PREFIX-east")" "$PREFIX-east undefined"
+check "$(yes_if test ! -e "$RUN/ivlinkd.pid")" "ivlinkd stopped"
+if [ "$pre_libvirtd" = 0 ]; then
+	check "$(yes_if test "$(pgrep -x libvirtd || true)" = "")" "libvirtd (started by up) stopped"
+else
+	check "$(yes_if pgrep -x libvirtd)" "libvirtd (not ours) left running"
+fi
+rc=0
+"$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down >/dev/null 2>&1 || rc=$?
+check "$([ $rc = 0 ] && echo 1 || echo 0)" "a second down is a no-op ($rc)"
+echo "[libvirt-test] $([ $fail = 0 ] && echo passed || echo FAILED) in $(($(date +%s) - t0)) s"
+exit $fail
