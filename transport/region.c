@@ -416,8 +416,72 @@ static int ring_geometry_ok(const struct ivl_region *rg, uint32_t owner, uint32_
 	return mode == IVL_MODE_STREAM;
 }
 
+static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh);
+
 int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
 		   const struct ivl_ctab_params *p)
+{
+	return offer_common(rg, self, self_epoch, p, NULL);
+}
+
+int ivl_ctab_offer_shim(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh)
+{
+	if (!sh)
+		return -EINVAL;
+	return offer_common(rg, self, self_epoch, p, sh);
+}
+
+int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+		  uint32_t state, uint32_t remote, const char *name,
+		  const struct ivl_shim_half *sh)
+{
+	struct ivl_chan_half *c = NULL;
+	uint32_t slot;
+
+	if (!sh || !name_ok(name) || self >= rg->hdr.max_peers ||
+	    (state != IVL_CHAN_LISTEN && state != IVL_CHAN_NOTE) ||
+	    (remote != IVL_SLOT_NONE && remote >= rg->hdr.max_peers))
+		return -EINVAL;
+	for (slot = 0; slot < rg->hdr.chan_slots; slot++) {
+		uint32_t expect = IVL_CHAN_FREE;
+
+		c = ivl_region_chan(rg, self, slot);
+		if (__atomic_compare_exchange_n(&c->state, &expect, IVL_CHAN_CLAIMED, 0,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			break;
+	}
+	if (slot == rg->hdr.chan_slots)
+		return -ENOSPC;
+	c->gen++;
+	c->owner_epoch = self_epoch;
+	c->owner_pid = sh->owner_pid;
+	/* A note has no remote half: remote_peer only says whom it concerns
+	 * (IVL_SLOT_NONE for a listener), and remote_slot stays NONE so that
+	 * ivl_ctab_gc() frees it as soon as it is closed. */
+	c->remote_peer = remote;
+	c->remote_slot = IVL_SLOT_NONE;
+	c->remote_epoch = 0;
+	c->remote_gen = 0;
+	c->mode = IVL_MODE_STREAM;
+	c->rx_vector = 0;
+	c->tx_data_off = 0;
+	c->tx_size = 0;
+	c->max_record = 0;
+	c->tx_pages = 0;
+	memset(c->name, 0, sizeof(c->name));
+	strncpy(c->name, name, sizeof(c->name) - 1);
+	ivl_ring_format(&c->tx_prod, &c->rx_cons);
+	memcpy(&c->shim, sh, sizeof(c->shim));
+	/* Release pairs with the acquire load of state by readers of the
+	 * listener table and of notes (the shim, ivlinkctl). */
+	__atomic_store_n(&c->state, state, __ATOMIC_RELEASE);
+	return (int)slot;
+}
+
+static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh)
 {
 	struct ivl_chan_half *c;
 	uint32_t slot, st, npages;
@@ -477,6 +541,10 @@ int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epo
 	memset(c->name, 0, sizeof(c->name));
 	strncpy(c->name, p->name, sizeof(c->name) - 1);
 	ivl_ring_format(&c->tx_prod, &c->rx_cons);
+	if (sh)
+		memcpy(&c->shim, sh, sizeof(c->shim));
+	else
+		memset(&c->shim, 0, sizeof(c->shim));
 	/* Release pairs with the acquire load of state in find_match(): the
 	 * remote sees a complete descriptor once it sees OFFERED. */
 	__atomic_store_n(&c->state, IVL_CHAN_OFFERED, __ATOMIC_RELEASE);
@@ -611,6 +679,7 @@ int ivl_ctab_gc(const struct ivl_region *rg, uint32_t self)
 		c->tx_pages = 0;
 		c->tx_data_off = 0;
 		c->remote_slot = IVL_SLOT_NONE;
+		memset(&c->shim, 0, sizeof(c->shim));
 		__atomic_store_n(&c->state, IVL_CHAN_FREE, __ATOMIC_RELEASE);
 		freed++;
 	}

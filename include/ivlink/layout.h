@@ -129,6 +129,49 @@ enum ivl_peer_backend {
 	IVL_BACKEND_QEMU = 4, /* a QEMU guest seen from the daemon */
 };
 
+/*
+ * Fallback reasons of the socket shim (libivlink-preload), in the manner of
+ * SMC's CLC decline codes (SMC_CLC_DECL_*, shown by smcss). Stored in the
+ * region (per-connection shim blocks and per-peer counters below) so that
+ * ivlinkctl can show why a connection did not use the rings.
+ */
+enum ivl_fb_reason {
+	IVL_FB_NONE = 0,
+	IVL_FB_NO_REGION = 1,	 /* no daemon/region to attach to */
+	IVL_FB_NO_LISTENER = 2,	 /* destination is no shim listener of the region */
+	IVL_FB_PEER_NO_SHIM = 3, /* server side: the client made no proposal */
+	IVL_FB_REGION_FULL = 4,	 /* no free channel slot or ring pages */
+	IVL_FB_TIMEOUT = 5,	 /* the server did not accept in time */
+	IVL_FB_DECLINED = 6,	 /* the server declined (its reason is in its note) */
+	IVL_FB_OPTION = 7,	 /* unsupported option (TCP_FASTOPEN, MSG_OOB, ...) */
+	IVL_FB_RULES = 8,	 /* excluded by IVLINK_RULES / IVLINK_CONF */
+	IVL_FB_PEER_GONE = 9,	 /* the other peer left during the handshake */
+	IVL_FB_WITHDRAWN = 10,	 /* server side: the client withdrew its proposal */
+	IVL_FB_PROTO = 11,	 /* the other side published malformed state */
+	IVL_FB_INTERNAL = 12,	 /* local error (memory, fds) */
+	IVL_FB_REASONS = 20,	 /* size of the counter array */
+};
+
+#define IVL_SHIM_MAGIC 0x4d494853u /* "SHIM" */
+
+/* Peer-written shim counters in the peer entry (diagnostics only). Updated
+ * with relaxed atomic adds by every process of the peer. */
+struct ivl_peer_shim {
+	uint32_t magic;	    /* IVL_SHIM_MAGIC while the peer runs the shim */
+	uint32_t listeners; /* listening sockets published */
+	uint64_t accelerated; /* connections that went through the rings */
+	uint64_t fallbacks;   /* connections that stayed on TCP */
+	uint64_t tx_bytes;    /* bytes written into rings by the shim */
+	uint64_t rx_bytes;    /* bytes read from rings by the shim */
+	uint32_t last_reason; /* enum ivl_fb_reason of the last fallback */
+	uint32_t reserved0;
+	uint32_t by_reason[IVL_FB_REASONS];
+};
+
+_Static_assert(offsetof(struct ivl_peer_shim, accelerated) == 8, "abi");
+_Static_assert(offsetof(struct ivl_peer_shim, by_reason) == 48, "abi");
+_Static_assert(sizeof(struct ivl_peer_shim) == 128, "abi");
+
 struct ivl_peer_entry {
 	/* Daemon-written. A peer is identified by (id, epoch): the epoch is
 	 * bumped at every join and every leave, so a value seen while the
@@ -149,13 +192,15 @@ struct ivl_peer_entry {
 	uint32_t self_pid;    /* pid inside the VM, or host pid */
 	uint32_t reserved1;
 	uint64_t heartbeat_ns; /* optional liveness hint */
-	uint8_t peer_reserved[IVL_PEER_ENTRY_SIZE - 64 - 56];
+	struct ivl_peer_shim shim; /* socket shim counters (diagnostics) */
+	uint8_t peer_reserved[IVL_PEER_ENTRY_SIZE - 64 - 56 - 128];
 };
 
 _Static_assert(offsetof(struct ivl_peer_entry, state) == 0, "abi");
 _Static_assert(offsetof(struct ivl_peer_entry, epoch) == 4, "abi");
 _Static_assert(offsetof(struct ivl_peer_entry, name) == 64, "abi");
 _Static_assert(offsetof(struct ivl_peer_entry, backend) == 96, "abi");
+_Static_assert(offsetof(struct ivl_peer_entry, shim) == 120, "abi");
 _Static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 
 /* ------------------------------------------------------------------------ */
@@ -228,7 +273,83 @@ enum ivl_chan_state {
 	IVL_CHAN_CLAIMED = 1, /* being filled in by its owner */
 	IVL_CHAN_OFFERED = 2, /* complete, waiting for or matched with remote */
 	IVL_CHAN_CLOSED = 3,  /* owner closed it; reclaimed lazily */
+	/* Socket shim states: halves without ring pages, which matching
+	 * ignores; ivl_ctab_close() + ivl_ctab_gc() free them. */
+	IVL_CHAN_LISTEN = 4, /* a listening TCP socket (shim.laddr/lport, addrs) */
+	IVL_CHAN_NOTE = 5,   /* a connection that fell back, or a decline */
 };
+
+/*
+ * The socket shim's rendezvous (see guest-lib/preload/shim.h), in the manner
+ * of SMC's CLC proposal/accept/confirm/decline, but through the region:
+ *
+ *  1. A listening shim publishes an IVL_CHAN_LISTEN half: kind LISTEN, its
+ *     bound address and port, and for a wildcard bind up to 3 of its local
+ *     addresses.
+ *  2. A connecting shim whose destination matches a listener binds its
+ *     socket, then, before connect(2), offers a half (OFFERED, a tx ring)
+ *     named after the 4-tuple to the listener's peer: kind PROPOSAL, rdv
+ *     PROPOSED. It may write into that ring at once.
+ *  3. At accept(2) the server's shim looks for the proposal with the
+ *     accepted socket's 4-tuple. It offers its own half with the same name
+ *     (kind ACCEPT, peer_slot/peer_gen = the proposal) and matches it, or
+ *     publishes an IVL_CHAN_NOTE half of kind DECLINE with a reason.
+ *  4. The client alone decides, with a CAS on its proposal's rdv word:
+ *     PROPOSED -> CONFIRMED when it sees the ACCEPT, PROPOSED -> WITHDRAWN
+ *     on a DECLINE or a timeout. The server reads the client's ring only
+ *     after it saw CONFIRMED, so a withdrawing client replays every byte of
+ *     its ring over TCP, and a server that sees WITHDRAWN replays the bytes
+ *     of its own ring (the client never read them).
+ */
+enum ivl_shim_kind {
+	IVL_SHIM_NONE = 0,
+	IVL_SHIM_LISTEN = 1,
+	IVL_SHIM_PROPOSAL = 2,
+	IVL_SHIM_ACCEPT = 3,
+	IVL_SHIM_DECLINE = 4,
+	IVL_SHIM_FALLBACK = 5, /* a note: this connection stayed on TCP */
+};
+
+enum ivl_shim_rdv {
+	IVL_RDV_NONE = 0,
+	IVL_RDV_PROPOSED = 1,
+	IVL_RDV_CONFIRMED = 2,
+	IVL_RDV_WITHDRAWN = 3,
+};
+
+#define IVL_SHIM_ADDRS 3u
+
+/* The shim block of a channel half (offset 256, 128 bytes). Written by the
+ * owner before the half's state is published, except rdv (client CAS),
+ * reason and procs. Addresses are in network byte order, IPv4 in the first
+ * 4 bytes, family in Linux's values (AF_INET 2, AF_INET6 10). */
+struct ivl_shim_half {
+	uint32_t kind;	   /* enum ivl_shim_kind */
+	uint32_t rdv;	   /* enum ivl_shim_rdv (proposals) */
+	uint32_t reason;   /* enum ivl_fb_reason (notes, withdrawn proposals) */
+	uint32_t procs;	   /* processes of the owner holding the connection */
+	uint32_t family;   /* 2 or 10 */
+	uint16_t lport;	   /* owner's port, network order */
+	uint16_t rport;	   /* other end's port, network order */
+	uint8_t laddr[16]; /* owner's address (listen: bound address) */
+	uint8_t raddr[16]; /* other end's address */
+	uint32_t peer_slot; /* accept/decline: the proposal's slot */
+	uint32_t peer_gen;  /* accept/decline: the proposal's gen */
+	uint64_t created_unix_ns;
+	uint32_t n_addrs; /* listen, wildcard bind: entries of addrs */
+	uint32_t owner_pid;
+	uint8_t addrs[IVL_SHIM_ADDRS][16]; /* listen: local addresses */
+};
+
+_Static_assert(offsetof(struct ivl_shim_half, rdv) == 4, "abi");
+_Static_assert(offsetof(struct ivl_shim_half, family) == 16, "abi");
+_Static_assert(offsetof(struct ivl_shim_half, lport) == 20, "abi");
+_Static_assert(offsetof(struct ivl_shim_half, laddr) == 24, "abi");
+_Static_assert(offsetof(struct ivl_shim_half, raddr) == 40, "abi");
+_Static_assert(offsetof(struct ivl_shim_half, peer_slot) == 56, "abi");
+_Static_assert(offsetof(struct ivl_shim_half, n_addrs) == 72, "abi");
+_Static_assert(offsetof(struct ivl_shim_half, addrs) == 80, "abi");
+_Static_assert(sizeof(struct ivl_shim_half) == 128, "abi");
 
 #define IVL_SLOT_NONE 0xffffffffu
 
@@ -255,7 +376,9 @@ struct ivl_chan_half {
 	struct ivl_ring_prod tx_prod;
 	/* Line 3: consumer block of the remote's tx ring (our rx ring). */
 	struct ivl_ring_cons rx_cons;
-	uint8_t reserved2[IVL_CHAN_HALF_SIZE - 4 * IVL_CACHELINE];
+	/* Lines 4-5: socket shim block (zero for native channels). */
+	struct ivl_shim_half shim;
+	uint8_t reserved2[IVL_CHAN_HALF_SIZE - 4 * IVL_CACHELINE - sizeof(struct ivl_shim_half)];
 };
 
 _Static_assert(offsetof(struct ivl_chan_half, state) == 0, "abi");
@@ -267,6 +390,7 @@ _Static_assert(offsetof(struct ivl_chan_half, tx_size) == 48, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, name) == 64, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, tx_prod) == 128, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, rx_cons) == 192, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, shim) == 256, "abi");
 _Static_assert(sizeof(struct ivl_chan_half) == IVL_CHAN_HALF_SIZE, "abi");
 
 /* ------------------------------------------------------------------------ */

@@ -132,6 +132,24 @@ struct ivl_ctab_params {
 int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
 		   const struct ivl_ctab_params *p);
 
+/*
+ * ivl_ctab_offer() with a socket-shim block (layout.h, struct ivl_shim_half)
+ * written before the half is published. Same returns as ivl_ctab_offer().
+ */
+int ivl_ctab_offer_shim(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh);
+
+/*
+ * Publishes a half without ring pages in state IVL_CHAN_LISTEN (a listening
+ * socket of the shim) or IVL_CHAN_NOTE (a fallback note or a decline), with
+ * name, remote (a peer id, or IVL_SLOT_NONE) and the shim block sh. Matching
+ * ignores such halves; ivl_ctab_close() then ivl_ctab_gc() free them.
+ * Returns the slot, or -EINVAL, -ENOSPC.
+ */
+int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
+		  uint32_t state, uint32_t remote, const char *name,
+		  const struct ivl_shim_half *sh);
+
 /* A remote half, validated: what a local side needs to attach its rings. */
 struct ivl_ctab_remote {
 	uint32_t remote_slot;

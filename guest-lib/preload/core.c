@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Socket shim core: the real calls, configuration and rules, the debug log,
+ * the RCU fd table, endpoints (lazy attach, fork), exec and exit.
+ * See shim.h for the design.
+ */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <urcu/urcu-memb.h>
+
+struct shim_real shim_real;
+struct shim_config shim_cfg;
+uint64_t shim_hidden_ep_tag;
+
+#define TAB_L2 1024
+#define TAB_L1 4096
+
+static struct shim_obj **fdtab[TAB_L1];
+static pthread_key_t thread_key;
+static __thread int thread_registered;
+
+static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shim_ep *g_eps; /* all endpoints this process uses */
+static struct shim_ep *g_own; /* the one it opened itself */
+static int64_t g_attach_retry_ns;
+static int g_attach_failed_logged;
+
+pthread_mutex_t shim_active_lock = PTHREAD_MUTEX_INITIALIZER;
+struct shim_conn *shim_active;
+
+/* Environment preserved across execve (LD_PRELOAD and IVLINK_*). */
+static char **g_keep_env;
+
+int64_t shim_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ real calls */
+
+void shim_resolve(void)
+{
+#define RESOLVE(name) shim_real.name = (__typeof__(shim_real.name))dlsym(RTLD_NEXT, #name)
+	RESOLVE(socket);
+	RESOLVE(bind);
+	RESOLVE(listen);
+	RESOLVE(connect);
+	RESOLVE(accept);
+	RESOLVE(accept4);
+	RESOLVE(close);
+	RESOLVE(shutdown);
+	RESOLVE(read);
+	RESOLVE(write);
+	RESOLVE(readv);
+	RESOLVE(writev);
+	RESOLVE(send);
+	RESOLVE(recv);
+	RESOLVE(sendto);
+	RESOLVE(recvfrom);
+	RESOLVE(sendmsg);
+	RESOLVE(recvmsg);
+	RESOLVE(sendfile);
+	RESOLVE(poll);
+	RESOLVE(ppoll);
+	RESOLVE(epoll_create);
+	RESOLVE(epoll_create1);
+	RESOLVE(epoll_ctl);
+	RESOLVE(epoll_wait);
+	RESOLVE(epoll_pwait);
+	RESOLVE(fcntl);
+	RESOLVE(ioctl);
+	RESOLVE(dup);
+	RESOLVE(dup2);
+	RESOLVE(dup3);
+	RESOLVE(getsockopt);
+	RESOLVE(setsockopt);
+	RESOLVE(fork);
+	RESOLVE(execve);
+	RESOLVE(select);
+	RESOLVE(pselect);
+#undef RESOLVE
+}
+
+/* ------------------------------------------------------------ log */
+
+void shim_log(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "ivlink-shim[%d]: ", (int)getpid());
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	/* The real write: fd 2 is never shimmed, but this must not recurse
+	 * into the table while the shim initialises. */
+	if (REAL(write)(2, buf, (size_t)n) < 0) {
+		/* nothing more to do: the log is best effort */
+	}
+}
+
+static void lib_log(void *ctx, enum ivl_log_level level, const char *msg)
+{
+	static const char *names[] = {"error", "warn", "info", "debug"};
+
+	shim_log("libivlink %s: %s", names[level & 3], msg);
+}
+
+const char *shim_reason_name(uint32_t r)
+{
+	static const char *const n[] = {
+	    "none",	     "no-region",   "no-listener", "peer-no-shim", "region-full",
+	    "timeout",	     "declined",    "option",	   "rules",	   "peer-gone",
+	    "withdrawn",     "proto",	    "internal",
+	};
+
+	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
+}
+
+/* ------------------------------------------------------------ rules */
+
+/*
+ * Rules, like libvma.conf's "use os" lines: ACTION ROLE ADDR[/PREFIX][:PORT]
+ * separated by ';' or newlines, '#' comments. ACTION: include|exclude
+ * (aliases accel|use, os|tcp); ROLE: client|server|any; ADDR: '*', an IPv4
+ * address, or an IPv6 address in brackets; PORT: N, N-M or '*'. The first
+ * matching rule wins; no match means include.
+ */
+static int parse_rule(char *s, struct shim_rule *r)
+{
+	char *tok[3], *save = NULL, *addr, *port, *slash;
+	int n = 0;
+
+	for (char *t = strtok_r(s, " \t", &save); t && n < 3; t = strtok_r(NULL, " \t", &save))
+		tok[n++] = t;
+	if (n != 3)
+		return -EINVAL;
+	memset(r, 0, sizeof(*r));
+	if (!strcmp(tok[0], "include") || !strcmp(tok[0], "accel") || !strcmp(tok[0], "use"))
+		r->include = 1;
+	else if (!strcmp(tok[0], "exclude") || !strcmp(tok[0], "os") || !strcmp(tok[0], "tcp"))
+		r->include = 0;
+	else
+		return -EINVAL;
+	if (!strcmp(tok[1], "any"))
+		r->role = 0;
+	else if (!strcmp(tok[1], "client"))
+		r->role = 1;
+	else if (!strcmp(tok[1], "server"))
+		r->role = 2;
+	else
+		return -EINVAL;
+	addr = tok[2];
+	port = NULL;
+	if (addr[0] == '[') {
+		char *end = strchr(addr, ']');
+
+		if (!end)
+			return -EINVAL;
+		*end = '\0';
+		addr++;
+		if (end[1] == ':')
+			port = end + 2;
+		else if (end[1])
+			return -EINVAL;
+	} else {
+		port = strrchr(addr, ':');
+		if (port)
+			*port++ = '\0';
+	}
+	r->prefix = -1;
+	slash = strchr(addr, '/');
+	if (slash)
+		*slash++ = '\0';
+	if (strcmp(addr, "*") != 0) {
+		if (inet_pton(AF_INET, addr, r->addr) == 1) {
+			r->family = AF_INET;
+			r->prefix = 32;
+		} else if (inet_pton(AF_INET6, addr, r->addr) == 1) {
+			r->family = AF_INET6;
+			r->prefix = 128;
+		} else {
+			return -EINVAL;
+		}
+		if (slash) {
+			int p = atoi(slash);
+
+			if (p < 0 || p > r->prefix)
+				return -EINVAL;
+			r->prefix = p;
+		}
+	}
+	r->port_lo = 0;
+	r->port_hi = 65535;
+	if (port && strcmp(port, "*") != 0) {
+		char *dash = strchr(port, '-');
+
+		r->port_lo = (uint16_t)atoi(port);
+		r->port_hi = dash ? (uint16_t)atoi(dash + 1) : r->port_lo;
+	}
+	return 0;
+}
+
+static void parse_rules(const char *text, const char *origin)
+{
+	char *copy = strdup(text), *save = NULL;
+
+	if (!copy)
+		return;
+	for (char *line = strtok_r(copy, ";\n", &save); line; line = strtok_r(NULL, ";\n", &save)) {
+		struct shim_rule r, *nr;
+		char *hash = strchr(line, '#');
+
+		if (hash)
+			*hash = '\0';
+		while (isspace((unsigned char)*line))
+			line++;
+		if (!*line)
+			continue;
+		if (parse_rule(line, &r) < 0) {
+			shim_log("%s: ignoring invalid rule '%s'", origin, line);
+			continue;
+		}
+		nr = realloc(shim_cfg.rules, sizeof(*nr) * (size_t)(shim_cfg.n_rules + 1));
+		if (!nr)
+			break;
+		shim_cfg.rules = nr;
+		shim_cfg.rules[shim_cfg.n_rules++] = r;
+	}
+	free(copy);
+}
+
+static int prefix_match(const uint8_t *a, const uint8_t *b, int bits)
+{
+	int bytes = bits / 8, rem = bits % 8;
+
+	if (memcmp(a, b, (size_t)bytes) != 0)
+		return 0;
+	if (rem == 0)
+		return 1;
+	return ((a[bytes] ^ b[bytes]) & (0xff << (8 - rem))) == 0;
+}
+
+int shim_rules_allow(int role, int family, const uint8_t *addr, uint16_t port)
+{
+	for (int i = 0; i < shim_cfg.n_rules; i++) {
+		const struct shim_rule *r = &shim_cfg.rules[i];
+
+		if (r->role && r->role != role)
+			continue;
+		if (port < r->port_lo || port > r->port_hi)
+			continue;
+		if (r->prefix >= 0 && (r->family != family || !prefix_match(r->addr, addr, r->prefix)))
+			continue;
+		return r->include;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ config */
+
+static int64_t env_i64(const char *name, int64_t dflt)
+{
+	const char *s = getenv(name);
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return dflt;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return dflt;
+	return v;
+}
+
+static void save_env(void)
+{
+	extern char **environ;
+	int n = 0, k = 0;
+
+	for (char **e = environ; e && *e; e++)
+		n++;
+	g_keep_env = calloc((size_t)n + 1, sizeof(char *));
+	if (!g_keep_env)
+		return;
+	for (char **e = environ; e && *e; e++)
+		if (!strncmp(*e, "LD_PRELOAD=", 11) || !strncmp(*e, "IVLINK_", 7))
+			g_keep_env[k++] = strdup(*e);
+}
+
+static void load_config(void)
+{
+	const char *s;
+	int64_t v;
+
+	shim_cfg.disabled = env_i64("IVLINK_DISABLE", 0) != 0;
+	shim_cfg.debug = env_i64("IVLINK_DEBUG", 0) != 0;
+	shim_cfg.spin_ns = env_i64(IVL_ENV_SPIN_NS, IVL_SPIN_NS_DEFAULT);
+	if (shim_cfg.spin_ns < 0)
+		shim_cfg.spin_ns = 0;
+	shim_cfg.accept_timeout_ns = env_i64("IVLINK_ACCEPT_TIMEOUT_MS", 1000) * 1000000LL;
+	if (shim_cfg.accept_timeout_ns <= 0)
+		shim_cfg.accept_timeout_ns = 1000000000LL;
+	shim_cfg.linger_ns = env_i64("IVLINK_LINGER_MS", 2000) * 1000000LL;
+	v = env_i64("IVLINK_RING_SIZE", 128 * 1024);
+	if (v < 4096 || v > (1 << 28) || (v & (v - 1)))
+		v = 128 * 1024;
+	shim_cfg.ring_size = (uint32_t)v;
+	shim_cfg.endpoint = getenv(IVL_ENV_ENDPOINT);
+	s = getenv("IVLINK_CONF");
+	if (s && *s) {
+		FILE *f = fopen(s, "re");
+
+		if (f) {
+			char line[512];
+
+			while (fgets(line, sizeof(line), f))
+				parse_rules(line, s);
+			fclose(f);
+		} else {
+			shim_log("IVLINK_CONF %s: %s", s, strerror(errno));
+		}
+	}
+	s = getenv("IVLINK_RULES");
+	if (s && *s)
+		parse_rules(s, "IVLINK_RULES");
+}
+
+static void thread_exit(void *arg)
+{
+	if (thread_registered) {
+		urcu_memb_unregister_thread();
+		thread_registered = 0;
+	}
+}
+
+void shim_thread_init(void)
+{
+	if (__builtin_expect(thread_registered, 1))
+		return;
+	urcu_memb_register_thread();
+	thread_registered = 1;
+	pthread_setspecific(thread_key, (void *)1);
+}
+
+__attribute__((constructor)) static void shim_init(void)
+{
+	shim_resolve();
+	pthread_key_create(&thread_key, thread_exit);
+	load_config();
+	save_env();
+	shim_hidden_ep_tag = (uint64_t)(uintptr_t)&shim_hidden_ep_tag;
+	SHIM_DBG("loaded (spin %lld ns, accept timeout %lld ms, ring %u, %d rules%s)",
+		 (long long)shim_cfg.spin_ns, (long long)(shim_cfg.accept_timeout_ns / 1000000),
+		 shim_cfg.ring_size, shim_cfg.n_rules, shim_cfg.disabled ? ", disabled" : "");
+}
+
+__attribute__((destructor)) static void shim_fini(void)
+{
+	shim_exit_linger();
+}
+
+/* ------------------------------------------------------------ fd table */
+
+struct shim_obj *shim_get(int fd)
+{
+	struct shim_obj **chunk, *o;
+
+	if (fd < 0 || fd >= TAB_L1 * TAB_L2)
+		return NULL;
+	chunk = __atomic_load_n(&fdtab[fd / TAB_L2], __ATOMIC_ACQUIRE);
+	if (!chunk)
+		return NULL;
+	shim_thread_init();
+	urcu_memb_read_lock();
+	o = rcu_dereference(chunk[fd % TAB_L2]);
+	if (o)
+		__atomic_fetch_add(&o->refs, 1, __ATOMIC_ACQ_REL);
+	urcu_memb_read_unlock();
+	return o;
+}
+
+void shim_put(struct shim_obj *o)
+{
+	if (!o || __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	if (o->type == SHIM_T_CONN)
+		shim_conn_free((struct shim_conn *)o);
+	else
+		free(o);
+}
+
+int shim_set(int fd, struct shim_obj *o)
+{
+	struct shim_obj **chunk, *old;
+
+	if (fd < 0 || fd >= TAB_L1 * TAB_L2)
+		return -EBADF;
+	chunk = __atomic_load_n(&fdtab[fd / TAB_L2], __ATOMIC_ACQUIRE);
+	if (!chunk) {
+		struct shim_obj **fresh = calloc(TAB_L2, sizeof(*fresh)), **expect = NULL;
+
+		if (!fresh)
+			return -ENOMEM;
+		if (__atomic_compare_exchange_n(&fdtab[fd / TAB_L2], &expect, fresh, 0,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			chunk = fresh;
+		} else {
+			free(fresh);
+			chunk = expect;
+		}
+	}
+	__atomic_fetch_add(&o->refs, 1, __ATOMIC_ACQ_REL);
+	shim_thread_init();
+	old = rcu_xchg_pointer(&chunk[fd % TAB_L2], o);
+	if (old) {
+		/* A stale entry: the fd was closed behind our back (e.g. by
+		 * fclose, which calls close internally). */
+		urcu_memb_synchronize_rcu();
+		shim_put(old);
+	}
+	return 0;
+}
+
+struct shim_obj *shim_take(int fd)
+{
+	struct shim_obj **chunk;
+
+	if (fd < 0 || fd >= TAB_L1 * TAB_L2)
+		return NULL;
+	chunk = __atomic_load_n(&fdtab[fd / TAB_L2], __ATOMIC_ACQUIRE);
+	if (!chunk || !__atomic_load_n(&chunk[fd % TAB_L2], __ATOMIC_RELAXED))
+		return NULL;
+	shim_thread_init();
+	return rcu_xchg_pointer(&chunk[fd % TAB_L2], NULL);
+}
+
+/* ------------------------------------------------------------ endpoints */
+
+static void init_peer_shim(struct ivl_endpoint *ep)
+{
+	struct ivl_peer_entry *e = ivl_region_peer(&ep->rg, ep->self);
+
+	memset(&e->shim, 0, sizeof(e->shim));
+	__atomic_store_n(&e->shim.magic, IVL_SHIM_MAGIC, __ATOMIC_RELEASE);
+}
+
+struct shim_ep *shim_ep_get(void)
+{
+	struct ivl_endpoint_opts o;
+	struct shim_ep *sep = __atomic_load_n(&g_own, __ATOMIC_ACQUIRE);
+	char name[IVL_PEER_NAME_MAX];
+	extern char *program_invocation_short_name;
+	int rc;
+
+	if (sep || shim_cfg.disabled)
+		return sep;
+	pthread_mutex_lock(&ep_lock);
+	sep = g_own;
+	if (sep || shim_now_ns() < g_attach_retry_ns)
+		goto out;
+	memset(&o, 0, sizeof(o));
+	snprintf(name, sizeof(name), "shim:%.18s:%d", program_invocation_short_name,
+		 (int)getpid());
+	o.uri = shim_cfg.endpoint;
+	o.name = name;
+	o.spin_ns = shim_cfg.spin_ns > 0 ? shim_cfg.spin_ns : -1;
+	o.connect_timeout_ns = 2000000000LL;
+	o.log = shim_cfg.debug ? lib_log : NULL;
+	sep = calloc(1, sizeof(*sep));
+	if (!sep)
+		goto out;
+	rc = ivl_endpoint_open(&sep->ep, &o);
+	if (rc < 0) {
+		if (shim_cfg.debug || !g_attach_failed_logged)
+			SHIM_DBG("no region (%s): connections stay on TCP", strerror(-rc));
+		g_attach_failed_logged = 1;
+		free(sep);
+		sep = NULL;
+		g_attach_retry_ns = shim_now_ns() + 1000000000LL;
+		goto out;
+	}
+	sep->owner = getpid();
+	init_peer_shim(sep->ep);
+	sep->next = g_eps;
+	g_eps = sep;
+	__atomic_store_n(&g_own, sep, __ATOMIC_RELEASE);
+	SHIM_DBG("attached as peer %u", ivl_endpoint_id(sep->ep));
+out:
+	pthread_mutex_unlock(&ep_lock);
+	return sep;
+}
+
+int shim_ep_fds(int *fds, int max)
+{
+	int n = 0;
+
+	for (struct shim_ep *s = __atomic_load_n(&g_eps, __ATOMIC_ACQUIRE); s && n < max;
+	     s = s->next)
+		fds[n++] = ivl_endpoint_fd(s->ep);
+	return n;
+}
+
+void shim_active_add(struct shim_conn *c)
+{
+	pthread_mutex_lock(&shim_active_lock);
+	if (!c->on_active) {
+		c->on_active = 1;
+		__atomic_fetch_add(&c->o.refs, 1, __ATOMIC_ACQ_REL);
+		c->prev_active = NULL;
+		c->next_active = shim_active;
+		if (shim_active)
+			shim_active->prev_active = c;
+		shim_active = c;
+	}
+	pthread_mutex_unlock(&shim_active_lock);
+}
+
+void shim_active_del(struct shim_conn *c)
+{
+	int drop = 0;
+
+	pthread_mutex_lock(&shim_active_lock);
+	if (c->on_active) {
+		c->on_active = 0;
+		if (c->prev_active)
+			c->prev_active->next_active = c->next_active;
+		else
+			shim_active = c->next_active;
+		if (c->next_active)
+			c->next_active->prev_active = c->prev_active;
+		c->next_active = c->prev_active = NULL;
+		drop = 1;
+	}
+	pthread_mutex_unlock(&shim_active_lock);
+	if (drop)
+		shim_put(&c->o);
+}
+
+/* Snapshot of the active list, with references. */
+static int active_snapshot(struct shim_conn ***out)
+{
+	struct shim_conn **v;
+	int n = 0, cap = 0;
+
+	pthread_mutex_lock(&shim_active_lock);
+	for (struct shim_conn *c = shim_active; c; c = c->next_active)
+		cap++;
+	v = cap ? malloc(sizeof(*v) * (size_t)cap) : NULL;
+	for (struct shim_conn *c = shim_active; c && v; c = c->next_active) {
+		__atomic_fetch_add(&c->o.refs, 1, __ATOMIC_ACQ_REL);
+		v[n++] = c;
+	}
+	pthread_mutex_unlock(&shim_active_lock);
+	*out = v;
+	return n;
+}
+
+void shim_ep_process_all(void)
+{
+	struct shim_conn **v;
+	int n;
+
+	for (struct shim_ep *s = __atomic_load_n(&g_eps, __ATOMIC_ACQUIRE); s; s = s->next)
+		ivl_endpoint_process(s->ep);
+	n = active_snapshot(&v);
+	for (int i = 0; i < n; i++) {
+		shim_progress(v[i]);
+		shim_sync(v[i]);
+		shim_put(&v[i]->o);
+	}
+	free(v);
+}
+
+/* ------------------------------------------------------------ fork, exec */
+
+void shim_fork_prepare(void)
+{
+	pthread_mutex_lock(&ep_lock);
+	pthread_mutex_lock(&shim_active_lock);
+	/* Both processes hold every connection after fork: count the child
+	 * in before it exists, so that a parent closing at once (a forking
+	 * server) does not tear down what the child is about to use. */
+	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
+		struct ivl_chan_half *h;
+
+		if (!c->sep || c->slot == IVL_SLOT_NONE)
+			continue;
+		h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep), c->slot);
+		if (h)
+			__atomic_fetch_add(&h->shim.procs, 1, __ATOMIC_ACQ_REL);
+	}
+}
+
+void shim_fork_parent(int failed)
+{
+	if (failed) {
+		for (struct shim_conn *c = shim_active; c; c = c->next_active) {
+			struct ivl_chan_half *h;
+
+			if (!c->sep || c->slot == IVL_SLOT_NONE)
+				continue;
+			h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep),
+					    c->slot);
+			if (h)
+				__atomic_fetch_sub(&h->shim.procs, 1, __ATOMIC_ACQ_REL);
+		}
+	}
+	pthread_mutex_unlock(&shim_active_lock);
+	pthread_mutex_unlock(&ep_lock);
+}
+
+void shim_fork_child(void)
+{
+	pthread_mutex_init(&shim_active_lock, NULL);
+	pthread_mutex_init(&ep_lock, NULL);
+	pthread_mutex_init(&shim_reg_lock, NULL);
+	/*
+	 * The child shares the parent's peer identity for what it inherited,
+	 * but the daemon connection is the parent's: the child must never
+	 * read it (it would steal the parent's peer join/leave messages). Its
+	 * own new connections get an endpoint of its own, opened lazily.
+	 */
+	for (struct shim_ep *s = g_eps; s; s = s->next) {
+		if (!s->inherited) {
+			s->ops_nocontrol = *s->ep->ops;
+			s->ops_nocontrol.process = NULL;
+			s->ep->ops = &s->ops_nocontrol;
+			s->inherited = 1;
+		}
+		pthread_mutex_init(&s->ep->lock, NULL);
+	}
+	g_own = NULL;
+	g_attach_retry_ns = 0;
+	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
+		pthread_mutex_init(&c->lock, NULL);
+		pthread_mutex_init(&c->tx.lock, NULL);
+		pthread_mutex_init(&c->rx.lock, NULL);
+		c->inherited = 1;
+	}
+}
+
+/* Path of this library, for LD_PRELOAD across execve. */
+static const char *self_path(void)
+{
+	static char path[1024];
+	Dl_info info;
+
+	if (!path[0] && dladdr((void *)self_path, &info) && info.dli_fname)
+		snprintf(path, sizeof(path), "%s", info.dli_fname);
+	return path;
+}
+
+/*
+ * envp plus what the shim needs: LD_PRELOAD naming this library and the
+ * IVLINK_* variables this process started with, unless envp sets them.
+ * Returns a malloc'd array (strings borrowed or leaked: exec follows).
+ */
+char **shim_exec_env(char *const envp[])
+{
+	const char *lib = self_path();
+	int n = 0, k = 0, have_preload = 0;
+	char **out;
+
+	for (char *const *e = envp; e && *e; e++)
+		n++;
+	for (char **e = g_keep_env; e && *e; e++)
+		n++;
+	out = calloc((size_t)n + 2, sizeof(char *));
+	if (!out)
+		return NULL;
+	for (char *const *e = envp; e && *e; e++) {
+		if (!strncmp(*e, "LD_PRELOAD=", 11)) {
+			have_preload = 1;
+			if (lib[0] && !strstr(*e, lib)) {
+				size_t len = strlen(*e) + strlen(lib) + 2;
+				char *s = malloc(len);
+
+				if (s) {
+					snprintf(s, len, "LD_PRELOAD=%s:%s", lib, *e + 11);
+					out[k++] = s;
+					continue;
+				}
+			}
+		}
+		out[k++] = *e;
+	}
+	for (char **e = g_keep_env; e && *e; e++) {
+		size_t nl = strcspn(*e, "=") + 1;
+		int found = 0;
+
+		for (char *const *f = envp; f && *f && !found; f++)
+			found = !strncmp(*f, *e, nl);
+		if (!found && (strncmp(*e, "LD_PRELOAD=", 11) || !have_preload))
+			out[k++] = *e;
+		if (!strncmp(*e, "LD_PRELOAD=", 11))
+			have_preload = 1;
+	}
+	if (!have_preload && lib[0]) {
+		size_t len = strlen(lib) + 12;
+		char *s = malloc(len);
+
+		if (s) {
+			snprintf(s, len, "LD_PRELOAD=%s", lib);
+			out[k++] = s;
+		}
+	}
+	out[k] = NULL;
+	return out;
+}

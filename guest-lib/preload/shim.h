@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private header of guest-lib/preload/: the socket shim libivlink-preload.so.
+ *
+ * What it does
+ * ------------
+ * Unmodified TCP programs get the ivlink rings, the way Linux SMC and libvma
+ * give them RDMA or shared memory: a real kernel TCP socket stays behind
+ * every shimmed fd (the fd number IS that socket), the TCP connection is made
+ * first, and the two shims agree through the region (layout.h, "socket
+ * shim's rendezvous"), never with in-band bytes. Anything that cannot agree
+ * stays plain TCP on the same connection, with a reason code (enum
+ * ivl_fb_reason) in the region for ivlinkctl and in the debug log.
+ *
+ * States of a tracked socket (struct shim_conn):
+ *
+ *   PLAIN ---listen()---> LISTEN          (a LISTEN half is published)
+ *   PLAIN ---connect() to a shim listener--> CONNECTING (proposal posted
+ *            before connect(2); the ring is usable from here on)
+ *   CONNECTING --TCP up--> CLI_PENDING --server ACCEPT seen--> ACCEL
+ *   CLI_PENDING --decline / timeout / close--> FALLBACK (ring replayed)
+ *   accept() + proposal found --> SRV_PENDING --client CONFIRMED--> ACCEL
+ *   SRV_PENDING --client WITHDRAWN / gone--> FALLBACK (own ring replayed)
+ *
+ * Only the client decides (CAS on its proposal's rdv word), so the two ends
+ * can never disagree: the server reads the client's ring only after it saw
+ * CONFIRMED, and a withdrawing side replays everything its peer never read.
+ *
+ * Readiness (poll, select, epoll)
+ * -------------------------------
+ * The kernel TCP socket of an accelerated connection carries no data, so its
+ * kernel readiness is wrong. Two mechanisms, chosen per call family:
+ *
+ *  - poll/ppoll/select/pselect are stateless: readiness of accelerated fds is
+ *    computed in user space from the rings; the call spins for the spin
+ *    budget, then arms the rings' doorbells and blocks in the real ppoll()
+ *    on the other fds plus every endpoint fd (ivl_endpoint_fd) and the TCP
+ *    sockets (POLLRDHUP: the peer's close), then recomputes.
+ *
+ *  - epoll is stateful (edge triggered, EPOLL_CTL_MOD, ONESHOT, epoll fds
+ *    nested in epoll fds, several epoll sets per fd), which user-space
+ *    emulation gets wrong (rsocket's long story). So each accelerated
+ *    connection gets a readiness fd: one end of an AF_UNIX socketpair that
+ *    the shim keeps consistent with the rings (a byte queued = readable, a
+ *    full send buffer = not writable, a shut-down peer end = RDHUP). The
+ *    app's registration of the TCP fd is re-pointed to the readiness fd
+ *    with the app's own events and data, so the KERNEL implements LT, ET,
+ *    MOD, ONESHOT and nesting. Each new ring event makes a new edge (one
+ *    more byte). Every epoll set holding a shimmed fd also holds, hidden,
+ *    the endpoint fd (its doorbells) and the TCP socket (EPOLLRDHUP|ET);
+ *    epoll_wait() filters those out, processes doorbells, and updates the
+ *    readiness fds before returning. An epoll fd that holds such a set gets
+ *    the hidden endpoint fd too, so nested sets wake. On fallback the
+ *    registration is moved back to the TCP socket.
+ *
+ * Threads and the fd table
+ * ------------------------
+ * The fd table is a two-level array indexed by fd whose entries are
+ * published with rcu_assign_pointer and read under rcu_read_lock (liburcu,
+ * urcu-memb flavour): data-path lookups take no lock. A lookup takes a
+ * reference on the object before leaving the read-side section; close
+ * clears the entry, waits for a grace period, then drops the table's
+ * reference. Each direction of a connection has a mutex (a ring handle is
+ * single-threaded), and state changes take the connection's lock.
+ *
+ * Errors inside the shim are -errno (style.md); only wrap.c, the POSIX
+ * boundary, turns them into -1 + errno.
+ */
+#ifndef IVLINK_PRELOAD_SHIM_H
+#define IVLINK_PRELOAD_SHIM_H
+
+#define _GNU_SOURCE
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "../internal.h"
+
+#define SHIM_API __attribute__((visibility("default")))
+
+/* ------------------------------------------------------------ real calls */
+
+struct shim_real {
+	int (*socket)(int, int, int);
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*listen)(int, int);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*close)(int);
+	int (*shutdown)(int, int);
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	ssize_t (*sendfile)(int, int, off_t *, size_t);
+	int (*poll)(struct pollfd *, nfds_t, int);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*epoll_create)(int);
+	int (*epoll_create1)(int);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+	int (*fcntl)(int, int, ...);
+	int (*ioctl)(int, unsigned long, ...);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	pid_t (*fork)(void);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+		       const sigset_t *);
+};
+
+extern struct shim_real shim_real;
+void shim_resolve(void);
+#define REAL(fn) (__builtin_expect(shim_real.fn != NULL, 1) ? shim_real.fn : (shim_resolve(), shim_real.fn))
+
+/* ------------------------------------------------------------ config, log */
+
+struct shim_rule {
+	int include;	/* 1 include, 0 exclude */
+	int role;	/* 0 any, 1 client (destination), 2 server (local) */
+	int family;	/* 0 any, AF_INET, AF_INET6 */
+	uint8_t addr[16];
+	int prefix;	/* bits; -1: any address */
+	uint16_t port_lo, port_hi; /* host order; 0..65535 = any */
+};
+
+struct shim_config {
+	int disabled;
+	int debug;
+	int64_t spin_ns;
+	int64_t accept_timeout_ns;
+	int64_t linger_ns;
+	uint32_t ring_size;
+	const char *endpoint;
+	struct shim_rule *rules;
+	int n_rules;
+};
+
+extern struct shim_config shim_cfg;
+
+void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define SHIM_DBG(...)                                                                              \
+	do {                                                                                       \
+		if (shim_cfg.debug)                                                                \
+			shim_log(__VA_ARGS__);                                                     \
+	} while (0)
+
+/* 1 if a connection with this role (1 client, 2 server) and address may use
+ * the rings. */
+int shim_rules_allow(int role, int family, const uint8_t *addr, uint16_t port);
+const char *shim_reason_name(uint32_t reason);
+
+/* ------------------------------------------------------------ objects */
+
+enum shim_type { SHIM_T_CONN = 1, SHIM_T_EPOLL = 2 };
+
+struct shim_obj {
+	int type;
+	int refs; /* atomic */
+};
+
+enum shim_state {
+	SS_PLAIN = 0,
+	SS_LISTEN,
+	SS_CONNECTING,
+	SS_CLI_PENDING,
+	SS_SRV_PENDING,
+	SS_ACCEL,
+	SS_FALLBACK,
+};
+
+/* An endpoint as this process uses it: its own, or inherited over fork. */
+struct shim_ep {
+	struct ivl_endpoint *ep;
+	pid_t owner;
+	int inherited;
+	struct ivl__backend_ops ops_nocontrol; /* inherited: process = NULL */
+	struct shim_ep *next;
+};
+
+struct shim_conn;
+
+/* One direction: a ring handle plus what its notifier needs. */
+struct shim_dir {
+	struct ivl_ring ring;
+	struct shim_conn *c;
+	uint32_t snap;
+	int armed;
+	pthread_mutex_t lock; /* one thread at a time per ring handle */
+};
+
+/* An app epoll registration of a tracked socket. */
+struct shim_reg {
+	struct shim_reg *next_c; /* conn's list */
+	struct shim_reg *next_e; /* epoll's list */
+	struct shim_conn *c;
+	struct shim_epoll *e;
+	int fd; /* the app's fd number */
+	struct epoll_event ev;
+	int target; /* fd registered in the kernel: fd, or the readiness fd */
+	int hidden_tcp; /* the TCP watch is registered */
+};
+
+struct shim_epoll {
+	struct shim_obj o;
+	int epfd;
+	int hidden_ep;	/* endpoint fds registered (count of shim_ep) */
+	int nested;	/* holds an epoll fd that holds shimmed fds */
+	struct shim_reg *regs;
+};
+
+struct shim_conn {
+	struct shim_obj o;
+	pthread_mutex_t lock; /* state changes, replay, readiness fd */
+	int state;	      /* enum shim_state, atomic */
+	int fd;		      /* one app fd of this socket (any of its dups) */
+	int nfds;	      /* app fds referring to it in this process */
+	int family;
+	int nonblock;
+	int is_server;
+	int opt_unsupported;
+	int inherited;	/* came over fork: short sleeps (shared vectors) */
+	uint32_t reason;
+	int64_t rcvtimeo_ns, sndtimeo_ns; /* < 0: none */
+
+	/* Rendezvous and rings. */
+	struct shim_ep *sep;
+	uint32_t slot, gen; /* own half */
+	uint32_t remote, remote_slot, remote_gen, remote_epoch;
+	uint32_t rx_vector;
+	int kick_open;
+	struct ivl__kick kick;
+	int64_t deadline_ns; /* CLI_PENDING: withdraw after */
+	struct ivl_ring_cons dummy_cons; /* tx consumer block until matched */
+	struct shim_dir tx, rx;
+	char name[IVL_NAME_MAX];
+	uint8_t laddr[16], raddr[16];
+	uint16_t lport, rport;
+	int shut_wr, shut_rd;
+	int tcp_hup, tcp_err; /* seen on the TCP socket: FIN, RST */
+	int reset;	      /* sticky ECONNRESET */
+	int closing;
+
+	/* Readiness fd (epoll): rfd is registered in the app's sets. */
+	int rfd, cfd;
+	int r_bytes;	   /* bytes queued to rfd (readable while > 0) */
+	int w_full;	   /* rfd's send buffer filled (not writable) */
+	int r_hup;	   /* cfd shut down (EOF/reset shown) */
+	uint64_t r_mark;   /* rx tail when the last edge was made */
+	struct shim_reg *regs;
+	struct shim_conn *next_active, *prev_active;
+	int on_active;
+	uint64_t hidden_tag; /* its address is the hidden TCP watch's data */
+};
+
+/* fd table (core.c). */
+struct shim_obj *shim_get(int fd); /* with a reference, or NULL */
+void shim_put(struct shim_obj *o);
+int shim_set(int fd, struct shim_obj *o); /* takes a reference */
+struct shim_obj *shim_take(int fd);	  /* removes; returns the table's ref */
+void shim_thread_init(void);
+
+static inline struct shim_conn *shim_conn_of(struct shim_obj *o)
+{
+	return o && o->type == SHIM_T_CONN ? (struct shim_conn *)o : NULL;
+}
+
+static inline struct shim_epoll *shim_epoll_of(struct shim_obj *o)
+{
+	return o && o->type == SHIM_T_EPOLL ? (struct shim_epoll *)o : NULL;
+}
+
+/* Endpoints (core.c). */
+struct shim_ep *shim_ep_get(void);	    /* own endpoint, attaching lazily */
+int shim_ep_fds(int *fds, int max);	    /* endpoint fds to wait on */
+void shim_ep_process_all(void);		    /* drain doorbells, sync all */
+extern pthread_mutex_t shim_active_lock;    /* the active list */
+extern struct shim_conn *shim_active;	    /* pending/accelerated conns */
+void shim_active_add(struct shim_conn *c);
+void shim_active_del(struct shim_conn *c);
+int64_t shim_now_ns(void);
+extern uint64_t shim_hidden_ep_tag;
+
+/* Connections (conn.c). */
+struct shim_conn *shim_conn_new(int fd, int family, int nonblock);
+void shim_conn_free(struct shim_conn *c);
+int shim_listen_publish(struct shim_conn *c);
+int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len);
+int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock);
+int shim_connecting_check(struct shim_conn *c, int consumed_error);
+void shim_progress(struct shim_conn *c);
+ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov, int cnt, int flags);
+ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov, int cnt, int flags);
+int shim_shutdown(struct shim_conn *c, int how);
+void shim_conn_last_close(struct shim_conn *c, int at_exit);
+unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm);
+long shim_conn_nread(struct shim_conn *c);
+int shim_is_active(int state);
+void shim_fork_prepare(void);
+void shim_fork_parent(int failed);
+void shim_fork_child(void);
+void shim_exit_linger(void);
+char **shim_exec_env(char *const envp[]);
+#define SHIM_PASS (-100000) /* shim_sendv/recvv/shutdown: use the real call */
+void shim_count_fallback(struct shim_ep *sep, uint32_t reason);
+
+/* Readiness (wait.c). */
+void shim_sync(struct shim_conn *c);
+void shim_regs_retarget(struct shim_conn *c);
+void shim_regs_drop(struct shim_conn *c);
+void shim_epoll_drop(struct shim_epoll *e);
+int shim_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *mask);
+int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
+		    const sigset_t *mask);
+extern pthread_mutex_t shim_reg_lock;
+
+#endif /* IVLINK_PRELOAD_SHIM_H */

@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Socket shim readiness: readiness fds (epoll), epoll registrations and
+ * their re-targeting, and the poll/select/epoll wait loops (spin, arm,
+ * block). See shim.h, "Readiness".
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ivlink/region.h>
+
+#define MAX_EPS 8
+#define INHERITED_SLICE_MS 2
+
+pthread_mutex_t shim_reg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* ------------------------------------------------------------ readiness fd */
+
+static int rfd_create(struct shim_conn *c)
+{
+	int sv[2], one = 1;
+
+	if (c->rfd >= 0)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	/* The smallest send buffer: filling it (not writable) takes one or
+	 * two small writes. */
+	REAL(setsockopt)(sv[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
+	c->cfd = sv[1];
+	__atomic_store_n(&c->rfd, sv[0], __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void drain(int fd)
+{
+	char buf[4096];
+
+	while (REAL(recv)(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+}
+
+void shim_sync(struct shim_conn *c)
+{
+	unsigned ev;
+	int st, rd, wr;
+
+	if (__atomic_load_n(&c->rfd, __ATOMIC_ACQUIRE) < 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	if (st != SS_ACCEL && st != SS_CLI_PENDING && st != SS_SRV_PENDING) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	ev = shim_conn_revents(c, POLLIN | POLLOUT | POLLRDHUP, 1);
+	rd = !!(ev & (POLLIN | POLLERR | POLLHUP));
+	wr = !!(ev & (POLLOUT | POLLERR));
+	if (rd) {
+		uint64_t tail = st == SS_ACCEL ? c->rx.ring.c_tail_cache : 0;
+
+		/* A byte per new ring event: each is a new edge for EPOLLET. */
+		if (!c->r_bytes || tail != c->r_mark) {
+			if (REAL(send)(c->cfd, "r", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+				c->r_bytes++;
+			c->r_mark = tail;
+		}
+	} else if (c->r_bytes) {
+		drain(c->rfd);
+		c->r_bytes = 0;
+	}
+	if ((ev & (POLLRDHUP | POLLERR)) && !c->r_hup) {
+		REAL(shutdown)(c->cfd, SHUT_WR);
+		c->r_hup = 1;
+	}
+	if (wr && c->w_full) {
+		drain(c->cfd);
+		c->w_full = 0;
+	} else if (!wr && !c->w_full) {
+		static const char junk[1024];
+
+		while (REAL(send)(c->rfd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+			;
+		c->w_full = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ------------------------------------------------------------ registrations */
+
+static struct shim_epoll *epoll_obj(int epfd, int create)
+{
+	struct shim_obj *o = shim_get(epfd);
+	struct shim_epoll *e = shim_epoll_of(o);
+
+	if (e)
+		return e; /* with a reference */
+	if (o || !create) {
+		shim_put(o);
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->o.type = SHIM_T_EPOLL;
+	e->epfd = epfd;
+	shim_set(epfd, &e->o);
+	__atomic_fetch_add(&e->o.refs, 1, __ATOMIC_ACQ_REL);
+	return e;
+}
+
+/* Adds the endpoint fds, hidden, to an epoll set. Caller holds reg lock. */
+static void hidden_eps(struct shim_epoll *e)
+{
+	int fds[MAX_EPS], n = shim_ep_fds(fds, MAX_EPS);
+
+	for (int i = e->hidden_ep; i < n; i++) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = shim_hidden_ep_tag};
+
+		REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, fds[i], &ev);
+	}
+	if (n > e->hidden_ep)
+		e->hidden_ep = n;
+}
+
+/* What the kernel should watch for the app: the readiness fd while the
+ * rings carry the data, the TCP socket otherwise. */
+static int want_target(struct shim_conn *c)
+{
+	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+
+	if (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING) {
+		if (rfd_create(c) == 0)
+			return c->rfd;
+	}
+	return c->fd;
+}
+
+static void reg_install(struct shim_reg *r, int target)
+{
+	if (target != r->fd) {
+		struct epoll_event hev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+					  .data.u64 = shim_hidden_ep_tag + 8};
+
+		if (REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_ADD, r->fd, &hev) == 0)
+			r->hidden_tcp = 1;
+		hidden_eps(r->e);
+	}
+	REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_ADD, target, &r->ev);
+	r->target = target;
+}
+
+static void reg_uninstall(struct shim_reg *r)
+{
+	REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_DEL, r->target, NULL);
+	if (r->hidden_tcp)
+		REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_DEL, r->fd, NULL);
+	r->hidden_tcp = 0;
+}
+
+void shim_regs_retarget(struct shim_conn *c)
+{
+	int moved = 0;
+
+	pthread_mutex_lock(&shim_reg_lock);
+	for (struct shim_reg *r = c->regs; r; r = r->next_c) {
+		int t = want_target(c);
+
+		if (t == r->target)
+			continue;
+		reg_uninstall(r);
+		reg_install(r, t);
+		moved = 1;
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+	if (moved)
+		shim_sync(c);
+}
+
+static void reg_unlink(struct shim_reg *r)
+{
+	struct shim_reg **pp;
+
+	for (pp = &r->c->regs; *pp; pp = &(*pp)->next_c)
+		if (*pp == r) {
+			*pp = r->next_c;
+			break;
+		}
+	for (pp = &r->e->regs; *pp; pp = &(*pp)->next_e)
+		if (*pp == r) {
+			*pp = r->next_e;
+			break;
+		}
+}
+
+void shim_regs_drop(struct shim_conn *c)
+{
+	pthread_mutex_lock(&shim_reg_lock);
+	while (c->regs) {
+		struct shim_reg *r = c->regs;
+
+		reg_uninstall(r);
+		reg_unlink(r);
+		shim_put(&r->c->o);
+		free(r);
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+}
+
+void shim_epoll_drop(struct shim_epoll *e)
+{
+	pthread_mutex_lock(&shim_reg_lock);
+	while (e->regs) {
+		struct shim_reg *r = e->regs;
+
+		reg_unlink(r);
+		shim_put(&r->c->o);
+		free(r);
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+}
+
+int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct shim_obj *o = shim_get(fd);
+	struct shim_conn *c = shim_conn_of(o);
+	struct shim_epoll *e;
+	struct shim_reg *r;
+	int rc = 0;
+
+	if (!c) {
+		struct shim_epoll *inner = shim_epoll_of(o);
+
+		rc = REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
+		/* An epoll set that holds shimmed fds, nested in another: the
+		 * outer one must wake on the doorbells too. */
+		if (rc == 0 && op == EPOLL_CTL_ADD && inner && (inner->hidden_ep || inner->nested)) {
+			e = epoll_obj(epfd, 1);
+			if (e) {
+				pthread_mutex_lock(&shim_reg_lock);
+				e->nested = 1;
+				hidden_eps(e);
+				pthread_mutex_unlock(&shim_reg_lock);
+				shim_put(&e->o);
+			}
+		}
+		shim_put(o);
+		return rc;
+	}
+	e = epoll_obj(epfd, 1);
+	if (!e) {
+		shim_put(o);
+		return REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
+	}
+	pthread_mutex_lock(&shim_reg_lock);
+	for (r = e->regs; r; r = r->next_e)
+		if (r->fd == fd && r->c == c)
+			break;
+	switch (op) {
+	case EPOLL_CTL_ADD:
+		if (r) {
+			rc = -EEXIST;
+			break;
+		}
+		r = calloc(1, sizeof(*r));
+		if (!r) {
+			rc = -ENOMEM;
+			break;
+		}
+		r->c = c;
+		r->e = e;
+		r->fd = fd;
+		r->ev = ev ? *ev : (struct epoll_event){0};
+		r->target = want_target(c);
+		if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, r->target, &r->ev) < 0) {
+			rc = -errno;
+			free(r);
+			break;
+		}
+		if (r->target != fd) {
+			struct epoll_event hev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+						  .data.u64 = shim_hidden_ep_tag + 8};
+
+			if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &hev) == 0)
+				r->hidden_tcp = 1;
+		}
+		hidden_eps(e);
+		__atomic_fetch_add(&c->o.refs, 1, __ATOMIC_ACQ_REL);
+		r->next_c = c->regs;
+		c->regs = r;
+		r->next_e = e->regs;
+		e->regs = r;
+		break;
+	case EPOLL_CTL_MOD:
+		if (!r) {
+			rc = REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
+			break;
+		}
+		if (ev)
+			r->ev = *ev;
+		rc = REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, r->target, &r->ev) < 0 ? -errno : 0;
+		break;
+	case EPOLL_CTL_DEL:
+		if (!r) {
+			rc = REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
+			break;
+		}
+		reg_uninstall(r);
+		reg_unlink(r);
+		shim_put(&c->o);
+		free(r);
+		break;
+	default:
+		rc = REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+	if (rc == 0 && op != EPOLL_CTL_DEL)
+		shim_sync(c);
+	shim_put(&e->o);
+	shim_put(o);
+	return rc;
+}
+
+/* ------------------------------------------------------------ epoll_wait */
+
+/* Removes the hidden events; returns the app's count. */
+static int filter(struct epoll_event *evs, int n, int *ep_fired, int *tcp_fired)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.u64 == shim_hidden_ep_tag) {
+			*ep_fired = 1;
+			continue;
+		}
+		/* A hidden TCP watch (all share one tag: the wait probes the
+		 * TCP sockets of its set). */
+		if (evs[i].data.u64 == shim_hidden_ep_tag + 8) {
+			*tcp_fired = 1;
+			continue;
+		}
+		evs[k++] = evs[i];
+	}
+	return k;
+}
+
+/* Progress, sync (and on the way to sleep: arm) the connections of e. */
+static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready)
+{
+	int64_t next = INT64_MAX;
+
+	pthread_mutex_lock(&shim_reg_lock);
+	for (struct shim_reg *r = e->regs; r; r = r->next_e) {
+		struct shim_conn *c = r->c;
+		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+
+		if (st == SS_CONNECTING) {
+			pthread_mutex_unlock(&shim_reg_lock);
+			shim_connecting_check(c, 0);
+			pthread_mutex_lock(&shim_reg_lock);
+			break; /* the list may have changed */
+		}
+		if (st == SS_CLI_PENDING && c->deadline_ns < next)
+			next = c->deadline_ns;
+		if (c->inherited && next > shim_now_ns() + INHERITED_SLICE_MS * 1000000LL)
+			next = shim_now_ns() + INHERITED_SLICE_MS * 1000000LL;
+		if (st == SS_ACCEL && probe_tcp && !c->tcp_hup) {
+			char b;
+			ssize_t n = REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+			if (n == 0)
+				c->tcp_hup = 1;
+			else if (n < 0 && errno != EAGAIN)
+				c->tcp_err = errno;
+		}
+		if (ready && st == SS_ACCEL) {
+			unsigned want = (r->ev.events & EPOLLIN ? POLLIN : 0) |
+					(r->ev.events & EPOLLOUT ? POLLOUT : 0);
+
+			if (shim_conn_revents(c, want, 0))
+				*ready = 1;
+		}
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+	return next;
+}
+
+static void sync_epoll(struct shim_epoll *e)
+{
+	pthread_mutex_lock(&shim_reg_lock);
+	for (struct shim_reg *r = e->regs; r; r = r->next_e) {
+		int st = __atomic_load_n(&r->c->state, __ATOMIC_ACQUIRE);
+
+		if (st == SS_CLI_PENDING || st == SS_SRV_PENDING) {
+			pthread_mutex_unlock(&shim_reg_lock);
+			shim_progress(r->c);
+			pthread_mutex_lock(&shim_reg_lock);
+			break;
+		}
+		shim_sync(r->c);
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+}
+
+int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
+		    const sigset_t *mask)
+{
+	struct shim_obj *o = shim_get(epfd);
+	struct shim_epoll *e = shim_epoll_of(o);
+	int64_t start, deadline, spin_until;
+	int armed = 0, n;
+
+	if (!e || (!e->regs && !e->nested)) {
+		shim_put(o);
+		n = mask ? REAL(epoll_pwait)(epfd, evs, max, timeout_ms, mask)
+			 : REAL(epoll_wait)(epfd, evs, max, timeout_ms);
+		return n < 0 ? -errno : n;
+	}
+	pthread_mutex_lock(&shim_reg_lock);
+	hidden_eps(e);
+	pthread_mutex_unlock(&shim_reg_lock);
+	start = shim_now_ns();
+	deadline = timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000LL;
+	spin_until = start + shim_cfg.spin_ns;
+	for (;;) {
+		int ep_fired = 0, tcp_fired = 0, t = 0, ready = 0;
+		int64_t now, next;
+
+		next = epoll_conns(e, 0, NULL);
+		now = shim_now_ns();
+		if (armed && now < deadline) {
+			int64_t until = deadline < next ? deadline : next;
+			int64_t left = until == INT64_MAX ? -1 : until - now;
+
+			t = left < 0 ? -1 : (int)((left + 999999) / 1000000);
+		}
+		n = mask ? REAL(epoll_pwait)(epfd, evs, max, t, mask)
+			 : REAL(epoll_wait)(epfd, evs, max, t);
+		if (n < 0) {
+			n = -errno;
+			break;
+		}
+		n = filter(evs, n, &ep_fired, &tcp_fired);
+		if (ep_fired || tcp_fired) {
+			if (tcp_fired)
+				epoll_conns(e, 1, NULL);
+			shim_ep_process_all();
+			armed = 0;
+		}
+		if (n > 0)
+			break;
+		now = shim_now_ns();
+		if (timeout_ms == 0 || (now >= deadline && !ep_fired && !tcp_fired)) {
+			n = 0;
+			break;
+		}
+		if (ep_fired || tcp_fired)
+			continue;
+		if (now < spin_until && now < deadline) {
+			epoll_conns(e, 0, &ready);
+			if (ready)
+				sync_epoll(e);
+			else
+				cpu_relax();
+			continue;
+		}
+		/* About to sleep: arm every connection and publish its state. */
+		sync_epoll(e);
+		armed = 1;
+	}
+	shim_put(o);
+	return n;
+}
+
+/* ------------------------------------------------------------ poll */
+
+struct pslot {
+	struct shim_conn *c;
+	int st;
+};
+
+int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_t *mask)
+{
+	struct pslot stack_s[64], *ps = stack_s;
+	struct pollfd stack_k[80], *kf = stack_k;
+	int64_t start = shim_now_ns(), deadline, spin_until;
+	int any = 0, armed = 0, count = 0, nep;
+	int epfds[MAX_EPS];
+
+	deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
+	spin_until = start + shim_cfg.spin_ns;
+	if (nfds > 64) {
+		ps = calloc(nfds, sizeof(*ps));
+		if (!ps)
+			return -ENOMEM;
+	}
+	for (nfds_t i = 0; i < nfds; i++) {
+		struct shim_conn *c = shim_conn_of(shim_get(fds[i].fd));
+
+		ps[i].c = NULL;
+		if (c && shim_is_active(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE))) {
+			ps[i].c = c;
+			any = 1;
+		} else if (c) {
+			shim_put(&c->o);
+		}
+	}
+	if (!any) {
+		struct timespec ts = {timeout_ns / 1000000000LL, timeout_ns % 1000000000LL};
+
+		if (ps != stack_s)
+			free(ps);
+		count = REAL(ppoll)(fds, nfds, timeout_ns < 0 ? NULL : &ts, mask);
+		return count < 0 ? -errno : count;
+	}
+	nep = shim_ep_fds(epfds, MAX_EPS);
+	if (nfds + (nfds_t)nep + nfds > 80) {
+		kf = calloc(nfds * 2 + (nfds_t)nep, sizeof(*kf));
+		if (!kf) {
+			count = -ENOMEM;
+			goto out;
+		}
+	}
+	for (;;) {
+		nfds_t nk = 0;
+		int64_t now, next = INT64_MAX, t;
+		int rc;
+
+		count = 0;
+		/* User-space readiness of the rings, kernel readiness of the
+		 * rest (timeout 0). */
+		for (nfds_t i = 0; i < nfds; i++) {
+			struct shim_conn *c = ps[i].c;
+			int st = c ? __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) : -1;
+
+			fds[i].revents = 0;
+			if (c && (st == SS_CLI_PENDING || st == SS_SRV_PENDING)) {
+				shim_progress(c);
+				st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+				if (st == SS_CLI_PENDING && c->deadline_ns < next)
+					next = c->deadline_ns;
+			}
+			if (c && st == SS_CONNECTING)
+				shim_connecting_check(c, 0), st = c->state;
+			ps[i].st = st;
+			if (c && (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING)) {
+				fds[i].revents = (short)shim_conn_revents(c, (unsigned)fds[i].events,
+									  armed);
+				if (c->inherited && next > shim_now_ns() + 2000000LL)
+					next = shim_now_ns() + 2000000LL;
+			} else {
+				kf[nk] = fds[i];
+				kf[nk].revents = 0;
+				nk++;
+			}
+		}
+		if (nk) {
+			rc = REAL(poll)(kf, nk, 0);
+			if (rc < 0) {
+				count = -errno;
+				goto out;
+			}
+		}
+		for (nfds_t i = 0, k = 0; i < nfds; i++) {
+			int st = ps[i].st;
+
+			if (!(ps[i].c &&
+			      (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING)))
+				fds[i].revents = kf[k++].revents;
+			if (fds[i].revents)
+				count++;
+		}
+		now = shim_now_ns();
+		if (count || timeout_ns == 0 || now >= deadline)
+			break;
+		if (now < spin_until) {
+			cpu_relax();
+			continue;
+		}
+		if (!armed) {
+			armed = 1; /* the next pass arms the rings and re-checks */
+			continue;
+		}
+		/* Block: the other fds, the endpoints' doorbells, and the TCP
+		 * sockets of accelerated connections (the peer's FIN/RST). */
+		for (nfds_t i = 0; i < nfds; i++) {
+			struct shim_conn *c = ps[i].c;
+
+			if (c && ps[i].st == SS_ACCEL && !c->tcp_hup && !c->tcp_err) {
+				kf[nk].fd = c->fd;
+				kf[nk].events = POLLRDHUP;
+				kf[nk].revents = 0;
+				nk++;
+			}
+		}
+		for (int j = 0; j < nep; j++) {
+			kf[nk].fd = epfds[j];
+			kf[nk].events = POLLIN;
+			kf[nk].revents = 0;
+			nk++;
+		}
+		t = (deadline < next ? deadline : next) - now;
+		{
+			struct timespec ts = {t / 1000000000LL, t % 1000000000LL};
+			int64_t until = deadline < next ? deadline : next;
+
+			rc = REAL(ppoll)(kf, nk, until == INT64_MAX ? NULL : &ts, mask);
+		}
+		if (rc < 0) {
+			count = -errno;
+			goto out;
+		}
+		for (nfds_t k = 0; k < nk; k++) {
+			if (!kf[k].revents)
+				continue;
+			for (nfds_t i = 0; i < nfds; i++) {
+				struct shim_conn *c = ps[i].c;
+
+				if (c && kf[k].fd == c->fd && (kf[k].revents & (POLLRDHUP | POLLHUP |
+										 POLLERR))) {
+					char b;
+					ssize_t r = REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+					if (r == 0)
+						c->tcp_hup = 1;
+					else if (r < 0 && errno != EAGAIN)
+						c->tcp_err = errno;
+				}
+			}
+		}
+		shim_ep_process_all();
+		armed = 0;
+	}
+out:
+	for (nfds_t i = 0; i < nfds; i++)
+		if (ps[i].c)
+			shim_put(&ps[i].c->o);
+	if (ps != stack_s)
+		free(ps);
+	if (kf != stack_k)
+		free(kf);
+	return count;
+}
