@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ivl_ctab_params cp = { .name = "c", .remote = 1, .mode = IVL_MODE_STREAM,
-				      .ring_size = 4096 };
+	struct ivl_ctab_params cp = {
+	    .name = "c", .remote = 1, .mode = IVL_MODE_STREAM, .ring_size = 4096};
 	struct ivl_region_params p;
 	struct ivl_region rg;
 	struct ivl_ctab_remote m;
@@ -108,8 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ivl_ctab_close(&rg, 0, (uint32_t)slot);
 	ivl_ctab_gc(&rg, 0);
 	if (ivl_section_pages_used(&rg, 0) != 0 &&
-	    __atomic_load_n(&ivl_region_chan(&rg, 0, (uint32_t)slot)->state,
-			    __ATOMIC_RELAXED) != IVL_CHAN_CLOSED)
+	    __atomic_load_n(&ivl_region_chan(&rg, 0, (uint32_t)slot)->state, __ATOMIC_RELAXED) !=
+		IVL_CHAN_CLOSED)
 		abort();
 	return 0;
 }

@@ -43,7 +43,7 @@ static void build(uint8_t *base, uint64_t size)
 {
 	struct ivl_region_params p;
 	struct ivl_region rg;
-	struct ivl_ctab_params cp = { .name = "c", .mode = IVL_MODE_STREAM, .ring_size = 4096 };
+	struct ivl_ctab_params cp = {.name = "c", .mode = IVL_MODE_STREAM, .ring_size = 4096};
 	struct ivl_ctab_remote m;
 	long e0, e1;
 	int s0, s1;
@@ -91,7 +91,8 @@ static void exercise(struct ivl_region *rg)
 			int64_t off = ivl_section_alloc(rg, id, 1);
 
 			if (off > 0) {
-				touch(ivl_region_ptr(rg, (uint64_t)off, IVL_PAGE_SIZE), IVL_PAGE_SIZE);
+				touch(ivl_region_ptr(rg, (uint64_t)off, IVL_PAGE_SIZE),
+				      IVL_PAGE_SIZE);
 				if (!ivl_region_ptr(rg, (uint64_t)off, IVL_PAGE_SIZE))
 					abort();
 				ivl_section_free(rg, id, (uint64_t)off, 1);
@@ -110,11 +111,12 @@ static void exercise(struct ivl_region *rg)
 					if (!d || m.remote_slot >= h->chan_slots)
 						abort();
 					touch(d, m.remote_tx_size);
-					theirs = ivl_region_chan(rg, mine->remote_peer, m.remote_slot);
-					if (theirs &&
-					    ivl_ring_init_consumer(&r, &theirs->tx_prod, &mine->rx_cons,
-								   d, m.remote_tx_size, mine->mode,
-								   m.remote_max_record, NULL) == 0) {
+					theirs =
+					    ivl_region_chan(rg, mine->remote_peer, m.remote_slot);
+					if (theirs && ivl_ring_init_consumer(
+							  &r, &theirs->tx_prod, &mine->rx_cons, d,
+							  m.remote_tx_size, mine->mode,
+							  m.remote_max_record, NULL) == 0) {
 						long n = ivl_ring_peek(&r, sp);
 
 						if (n > 0) {

@@ -70,8 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t buf[1 << 16];
-	struct ivl_notifier n = { kick, block, check, NULL };
-	struct in in = { data, size };
+	struct ivl_notifier n = {kick, block, check, NULL};
+	struct in in = {data, size};
 	struct ivl_ring_prod *prod = calloc(1, sizeof(*prod));
 	struct ivl_ring_cons *cons = calloc(1, sizeof(*cons));
 	struct ivl_ring c, p;
@@ -97,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p.spin_ns = 0;
 
 	while (in.n) {
-		struct ivl_span sp[2] = { { 0 } };
+		struct ivl_span sp[2] = {{0}};
 		unsigned op = (unsigned)take(&in, 1) % 24;
 		long r;
 
@@ -139,7 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		case 6:
-			ivl_ring_release(&c, (size_t)take(&in, 2), (unsigned)take(&in, 1) & IVL_MORE);
+			ivl_ring_release(&c, (size_t)take(&in, 2),
+					 (unsigned)take(&in, 1) & IVL_MORE);
 			break;
 		case 7: {
 			size_t len = (size_t)take(&in, 2);
@@ -155,9 +156,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ivl_ring_readable(&c);
 			break;
 		case 9: {
-			struct iovec iov[3] = { { buf, (size_t)take(&in, 1) },
-						{ buf + 256, (size_t)take(&in, 2) % 4096 },
-						{ buf + 8192, (size_t)take(&in, 2) % (sizeof(buf) - 8192) } };
+			struct iovec iov[3] = {
+			    {buf, (size_t)take(&in, 1)},
+			    {buf + 256, (size_t)take(&in, 2) % 4096},
+			    {buf + 8192, (size_t)take(&in, 2) % (sizeof(buf) - 8192)}};
 
 			r = ivl_ring_readv(&c, iov, 3);
 			if (r > (long)(iov[0].iov_len + iov[1].iov_len + iov[2].iov_len))
@@ -232,8 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		default:
 			if (have_p) {
-				struct iovec iov[2] = { { buf, (size_t)take(&in, 2) },
-							{ NULL, 0 } };
+				struct iovec iov[2] = {{buf, (size_t)take(&in, 2)}, {NULL, 0}};
 
 				ivl_ring_writev(&p, iov, 2, 0);
 			}

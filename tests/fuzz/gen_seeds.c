@@ -34,8 +34,10 @@ static void region(uint8_t *base, uint32_t max_peers, uint32_t slots, uint32_t m
 		   struct ivl_region *rg)
 {
 	struct ivl_region_params p;
-	struct ivl_ctab_params cp = { .name = "c", .mode = mode, .ring_size = 4096,
-				      .max_record = mode == IVL_MODE_MESSAGE ? 1000 : 0 };
+	struct ivl_ctab_params cp = {.name = "c",
+				     .mode = mode,
+				     .ring_size = 4096,
+				     .max_record = mode == IVL_MODE_MESSAGE ? 1000 : 0};
 	struct ivl_ctab_remote m;
 	long e0, e1;
 	int s0, s1;
@@ -116,8 +118,8 @@ int main(int argc, char **argv)
 		memcpy(buf, ivl_region_peer(&rg, 1), 8);
 		memcpy(buf + 8, ivl_region_section(&rg, 1), sec);
 		buf[8 + sec] = mode == IVL_MODE_MESSAGE;
-		put(dir, mode == IVL_MODE_STREAM ? "honest-stream" : "honest-message", buf,
-		    9 + sec, NULL, 0);
+		put(dir, mode == IVL_MODE_STREAM ? "honest-stream" : "honest-message", buf, 9 + sec,
+		    NULL, 0);
 		buf[8 + sec] ^= 1; /* the other mode: no match */
 		put(dir, mode == IVL_MODE_STREAM ? "mode-mismatch-1" : "mode-mismatch-2", buf,
 		    9 + sec, NULL, 0);
@@ -127,28 +129,31 @@ int main(int argc, char **argv)
 	snprintf(dir, sizeof(dir), "%s/ring_consumer", root);
 	{
 		static const uint8_t stream[] = {
-			0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-			17, 100, 0, 0, /* write 100 */
-			5,	       /* peek */
-			6, 50, 0, 0,   /* release 50 */
-			7, 200, 0,     /* read 200 */
-			16, 200, 3, 100, 0, 0, /* reserve 1000, commit 100 */
-			9, 10, 20, 0, 30, 0, /* readv */
-			1, 0, 8,       /* tail += 2048: beyond the ring */
-			5, 8, 10, 13, 0, 0, 0, 0, 0, 0, 0, 128, 18, 1, 0, 21, 1, 0,
+		    0,	4,   0,	 0,   0,  0,   0, 0, 0, 0, 0, 0,   0,  0, 0, 0,	 0, 0,
+		    0,	0,   0,	 0,   17, 100, 0, 0, /* write 100 */
+		    5,				     /* peek */
+		    6,	50,  0,	 0,		     /* release 50 */
+		    7,	200, 0,			     /* read 200 */
+		    16, 200, 3,	 100, 0,  0,	     /* reserve 1000, commit 100 */
+		    9,	10,  20, 0,   30, 0,	     /* readv */
+		    1,	0,   8,			     /* tail += 2048: beyond the ring */
+		    5,	8,   10, 13,  0,  0,   0, 0, 0, 0, 0, 128, 18, 1, 0, 21, 1, 0,
 		};
 		static const uint8_t message[] = {
-			1, 6, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-			17, 100, 0, 0, /* record of 100 */
-			17, 0, 0, 0,   /* empty record */
-			5, 6, 0, 0, 0, 7, 255, 255, 7, 0, 0,
-			4, 255, 255, 255, 255, 1, /* huge length at the head */
-			1, 16, 0, 5, 7, 16, 0,
+		    1,	6,  0, 2, 0,  0,   0,	0,   0, 0, 0, 0, 0,   0,   0,	0,   0, 0,
+		    0,	0,  0, 0, 17, 100, 0,	0, /* record of 100 */
+		    17, 0,  0, 0,		   /* empty record */
+		    5,	6,  0, 0, 0,  7,   255, 255, 7, 0, 0, 4, 255, 255, 255, 255, 1, /* huge
+											   length at
+											   the head
+											 */
+		    1,	16, 0, 5, 7,  16,  0,
 		};
 		static const uint8_t wrapped[] = {
-			0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-			0xc0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-			17, 40, 0, 0, 5, 7, 255, 0, 17, 40, 0, 1, 19, 5, 6, 3, 0, 0, 7, 64, 0,
+		    0,	  0,	0,    0,    0,	  0,	0xc0, 0xff, 0xff, 0xff, 0xff,
+		    0xff, 0xff, 0xff, 0xc0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		    17,	  40,	0,    0,    5,	  7,	255,  0,    17,	  40,	0,
+		    1,	  19,	5,    6,    3,	  0,	0,    7,    64,	  0,
 		};
 
 		put(dir, "stream", stream, sizeof(stream), NULL, 0);

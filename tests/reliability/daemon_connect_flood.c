@@ -76,7 +76,7 @@ static void *stream_rx(void *arg)
 
 static int flood_connect(const char *path, int kind)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (s < 0)
@@ -104,7 +104,7 @@ static int flood_connect(const char *path, int kind)
 
 static int status_peers(const char *ctl)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char buf[8192], *p;
 	size_t n = 0;
 	ssize_t r;
@@ -143,12 +143,12 @@ static void newcomer(const struct rel_daemon *d, struct ivl_endpoint *a, const c
 	struct ivl_endpoint *c = rel_open(d, name, 0);
 	struct ivl_channel *x, *y;
 	char out[4] = "";
-	struct ivl_channel_opts o = { .ring_size = 64u << 10 };
+	struct ivl_channel_opts o = {.ring_size = 64u << 10};
 	int rc = rel_pair_open(a, c, name, &o, 5000000000LL, &x, &y);
 
 	REL_CHECK(rc == 0, "%s: channel with A: %s", name, strerror(-rc));
 	REL_CHECK(ivl_send(x, "hey", 4, 0) == 4 && ivl_recv(y, out, 4, IVL_WAITALL) == 4 &&
-			  !strcmp(out, "hey"),
+		      !strcmp(out, "hey"),
 		  "%s: no data", name);
 	ivl_channel_close(x);
 	ivl_channel_close(y);
@@ -157,14 +157,14 @@ static void newcomer(const struct rel_daemon *d, struct ivl_endpoint *a, const c
 
 static void round_(const char *ivlinkd, unsigned nofile, int nconn, unsigned round)
 {
-	static const char *const extra[] = { "-l",	    "16M", "-n", "4", "--max-peers", "8",
-					     "--log-level=error", NULL };
+	static const char *const extra[] = {
+	    "-l", "16M", "-n", "4", "--max-peers", "8", "--log-level=error", NULL};
 	static char json[1 << 18];
 	static int socks[FLOOD];
 	struct rel_daemon d;
 	struct ivl_endpoint *a, *b;
-	struct ivl_channel_opts o = { .ring_size = 64u << 10 };
-	struct stream st = { 0 };
+	struct ivl_channel_opts o = {.ring_size = 64u << 10};
+	struct stream st = {0};
 	pthread_t t1, t2;
 	int fds0, held = 0, ctl;
 	uint64_t before;

@@ -36,10 +36,10 @@
 
 #include "rel.h"
 
-#define TOTAL (64ull << 20)
+#define TOTAL	(64ull << 20)
 #define RECORDS 20000u
-#define MAXREC 1024u
-#define CHUNK 16384
+#define MAXREC	1024u
+#define CHUNK	16384
 
 struct xfer {
 	struct ivl_channel *tx, *rx;
@@ -117,7 +117,7 @@ static void *receiver(void *arg)
 /* The daemon's status text (the status socket's own format). */
 static void status_text(const char *ctl, char *buf, size_t len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t n = 0;
 	ssize_t r;
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -142,22 +142,22 @@ static void small_exchange(struct ivl_channel *a, struct ivl_channel *b, const c
 	char out[6] = "";
 
 	REL_CHECK(ivl_send(a, "hello", 6, 0) == 6 && ivl_recv(b, out, 6, IVL_WAITALL) == 6 &&
-			  !strcmp(out, "hello"),
+		      !strcmp(out, "hello"),
 		  "%s: no data", what);
 	REL_CHECK(ivl_send(b, "olleh", 6, 0) == 6 && ivl_recv(a, out, 6, IVL_WAITALL) == 6 &&
-			  !strcmp(out, "olleh"),
+		      !strcmp(out, "olleh"),
 		  "%s: no data back", what);
 }
 
 int main(int argc, char **argv)
 {
 	const char *ivlinkd = rel_init(argc, argv, "dkill", 300);
-	struct ivl_channel_opts so = { .ring_size = 256u << 10 };
-	struct ivl_channel_opts mo = { .mode = IVL_MODE_MESSAGE, .ring_size = 64u << 10,
-				       .max_record = MAXREC };
+	struct ivl_channel_opts so = {.ring_size = 256u << 10};
+	struct ivl_channel_opts mo = {
+	    .mode = IVL_MODE_MESSAGE, .ring_size = 64u << 10, .max_record = MAXREC};
 	struct ivl_channel *ab, *ba, *mab, *mba, *na, *nb;
 	struct ivl_endpoint *a, *b, *c;
-	struct xfer x1 = { 0 }, x2 = { 0 }, x3 = { 0 };
+	struct xfer x1 = {0}, x2 = {0}, x3 = {0};
 	pthread_t t[6];
 	struct rel_daemon d;
 	struct ivl_region rg;
@@ -170,8 +170,8 @@ int main(int argc, char **argv)
 	snprintf(name, sizeof(name), "ivlrel-%d", (int)getpid());
 	rel_track_shm(name);
 	{
-		const char *const extra[] = { "-m", name, "-l", "16M", "-n", "4", "--max-peers", "4",
-					      NULL };
+		const char *const extra[] = {"-m", name,	  "-l", "16M", "-n",
+					     "4",  "--max-peers", "4",	NULL};
 
 		rel_daemon_start(&d, ivlinkd, "sock", extra, 0);
 	}
@@ -184,9 +184,9 @@ int main(int argc, char **argv)
 	REL_CHECK(rel_pair_open(a, b, "msgs", &mo, 5000000000LL, &mab, &mba) == 0, "msgs");
 
 	/* 1. Traffic, and the daemon killed a quarter of the way. */
-	x1 = (struct xfer){ .tx = ab, .rx = ba, .seed = 11 };
-	x2 = (struct xfer){ .tx = ba, .rx = ab, .seed = 22 };
-	x3 = (struct xfer){ .tx = mab, .rx = mba, .seed = 33, .msg = 1 };
+	x1 = (struct xfer){.tx = ab, .rx = ba, .seed = 11};
+	x2 = (struct xfer){.tx = ba, .rx = ab, .seed = 22};
+	x3 = (struct xfer){.tx = mab, .rx = mba, .seed = 33, .msg = 1};
 	pthread_create(&t[0], NULL, sender, &x1);
 	pthread_create(&t[1], NULL, receiver, &x1);
 	pthread_create(&t[2], NULL, sender, &x2);
@@ -199,8 +199,8 @@ int main(int argc, char **argv)
 	at_kill = __atomic_load_n(&x1.got, __ATOMIC_RELAXED);
 	REL_CHECK(at_kill < TOTAL, "the transfer finished before the kill");
 	rel_daemon_stop(&d, SIGKILL);
-	printf("ivlinkd killed with %.1f of %llu MiB received A->B\n",
-	       (double)at_kill / (1 << 20), TOTAL >> 20);
+	printf("ivlinkd killed with %.1f of %llu MiB received A->B\n", (double)at_kill / (1 << 20),
+	       TOTAL >> 20);
 	for (int i = 0; i < 6; i++)
 		pthread_join(t[i], NULL);
 	REL_CHECK(!x1.err && !x2.err && !x3.err, "transfer errors: %ld %ld %ld", x1.err, x2.err,
@@ -223,8 +223,8 @@ int main(int argc, char **argv)
 
 	/* 3. Restart: re-attach; A and B are stale; channels keep working. */
 	{
-		const char *const extra[] = { "-m", name, "-l", "16M", "-n", "4", "--max-peers", "4",
-					      NULL };
+		const char *const extra[] = {"-m", name,	  "-l", "16M", "-n",
+					     "4",  "--max-peers", "4",	NULL};
 		const struct ivl_region_hdr *h = (const void *)rg.base;
 
 		rel_daemon_start(&d, ivlinkd, "sock", extra, 0);
@@ -234,7 +234,7 @@ int main(int argc, char **argv)
 			  "daemon_gen %" PRIu64 ", want 2", h->daemon_gen);
 	}
 	REL_CHECK(rel_ivlinkctl_json(IVLINKCTL, d.sock, json, sizeof(json)) == 0 &&
-			  rel_json_valid(json),
+		      rel_json_valid(json),
 		  "ivlinkctl after the restart:\n%s", json);
 	small_exchange(na, nb, "old channel after the restart");
 	small_exchange(ab, ba, "bulk channel after the restart");
@@ -264,8 +264,9 @@ int main(int argc, char **argv)
 	ivl_endpoint_close(c);
 	rel_daemon_stop(&d, SIGTERM);
 	{
-		const char *const extra[] = { "-m", name, "-l", "16M", "-n", "4", "--max-peers", "4",
-					      "--reclaim-stale", NULL };
+		const char *const extra[] = {
+		    "-m", name, "-l", "16M", "-n", "4", "--max-peers", "4", "--reclaim-stale",
+		    NULL};
 		struct ivl_channel *x, *y;
 
 		rel_daemon_start(&d, ivlinkd, "sock", extra, 0);

@@ -37,7 +37,7 @@ static char shm_name[64];
 
 static int try_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
 
 	memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -56,7 +56,7 @@ static void become_nobody(void)
 /* 1: as nobody, everything is refused by permissions. */
 static int nobody_refused(void *arg)
 {
-	struct ivl_endpoint_opts o = { .uri = daemon_.uri, .name = "nobody" };
+	struct ivl_endpoint_opts o = {.uri = daemon_.uri, .name = "nobody"};
 	struct ivl_endpoint *ep;
 	char path[128];
 	int rc;
@@ -77,7 +77,7 @@ static int nobody_refused(void *arg)
 /* 2: with a world-writable socket and no allow-list, nobody joins. */
 static int nobody_joins(void *arg)
 {
-	struct ivl_endpoint_opts o = { .uri = daemon_.uri, .name = "nobody" };
+	struct ivl_endpoint_opts o = {.uri = daemon_.uri, .name = "nobody"};
 	struct ivl_endpoint *ep;
 	int rc;
 
@@ -91,16 +91,18 @@ static int nobody_joins(void *arg)
 /* 3: refused by the allow-list: closed before any message, no fd. */
 static int nobody_not_allowed(void *arg)
 {
-	struct ivl_endpoint_opts o = { .uri = daemon_.uri, .name = "nobody" };
+	struct ivl_endpoint_opts o = {.uri = daemon_.uri, .name = "nobody"};
 	union {
 		char b[CMSG_SPACE(sizeof(int) * 4)];
 		struct cmsghdr align;
 	} cbuf;
 	struct ivl_endpoint *ep;
 	char data[64];
-	struct iovec iov = { data, sizeof(data) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
-			     .msg_controllen = sizeof(cbuf.b) };
+	struct iovec iov = {data, sizeof(data)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = cbuf.b,
+			    .msg_controllen = sizeof(cbuf.b)};
 	ssize_t n;
 	int s, rc;
 
@@ -138,7 +140,7 @@ int main(int argc, char **argv)
 	rel_track_shm(shm_name);
 
 	{
-		const char *const extra[] = { "-l", "2M", "-n", "2", "-m", shm_name, NULL };
+		const char *const extra[] = {"-l", "2M", "-n", "2", "-m", shm_name, NULL};
 		struct stat st;
 
 		rel_daemon_start(&daemon_, ivlinkd, "sock", extra, 0);
@@ -148,15 +150,15 @@ int main(int argc, char **argv)
 		rel_daemon_stop(&daemon_, SIGTERM);
 	}
 	{
-		const char *const extra[] = { "-l", "2M", "-n", "2", "--socket-mode", "0666", NULL };
+		const char *const extra[] = {"-l", "2M", "-n", "2", "--socket-mode", "0666", NULL};
 
 		rel_daemon_start(&daemon_, ivlinkd, "sock2", extra, 0);
 		run_as_nobody(nobody_joins, "mode 0666, no allow-list: nobody joins");
 		rel_daemon_stop(&daemon_, SIGTERM);
 	}
 	{
-		const char *const extra[] = { "-l",	     "2M", "-n", "2", "--socket-mode", "0666",
-					      "--allow-uid", "0",  NULL };
+		const char *const extra[] = {"-l",   "2M",	    "-n", "2", "--socket-mode",
+					     "0666", "--allow-uid", "0",  NULL};
 
 		rel_daemon_start(&daemon_, ivlinkd, "sock3", extra, 0);
 		run_as_nobody(nobody_not_allowed,

@@ -174,16 +174,16 @@ static void kick_storm(void)
 
 static uint64_t nasty64(uint64_t cur, uint64_t size)
 {
-	const uint64_t v[] = { cur + 1,	       cur - 1,	      cur + size,    cur + size + 1,
-			       cur - size - 1, UINT64_MAX,    1ull << 63,    cur + 3,
-			       0,	       cur + 8,	      cur + 2 * size, (uint64_t)-8 };
+	const uint64_t v[] = {
+	    cur + 1,	cur - 1, cur + size, cur + size + 1, cur - size - 1, UINT64_MAX,
+	    1ull << 63, cur + 3, 0,	     cur + 8,	     cur + 2 * size, (uint64_t)-8};
 
 	return rel_rand(&rng) % 5 == 0 ? rel_rand(&rng) : v[rel_rand(&rng) % 12];
 }
 
 static uint32_t nasty32(uint32_t cur)
 {
-	const uint32_t v[] = { 0, 1, 2, 3, 7, 0xffffffffu, 0x80000000u, cur ^ 1, cur + 1, cur - 1 };
+	const uint32_t v[] = {0, 1, 2, 3, 7, 0xffffffffu, 0x80000000u, cur ^ 1, cur + 1, cur - 1};
 
 	return rel_rand(&rng) % 5 == 0 ? (uint32_t)rel_rand(&rng) : v[rel_rand(&rng) % 10];
 }
@@ -191,35 +191,35 @@ static uint32_t nasty32(uint32_t cur)
 /* ------------------------------------------------------------ targeted */
 
 enum attack {
-	A_TAIL_BEYOND,	/* our tail more than a ring ahead of the victim's head */
-	A_TAIL_BEHIND,	/* our tail behind the victim's head (wrapped negative) */
-	A_TAIL_HUGE,	/* UINT64_MAX / 1 << 63 */
+	A_TAIL_BEYOND,	 /* our tail more than a ring ahead of the victim's head */
+	A_TAIL_BEHIND,	 /* our tail behind the victim's head (wrapped negative) */
+	A_TAIL_HUGE,	 /* UINT64_MAX / 1 << 63 */
 	A_TAIL_MISALIGN, /* +3: a record boundary in the middle of nowhere */
-	A_REC_LEN,	/* record header with an impossible length */
-	A_REC_MAGIC,	/* record header with a bad magic */
-	A_HEAD_AHEAD,	/* our consumer head ahead of the victim's tail */
-	A_HEAD_BEHIND,	/* our consumer head more than a ring behind */
+	A_REC_LEN,	 /* record header with an impossible length */
+	A_REC_MAGIC,	 /* record header with a bad magic */
+	A_HEAD_AHEAD,	 /* our consumer head ahead of the victim's tail */
+	A_HEAD_BEHIND,	 /* our consumer head more than a ring behind */
 	A_HEAD_MISALIGN,
-	A_FLAGS,	/* ABORT, then every bit */
-	A_SLEEP_SEQ,	/* odd sleep_seqs and doorbell storms */
-	A_DESC,		/* our descriptor: state, gen, data offset, size, mode */
-	A_PEER_ENTRY,	/* our own peer-table entry: state, epoch */
-	A_SECTION_HDR,	/* our section header: magic, heap offset, bitmap */
+	A_FLAGS,       /* ABORT, then every bit */
+	A_SLEEP_SEQ,   /* odd sleep_seqs and doorbell storms */
+	A_DESC,	       /* our descriptor: state, gen, data offset, size, mode */
+	A_PEER_ENTRY,  /* our own peer-table entry: state, epoch */
+	A_SECTION_HDR, /* our section header: magic, heap offset, bitmap */
 	A_OWN_COUNT,
 	/* --scope all only: */
 	A_VICTIM_HALF = A_OWN_COUNT, /* the victim's half of our channel */
-	A_REGION_HDR,	/* ignored by attached peers by design */
-	A_VV_INDICES,	/* indices of channels between the victims */
-	A_VV_PEERS,	/* the victims' peer entries (epoch, state) */
-	A_VV_SECTION,	/* the victims' section headers and bitmaps */
+	A_REGION_HDR,		     /* ignored by attached peers by design */
+	A_VV_INDICES,		     /* indices of channels between the victims */
+	A_VV_PEERS,		     /* the victims' peer entries (epoch, state) */
+	A_VV_SECTION,		     /* the victims' section headers and bitmaps */
 	A_ALL_COUNT,
 };
 
 static const char *const attack_names[] = {
-	"tail-beyond", "tail-behind", "tail-huge",  "tail-misalign", "rec-len",
-	"rec-magic",   "head-ahead",  "head-behind", "head-misalign", "flags",
-	"sleep-seq",   "descriptor",  "peer-entry", "section-hdr",  "victim-half",
-	"region-hdr",  "vv-indices",  "vv-peers",   "vv-section",
+    "tail-beyond", "tail-behind", "tail-huge",	 "tail-misalign", "rec-len",
+    "rec-magic",   "head-ahead",  "head-behind", "head-misalign", "flags",
+    "sleep-seq",   "descriptor",  "peer-entry",	 "section-hdr",	  "victim-half",
+    "region-hdr",  "vv-indices",  "vv-peers",	 "vv-section",
 };
 
 static struct ivl_chan_half *half(uint32_t peer, uint32_t slot)
@@ -371,24 +371,24 @@ static unsigned areas_of_scope(struct area *a, unsigned max)
 
 	/* Our section, weighted towards the header and channel table where
 	 * the interesting fields are, and our peer entry. */
-	a[n++] = (struct area){ sec, IVL_SECTION_HDR_SIZE + rg.hdr.chan_slots * IVL_CHAN_HALF_SIZE };
-	a[n++] = (struct area){ sec, rg.hdr.section_size };
-	a[n++] = (struct area){ off_of(ivl_region_peer(&rg, self)), IVL_PEER_ENTRY_SIZE };
+	a[n++] = (struct area){sec, IVL_SECTION_HDR_SIZE + rg.hdr.chan_slots * IVL_CHAN_HALF_SIZE};
+	a[n++] = (struct area){sec, rg.hdr.section_size};
+	a[n++] = (struct area){off_of(ivl_region_peer(&rg, self)), IVL_PEER_ENTRY_SIZE};
 	for (unsigned i = 0; i < n_chans && n < max; i++)
-		a[n++] = (struct area){ off_of(half(self, chans[i].slot)), IVL_CHAN_HALF_SIZE };
+		a[n++] = (struct area){off_of(half(self, chans[i].slot)), IVL_CHAN_HALF_SIZE};
 	if (!scope_all)
 		return n;
-	a[n++] = (struct area){ 0, IVL_REGION_HDR_SIZE };
-	a[n++] = (struct area){ rg.hdr.peer_table_off,
-				(uint64_t)rg.hdr.max_peers * IVL_PEER_ENTRY_SIZE };
+	a[n++] = (struct area){0, IVL_REGION_HDR_SIZE};
+	a[n++] =
+	    (struct area){rg.hdr.peer_table_off, (uint64_t)rg.hdr.max_peers * IVL_PEER_ENTRY_SIZE};
 	for (uint32_t p = 0; p < rg.hdr.max_peers && n + 1 < max; p++) {
 		uint64_t s = rg.hdr.section_off + (uint64_t)p * rg.hdr.section_size;
 
 		if (p == self)
 			continue;
-		a[n++] = (struct area){ s, IVL_SECTION_HDR_SIZE +
-					       rg.hdr.chan_slots * IVL_CHAN_HALF_SIZE };
-		a[n++] = (struct area){ s, rg.hdr.section_size };
+		a[n++] =
+		    (struct area){s, IVL_SECTION_HDR_SIZE + rg.hdr.chan_slots * IVL_CHAN_HALF_SIZE};
+		a[n++] = (struct area){s, rg.hdr.section_size};
 	}
 	return n;
 }
@@ -447,7 +447,7 @@ static int64_t now_ms(void)
 int main(int argc, char **argv)
 {
 	const char *uri = NULL, *name = "evil", *mode = "both";
-	struct ivl_endpoint_opts o = { 0 };
+	struct ivl_endpoint_opts o = {0};
 	struct ivl_endpoint *ep;
 	struct area areas[64];
 	unsigned n_areas, n_attacks, a_idx = 0;
@@ -477,7 +477,8 @@ int main(int argc, char **argv)
 			verbose = 1;
 		else if (!strcmp(a, "--chan") && v && n_chans < MAX_CHANS) {
 			struct echan *c = &chans[n_chans++];
-			char *s = argv[++i], *p1 = strchr(s, ':'), *p2 = p1 ? strchr(p1 + 1, ':') : 0;
+			char *s = argv[++i], *p1 = strchr(s, ':'),
+			     *p2 = p1 ? strchr(p1 + 1, ':') : 0;
 
 			if (!p1 || !p2 || (size_t)(p1 - s) >= sizeof(c->name) ||
 			    (size_t)(p2 - p1 - 1) >= sizeof(c->peer))
@@ -506,7 +507,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < n_chans; i++) {
 		struct echan *c = &chans[i];
-		struct ivl_channel_opts co = { .mode = c->mode, .ring_size = EVIL_RING };
+		struct ivl_channel_opts co = {.mode = c->mode, .ring_size = EVIL_RING};
 		struct ivl_channel_stats st;
 		int id = rel_find_peer(ep, c->peer, 20000000000LL);
 

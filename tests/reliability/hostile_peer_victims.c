@@ -36,9 +36,9 @@
 
 #include "rel.h"
 
-#define TRAFFIC_MS 2500
-#define EVIL_MS 2000
-#define OP_TIMEOUT_NS 2000000000LL
+#define TRAFFIC_MS	2500
+#define EVIL_MS		2000
+#define OP_TIMEOUT_NS	2000000000LL
 #define VICTIM_BOUND_MS 60000
 
 struct chan_spec {
@@ -50,13 +50,13 @@ struct chan_spec {
 };
 
 static const struct chan_spec specs[] = {
-	{ "vv-s", "v0", "v1", IVL_MODE_STREAM, 256u << 10, 0 },
-	{ "vv-m", "v0", "v1", IVL_MODE_MESSAGE, 64u << 10, 4096 },
-	{ "v0e-s", "v0", "evil", IVL_MODE_STREAM, 64u << 10, 0 },
-	{ "v0e-m", "v0", "evil", IVL_MODE_MESSAGE, 64u << 10, 4096 },
-	{ "v1e-s", "v1", "evil", IVL_MODE_STREAM, 64u << 10, 0 },
-	{ "v1e-m", "v1", "evil", IVL_MODE_MESSAGE, 64u << 10, 4096 },
-	{ "vv-s2", "v0", "v1", IVL_MODE_STREAM, 64u << 10, 0 },
+    {"vv-s", "v0", "v1", IVL_MODE_STREAM, 256u << 10, 0},
+    {"vv-m", "v0", "v1", IVL_MODE_MESSAGE, 64u << 10, 4096},
+    {"v0e-s", "v0", "evil", IVL_MODE_STREAM, 64u << 10, 0},
+    {"v0e-m", "v0", "evil", IVL_MODE_MESSAGE, 64u << 10, 4096},
+    {"v1e-s", "v1", "evil", IVL_MODE_STREAM, 64u << 10, 0},
+    {"v1e-m", "v1", "evil", IVL_MODE_MESSAGE, 64u << 10, 4096},
+    {"vv-s2", "v0", "v1", IVL_MODE_STREAM, 64u << 10, 0},
 };
 #define N_SPECS (sizeof(specs) / sizeof(specs[0]))
 
@@ -190,8 +190,7 @@ static const char *outcome_str(long o)
 		return "ok";
 	if (o == O_MISMATCH)
 		return "data-mismatch";
-	snprintf(buf, sizeof(buf), "%s", strerrorname_np((int)-o) ? strerrorname_np((int)-o)
-								  : "?");
+	snprintf(buf, sizeof(buf), "%s", strerrorname_np((int)-o) ? strerrorname_np((int)-o) : "?");
 	return buf;
 }
 
@@ -206,9 +205,8 @@ static int victim(void *arg)
 	REL_CHECK(rel_guard_count() > 0, "%s: the region is not between guard pages", me);
 	for (size_t i = 0; i < N_SPECS; i++) {
 		const struct chan_spec *s = &specs[i];
-		struct ivl_channel_opts o = { .mode = s->mode,
-					      .ring_size = s->ring,
-					      .max_record = s->max_record };
+		struct ivl_channel_opts o = {
+		    .mode = s->mode, .ring_size = s->ring, .max_record = s->max_record};
 		const char *other;
 		struct ivl_channel *ch;
 		int id, rc;
@@ -269,8 +267,8 @@ static int victim(void *arg)
 /* The damage markers ivlinkctl may show. */
 static void show_damage(const char *json, int require)
 {
-	static const char *const marks[] = { "\"fill\":null", "\"abort\"", "\"invalid\"",
-					     "\"gone\"" };
+	static const char *const marks[] = {"\"fill\":null", "\"abort\"", "\"invalid\"",
+					    "\"gone\""};
 	int found = 0;
 
 	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
@@ -282,10 +280,10 @@ static void show_damage(const char *json, int require)
 	REL_CHECK(found || !require, "ivlinkctl --json shows no damage:\n%s", json);
 }
 
-static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_bin,
-		     const char *sc, const char *mode, uint64_t seed)
+static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_bin, const char *sc,
+		     const char *mode, uint64_t seed)
 {
-	static const char *const extra[] = { "-l", "16M", "-n", "4", "--max-peers", "4", NULL };
+	static const char *const extra[] = {"-l", "16M", "-n", "4", "--max-peers", "4", NULL};
 	static char json[1 << 20];
 	char seed_s[32], ms_s[16];
 	char *argv[32];
@@ -373,7 +371,7 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 	 * the evil peer destroyed the region header (scope all), which makes
 	 * every later attach fail validation (a documented denial of service). */
 	{
-		struct ivl_endpoint_opts o = { .uri = daemon_.uri, .name = "fresh-a" };
+		struct ivl_endpoint_opts o = {.uri = daemon_.uri, .name = "fresh-a"};
 		struct ivl_endpoint *a;
 		int rc = ivl_endpoint_open(&a, &o);
 
@@ -390,8 +388,10 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 			if (rc == 0 && (ivl_send(ca, buf, 4, 0) != 4 ||
 					ivl_recv(cb, out, 4, 0) != 4 || strcmp(out, "abc")))
 				rc = -EIO;
-			REL_CHECK(rc == 0 || all, "fresh peers after the attack: %s", strerror(-rc));
-			printf("fresh peers after the attack: %s\n", rc == 0 ? "channel OK" : strerror(-rc));
+			REL_CHECK(rc == 0 || all, "fresh peers after the attack: %s",
+				  strerror(-rc));
+			printf("fresh peers after the attack: %s\n",
+			       rc == 0 ? "channel OK" : strerror(-rc));
 			ivl_channel_close(ca);
 			ivl_channel_close(cb);
 			ivl_endpoint_close(a);
@@ -401,8 +401,9 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 			 * the table) can deny later joins: scope all. */
 			REL_CHECK(!strcmp(sc, "all"), "fresh peer after the attack: %s",
 				  strerror(-rc));
-			printf("fresh peer after the attack: %s (region header or table destroyed)\n",
-			       strerror(-rc));
+			printf(
+			    "fresh peer after the attack: %s (region header or table destroyed)\n",
+			    strerror(-rc));
 		}
 	}
 	rel_daemon_stop(&daemon_, SIGTERM);

@@ -31,15 +31,14 @@
 
 #include "rel.h"
 
-#define WARM 4096
-#define CHUNK 8192
-#define MAXREC 2048
+#define WARM	       4096
+#define CHUNK	       8192
+#define MAXREC	       2048
 #define RESET_BOUND_NS 2000000000LL
-#define OP_TIMEOUT_NS 5000000000LL
+#define OP_TIMEOUT_NS  5000000000LL
 
 enum shape { K_TO_S, S_TO_K, PING_PONG, BOTH_WAYS, N_SHAPES };
-static const char *const shape_names[] = { "K->S stream", "S->K stream", "ping-pong",
-					   "both ways" };
+static const char *const shape_names[] = {"K->S stream", "S->K stream", "ping-pong", "both ways"};
 
 struct kargs {
 	unsigned iter;
@@ -83,7 +82,7 @@ static void *k_sender(void *arg)
 static int k_main(void *arg)
 {
 	struct kargs *a = arg;
-	struct ivl_channel_opts o = { 0 };
+	struct ivl_channel_opts o = {0};
 	struct ivl_channel *w, *x;
 	struct ivl_region rg;
 	struct kmsg m;
@@ -128,7 +127,7 @@ static int k_main(void *arg)
 			return 1;
 		switch (a->shape) {
 		case K_TO_S: {
-			void *args[2] = { x, (void *)(uintptr_t)seed_of(a->seed, a->iter, 0) };
+			void *args[2] = {x, (void *)(uintptr_t)seed_of(a->seed, a->iter, 0)};
 
 			k_sender(args);
 			break;
@@ -143,7 +142,7 @@ static int k_main(void *arg)
 					break;
 			break;
 		default: {
-			void *args[2] = { x, (void *)(uintptr_t)seed_of(a->seed, a->iter, 0) };
+			void *args[2] = {x, (void *)(uintptr_t)seed_of(a->seed, a->iter, 0)};
 			pthread_t t;
 
 			pthread_create(&t, NULL, k_sender, args);
@@ -170,8 +169,8 @@ struct killer {
 static void *killer_main(void *arg)
 {
 	struct killer *k = arg;
-	struct timespec ts = { .tv_sec = k->delay_ns / 1000000000LL,
-			       .tv_nsec = k->delay_ns % 1000000000LL };
+	struct timespec ts = {.tv_sec = k->delay_ns / 1000000000LL,
+			      .tv_nsec = k->delay_ns % 1000000000LL};
 
 	nanosleep(&ts, NULL);
 	__atomic_store_n(&k->t_kill, rel_now_ns(), __ATOMIC_RELEASE);
@@ -242,8 +241,7 @@ static void s_ping_pong(struct sdir *d)
 			d->t_err = rel_now_ns();
 			return;
 		}
-		REL_CHECK((size_t)n == len && memcmp(in, out, len) == 0, "S: bad echo %" PRIu64,
-			  k);
+		REL_CHECK((size_t)n == len && memcmp(in, out, len) == 0, "S: bad echo %" PRIu64, k);
 		d->bytes += len;
 		k++;
 	}
@@ -252,7 +250,7 @@ static void s_ping_pong(struct sdir *d)
 /* Reads exactly len bytes (or fewer on EOF) from the pipe, 10 s bound. */
 static size_t read_pipe(int fd, void *buf, size_t len)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	size_t got = 0;
 
 	while (got < len) {
@@ -283,9 +281,9 @@ static int wait_gone(struct ivl_endpoint *s, uint32_t id)
 
 int main(int argc, char **argv)
 {
-	static const char *const extra[] = { "-l", "16M", "-n", "4", "--max-peers", "4", NULL };
+	static const char *const extra[] = {"-l", "16M", "-n", "4", "--max-peers", "4", NULL};
 	const char *ivlinkd = rel_init(argc, argv, "kill9", 900);
-	unsigned iters = rel_iters(100), early = 0, per_shape[N_SHAPES] = { 0 };
+	unsigned iters = rel_iters(100), early = 0, per_shape[N_SHAPES] = {0};
 	uint64_t rng = rel_seed(7), seed = rng, bytes = 0;
 	int64_t lat_max = 0, lat_sum = 0, t0 = rel_now_ns();
 	unsigned lat_n = 0;
@@ -304,14 +302,15 @@ int main(int argc, char **argv)
 	fds_d = rel_fd_count(daemon_.pid);
 
 	for (unsigned i = 0; i < iters; i++) {
-		struct kargs ka = { .iter = i, .shape = (enum shape)(i % N_SHAPES), .seed = seed + i };
-		struct killer kl = { 0 };
-		struct sdir rx = { 0 }, tx = { 0 };
-		struct ivl_channel_opts o = { 0 };
+		struct kargs ka = {
+		    .iter = i, .shape = (enum shape)(i % N_SHAPES), .seed = seed + i};
+		struct killer kl = {0};
+		struct sdir rx = {0}, tx = {0};
+		struct ivl_channel_opts o = {0};
 		struct ivl_channel *w = NULL, *x = NULL;
 		int is_early = rel_rand(&rng) % 10 == 0, pfd[2], rc;
 		uint8_t buf[WARM];
-		struct kmsg m = { .id = -1 };
+		struct kmsg m = {.id = -1};
 		char c, name[32];
 		ssize_t n;
 
@@ -340,7 +339,8 @@ int main(int argc, char **argv)
 			n = ivl_send(w, buf, WARM, 0);
 			if (n == WARM)
 				n = ivl_recv(w, buf, WARM, IVL_WAITALL);
-			REL_CHECK(n == WARM || (is_early && n < 0), "iteration %u: warm: %zd", i, n);
+			REL_CHECK(n == WARM || (is_early && n < 0), "iteration %u: warm: %zd", i,
+				  n);
 			if (n == WARM)
 				REL_CHECK(rel_check(ka.seed + 1, 0, buf, WARM) == WARM,
 					  "iteration %u: warm data", i);
@@ -398,7 +398,7 @@ int main(int argc, char **argv)
 		pthread_join(kl.thr, NULL);
 		kl.thr = 0;
 		{
-			struct sdir *ds[2] = { &rx, &tx };
+			struct sdir *ds[2] = {&rx, &tx};
 
 			for (int k = 0; k < (ka.shape == BOTH_WAYS ? 2 : 1); k++) {
 				struct sdir *d = ds[k];
@@ -407,10 +407,10 @@ int main(int argc, char **argv)
 				REL_CHECK(d->err == -ECONNRESET || d->err == 0,
 					  "iteration %u (%s): S got %s, not ECONNRESET/EOF", i,
 					  shape_names[ka.shape], strerror((int)-d->err));
-				REL_CHECK(lat >= 0, "iteration %u: S failed (%s) before the kill", i,
-					  strerror((int)-d->err));
-				REL_CHECK(lat < RESET_BOUND_NS, "iteration %u: reset after %.3f s", i,
-					  (double)lat / 1e9);
+				REL_CHECK(lat >= 0, "iteration %u: S failed (%s) before the kill",
+					  i, strerror((int)-d->err));
+				REL_CHECK(lat < RESET_BOUND_NS, "iteration %u: reset after %.3f s",
+					  i, (double)lat / 1e9);
 				lat_max = lat > lat_max ? lat : lat_max;
 				lat_sum += lat;
 				lat_n++;
@@ -439,8 +439,8 @@ int main(int argc, char **argv)
 			break;
 		usleep(10000);
 	}
-	REL_CHECK(rel_fd_count(getpid()) == fds_s, "S fds: %d, baseline %d",
-		  rel_fd_count(getpid()), fds_s);
+	REL_CHECK(rel_fd_count(getpid()) == fds_s, "S fds: %d, baseline %d", rel_fd_count(getpid()),
+		  fds_s);
 	REL_CHECK(rel_fd_count(daemon_.pid) == fds_d, "ivlinkd fds: %d, baseline %d",
 		  rel_fd_count(daemon_.pid), fds_d);
 	REL_CHECK(ivl_section_pages_used(&rg, self) == pages0, "S's pages at the end");

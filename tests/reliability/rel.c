@@ -18,7 +18,7 @@
 #include "rel.h"
 
 #define MAX_PIDS 64
-#define MAX_SHM 8
+#define MAX_SHM	 8
 
 static pid_t started[MAX_PIDS];
 static int n_started;
@@ -165,7 +165,7 @@ int64_t rel_now_ns(void)
 
 static int can_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int s, ok;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -205,7 +205,7 @@ void rel_daemon_start(struct rel_daemon *d, const char *ivlinkd, const char *lea
 	REL_CHECK(d->pid >= 0, "fork: %s", strerror(errno));
 	if (d->pid == 0) {
 		if (nofile) {
-			struct rlimit rl = { .rlim_cur = nofile, .rlim_max = nofile };
+			struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
 
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
@@ -343,7 +343,7 @@ uint64_t rel_rand(uint64_t *state)
 
 static void log_cb(void *ctx, enum ivl_log_level level, const char *msg)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 
 	if (level <= IVL_LOG_ERROR || getenv("REL_VERBOSE"))
 		fprintf(stderr, "[%s %d] libivlink %s: %s\n", (const char *)ctx, (int)getpid(),
@@ -352,11 +352,11 @@ static void log_cb(void *ctx, enum ivl_log_level level, const char *msg)
 
 struct ivl_endpoint *rel_open(const struct rel_daemon *d, const char *name, int64_t spin_ns)
 {
-	struct ivl_endpoint_opts o = { .uri = d->uri,
-				       .name = name,
-				       .spin_ns = spin_ns,
-				       .log = log_cb,
-				       .log_ctx = (void *)name };
+	struct ivl_endpoint_opts o = {.uri = d->uri,
+				      .name = name,
+				      .spin_ns = spin_ns,
+				      .log = log_cb,
+				      .log_ctx = (void *)name};
 	struct ivl_endpoint *ep;
 	int rc = ivl_endpoint_open(&ep, &o);
 
@@ -403,8 +403,8 @@ int rel_pair_open(struct ivl_endpoint *a, struct ivl_endpoint *b, const char *na
 		  const struct ivl_channel_opts *o, int64_t timeout_ns, struct ivl_channel **ca,
 		  struct ivl_channel **cb)
 {
-	struct pair_arg pa = { a, ivl_endpoint_id(b), name, o, timeout_ns, NULL, 0 };
-	struct pair_arg pb = { b, ivl_endpoint_id(a), name, o, timeout_ns, NULL, 0 };
+	struct pair_arg pa = {a, ivl_endpoint_id(b), name, o, timeout_ns, NULL, 0};
+	struct pair_arg pb = {b, ivl_endpoint_id(a), name, o, timeout_ns, NULL, 0};
 	pthread_t t;
 
 	if (pthread_create(&t, NULL, pair_side, &pa) != 0)

@@ -27,7 +27,7 @@
 #include <ivlink/ivlink.h>
 #include <ivlink/region.h>
 
-#define REL_SKIP 77
+#define REL_SKIP       77
 #define REL_GUARD_SIZE (64u << 10)
 
 #define REL_FAIL(...)                                                                              \

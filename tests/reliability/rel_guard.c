@@ -15,7 +15,7 @@
 
 #include "rel.h"
 
-#define MAX_MAPS 16
+#define MAX_MAPS   16
 #define REGION_MIN (1u << 20)
 
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);

@@ -30,11 +30,11 @@
 
 #include "rel.h"
 
-#define SRING (64u << 10)
-#define MRING (16u << 10)
-#define MAXREC 1024u
+#define SRING	     (64u << 10)
+#define MRING	     (16u << 10)
+#define MAXREC	     1024u
 #define STREAM_TOTAL (8ull << 20)
-#define RECORDS 2000u
+#define RECORDS	     2000u
 
 static struct rel_daemon daemon_;
 
@@ -114,7 +114,7 @@ static void slow_consumer(struct ivl_channel *ch, int msg, uint64_t seed)
 		REL_CHECK(n >= 0, "recv: %s", strerror((int)-n));
 		if (msg) {
 			REL_CHECK((size_t)n == rec_len(seed, k) &&
-					  rel_check(seed, k << 16, buf, (size_t)n) == (size_t)n,
+				      rel_check(seed, k << 16, buf, (size_t)n) == (size_t)n,
 				  "record %" PRIu64 " lost or corrupt", k);
 			k++;
 		} else {
@@ -146,9 +146,9 @@ static void *msg_consumer(void *arg)
 
 static void one_round(struct ivl_endpoint *a, struct ivl_endpoint *b, unsigned round)
 {
-	struct ivl_channel_opts so = { .ring_size = SRING };
-	struct ivl_channel_opts mo = { .mode = IVL_MODE_MESSAGE, .ring_size = MRING,
-				       .max_record = MAXREC };
+	struct ivl_channel_opts so = {.ring_size = SRING};
+	struct ivl_channel_opts mo = {
+	    .mode = IVL_MODE_MESSAGE, .ring_size = MRING, .max_record = MAXREC};
 	struct ivl_channel *sa, *sb, *ma, *mb;
 	uint8_t buf[SRING];
 	uint64_t accepted = 0, records = 0;
@@ -208,7 +208,7 @@ static void one_round(struct ivl_endpoint *a, struct ivl_endpoint *b, unsigned r
 	for (uint64_t k = 0; k < records; k++) {
 		n = ivl_recv(mb, buf, sizeof(buf), IVL_DONTWAIT);
 		REL_CHECK(n == (ssize_t)rec_len(2, k) &&
-				  rel_check(2, k << 16, buf, (size_t)n) == (size_t)n,
+			      rel_check(2, k << 16, buf, (size_t)n) == (size_t)n,
 			  "record %" PRIu64 " after the stall", k);
 	}
 	REL_CHECK(ivl_recv(mb, buf, sizeof(buf), IVL_DONTWAIT) == -EAGAIN, "an extra record");
@@ -217,13 +217,13 @@ static void one_round(struct ivl_endpoint *a, struct ivl_endpoint *b, unsigned r
 	       round, accepted, records);
 
 	/* 4. Slow, stalling consumers. */
-	ps = (struct prod){ .ch = sa, .seed = 100 + round };
-	pm = (struct prod){ .ch = ma, .msg = 1, .seed = 200 + round };
+	ps = (struct prod){.ch = sa, .seed = 100 + round};
+	pm = (struct prod){.ch = ma, .msg = 1, .seed = 200 + round};
 	t0 = rel_now_ns();
 	pthread_create(&ts, NULL, producer, &ps);
 	pthread_create(&tm, NULL, producer, &pm);
 	/* The message consumer in a thread, the stream one here. */
-	mcons = (struct mcons){ mb, pm.seed };
+	mcons = (struct mcons){mb, pm.seed};
 	pthread_create(&tc, NULL, msg_consumer, &mcons);
 	slow_consumer(sb, 0, ps.seed);
 	pthread_join(ts, NULL);
@@ -244,7 +244,7 @@ static void one_round(struct ivl_endpoint *a, struct ivl_endpoint *b, unsigned r
 
 int main(int argc, char **argv)
 {
-	static const char *const extra[] = { "-l", "16M", "-n", "4", NULL };
+	static const char *const extra[] = {"-l", "16M", "-n", "4", NULL};
 	const char *ivlinkd = rel_init(argc, argv, "ringfull", 300);
 	unsigned iters = rel_iters(1);
 	struct ivl_endpoint *a, *b;
