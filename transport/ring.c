@@ -289,6 +289,18 @@ long ivl_ring_reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 	return reserve(r, len, sp);
 }
 
+/*
+ * Rings the other side. A failed kick is not reported to the caller: the
+ * data it announces is already published, and an error here would make the
+ * caller resend it (a duplicate) or drop its byte count. The sleeper still
+ * wakes within one IVL_BLOCK_SLICE_NS and re-checks the ring.
+ */
+static void kick_peer(struct ivl_ring *r)
+{
+	if (r->notify.kick)
+		(void)r->notify.kick(r->notify.ctx);
+}
+
 static int publish_tail(struct ivl_ring *r)
 {
 	struct ivl_ring_prod *prod = r->prod;
@@ -303,7 +315,8 @@ static int publish_tail(struct ivl_ring *r)
 	if ((seq & 1) && seq != r->p_kicked_seq) {
 		r->p_kicked_seq = seq;
 		store_relaxed64(&prod->kicks, ++r->p_kicks);
-		return r->notify.kick ? r->notify.kick(r->notify.ctx) : 0;
+		kick_peer(r);
+		return 0;
 	}
 	store_relaxed64(&prod->kicks_suppressed, ++r->p_suppressed);
 	return 0;
@@ -343,16 +356,55 @@ int ivl_ring_flush(struct ivl_ring *r)
 }
 
 /* Gathers len bytes from an iovec array, skipping the first skip bytes. */
+/* Gathers len bytes from an iovec array into the ring at pos, starting skip
+ * bytes into the array. */
 static void gather(struct ivl_ring *r, uint64_t pos, const struct iovec *iov,
-		   int iovcnt, size_t len)
+		   int iovcnt, size_t skip, size_t len)
 {
 	for (int i = 0; i < iovcnt && len > 0; i++) {
-		size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
+		size_t n;
 
-		copy_in(r, pos, iov[i].iov_base, n);
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		n = iov[i].iov_len - skip < len ? iov[i].iov_len - skip : len;
+		copy_in(r, pos, (const uint8_t *)iov[i].iov_base + skip, n);
+		skip = 0;
 		pos += n;
 		len -= n;
 	}
+}
+
+/*
+ * Stream writes publish every quarter ring inside a large copy, so that the
+ * consumer drains while we fill. Publishing once at the end runs the two
+ * sides in lockstep, each waiting for the other's whole ring, and on these
+ * machines a wake-up costs more than copying a ring (ivlink-ring-bench).
+ */
+static long writev_stream(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
+			  size_t total, unsigned flags)
+{
+	size_t chunk = r->size / 4, done = 0;
+	struct ivl_span sp[2];
+
+	while (done < total) {
+		size_t want = total - done < chunk ? total - done : chunk;
+		long n = reserve(r, want, sp);
+		int rc;
+
+		if (n < 0)
+			return done ? (long)done : n;
+		gather(r, r->p_tail, iov, iovcnt, done, (size_t)n);
+		/* Only the last piece honours the caller's IVL_MORE. */
+		rc = ivl_ring_commit(r, (size_t)n, done + (size_t)n < total ? 0 : flags);
+		if (rc < 0)
+			return done ? (long)done : rc;
+		done += (size_t)n;
+		if ((size_t)n < want)
+			break; /* the ring is full: a partial write */
+	}
+	return (long)done;
 }
 
 long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
@@ -374,13 +426,16 @@ long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
 	if (total == 0 && r->mode == IVL_MODE_STREAM)
 		return r->error ? r->error : 0;
 
+	if (r->mode == IVL_MODE_STREAM)
+		return writev_stream(r, iov, iovcnt, total, flags);
+
 	/* The internal reserve() takes len 0 for an empty record, which needs
 	 * only a header's room and works even when max_record is 0. */
 	n = reserve(r, total, sp);
 	if (n < 0)
 		return n;
-	pos = r->p_tail + (r->mode == IVL_MODE_MESSAGE ? sizeof(struct ivl_rec_hdr) : 0);
-	gather(r, pos, iov, iovcnt, (size_t)n);
+	pos = r->p_tail + sizeof(struct ivl_rec_hdr);
+	gather(r, pos, iov, iovcnt, 0, (size_t)n);
 	rc = ivl_ring_commit(r, (size_t)n, flags);
 	return rc < 0 ? rc : n;
 }
@@ -517,7 +572,8 @@ static int publish_head(struct ivl_ring *r)
 	if ((seq & 1) && seq != r->c_kicked_seq) {
 		r->c_kicked_seq = seq;
 		store_relaxed64(&cons->kicks, ++r->c_kicks);
-		return r->notify.kick ? r->notify.kick(r->notify.ctx) : 0;
+		kick_peer(r);
+		return 0;
 	}
 	store_relaxed64(&cons->kicks_suppressed, ++r->c_suppressed);
 	return 0;
@@ -553,13 +609,21 @@ int ivl_ring_release_flush(struct ivl_ring *r)
 }
 
 /* Scatters len bytes from ring position pos into an iovec array. */
+/* Scatters len bytes from ring position pos into an iovec array, starting
+ * skip bytes into the array. */
 static void scatter(const struct ivl_ring *r, uint64_t pos,
-		    const struct iovec *iov, int iovcnt, size_t len)
+		    const struct iovec *iov, int iovcnt, size_t skip, size_t len)
 {
 	for (int i = 0; i < iovcnt && len > 0; i++) {
-		size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
+		size_t n;
 
-		copy_out(r, pos, iov[i].iov_base, n);
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		n = iov[i].iov_len - skip < len ? iov[i].iov_len - skip : len;
+		copy_out(r, pos, (uint8_t *)iov[i].iov_base + skip, n);
+		skip = 0;
 		pos += n;
 		len -= n;
 	}
@@ -598,9 +662,24 @@ long ivl_ring_readv(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
 		r->c_peeked = 0;
 		return 0;
 	}
-	scatter(r, pos, iov, iovcnt, (size_t)n);
-	rc = ivl_ring_release(r, (size_t)n, 0);
-	return rc < 0 ? rc : n;
+	if (r->mode == IVL_MODE_MESSAGE) {
+		scatter(r, pos, iov, iovcnt, 0, (size_t)n);
+		rc = ivl_ring_release(r, (size_t)n, 0);
+		return rc < 0 ? rc : n;
+	}
+	/* Stream: release every quarter ring inside a large copy, for the
+	 * reason given at writev_stream(). */
+	for (size_t done = 0, chunk = r->size / 4;;) {
+		size_t c = (size_t)n - done < chunk ? (size_t)n - done : chunk;
+
+		scatter(r, r->c_head, iov, iovcnt, done, c);
+		rc = ivl_ring_release(r, c, 0);
+		if (rc < 0)
+			return done ? (long)done : rc;
+		done += c;
+		if (done == (size_t)n || ivl_ring_peek(r, sp) <= 0)
+			return (long)done;
+	}
 }
 
 long ivl_ring_read(struct ivl_ring *r, void *buf, size_t len)
@@ -682,7 +761,9 @@ static int wait_loop(struct ivl_ring *r, size_t need, int64_t timeout_ns)
 	for (;;) {
 		if (is_ready(r, need))
 			return 0;
-		if ((++i & 63) == 0 && ivl__now_ns() >= spin_end)
+		/* i++: the clock is read on the first pass too, so that
+		 * spin_ns <= 0 really goes straight to sleep. */
+		if ((i++ & 63) == 0 && ivl__now_ns() >= spin_end)
 			break;
 		ivl__cpu_relax();
 	}
