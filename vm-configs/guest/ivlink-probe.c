@@ -22,10 +22,11 @@
 
 #include <ivlink/region.h>
 
-#include "ivshmem_pci.h"
+#include "ivshmem_dev.h"
 
 struct dev {
 	char bdf[32];
+	struct ivl__sysfs_dev sd;
 	volatile uint32_t *regs; /* BAR0 */
 	uint8_t *mem;		 /* BAR2 */
 	uint64_t mem_size;
@@ -94,84 +95,26 @@ static int parse_hex(const char *s, uint8_t **buf, size_t *len)
 	return 0;
 }
 
-/* Sets the memory-space enable bit so the BARs decode; firmware normally
- * did it already, but nothing guarantees it without a driver. */
-static int enable_memory(const char *bdf)
+static void log_stderr(void *ctx, enum ivl_log_level level, const char *msg)
 {
-	char path[512];
-	uint8_t cmd[2];
-	int fd, rc = 0;
-
-	snprintf(path, sizeof(path), PCI_SYSFS "/%s/config", bdf);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (pread(fd, cmd, 2, PCI_CFG_COMMAND) != 2) {
-		rc = -EIO;
-	} else if (!(cmd[0] & PCI_CMD_MEMORY)) {
-		cmd[0] |= PCI_CMD_MEMORY;
-		if (pwrite(fd, cmd, 2, PCI_CFG_COMMAND) != 2)
-			rc = -EIO;
-	}
-	close(fd);
-	return rc;
+	fprintf(stderr, "ivlink-probe: %s\n", msg);
 }
 
-static void *map_resource(const char *bdf, int bar, uint64_t *size)
-{
-	char path[512];
-	struct stat st;
-	void *p;
-	int fd;
-
-	snprintf(path, sizeof(path), PCI_SYSFS "/%s/resource%d", bdf, bar);
-	fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "ivlink-probe: open %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || st.st_size <= 0) {
-		fprintf(stderr, "ivlink-probe: %s has no size\n", path);
-		close(fd);
-		return NULL;
-	}
-	/* BAR0 is 256 bytes; sysfs lets us map the whole page holding it. */
-	*size = (uint64_t)st.st_size;
-	p = mmap(NULL, (*size + 4095) & ~(uint64_t)4095, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		fprintf(stderr, "ivlink-probe: mmap %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	return p;
-}
-
+/* Maps the sysfs BARs with libivlink's code (guest-lib/ivshmem_dev.c):
+ * no driver bound, memory decoding enabled. */
 static int open_dev(const char *bdf, struct dev *d)
 {
-	char drv[64];
-	uint64_t sz0;
+	struct ivl__log log = {.fn = log_stderr};
 	int rc;
 
 	memset(d, 0, sizeof(*d));
 	snprintf(d->bdf, sizeof(d->bdf), "%s", bdf);
-	ivsh_driver(bdf, drv, sizeof(drv));
-	if (drv[0]) {
-		fprintf(stderr,
-			"ivlink-probe: %s is bound to %s; sysfs mapping needs no driver "
-			"(echo %s > /sys/bus/pci/drivers/%s/unbind)\n",
-			bdf, drv, bdf, drv);
-		return -EBUSY;
-	}
-	rc = enable_memory(bdf);
+	rc = ivl__sysfs_open(&d->sd, bdf, &log);
 	if (rc < 0)
-		fprintf(stderr, "ivlink-probe: cannot enable memory decoding on %s: %s\n", bdf,
-			strerror(-rc));
-	d->regs = map_resource(bdf, 0, &sz0);
-	if (!d->regs)
-		return -EIO;
-	d->mem = map_resource(bdf, 2, &d->mem_size);
-	if (!d->mem)
-		return -EIO;
+		return rc;
+	d->regs = d->sd.regs;
+	d->mem = d->sd.mem;
+	d->mem_size = d->sd.mem_size;
 	d->attach_err = ivl_region_attach(&d->rg, d->mem, d->mem_size);
 	d->attached = d->attach_err == 0;
 	return 0;
@@ -179,14 +122,15 @@ static int open_dev(const char *bdf, struct dev *d)
 
 static int select_dev(const char *want_bdf, const char *want_name, struct dev *d)
 {
-	char bdfs[16][32];
+	char bdfs[IVL__MAX_DEVICES][IVL__BDF_MAX];
 	int n, i;
 
 	if (want_bdf)
 		return open_dev(want_bdf, d);
-	n = ivsh_find_devices(bdfs, 16);
+	n = ivl__pci_list(bdfs, IVL__MAX_DEVICES);
 	if (n <= 0) {
-		fprintf(stderr, "ivlink-probe: no ivshmem device (1af4:1110) in " PCI_SYSFS "\n");
+		fprintf(stderr,
+			"ivlink-probe: no ivshmem device (1af4:1110) in " IVL__PCI_SYSFS "\n");
 		return -ENODEV;
 	}
 	for (i = 0; i < n; i++) {
@@ -245,7 +189,7 @@ static int cmd_info(struct dev *d)
 	uint32_t i;
 
 	printf("device %s bar2 %" PRIu64 " bytes ivposition %u\n", d->bdf, d->mem_size,
-	       reg_read(d, IVSHMEM_REG_IVPOSITION));
+	       reg_read(d, IVL__REG_IVPOSITION));
 	if (need_region(d) < 0)
 		return 1;
 	printf("region '%.*s' version %u size %" PRIu64 " max_peers %u vectors %u "
@@ -327,11 +271,11 @@ int main(int argc, char **argv)
 	argv += optind;
 
 	if (strcmp(cmd, "list") == 0) {
-		char bdfs[16][32], drv[64];
-		int n = ivsh_find_devices(bdfs, 16), i;
+		char bdfs[IVL__MAX_DEVICES][IVL__BDF_MAX], drv[64];
+		int n = ivl__pci_list(bdfs, IVL__MAX_DEVICES), i;
 
 		for (i = 0; i < n; i++) {
-			ivsh_driver(bdfs[i], drv, sizeof(drv));
+			ivl__pci_driver(bdfs[i], drv, sizeof(drv));
 			printf("%s driver %s\n", bdfs[i], drv[0] ? drv : "none");
 		}
 		return n > 0 ? 0 : 1;
@@ -340,7 +284,7 @@ int main(int argc, char **argv)
 		return 1;
 
 	if (strcmp(cmd, "id") == 0 && argc == 0) {
-		printf("%u\n", reg_read(&d, IVSHMEM_REG_IVPOSITION));
+		printf("%u\n", reg_read(&d, IVL__REG_IVPOSITION));
 		return 0;
 	}
 	if (strcmp(cmd, "info") == 0 && argc == 0)
@@ -401,7 +345,7 @@ int main(int argc, char **argv)
 		if (parse_u64(argv[0], &peer) < 0 || parse_u64(argv[1], &vec) < 0 ||
 		    peer > 0xffff || vec > 0xffff)
 			return 2;
-		d.regs[IVSHMEM_REG_DOORBELL / 4] = (uint32_t)(peer << 16 | vec);
+		ivl__reg_write(d.regs, IVL__REG_DOORBELL, (uint32_t)(peer << 16 | vec));
 		return 0;
 	}
 	usage(stderr);

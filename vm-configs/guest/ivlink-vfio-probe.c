@@ -2,12 +2,13 @@
 /*
  * ivlink-vfio-probe: the interrupt path of an ivlink guest, standalone.
  *
- * It binds the ivshmem device to vfio-pci (driver_override), opens the VFIO
- * container, group and device, sets memory and bus-master in the PCI
- * command register through the VFIO config region (without bus-master QEMU
- * drops the MSI-X messages silently), maps BAR0 and BAR2 through the device
- * fd, and binds ALL MSI-X vectors to eventfds with VFIO_DEVICE_SET_IRQS
- * (this 6.1 kernel cannot grow the enabled set later). Then:
+ * With libivlink's device code (guest-lib/ivshmem_dev.c) it binds the
+ * ivshmem device to vfio-pci (driver_override), opens the VFIO container,
+ * group and device, sets memory and bus-master in the PCI command register
+ * (without bus-master QEMU drops the MSI-X messages silently), maps BAR0 and
+ * BAR2 through the device fd, and binds ALL MSI-X vectors to eventfds with
+ * VFIO_DEVICE_SET_IRQS (this 6.1 kernel cannot grow the enabled set later).
+ * Then:
  *
  *   selftest [VEC]           ring our own doorbell, wait for the eventfd
  *   recv PEER VEC N [MS]     announce readiness in our heap page, then N
@@ -19,8 +20,9 @@
  * table and takes it. The readiness marker sits in the first page of the
  * receiver's heap, unallocated: fine for a probe, not for a library.
  *
- * recv/send are the two halves of a doorbell ping-pong between two guests.
- * This is the basis of libivlink's VFIO backend (design.md, "In a guest").
+ * recv/send are the two halves of a doorbell ping-pong between two guests:
+ * the interrupt path alone, without libivlink's rings (design.md, "In a
+ * guest").
  * Statically linked: the guest image has no libraries.
  */
 #include <errno.h>
@@ -41,17 +43,16 @@
 
 #include <ivlink/region.h>
 
-#include "ivshmem_pci.h"
+#include "ivshmem_dev.h"
 
 #define READY_MAGIC 0x59444552564c5649ULL /* "IVLVREDY" */
 
 struct vdev {
 	char bdf[32];
-	int container, group, device;
+	struct ivl__vfio_dev vd; /* guest-lib/ivshmem_dev.h, shared with libivlink */
 	volatile uint32_t *regs;
 	uint8_t *mem;
 	uint64_t mem_size;
-	uint64_t cfg_off;
 	int n_vectors;
 	int efd[64];
 	struct ivl_region rg;
@@ -64,16 +65,9 @@ static int fail(const char *what, int err)
 	return -err;
 }
 
-static int write_str(const char *path, const char *s)
+static void log_stderr(void *ctx, enum ivl_log_level level, const char *msg)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		rc = -errno;
-	close(fd);
-	return rc;
+	fprintf(stderr, "ivlink-vfio-probe: %s\n", msg);
 }
 
 static uint64_t now_ns(void)
@@ -84,149 +78,31 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Binds bdf to vfio-pci unless it already is. */
-static int bind_vfio(const char *bdf)
-{
-	char path[512], drv[64];
-	struct stat st;
-	int rc;
-
-	/* vfio-pci refuses a device outside an IOMMU group (this kernel has no
-	 * CONFIG_VFIO_NOIOMMU): say so instead of a bare ENODEV. */
-	snprintf(path, sizeof(path), PCI_SYSFS "/%s/iommu_group", bdf);
-	if (stat(path, &st) < 0)
-		return fail("no IOMMU group: the guest needs a vIOMMU (-device "
-			    "intel-iommu,intremap=on,caching-mode=on, intel_iommu=on); "
-			    "without one only the polling fallback works",
-			    ENODEV);
-	ivsh_driver(bdf, drv, sizeof(drv));
-	if (strcmp(drv, "vfio-pci") == 0)
-		return 0;
-	if (drv[0]) {
-		snprintf(path, sizeof(path), PCI_SYSFS "/%s/driver/unbind", bdf);
-		rc = write_str(path, bdf);
-		if (rc < 0)
-			return fail("unbind the current driver", -rc);
-	}
-	snprintf(path, sizeof(path), PCI_SYSFS "/%s/driver_override", bdf);
-	rc = write_str(path, "vfio-pci");
-	if (rc < 0)
-		return fail("driver_override", -rc);
-	rc = write_str("/sys/bus/pci/drivers_probe", bdf);
-	if (rc < 0)
-		return fail("drivers_probe (is vfio-pci loaded?)", -rc);
-	ivsh_driver(bdf, drv, sizeof(drv));
-	if (strcmp(drv, "vfio-pci") != 0)
-		return fail("vfio-pci did not take the device", ENODEV);
-	return 0;
-}
-
+/* Binds vfio-pci, opens container/group/device, sets memory + bus master,
+ * maps BAR0/BAR2 (libivlink's code), then arms every MSI-X vector. */
 static int open_vfio(struct vdev *v)
 {
-	struct vfio_group_status gs = {.argsz = sizeof(gs)};
-	struct vfio_device_info di = {.argsz = sizeof(di)};
-	struct vfio_region_info ri = {.argsz = sizeof(ri)};
-	struct vfio_irq_info ii = {.argsz = sizeof(ii)};
-	char path[512], link[512], *g;
-	ssize_t n;
-	uint16_t cmd;
+	struct ivl__log log = {.fn = log_stderr};
+	int rc, i;
 
-	snprintf(path, sizeof(path), PCI_SYSFS "/%s/iommu_group", v->bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n <= 0)
-		return fail("no IOMMU group (vIOMMU and intel_iommu=on?)", ENODEV);
-	link[n] = '\0';
-	g = strrchr(link, '/') + 1;
-	snprintf(path, sizeof(path), "/dev/vfio/%s", g);
-
-	v->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
-	if (v->container < 0)
-		return fail("open /dev/vfio/vfio", errno);
-	if (ioctl(v->container, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
-		return fail("VFIO API version", EPROTO);
-	if (!ioctl(v->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU))
-		return fail("no type1v2 IOMMU", ENOTSUP);
-	v->group = open(path, O_RDWR | O_CLOEXEC);
-	if (v->group < 0)
-		return fail(path, errno);
-	if (ioctl(v->group, VFIO_GROUP_GET_STATUS, &gs) < 0)
-		return fail("VFIO_GROUP_GET_STATUS", errno);
-	if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE))
-		return fail("group not viable (other devices in it bound to host drivers)", EBUSY);
-	if (ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container) < 0)
-		return fail("VFIO_GROUP_SET_CONTAINER", errno);
-	if (ioctl(v->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
-		return fail("VFIO_SET_IOMMU (interrupt remapping off? intremap=on)", errno);
-	v->device = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, v->bdf);
-	if (v->device < 0)
-		return fail("VFIO_GROUP_GET_DEVICE_FD", errno);
-	if (ioctl(v->device, VFIO_DEVICE_GET_INFO, &di) < 0)
-		return fail("VFIO_DEVICE_GET_INFO", errno);
-
-	/* PCI command register: memory decoding and bus master. */
-	ri.index = VFIO_PCI_CONFIG_REGION_INDEX;
-	if (ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
-		return fail("config region info", errno);
-	v->cfg_off = ri.offset;
-	if (pread(v->device, &cmd, 2, (off_t)(v->cfg_off + PCI_CFG_COMMAND)) != 2)
-		return fail("read PCI command", errno);
-	cmd |= PCI_CMD_MEMORY | PCI_CMD_MASTER;
-	if (pwrite(v->device, &cmd, 2, (off_t)(v->cfg_off + PCI_CFG_COMMAND)) != 2)
-		return fail("write PCI command", errno);
-
-	ri.argsz = sizeof(ri);
-	ri.index = VFIO_PCI_BAR0_REGION_INDEX;
-	if (ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
-		return fail("BAR0 info", errno);
-	if (!(ri.flags & VFIO_REGION_INFO_FLAG_MMAP))
-		return fail("BAR0 not mappable", ENOTSUP);
-	v->regs = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t)ri.offset);
-	if (v->regs == MAP_FAILED)
-		return fail("mmap BAR0", errno);
-
-	ri.argsz = sizeof(ri);
-	ri.index = VFIO_PCI_BAR2_REGION_INDEX;
-	if (ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
-		return fail("BAR2 info", errno);
-	v->mem_size = ri.size;
-	v->mem =
-	    mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t)ri.offset);
-	if (v->mem == MAP_FAILED)
-		return fail("mmap BAR2", errno);
-
-	ii.index = VFIO_PCI_MSIX_IRQ_INDEX;
-	if (ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0)
-		return fail("MSI-X info", errno);
-	if (ii.count == 0 || ii.count > 64)
-		return fail("MSI-X vector count", EPROTO);
-	v->n_vectors = (int)ii.count;
-	{
-		size_t sz = sizeof(struct vfio_irq_set) + sizeof(int) * ii.count;
-		struct vfio_irq_set *set = calloc(1, sz);
-		int i;
-
-		if (!set)
-			return fail("calloc", ENOMEM);
-		set->argsz = (uint32_t)sz;
-		set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-		set->index = VFIO_PCI_MSIX_IRQ_INDEX;
-		set->start = 0;
-		set->count = ii.count;
-		for (i = 0; i < v->n_vectors; i++) {
-			v->efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-			if (v->efd[i] < 0)
-				return fail("eventfd", errno);
-		}
-		memcpy(set->data, v->efd, sizeof(int) * ii.count);
-		if (ioctl(v->device, VFIO_DEVICE_SET_IRQS, set) < 0) {
-			free(set);
-			return fail("VFIO_DEVICE_SET_IRQS (MSI-X)", errno);
-		}
-		free(set);
+	rc = ivl__vfio_open(&v->vd, v->bdf, &log);
+	if (rc < 0)
+		return rc;
+	v->regs = v->vd.regs;
+	v->mem = v->vd.mem;
+	v->mem_size = v->vd.mem_size;
+	v->n_vectors = (int)v->vd.n_irqs;
+	for (i = 0; i < v->n_vectors; i++) {
+		v->efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (v->efd[i] < 0)
+			return fail("eventfd", errno);
 	}
-	v->id = v->regs[IVSHMEM_REG_IVPOSITION / 4];
-	printf("vfio: %s group %s, BAR2 %" PRIu64 " MiB, %d MSI-X vectors armed, IVPosition %u\n",
-	       v->bdf, g, v->mem_size >> 20, v->n_vectors, v->id);
+	rc = ivl__vfio_set_irqs(v->vd.device, 0, v->vd.n_irqs, v->efd);
+	if (rc < 0)
+		return fail("VFIO_DEVICE_SET_IRQS (MSI-X)", -rc);
+	v->id = ivl__reg_read(v->regs, IVL__REG_IVPOSITION);
+	printf("vfio: %s, BAR2 %" PRIu64 " MiB, %d MSI-X vectors armed, IVPosition %u\n", v->bdf,
+	       v->mem_size >> 20, v->n_vectors, v->id);
 	return 0;
 }
 
@@ -249,7 +125,7 @@ static int wait_vec(struct vdev *v, int vec, int ms)
 
 static void ring(struct vdev *v, uint32_t peer, uint32_t vec)
 {
-	v->regs[IVSHMEM_REG_DOORBELL / 4] = peer << 16 | vec;
+	ivl__reg_write(v->regs, IVL__REG_DOORBELL, peer << 16 | vec);
 }
 
 /* Our first heap page (or peer's): where readiness is announced. */
@@ -310,7 +186,7 @@ int main(int argc, char **argv)
 {
 	struct vdev v;
 	const char *bdf = NULL, *cmd;
-	char bdfs[16][32];
+	char bdfs[IVL__MAX_DEVICES][IVL__BDF_MAX];
 	int opt, rc;
 
 	memset(&v, 0, sizeof(v));
@@ -327,14 +203,14 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (!bdf) {
-		if (ivsh_find_devices(bdfs, 16) <= 0) {
+		if (ivl__pci_list(bdfs, IVL__MAX_DEVICES) <= 0) {
 			fprintf(stderr, "ivlink-vfio-probe: no ivshmem device\n");
 			return 1;
 		}
 		bdf = bdfs[0];
 	}
 	snprintf(v.bdf, sizeof(v.bdf), "%s", bdf);
-	if (bind_vfio(v.bdf) < 0 || open_vfio(&v) < 0)
+	if (open_vfio(&v) < 0)
 		return 1;
 	rc = ivl_region_attach(&v.rg, v.mem, v.mem_size);
 	if (rc < 0) {
