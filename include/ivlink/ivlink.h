@@ -157,8 +157,9 @@ struct ivl_endpoint_opts {
 IVL_API int ivl_endpoint_open(struct ivl_endpoint **ep, const struct ivl_endpoint_opts *opts);
 
 /*
- * Detaches: closes the daemon connection (the daemon marks this peer GONE and
- * tells the others), unmaps the region, frees ep. Every channel of ep must be
+ * Detaches: host backend: closes the daemon connection (the daemon marks
+ * this peer GONE and tells the others); guest backends: releases the device
+ * or the agent connection (the VM stays a peer). Unmaps the region, frees ep. Every channel of ep must be
  * closed first; those still open are closed here. NULL is a no-op.
  */
 IVL_API void ivl_endpoint_close(struct ivl_endpoint *ep);
