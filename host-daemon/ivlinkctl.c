@@ -73,6 +73,11 @@ static const char usage_text[] =
     "     \"channels\": [{a: {peer, slot, state, epoch_ok}, b: {...} or null,\n"
     "                name, mode (\"stream\"|\"message\"), matched,\n"
     "                a_to_b: DIR, b_to_a: DIR or null}]}\n"
+    "     \"shim\": {\"peers\": [{id, listeners, accelerated, fallbacks, tx_bytes,\n"
+    "                rx_bytes, last_reason, reasons: {REASON: count}}],\n"
+    "              \"sockets\": [{peer, slot, state, kind (\"listen\"|\"proposal\"|\n"
+    "                \"accept\"|\"decline\"|\"fallback\"), name, rdv, reason, local,\n"
+    "                remote, remote_peer, procs, pid}]}  (socket shim, ivlink-run)\n"
     "    DIR = {size, fill (null if the indices are inconsistent), bytes, msgs,\n"
     "           kicks, kicks_suppressed, consumer_kicks, flags: [\"done\",\n"
     "           \"closed\", \"abort\"]}\n"
@@ -439,6 +444,193 @@ static unsigned read_channels(const struct ivl_region *rg, const struct peer_inf
 	return ch ? n : 0;
 }
 
+/* ------------------------------------------------------ socket shim view */
+
+static void json_str(const char *s);
+
+static const char *const fb_names[] = {
+    "none",	"no-region", "no-listener", "peer-no-shim", "region-full", "timeout", "declined",
+    "option",	"rules",     "peer-gone",   "withdrawn",    "proto",	   "internal",
+};
+
+static const char *fb_name(uint32_t r)
+{
+	return r < sizeof(fb_names) / sizeof(fb_names[0]) ? fb_names[r] : "unknown";
+}
+
+static const char *shim_kind_name(uint32_t k)
+{
+	static const char *const n[] = {"none", "listen", "proposal", "accept", "decline",
+					"fallback"};
+
+	return k < 6 ? n[k] : "invalid";
+}
+
+static const char *rdv_name(uint32_t r)
+{
+	static const char *const n[] = {"none", "proposed", "confirmed", "withdrawn"};
+
+	return r < 4 ? n[r] : "invalid";
+}
+
+static void shim_addr(char *buf, size_t len, uint32_t fam, const uint8_t *a, uint16_t port_be)
+{
+	unsigned port = (unsigned)((port_be & 0xff) << 8 | port_be >> 8);
+
+	if (fam == 2)
+		snprintf(buf, len, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3], port);
+	else if (fam == 10)
+		snprintf(buf, len, "[%02x%02x:%02x%02x:..:%02x%02x]:%u", a[0], a[1], a[2], a[3],
+			 a[14], a[15], port);
+	else
+		snprintf(buf, len, "?");
+}
+
+struct shim_sock;
+static struct shim_sock *g_ss;
+static unsigned g_nss;
+
+struct shim_sock {
+	uint32_t peer, slot, state;
+	struct ivl_chan_half h; /* local copy */
+	char name[IVL_NAME_MAX];
+};
+
+/* Halves that carry a shim block: listeners, notes, and the channels of
+ * shimmed connections (proposal/accept). */
+static unsigned read_shim_socks(const struct ivl_region *rg, const struct peer_info *pi,
+				struct shim_sock **out)
+{
+	unsigned n = 0, cap = 16;
+	struct shim_sock *v = malloc(sizeof(*v) * cap);
+
+	for (uint32_t p = 0; v && p < rg->hdr.max_peers; p++) {
+		if (!pi[p].section_ok)
+			continue;
+		for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
+			const struct ivl_chan_half *h = ivl_region_chan(rg, p, s);
+			struct shim_sock *x;
+
+			if (!h)
+				continue;
+			if (n == cap) {
+				struct shim_sock *nv = realloc(v, sizeof(*v) * cap * 2);
+
+				if (!nv)
+					break;
+				v = nv;
+				cap *= 2;
+			}
+			x = &v[n];
+			memcpy(&x->h, h, sizeof(x->h));
+			if (x->h.state == IVL_CHAN_FREE || x->h.state > IVL_CHAN_NOTE ||
+			    x->h.shim.kind == IVL_SHIM_NONE || x->h.shim.kind > IVL_SHIM_FALLBACK)
+				continue;
+			x->peer = p;
+			x->slot = s;
+			x->state = x->h.state;
+			safe_name(x->name, x->h.name, sizeof(x->name));
+			n++;
+		}
+	}
+	*out = v;
+	return v ? n : 0;
+}
+
+static const char *half_state_name(uint32_t st)
+{
+	return st == IVL_CHAN_LISTEN ? "listen" : st == IVL_CHAN_NOTE ? "note" : chan_state_name(st);
+}
+
+static void json_shim(const struct ivl_region *rg, const struct peer_info *pi,
+		      const struct shim_sock *ss, unsigned nss)
+{
+	int first = 1;
+
+	printf(",\"shim\":{\"peers\":[");
+	for (uint32_t id = 0; id < rg->hdr.max_peers; id++) {
+		const struct ivl_peer_shim *sh = &pi[id].e.shim;
+		int f2 = 1;
+
+		if (!pi[id].used || sh->magic != IVL_SHIM_MAGIC)
+			continue;
+		printf("%s{\"id\":%u,\"listeners\":%u,\"accelerated\":%" PRIu64
+		       ",\"fallbacks\":%" PRIu64 ",\"tx_bytes\":%" PRIu64 ",\"rx_bytes\":%" PRIu64
+		       ",\"last_reason\":\"%s\",\"reasons\":{",
+		       first ? "" : ",", id, sh->listeners, sh->accelerated, sh->fallbacks,
+		       sh->tx_bytes, sh->rx_bytes, fb_name(sh->last_reason));
+		first = 0;
+		for (uint32_t r = 1; r < IVL_FB_REASONS; r++) {
+			if (!sh->by_reason[r])
+				continue;
+			printf("%s\"%s\":%u", f2 ? "" : ",", fb_name(r), sh->by_reason[r]);
+			f2 = 0;
+		}
+		printf("}}");
+	}
+	printf("],\"sockets\":[");
+	for (unsigned i = 0; i < nss; i++) {
+		const struct shim_sock *x = &ss[i];
+		char la[64], ra[64];
+
+		shim_addr(la, sizeof(la), x->h.shim.family, x->h.shim.laddr, x->h.shim.lport);
+		shim_addr(ra, sizeof(ra), x->h.shim.family, x->h.shim.raddr, x->h.shim.rport);
+		printf("%s{\"peer\":%u,\"slot\":%u,\"state\":\"%s\",\"kind\":\"%s\",\"name\":", i ? "," : "",
+		       x->peer, x->slot, half_state_name(x->state), shim_kind_name(x->h.shim.kind));
+		json_str(x->name);
+		printf(",\"rdv\":\"%s\",\"reason\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
+		       "\"remote_peer\":%d,\"procs\":%u,\"pid\":%u}",
+		       rdv_name(x->h.shim.rdv), fb_name(x->h.shim.reason), la,
+		       x->h.shim.kind == IVL_SHIM_LISTEN ? "" : ra,
+		       x->h.remote_peer == IVL_SLOT_NONE ? -1 : (int)x->h.remote_peer,
+		       x->h.shim.procs, x->h.shim.owner_pid);
+	}
+	printf("]}");
+}
+
+static void text_shim(const struct ivl_region *rg, const struct peer_info *pi,
+		      const struct shim_sock *ss, unsigned nss)
+{
+	int any = 0;
+
+	for (uint32_t id = 0; id < rg->hdr.max_peers; id++) {
+		const struct ivl_peer_shim *sh = &pi[id].e.shim;
+
+		if (!pi[id].used || sh->magic != IVL_SHIM_MAGIC)
+			continue;
+		if (!any)
+			printf("\nSOCKET SHIM\n");
+		any = 1;
+		printf("peer %u: %" PRIu64 " accelerated, %" PRIu64 " fallbacks, ring bytes tx %" PRIu64
+		       " rx %" PRIu64 ", %u listeners",
+		       id, sh->accelerated, sh->fallbacks, sh->tx_bytes, sh->rx_bytes, sh->listeners);
+		for (uint32_t r = 1; r < IVL_FB_REASONS; r++)
+			if (sh->by_reason[r])
+				printf(" %s=%u", fb_name(r), sh->by_reason[r]);
+		printf("\n");
+	}
+	for (unsigned i = 0; i < nss; i++) {
+		const struct shim_sock *x = &ss[i];
+		char la[64], ra[64];
+
+		if (!any)
+			printf("\nSOCKET SHIM\n");
+		any = 1;
+		shim_addr(la, sizeof(la), x->h.shim.family, x->h.shim.laddr, x->h.shim.lport);
+		shim_addr(ra, sizeof(ra), x->h.shim.family, x->h.shim.raddr, x->h.shim.rport);
+		if (x->h.shim.kind == IVL_SHIM_LISTEN)
+			printf("  %u:%-3u listen    %s (pid %u)\n", x->peer, x->slot, la,
+			       x->h.shim.owner_pid);
+		else
+			printf("  %u:%-3u %-9s %s -> %s  %s%s%s (pid %u)\n", x->peer, x->slot,
+			       shim_kind_name(x->h.shim.kind), la, ra, half_state_name(x->state),
+			       x->h.shim.rdv ? " " : "", x->h.shim.rdv ? rdv_name(x->h.shim.rdv) : "",
+			       x->h.shim.owner_pid);
+		if (x->h.shim.reason)
+			printf("          reason: %s\n", fb_name(x->h.shim.reason));
+	}
+}
+
 /* ---------------------------------------------------------------- output */
 
 static const struct client_info *client_of(const struct daemon_info *d, uint32_t id)
@@ -577,7 +769,9 @@ static void print_json(const char *source, const struct daemon_info *d, const st
 		json_dir(&c->ba);
 		putchar('}');
 	}
-	printf("]}\n");
+	printf("]");
+	json_shim(rg, pi, g_ss, g_nss);
+	printf("}\n");
 }
 
 static void human_size(char *buf, size_t len, uint64_t v)
@@ -664,6 +858,7 @@ static void print_text(const char *source, const struct daemon_info *d, const st
 		snprintf(lab, sizeof(lab), "%u->%u", c->b, c->a);
 		print_dir(lab, &c->ba);
 	}
+	text_shim(rg, pi, g_ss, g_nss);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -774,11 +969,13 @@ int main(int argc, char **argv)
 	}
 	read_peers(&rg, pi);
 	nch = read_channels(&rg, pi, &ch);
+	g_nss = read_shim_socks(&rg, pi, &g_ss);
 	if (json)
 		print_json(source, d, &rg, pi, ch, nch);
 	else
 		print_text(source, d, &rg, pi, ch, nch);
 	free(ch);
+	free(g_ss);
 	munmap(base, (size_t)st.st_size);
 	return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -238,6 +238,11 @@ static int n_kick(void *ctx)
 	struct shim_dir *d = ctx;
 	struct shim_conn *c = d->c;
 
+	/* The remote's doorbells may have been unknown when the connection
+	 * was made (a peer that just joined): open them now. */
+	if (!__atomic_load_n(&c->kick_open, __ATOMIC_ACQUIRE) &&
+	    ivl__ep_kick_open(c->sep->ep, c->remote, c->remote_rx_vector, &c->kick) == 0)
+		__atomic_store_n(&c->kick_open, 1, __ATOMIC_RELEASE);
 	if (!__atomic_load_n(&c->kick_open, __ATOMIC_ACQUIRE))
 		return 0;
 	return c->sep->ep->ops->kick(&c->kick);
@@ -275,6 +280,7 @@ static void notifier(struct shim_dir *d, struct ivl_notifier *n)
 /* Opens the kick handle to the remote's rx vector if not open yet. */
 static void ensure_kick(struct shim_conn *c, uint32_t vector)
 {
+	c->remote_rx_vector = vector;
 	if (c->kick_open)
 		return;
 	if (ivl__ep_kick_open(c->sep->ep, c->remote, vector, &c->kick) == 0)
@@ -617,6 +623,12 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	sh.owner_pid = (uint32_t)getpid();
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
 	rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
+	if (rc == -ENOSPC || rc == -ENOMEM) {
+		/* Closed halves are freed lazily, once their remote closed
+		 * too: collect them now and try once more. */
+		ivl_ctab_gc(rg_of(c), self_of(c));
+		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
+	}
 	if (rc < 0) {
 		SHIM_DBG("fd %d: connect %s: plain TCP (region full: %s)", c->fd, ds,
 			 strerror(-rc));
@@ -1116,6 +1128,10 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	sh.owner_pid = (uint32_t)getpid();
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
 	rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
+	if (rc == -ENOSPC || rc == -ENOMEM) {
+		ivl_ctab_gc(rg_of(c), self_of(c));
+		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
+	}
 	if (rc < 0) {
 		srv_decline(c, &pr, IVL_FB_REGION_FULL);
 		goto tracked;
@@ -1645,7 +1661,7 @@ void shim_conn_last_close(struct shim_conn *c, int at_exit)
 		break;
 	case SS_CLI_PENDING:
 		/* Closing before the server answered: withdraw, replay. */
-		if (cli_withdraw(c, IVL_FB_TIMEOUT) == SS_CLI_PENDING) {
+		if (cli_withdraw(c, IVL_FB_WITHDRAWN) == SS_CLI_PENDING) {
 			set_state(c, SS_ACCEL);
 			accel_release(c);
 		}

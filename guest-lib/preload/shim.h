@@ -246,7 +246,7 @@ struct shim_conn {
 	struct shim_ep *sep;
 	uint32_t slot, gen; /* own half */
 	uint32_t remote, remote_slot, remote_gen, remote_epoch;
-	uint32_t rx_vector;
+	uint32_t rx_vector, remote_rx_vector;
 	int kick_open;
 	struct ivl__kick kick;
 	int64_t deadline_ns; /* CLI_PENDING: withdraw after */

@@ -357,21 +357,52 @@ static int filter(struct epoll_event *evs, int n, int *ep_fired, int *tcp_fired)
 	return k;
 }
 
-/* Progress, sync (and on the way to sleep: arm) the connections of e. */
-static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready)
+/* The connections registered in e, with references (caller frees). */
+static int epoll_snapshot(struct shim_epoll *e, struct shim_conn ***out)
 {
-	int64_t next = INT64_MAX;
+	struct shim_conn **v = NULL;
+	int n = 0, cap = 0;
 
 	pthread_mutex_lock(&shim_reg_lock);
-	for (struct shim_reg *r = e->regs; r; r = r->next_e) {
-		struct shim_conn *c = r->c;
+	for (struct shim_reg *r = e->regs; r; r = r->next_e)
+		cap++;
+	if (cap)
+		v = malloc(sizeof(*v) * (size_t)cap);
+	for (struct shim_reg *r = e->regs; r && v; r = r->next_e) {
+		__atomic_fetch_add(&r->c->o.refs, 1, __ATOMIC_ACQ_REL);
+		v[n++] = r->c;
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+	*out = v;
+	return n;
+}
+
+static void snapshot_free(struct shim_conn **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		shim_put(&v[i]->o);
+	free(v);
+}
+
+/*
+ * One pass over the connections of e: connect completion, pending
+ * decisions and their deadlines, TCP probes (probe_tcp), readiness (ready,
+ * without arming), or with sync: publish every readiness fd, arming the
+ * rings (the caller is about to sleep). Returns the earliest deadline.
+ */
+static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready, int sync)
+{
+	struct shim_conn **v;
+	int64_t next = INT64_MAX;
+	int n = epoll_snapshot(e, &v);
+
+	for (int i = 0; i < n; i++) {
+		struct shim_conn *c = v[i];
 		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 
-		if (st == SS_CONNECTING) {
-			pthread_mutex_unlock(&shim_reg_lock);
-			shim_connecting_check(c, 0);
-			pthread_mutex_lock(&shim_reg_lock);
-			break; /* the list may have changed */
+		if (st == SS_CONNECTING || ((st == SS_CLI_PENDING || st == SS_SRV_PENDING) && sync)) {
+			shim_progress(c);
+			st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 		}
 		if (st == SS_CLI_PENDING && c->deadline_ns < next)
 			next = c->deadline_ns;
@@ -379,40 +410,20 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready)
 			next = shim_now_ns() + INHERITED_SLICE_MS * 1000000LL;
 		if (st == SS_ACCEL && probe_tcp && !c->tcp_hup) {
 			char b;
-			ssize_t n = REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+			ssize_t k = REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 
-			if (n == 0)
+			if (k == 0)
 				c->tcp_hup = 1;
-			else if (n < 0 && errno != EAGAIN)
+			else if (k < 0 && errno != EAGAIN)
 				c->tcp_err = errno;
 		}
-		if (ready && st == SS_ACCEL) {
-			unsigned want = (r->ev.events & EPOLLIN ? POLLIN : 0) |
-					(r->ev.events & EPOLLOUT ? POLLOUT : 0);
-
-			if (shim_conn_revents(c, want, 0))
-				*ready = 1;
-		}
+		if (ready && st == SS_ACCEL && shim_conn_revents(c, POLLIN, 0))
+			*ready = 1;
+		if (sync || (probe_tcp && st == SS_ACCEL))
+			shim_sync(c);
 	}
-	pthread_mutex_unlock(&shim_reg_lock);
+	snapshot_free(v, n);
 	return next;
-}
-
-static void sync_epoll(struct shim_epoll *e)
-{
-	pthread_mutex_lock(&shim_reg_lock);
-	for (struct shim_reg *r = e->regs; r; r = r->next_e) {
-		int st = __atomic_load_n(&r->c->state, __ATOMIC_ACQUIRE);
-
-		if (st == SS_CLI_PENDING || st == SS_SRV_PENDING) {
-			pthread_mutex_unlock(&shim_reg_lock);
-			shim_progress(r->c);
-			pthread_mutex_lock(&shim_reg_lock);
-			break;
-		}
-		shim_sync(r->c);
-	}
-	pthread_mutex_unlock(&shim_reg_lock);
 }
 
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
@@ -439,7 +450,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		int ep_fired = 0, tcp_fired = 0, t = 0, ready = 0;
 		int64_t now, next;
 
-		next = epoll_conns(e, 0, NULL);
+		next = epoll_conns(e, 0, NULL, 0);
 		now = shim_now_ns();
 		if (armed && now < deadline) {
 			int64_t until = deadline < next ? deadline : next;
@@ -456,7 +467,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		n = filter(evs, n, &ep_fired, &tcp_fired);
 		if (ep_fired || tcp_fired) {
 			if (tcp_fired)
-				epoll_conns(e, 1, NULL);
+				epoll_conns(e, 1, NULL, 0);
 			shim_ep_process_all();
 			armed = 0;
 		}
@@ -470,15 +481,15 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		if (ep_fired || tcp_fired)
 			continue;
 		if (now < spin_until && now < deadline) {
-			epoll_conns(e, 0, &ready);
+			epoll_conns(e, 0, &ready, 0);
 			if (ready)
-				sync_epoll(e);
+				epoll_conns(e, 0, NULL, 1);
 			else
 				cpu_relax();
 			continue;
 		}
 		/* About to sleep: arm every connection and publish its state. */
-		sync_epoll(e);
+		epoll_conns(e, 0, NULL, 1);
 		armed = 1;
 	}
 	shim_put(o);
