@@ -301,24 +301,39 @@ static void kick_peer(struct ivl_ring *r)
 		(void)r->notify.kick(r->notify.ctx);
 }
 
+/*
+ * The second half of a publish, the same for both sides: after the index
+ * store, F2 then the other side's sleep_seq. Kicks each odd value (one
+ * sleep) once; counts the kicks sent and the ones suppressed, locally and
+ * in our shared block for ivlinkctl.
+ */
+static void wake_if_asleep(struct ivl_ring *r, const uint32_t *their_seq, uint32_t *kicked,
+			   uint64_t *kicks, uint64_t *shared_kicks, uint64_t *suppressed,
+			   uint64_t *shared_suppressed)
+{
+	uint32_t seq;
+
+	/* F2: pairs with F1 in wait_loop(); see the file comment. */
+	full_fence();
+	seq = __atomic_load_n(their_seq, __ATOMIC_RELAXED);
+	if ((seq & 1) && seq != *kicked) {
+		*kicked = seq;
+		store_relaxed64(shared_kicks, ++*kicks);
+		kick_peer(r);
+	} else {
+		store_relaxed64(shared_suppressed, ++*suppressed);
+	}
+}
+
 static int publish_tail(struct ivl_ring *r)
 {
 	struct ivl_ring_prod *prod = r->prod;
-	uint32_t seq;
 
 	/* R1: pairs with A2 in refresh_tail(). */
 	store_rel64(&prod->tail, r->p_tail);
 	store_relaxed64(&prod->msgs, r->p_msgs);
-	/* F2: pairs with F1 in wait_loop(); see the file comment. */
-	full_fence();
-	seq = __atomic_load_n(&r->cons->sleep_seq, __ATOMIC_RELAXED);
-	if ((seq & 1) && seq != r->p_kicked_seq) {
-		r->p_kicked_seq = seq;
-		store_relaxed64(&prod->kicks, ++r->p_kicks);
-		kick_peer(r);
-		return 0;
-	}
-	store_relaxed64(&prod->kicks_suppressed, ++r->p_suppressed);
+	wake_if_asleep(r, &r->cons->sleep_seq, &r->p_kicked_seq, &r->p_kicks, &prod->kicks,
+		       &r->p_suppressed, &prod->kicks_suppressed);
 	return 0;
 }
 
@@ -561,21 +576,12 @@ long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 static int publish_head(struct ivl_ring *r)
 {
 	struct ivl_ring_cons *cons = r->cons;
-	uint32_t seq;
 
 	/* R2: pairs with A1 in refresh_head(). */
 	store_rel64(&cons->head, r->c_head);
 	store_relaxed64(&cons->msgs, r->c_msgs);
-	/* F2 (consumer side): pairs with F1 in the producer's wait_loop(). */
-	full_fence();
-	seq = __atomic_load_n(&r->prod->sleep_seq, __ATOMIC_RELAXED);
-	if ((seq & 1) && seq != r->c_kicked_seq) {
-		r->c_kicked_seq = seq;
-		store_relaxed64(&cons->kicks, ++r->c_kicks);
-		kick_peer(r);
-		return 0;
-	}
-	store_relaxed64(&cons->kicks_suppressed, ++r->c_suppressed);
+	wake_if_asleep(r, &r->prod->sleep_seq, &r->c_kicked_seq, &r->c_kicks, &cons->kicks,
+		       &r->c_suppressed, &cons->kicks_suppressed);
 	return 0;
 }
 
