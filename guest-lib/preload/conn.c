@@ -467,6 +467,31 @@ static int find_listener(struct shim_ep *sep, int fam, const uint8_t *dst, uint1
 	return -ENOENT;
 }
 
+/* Slots kept free for notes: a server that cannot take a connection must
+ * still be able to publish its decline, or the client waits for its
+ * timeout. */
+#define NOTE_RESERVE 4u
+
+static uint32_t free_slots(struct ivl_region *rg, uint32_t self)
+{
+	uint32_t n = 0;
+
+	for (uint32_t s = 0; s < rg->hdr.chan_slots; s++)
+		if (__atomic_load_n(&ivl_region_chan(rg, self, s)->state, __ATOMIC_RELAXED) ==
+		    IVL_CHAN_FREE)
+			n++;
+	return n;
+}
+
+/* 1 if a new channel half (with ring) may be taken, after a gc if needed. */
+static int room_for_channel(struct ivl_region *rg, uint32_t self)
+{
+	if (free_slots(rg, self) > NOTE_RESERVE)
+		return 1;
+	ivl_ctab_gc(rg, self);
+	return free_slots(rg, self) > NOTE_RESERVE;
+}
+
 /* ------------------------------------------------------------ client */
 
 /* The source address the kernel will use towards dst (a UDP route probe). */
@@ -622,8 +647,10 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	sh.rport = dport;
 	sh.owner_pid = (uint32_t)getpid();
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
-	rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
-	if (rc == -ENOSPC || rc == -ENOMEM) {
+	rc = room_for_channel(rg_of(c), self_of(c))
+		     ? ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh)
+		     : -ENOSPC;
+	if (rc == -ENOMEM) {
 		/* Closed halves are freed lazily, once their remote closed
 		 * too: collect them now and try once more. */
 		ivl_ctab_gc(rg_of(c), self_of(c));
@@ -795,6 +822,11 @@ static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, u
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
 	slot = ivl_ctab_note(rg_of(c), self_of(c), c->sep->ep->self_epoch, IVL_CHAN_NOTE, remote,
 			     c->name[0] ? c->name : "tcp:?", &sh);
+	if (slot == -ENOSPC) {
+		ivl_ctab_gc(rg_of(c), self_of(c));
+		slot = ivl_ctab_note(rg_of(c), self_of(c), c->sep->ep->self_epoch, IVL_CHAN_NOTE,
+				     remote, c->name[0] ? c->name : "tcp:?", &sh);
+	}
 	c->slot = slot < 0 ? IVL_SLOT_NONE : (uint32_t)slot;
 }
 
@@ -1127,8 +1159,10 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	sh.peer_gen = pr.gen;
 	sh.owner_pid = (uint32_t)getpid();
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
-	rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
-	if (rc == -ENOSPC || rc == -ENOMEM) {
+	rc = room_for_channel(rg_of(c), self_of(c))
+		     ? ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh)
+		     : -ENOSPC;
+	if (rc == -ENOMEM) {
 		ivl_ctab_gc(rg_of(c), self_of(c));
 		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
 	}
@@ -1252,7 +1286,7 @@ static void raise_sigpipe(int flags)
 
 ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int flags)
 {
-	struct iovec stack[16], *iov = stack;
+	struct iovec stack[16], *iov = stack, *alloc = NULL;
 	size_t total = 0, done = 0;
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->sndtimeo_ns);
@@ -1266,7 +1300,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	if (flags & MSG_OOB)
 		return -EOPNOTSUPP;
 	if (cnt > 16) {
-		iov = malloc(sizeof(*iov) * (size_t)cnt);
+		iov = alloc = malloc(sizeof(*iov) * (size_t)cnt);
 		if (!iov)
 			return -ENOMEM;
 	}
@@ -1354,8 +1388,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			tcp_probe(c);
 	}
 	pthread_mutex_unlock(&c->tx.lock);
-	if (iov != stack)
-		free(iov - 0);
+	free(alloc);
 	if (c->rfd >= 0)
 		shim_sync(c);
 	return ret;
@@ -1395,7 +1428,7 @@ static ssize_t ring_peek_copy(struct shim_conn *c, const struct iovec *iov, int 
 
 ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int flags)
 {
-	struct iovec stack[16], *iov = stack;
+	struct iovec stack[16], *iov = stack, *alloc = NULL;
 	size_t total = 0, done = 0;
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->rcvtimeo_ns);
@@ -1425,7 +1458,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	if (st != SS_ACCEL)
 		return SHIM_PASS;
 	if (cnt > 16) {
-		iov = malloc(sizeof(*iov) * (size_t)cnt);
+		iov = alloc = malloc(sizeof(*iov) * (size_t)cnt);
 		if (!iov)
 			return -ENOMEM;
 	}
@@ -1512,8 +1545,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		}
 	}
 	pthread_mutex_unlock(&c->rx.lock);
-	if (iov != stack)
-		free(iov);
+	free(alloc);
 	if (c->rfd >= 0)
 		shim_sync(c);
 	return ret;

@@ -400,7 +400,10 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready, int 
 		struct shim_conn *c = v[i];
 		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 
-		if (st == SS_CONNECTING || ((st == SS_CLI_PENDING || st == SS_SRV_PENDING) && sync)) {
+		/* Pending decisions are made here too when their deadline
+		 * passed, even for callers that never sleep (timeout 0). */
+		if (st == SS_CONNECTING || ((st == SS_CLI_PENDING || st == SS_SRV_PENDING) && sync) ||
+		    (st == SS_CLI_PENDING && shim_now_ns() >= c->deadline_ns)) {
 			shim_progress(c);
 			st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 		}
@@ -474,12 +477,17 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		if (n > 0)
 			break;
 		now = shim_now_ns();
-		if (timeout_ms == 0 || (now >= deadline && !ep_fired && !tcp_fired)) {
-			n = 0;
+		if (timeout_ms == 0 || now >= deadline) {
+			/* One last look after processing doorbells. */
+			if (ep_fired || tcp_fired) {
+				n = mask ? REAL(epoll_pwait)(epfd, evs, max, 0, mask)
+					 : REAL(epoll_wait)(epfd, evs, max, 0);
+				n = n < 0 ? -errno : filter(evs, n, &ep_fired, &tcp_fired);
+			} else {
+				n = 0;
+			}
 			break;
 		}
-		if (ep_fired || tcp_fired)
-			continue;
 		if (now < spin_until && now < deadline) {
 			epoll_conns(e, 0, &ready, 0);
 			if (ready)
