@@ -1571,7 +1571,8 @@ long shim_conn_nread(struct shim_conn *c)
 /*
  * Readiness of an active connection as poll bits, for the requested
  * events. With arm, asks for a doorbell for each requested event that is
- * not ready, then re-checks (the caller is about to sleep).
+ * not ready, then re-checks (the caller is about to sleep); with arm > 1
+ * also asks for a doorbell for the next arrival when data is already there.
  */
 unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 {
@@ -1601,6 +1602,10 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 			rev |= POLLIN;
 			if ((f & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED)) || c->tcp_hup)
 				rev |= POLLRDHUP;
+			/* A readiness fd needs a doorbell for the next arrival
+			 * too (a new edge for EPOLLET), data unread or not. */
+			if (arm_it > 1)
+				arm(&c->rx);
 		} else if (arm_it) {
 			arm(&c->rx);
 			if (ivl_ring_readable(&c->rx.ring))

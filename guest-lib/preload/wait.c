@@ -66,11 +66,15 @@ void shim_sync(struct shim_conn *c)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	ev = shim_conn_revents(c, POLLIN | POLLOUT | POLLRDHUP, 1);
+	ev = shim_conn_revents(c, POLLIN | POLLOUT | POLLRDHUP, 2);
 	rd = !!(ev & (POLLIN | POLLERR | POLLHUP));
 	wr = !!(ev & (POLLOUT | POLLERR));
 	if (rd) {
-		uint64_t tail = st == SS_ACCEL ? c->rx.ring.c_tail_cache : 0;
+		/* The producer's tail itself: the handle's cached tail is
+		 * only refreshed when the ring looks empty. */
+		uint64_t tail = st == SS_ACCEL ? __atomic_load_n(&c->rx.ring.prod->tail,
+								 __ATOMIC_ACQUIRE)
+					       : 0;
 
 		/* A byte per new ring event: each is a new edge for EPOLLET. */
 		if (!c->r_bytes || tail != c->r_mark) {

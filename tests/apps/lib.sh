@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: MIT
+# Helpers of the apps tests (sourced): a private ivlinkd, processes started
+# under the shim or not, cleanup of exactly what was started, and queries of
+# `ivlinkctl status --json`.
+#
+# Every test is called as: TEST.sh BUILD_DIR
+set -u
+BUILD=${1:?usage: $0 BUILD_DIR}
+IVLINKD=$BUILD/host-daemon/ivlinkd
+IVLINKCTL=$BUILD/host-daemon/ivlinkctl
+IVLRUN=$BUILD/guest-lib/preload/ivlink-run
+APPS_BIN=$BUILD/tests/apps
+SKIP=77
+PIDS=()
+T=$(mktemp -d /tmp/ivl-apps-XXXXXX)
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$T"/*.log; do
+		[ -s "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }
+	done
+	exit 1
+}
+
+need() {
+	for p in "$@"; do
+		command -v "$p" >/dev/null 2>&1 || { echo "SKIP: $p not installed (scripts/ivl-deps apps)"; exit $SKIP; }
+	done
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: until something listens on 127.0.0.1:PORT (10 s).
+wait_port() {
+	for _ in $(seq 100); do
+		python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$1)))" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "nothing listens on port $1"
+}
+
+# Starts ivlinkd in $T; exports IVLINK_ENDPOINT for the shimmed processes.
+daemon_start() {
+	[ -x "$IVLINKD" ] || { echo "SKIP: no ivlinkd"; exit $SKIP; }
+	"$IVLINKD" -F -S "$T/ivlinkd.sock" -l 256M -n 8 --max-peers 24 --log-level=warn \
+		>"$T/ivlinkd.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 100); do
+		[ -S "$T/ivlinkd.sock" ] && break
+		sleep 0.05
+	done
+	[ -S "$T/ivlinkd.sock" ] || fail "ivlinkd did not start"
+	export IVLINK_ENDPOINT="host:$T/ivlinkd.sock"
+}
+
+# bg NAME CMD...: starts CMD in the background (log $T/NAME.log); $! in LASTPID.
+bg() {
+	local name=$1
+	shift
+	# ivlink-run execs: $! is then the program itself (its peer's pid).
+	[ "$1" = shim ] && { shift; set -- "$IVLRUN" "$@"; }
+	"$@" >"$T/$name.log" 2>&1 &
+	LASTPID=$!
+	PIDS+=($LASTPID)
+}
+
+# shim CMD...: runs CMD under the shim.
+shim() {
+	"$IVLRUN" "$@"
+}
+
+status_json() {
+	"$IVLINKCTL" status --socket "$T/ivlinkd.sock" --json
+}
+
+# peer_stat PID FIELD: a shim counter of the peer whose pid is PID (0 if none).
+peer_stat() {
+	status_json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+pid, field = int(sys.argv[1]), sys.argv[2]
+ids = [p["id"] for p in d["peers"] if p["pid"] == pid]
+v = 0
+for p in d["shim"]["peers"]:
+    if p["id"] in ids:
+        v += p["reasons"].get(field, 0) if field not in p else p[field]
+print(v)' "$1" "$2"
+}
+
+# shim_total FIELD: a shim counter summed over every peer (reasons too).
+shim_total() {
+	status_json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+f = sys.argv[1]
+print(sum(p.get(f, p["reasons"].get(f, 0)) for p in d["shim"]["peers"]))' "$1"
+}
+
+# expect_ge WHAT VALUE MIN
+expect_ge() {
+	[ "$2" -ge "$3" ] 2>/dev/null || fail "$1 = $2, expected >= $3"
+	echo "ok: $1 = $2 (>= $3)"
+}
+
+expect_eq() {
+	[ "$2" = "$3" ] || fail "$1 = '$2', expected '$3'"
+	echo "ok: $1 = $2"
+}

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Readiness semantics of a shimmed connection, checked from the client
+ * while a forked peer (a separate ivlink peer: both attach after the fork)
+ * sends on command: non-blocking connect with EINPROGRESS and SO_ERROR,
+ * epoll level-triggered, edge-triggered, EPOLL_CTL_MOD, an epoll fd nested
+ * in another, poll, select, FIONREAD, non-blocking EAGAIN, and EOF with
+ * EPOLLRDHUP. Run under ivlink-run (apps_epoll_semantics.sh checks through
+ * ivlinkctl that the connection used the rings); it passes over plain TCP
+ * too, which is the point: the semantics must be the same.
+ *
+ * usage: shim_epoll_semantics PORT
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHECK(c, ...)                                                                              \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "FAIL line %d: ", __LINE__);                               \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+static void peer(int port, int ready_fd)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int l = socket(AF_INET, SOCK_STREAM, 0), s, one = 1;
+	char line[64], data[4096];
+	size_t got = 0;
+
+	memset(data, 'x', sizeof(data));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 4) < 0)
+		_exit(3);
+	if (write(ready_fd, "r", 1) != 1)
+		_exit(3);
+	s = accept(l, NULL, NULL);
+	for (;;) {
+		ssize_t n = read(s, line + got, 1);
+
+		if (n <= 0)
+			break;
+		if (line[got] != '\n') {
+			if (++got >= sizeof(line) - 1)
+				_exit(4);
+			continue;
+		}
+		line[got] = '\0';
+		got = 0;
+		if (line[0] == 'S') {
+			int k = atoi(line + 1);
+
+			if (write(s, data, (size_t)k) != k)
+				_exit(5);
+		} else if (line[0] == 'E') {
+			shutdown(s, SHUT_WR);
+		}
+	}
+	close(s);
+	_exit(0);
+}
+
+static void cmd(int s, const char *c)
+{
+	CHECK(write(s, c, strlen(c)) == (ssize_t)strlen(c), "write cmd: %s", strerror(errno));
+}
+
+static int drain(int s)
+{
+	char buf[8192];
+	int total = 0;
+
+	for (;;) {
+		ssize_t n = recv(s, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n > 0) {
+			total += (int)n;
+			continue;
+		}
+		CHECK(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "drain: %zd %s", n,
+		      strerror(errno));
+		return total;
+	}
+}
+
+static int wait_ev(int ep, struct epoll_event *ev, int ms)
+{
+	int n;
+
+	do
+		n = epoll_wait(ep, ev, 1, ms);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	int port = argc > 1 ? atoi(argv[1]) : 0, pfd[2], s, lt, et, outer, inner, err, n, avail;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct epoll_event ev, out;
+	socklen_t len = sizeof(err);
+	pid_t child;
+	char r;
+
+	CHECK(port > 0, "usage: %s PORT", argv[0]);
+	signal(SIGPIPE, SIG_IGN);
+	CHECK(pipe(pfd) == 0, "pipe");
+	child = fork();
+	CHECK(child >= 0, "fork");
+	if (child == 0)
+		peer(port, pfd[1]);
+	CHECK(read(pfd[0], &r, 1) == 1, "peer did not start");
+
+	/* Non-blocking connect. */
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	n = connect(s, (struct sockaddr *)&a, sizeof(a));
+	CHECK(n == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
+	lt = epoll_create1(0);
+	ev.events = EPOLLOUT;
+	ev.data.u64 = 0x1234;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_ADD, s, &ev) == 0, "epoll_ctl add");
+	CHECK(wait_ev(lt, &out, 5000) == 1 && (out.events & EPOLLOUT) && out.data.u64 == 0x1234,
+	      "connect never completed");
+	CHECK(getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0, "SO_ERROR %d", err);
+	printf("ok: non-blocking connect, EPOLLOUT, SO_ERROR 0\n");
+
+	/* Empty: EAGAIN. */
+	CHECK(recv(s, &r, 1, 0) < 0 && errno == EAGAIN, "empty recv: %s", strerror(errno));
+
+	/* Level triggered: reported until read. */
+	ev.events = EPOLLIN;
+	ev.data.u64 = 0x5678;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_MOD, s, &ev) == 0, "mod to IN");
+	CHECK(wait_ev(lt, &out, 100) == 0, "LT: readable before any data");
+	cmd(s, "S100\n");
+	CHECK(wait_ev(lt, &out, 5000) == 1 && (out.events & EPOLLIN) && out.data.u64 == 0x5678,
+	      "LT: no EPOLLIN");
+	usleep(20000);
+	CHECK(wait_ev(lt, &out, 100) == 1, "LT: not reported again");
+	CHECK(ioctl(s, FIONREAD, &avail) == 0 && avail == 100, "FIONREAD %d", avail);
+	CHECK(drain(s) == 100, "LT: wrong count");
+	CHECK(wait_ev(lt, &out, 100) == 0, "LT: still readable after drain");
+	printf("ok: level-triggered EPOLLIN, FIONREAD, EAGAIN\n");
+
+	/* EPOLL_CTL_MOD to EPOLLOUT and back. */
+	ev.events = EPOLLOUT;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_MOD, s, &ev) == 0, "mod to OUT");
+	CHECK(wait_ev(lt, &out, 1000) == 1 && (out.events & EPOLLOUT), "MOD: no EPOLLOUT");
+	ev.events = EPOLLIN;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_MOD, s, &ev) == 0, "mod back to IN");
+	CHECK(wait_ev(lt, &out, 100) == 0, "MOD: EPOLLIN without data");
+	printf("ok: EPOLL_CTL_MOD\n");
+
+	/* Edge triggered, in a second set: one event per arrival. */
+	et = epoll_create1(0);
+	ev.events = EPOLLIN | EPOLLET;
+	ev.data.u64 = 0x9abc;
+	CHECK(epoll_ctl(et, EPOLL_CTL_ADD, s, &ev) == 0, "et add");
+	cmd(s, "S50\n");
+	CHECK(wait_ev(et, &out, 5000) == 1 && out.data.u64 == 0x9abc, "ET: no first edge");
+	CHECK(wait_ev(et, &out, 200) == 0, "ET: reported twice for one arrival");
+	cmd(s, "S60\n");
+	CHECK(wait_ev(et, &out, 5000) == 1, "ET: no second edge");
+	usleep(20000);
+	n = drain(s);
+	CHECK(n == 110, "ET: read %d, expected 110", n);
+	CHECK(wait_ev(et, &out, 100) == 0, "ET: edge without new data");
+	close(et);
+	printf("ok: edge-triggered EPOLLIN, two sets on one fd\n");
+
+	/* Nested: outer holds inner holds the socket. */
+	CHECK(epoll_ctl(lt, EPOLL_CTL_DEL, s, NULL) == 0, "del");
+	inner = epoll_create1(0);
+	outer = epoll_create1(0);
+	ev.events = EPOLLIN;
+	ev.data.u64 = 1;
+	CHECK(epoll_ctl(inner, EPOLL_CTL_ADD, s, &ev) == 0, "inner add");
+	ev.data.u64 = 2;
+	CHECK(epoll_ctl(outer, EPOLL_CTL_ADD, inner, &ev) == 0, "outer add");
+	CHECK(wait_ev(outer, &out, 100) == 0, "nested: ready without data");
+	cmd(s, "S10\n");
+	CHECK(wait_ev(outer, &out, 5000) == 1 && out.data.u64 == 2, "nested: outer not woken");
+	CHECK(wait_ev(inner, &out, 1000) == 1 && out.data.u64 == 1, "nested: inner has no event");
+	usleep(20000);
+	CHECK(drain(s) == 10, "nested: count");
+	close(outer);
+	close(inner);
+	printf("ok: epoll nested in epoll\n");
+
+	/* poll and select. */
+	{
+		struct pollfd p = {.fd = s, .events = POLLIN};
+		fd_set rs;
+		struct timeval tv = {5, 0};
+
+		CHECK(poll(&p, 1, 100) == 0, "poll: ready without data");
+		cmd(s, "S20\n");
+		CHECK(poll(&p, 1, 5000) == 1 && (p.revents & POLLIN), "poll: no POLLIN");
+		FD_ZERO(&rs);
+		FD_SET(s, &rs);
+		CHECK(select(s + 1, &rs, NULL, NULL, &tv) == 1 && FD_ISSET(s, &rs), "select");
+		usleep(20000);
+		CHECK(drain(s) == 20, "poll: count");
+		p.events = POLLOUT;
+		CHECK(poll(&p, 1, 1000) == 1 && (p.revents & POLLOUT), "poll: no POLLOUT");
+	}
+	printf("ok: poll, select\n");
+
+	/* EOF from the peer: EPOLLIN|EPOLLRDHUP, then read() == 0. */
+	ev.events = EPOLLIN | EPOLLRDHUP;
+	ev.data.u64 = 3;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_ADD, s, &ev) == 0, "add rdhup");
+	cmd(s, "E\n");
+	CHECK(wait_ev(lt, &out, 5000) == 1 && (out.events & EPOLLIN), "EOF: no EPOLLIN");
+	CHECK(out.events & EPOLLRDHUP, "EOF: no EPOLLRDHUP (events 0x%x)", out.events);
+	CHECK(read(s, &r, 1) == 0, "EOF: read did not return 0");
+	printf("ok: EOF, EPOLLRDHUP\n");
+	close(s);
+	close(lt);
+	CHECK(waitpid(child, &n, 0) == child && WIFEXITED(n) && WEXITSTATUS(n) == 0,
+	      "peer failed (%d)", n);
+	printf("PASS\n");
+	return 0;
+}

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A tiny TCP server/client pair for the shim's fallback tests, run as
+ * separate processes (each under ivlink-run or not):
+ *
+ *   tcp_pair server PORT DELAY_MS   listens, waits DELAY_MS before accept(),
+ *                                   reads to EOF, checks the stream, replies
+ *                                   "OK <bytes> <cksum>\n"
+ *   tcp_pair client PORT BYTES      connects, writes BYTES of a known stream
+ *                                   at once (before the server accepts),
+ *                                   shuts down writing, prints the reply
+ *   tcp_pair refused PORT           connect() must fail with ECONNREFUSED
+ *   tcp_pair pingpong-server PORT   echoes 64-byte messages
+ *   tcp_pair pingpong PORT N SIZE   N round trips, prints p50/p99 in us
+ *
+ * Exit 0 on success.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint8_t byte_at(uint64_t i)
+{
+	uint64_t x = i / 8 * 0x9e3779b97f4a7c15ULL;
+
+	x ^= x >> 29;
+	return (uint8_t)(x >> (8 * (i % 8)));
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct sockaddr_in addr(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return a;
+}
+
+static int listener(int port)
+{
+	struct sockaddr_in a = addr(port);
+	int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 16) < 0) {
+		perror("bind/listen");
+		exit(1);
+	}
+	return s;
+}
+
+static int dial(int port)
+{
+	struct sockaddr_in a = addr(port);
+	int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		perror("connect");
+		exit(1);
+	}
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return s;
+}
+
+static int full(int fd, void *buf, size_t len, int wr)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = wr ? write(fd, (char *)buf + done, len - done)
+			       : read(fd, (char *)buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int server(int port, int delay_ms)
+{
+	int l = listener(port), s;
+	uint64_t total = 0, cks = 1469598103934665603ULL;
+	char buf[65536], reply[128];
+	ssize_t n;
+
+	printf("listening\n");
+	fflush(stdout);
+	usleep((useconds_t)delay_ms * 1000);
+	s = accept(l, NULL, NULL);
+	if (s < 0) {
+		perror("accept");
+		return 1;
+	}
+	while ((n = read(s, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if ((uint8_t)buf[i] != byte_at(total + (uint64_t)i)) {
+				fprintf(stderr, "byte %llu differs\n", (unsigned long long)(total + i));
+				return 1;
+			}
+			cks = (cks ^ (uint8_t)buf[i]) * 1099511628211ULL;
+		}
+		total += (uint64_t)n;
+	}
+	if (n < 0) {
+		perror("read");
+		return 1;
+	}
+	snprintf(reply, sizeof(reply), "OK %llu %016llx\n", (unsigned long long)total,
+		 (unsigned long long)cks);
+	if (full(s, reply, strlen(reply), 1) < 0)
+		return 1;
+	printf("%s", reply);
+	close(s);
+	close(l);
+	return 0;
+}
+
+static int client(int port, uint64_t bytes)
+{
+	int s = dial(port);
+	uint8_t *buf = malloc(bytes ? bytes : 1);
+	char reply[128];
+	ssize_t n;
+	size_t got = 0;
+
+	for (uint64_t i = 0; i < bytes; i++)
+		buf[i] = byte_at(i);
+	if (full(s, buf, bytes, 1) < 0 || shutdown(s, SHUT_WR) < 0) {
+		perror("write/shutdown");
+		return 1;
+	}
+	while ((n = read(s, reply + got, sizeof(reply) - 1 - got)) > 0)
+		got += (size_t)n;
+	reply[got] = '\0';
+	printf("%s", reply);
+	close(s);
+	free(buf);
+	return strncmp(reply, "OK ", 3) == 0 ? 0 : 1;
+}
+
+static int refused(int port)
+{
+	struct sockaddr_in a = addr(port);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0) {
+		fprintf(stderr, "connect succeeded\n");
+		return 1;
+	}
+	printf("connect: %s\n", strerror(errno));
+	return errno == ECONNREFUSED ? 0 : 1;
+}
+
+static int pp_server(int port)
+{
+	int l = listener(port), s, one = 1;
+	char buf[4096];
+	ssize_t n;
+
+	printf("listening\n");
+	fflush(stdout);
+	s = accept(l, NULL, NULL);
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	while ((n = read(s, buf, sizeof(buf))) > 0)
+		if (full(s, buf, (size_t)n, 1) < 0)
+			break;
+	return 0;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int pingpong(int port, int n, int size)
+{
+	int s = dial(port);
+	char buf[4096] = {0};
+	int64_t *rt = calloc((size_t)n, sizeof(*rt));
+
+	for (int i = -n / 10; i < n; i++) { /* 10% warm-up */
+		int64_t t0 = now_ns();
+
+		if (full(s, buf, (size_t)size, 1) < 0 || full(s, buf, (size_t)size, 0) < 0) {
+			perror("pingpong");
+			return 1;
+		}
+		if (i >= 0)
+			rt[i] = now_ns() - t0;
+	}
+	qsort(rt, (size_t)n, sizeof(*rt), cmp64);
+	printf("p50_us %.2f p99_us %.2f\n", rt[n / 2] / 1000.0, rt[n * 99 / 100] / 1000.0);
+	close(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 4 && !strcmp(argv[1], "server"))
+		return server(atoi(argv[2]), atoi(argv[3]));
+	if (argc >= 4 && !strcmp(argv[1], "client"))
+		return client(atoi(argv[2]), strtoull(argv[3], NULL, 10));
+	if (argc >= 3 && !strcmp(argv[1], "refused"))
+		return refused(atoi(argv[2]));
+	if (argc >= 3 && !strcmp(argv[1], "pingpong-server"))
+		return pp_server(atoi(argv[2]));
+	if (argc >= 5 && !strcmp(argv[1], "pingpong"))
+		return pingpong(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	fprintf(stderr, "usage: see the file comment\n");
+	return 2;
+}
