@@ -3,7 +3,8 @@
  * ivlinkd killed (SIGKILL) during traffic, with a named region (-m NAME):
  *
  *  1. Peers A and B stream 64 MiB each way and 20000 records A -> B; the
- *     daemon is killed once a quarter has arrived. Every transfer completes
+ *     daemon is killed once a quarter has arrived (the senders hold at half
+ *     way until it is dead, so the second half certainly runs without it). Every transfer completes
  *     with every byte and record verified: the region and the eventfds
  *     belong to the peers, not to the daemon.
  *  2. Each endpoint reports the lost daemon once (ivl_endpoint_process()
@@ -41,6 +42,16 @@
 #define MAXREC	1024u
 #define CHUNK	16384
 
+/* Senders hold at half way until the daemon is dead, so that the second
+ * half of every transfer certainly runs without a daemon. */
+static int killed;
+
+static void hold_at_half(int half)
+{
+	while (half && !__atomic_load_n(&killed, __ATOMIC_ACQUIRE))
+		usleep(1000);
+}
+
 struct xfer {
 	struct ivl_channel *tx, *rx;
 	uint64_t seed;
@@ -59,6 +70,7 @@ static void *sender(void *arg)
 			size_t len = (size_t)((x->seed ^ k * 0x9e3779b97f4a7c15ULL) % (MAXREC + 1));
 			ssize_t n;
 
+			hold_at_half(k == RECORDS / 2);
 			rel_fill(x->seed, k << 16, buf, len);
 			n = ivl_send(x->tx, buf, len, 0);
 			if (n < 0) {
@@ -73,6 +85,9 @@ static void *sender(void *arg)
 		size_t len = TOTAL - x->sent < CHUNK ? (size_t)(TOTAL - x->sent) : CHUNK;
 		ssize_t n;
 
+		if (x->sent < TOTAL / 2 && len > TOTAL / 2 - x->sent)
+			len = (size_t)(TOTAL / 2 - x->sent);
+		hold_at_half(x->sent == TOTAL / 2);
 		rel_fill(x->seed, x->sent, buf, len);
 		n = ivl_send(x->tx, buf, len, 0);
 		if (n < 0) {
@@ -199,6 +214,7 @@ int main(int argc, char **argv)
 	at_kill = __atomic_load_n(&x1.got, __ATOMIC_RELAXED);
 	REL_CHECK(at_kill < TOTAL, "the transfer finished before the kill");
 	rel_daemon_stop(&d, SIGKILL);
+	__atomic_store_n(&killed, 1, __ATOMIC_RELEASE);
 	printf("ivlinkd killed with %.1f of %llu MiB received A->B\n", (double)at_kill / (1 << 20),
 	       TOTAL >> 20);
 	for (int i = 0; i < 6; i++)
