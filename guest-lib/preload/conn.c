@@ -1055,7 +1055,11 @@ static int find_proposal(struct shim_ep *sep, int fam, const uint8_t *caddr, uin
 			struct ivl_shim_half sh;
 			uint32_t gen, remote, epoch;
 
-			if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != IVL_CHAN_OFFERED)
+			uint32_t st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
+
+			/* A fallback note with our 4-tuple: the client withdrew
+			 * (timeout) before we accepted. */
+			if (st != IVL_CHAN_OFFERED && st != IVL_CHAN_NOTE)
 				continue;
 			gen = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
 			remote = h->remote_peer;
@@ -1063,10 +1067,14 @@ static int find_proposal(struct shim_ep *sep, int fam, const uint8_t *caddr, uin
 			memcpy(&sh, &h->shim, sizeof(sh));
 			memcpy(out->name, h->name, IVL_NAME_MAX);
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
-			if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) != IVL_CHAN_OFFERED ||
+			if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) != st ||
 			    __atomic_load_n(&h->gen, __ATOMIC_RELAXED) != gen)
 				continue;
-			if (sh.kind != IVL_SHIM_PROPOSAL || remote != self || epoch != pv.epoch ||
+			if (st == IVL_CHAN_NOTE && sh.kind == IVL_SHIM_FALLBACK && remote == self &&
+			    (int)sh.family == fam && sh.lport == cport && sh.rport == sport &&
+			    !memcmp(sh.laddr, caddr, alen) && !memcmp(sh.raddr, saddr, alen))
+				return -ESTALE;
+			if (st != IVL_CHAN_OFFERED || sh.kind != IVL_SHIM_PROPOSAL || remote != self || epoch != pv.epoch ||
 			    (int)sh.family != fam || sh.lport != cport || sh.rport != sport ||
 			    memcmp(sh.laddr, caddr, alen) || memcmp(sh.raddr, saddr, alen))
 				continue;
@@ -1779,4 +1787,26 @@ void shim_exit_linger(void)
 	}
 	for (int i = 0; i < n; i++)
 		shim_put(&v[i]->o);
+	/*
+	 * Connections the program closed itself may still be read: our
+	 * section is wiped when we leave, so wait (same bound) until every
+	 * closed half of ours is no longer read by its remote.
+	 */
+	{
+		struct shim_ep *own = shim_ep_own();
+
+		while (own) {
+			struct ivl_region *rg = &own->ep->rg;
+			uint32_t self = ivl_endpoint_id(own->ep), closed = 0;
+
+			ivl_ctab_gc(rg, self);
+			for (uint32_t sl = 0; sl < rg->hdr.chan_slots; sl++)
+				if (__atomic_load_n(&ivl_region_chan(rg, self, sl)->state,
+						    __ATOMIC_ACQUIRE) == IVL_CHAN_CLOSED)
+					closed++;
+			if (!closed || shim_now_ns() >= until)
+				break;
+			usleep(1000);
+		}
+	}
 }

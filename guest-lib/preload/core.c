@@ -510,6 +510,11 @@ out:
 	return sep;
 }
 
+struct shim_ep *shim_ep_own(void)
+{
+	return __atomic_load_n(&g_own, __ATOMIC_ACQUIRE);
+}
+
 int shim_ep_fds(int *fds, int max)
 {
 	int n = 0;

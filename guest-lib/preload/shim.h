@@ -291,6 +291,7 @@ static inline struct shim_epoll *shim_epoll_of(struct shim_obj *o)
 
 /* Endpoints (core.c). */
 struct shim_ep *shim_ep_get(void);	    /* own endpoint, attaching lazily */
+struct shim_ep *shim_ep_own(void);	    /* own endpoint or NULL, never attaches */
 int shim_ep_fds(int *fds, int max);	    /* endpoint fds to wait on */
 void shim_ep_process_all(void);		    /* drain doorbells, sync all */
 extern pthread_mutex_t shim_active_lock;    /* the active list */

@@ -5,7 +5,7 @@
 #
 # Every test is called as: TEST.sh BUILD_DIR
 set -u
-BUILD=${1:?usage: $0 BUILD_DIR}
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 IVLINKD=$BUILD/host-daemon/ivlinkd
 IVLINKCTL=$BUILD/host-daemon/ivlinkctl
 IVLRUN=$BUILD/guest-lib/preload/ivlink-run
