@@ -449,8 +449,8 @@ static unsigned read_channels(const struct ivl_region *rg, const struct peer_inf
 static void json_str(const char *s);
 
 static const char *const fb_names[] = {
-    "none",	"no-region", "no-listener", "peer-no-shim", "region-full", "timeout", "declined",
-    "option",	"rules",     "peer-gone",   "withdrawn",    "proto",	   "internal",
+    "none",   "no-region", "no-listener", "peer-no-shim", "region-full", "timeout",  "declined",
+    "option", "rules",	   "peer-gone",	  "withdrawn",	  "proto",	 "internal",
 };
 
 static const char *fb_name(uint32_t r)
@@ -460,8 +460,8 @@ static const char *fb_name(uint32_t r)
 
 static const char *shim_kind_name(uint32_t k)
 {
-	static const char *const n[] = {"none", "listen", "proposal", "accept", "decline",
-					"fallback"};
+	static const char *const n[] = {"none",	  "listen",  "proposal",
+					"accept", "decline", "fallback"};
 
 	return k < 6 ? n[k] : "invalid";
 }
@@ -539,7 +539,9 @@ static unsigned read_shim_socks(const struct ivl_region *rg, const struct peer_i
 
 static const char *half_state_name(uint32_t st)
 {
-	return st == IVL_CHAN_LISTEN ? "listen" : st == IVL_CHAN_NOTE ? "note" : chan_state_name(st);
+	return st == IVL_CHAN_LISTEN ? "listen"
+	       : st == IVL_CHAN_NOTE ? "note"
+				     : chan_state_name(st);
 }
 
 static void json_shim(const struct ivl_region *rg, const struct peer_info *pi,
@@ -575,8 +577,9 @@ static void json_shim(const struct ivl_region *rg, const struct peer_info *pi,
 
 		shim_addr(la, sizeof(la), x->h.shim.family, x->h.shim.laddr, x->h.shim.lport);
 		shim_addr(ra, sizeof(ra), x->h.shim.family, x->h.shim.raddr, x->h.shim.rport);
-		printf("%s{\"peer\":%u,\"slot\":%u,\"state\":\"%s\",\"kind\":\"%s\",\"name\":", i ? "," : "",
-		       x->peer, x->slot, half_state_name(x->state), shim_kind_name(x->h.shim.kind));
+		printf("%s{\"peer\":%u,\"slot\":%u,\"state\":\"%s\",\"kind\":\"%s\",\"name\":",
+		       i ? "," : "", x->peer, x->slot, half_state_name(x->state),
+		       shim_kind_name(x->h.shim.kind));
 		json_str(x->name);
 		printf(",\"rdv\":\"%s\",\"reason\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
 		       "\"remote_peer\":%d,\"procs\":%u,\"pid\":%u}",
@@ -601,9 +604,10 @@ static void text_shim(const struct ivl_region *rg, const struct peer_info *pi,
 		if (!any)
 			printf("\nSOCKET SHIM\n");
 		any = 1;
-		printf("peer %u: %" PRIu64 " accelerated, %" PRIu64 " fallbacks, ring bytes tx %" PRIu64
-		       " rx %" PRIu64 ", %u listeners",
-		       id, sh->accelerated, sh->fallbacks, sh->tx_bytes, sh->rx_bytes, sh->listeners);
+		printf("peer %u: %" PRIu64 " accelerated, %" PRIu64
+		       " fallbacks, ring bytes tx %" PRIu64 " rx %" PRIu64 ", %u listeners",
+		       id, sh->accelerated, sh->fallbacks, sh->tx_bytes, sh->rx_bytes,
+		       sh->listeners);
 		for (uint32_t r = 1; r < IVL_FB_REASONS; r++)
 			if (sh->by_reason[r])
 				printf(" %s=%u", fb_name(r), sh->by_reason[r]);
@@ -624,8 +628,8 @@ static void text_shim(const struct ivl_region *rg, const struct peer_info *pi,
 		else
 			printf("  %u:%-3u %-9s %s -> %s  %s%s%s (pid %u)\n", x->peer, x->slot,
 			       shim_kind_name(x->h.shim.kind), la, ra, half_state_name(x->state),
-			       x->h.shim.rdv ? " " : "", x->h.shim.rdv ? rdv_name(x->h.shim.rdv) : "",
-			       x->h.shim.owner_pid);
+			       x->h.shim.rdv ? " " : "",
+			       x->h.shim.rdv ? rdv_name(x->h.shim.rdv) : "", x->h.shim.owner_pid);
 		if (x->h.shim.reason)
 			printf("          reason: %s\n", fb_name(x->h.shim.reason));
 	}

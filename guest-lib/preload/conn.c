@@ -18,8 +18,8 @@
 #include <ivlink/region.h>
 
 #define INHERITED_SLICE_NS 2000000LL /* fork-shared vectors: poll this often */
-#define PENDING_SLICE_NS 5000000LL
-#define TCP_PROBE_NS 50000000LL
+#define PENDING_SLICE_NS   5000000LL
+#define TCP_PROBE_NS	   50000000LL
 
 /* ------------------------------------------------------------ addresses */
 
@@ -327,8 +327,8 @@ static int local_addrs(int fam, uint8_t out[][16], unsigned max)
 		uint8_t a[16];
 		uint16_t p;
 
-		if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
-				     i->ifa_addr->sa_family != AF_INET6))
+		if (!i->ifa_addr ||
+		    (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
 			continue;
 		if (sa_parse(i->ifa_addr,
 			     i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
@@ -648,8 +648,8 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	sh.owner_pid = (uint32_t)getpid();
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
 	rc = room_for_channel(rg_of(c), self_of(c))
-		     ? ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh)
-		     : -ENOSPC;
+		 ? ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh)
+		 : -ENOSPC;
 	if (rc == -ENOMEM) {
 		/* Closed halves are freed lazily, once their remote closed
 		 * too: collect them now and try once more. */
@@ -721,8 +721,8 @@ int shim_connecting_check(struct shim_conn *c, int consumed_error)
 	st = get_state(c);
 	if (st != SS_CONNECTING)
 		goto out;
-	if (!consumed_error && (REAL(poll)(&pfd, 1, 0) <= 0 ||
-				!(pfd.revents & (POLLOUT | POLLERR | POLLHUP))))
+	if (!consumed_error &&
+	    (REAL(poll)(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLOUT | POLLERR | POLLHUP))))
 		goto out;
 	if (peer_name(c->fd, &f, a, &port) == 0) {
 		c->deadline_ns = shim_now_ns() + shim_cfg.accept_timeout_ns;
@@ -795,8 +795,7 @@ static int replay_tx(struct shim_conn *c)
 		rc = tcp_write_all(c->fd, r->data + off, n);
 		pos += n;
 	}
-	SHIM_DBG("fd %d: replayed %llu bytes over TCP", c->fd,
-		 (unsigned long long)(tail - head));
+	SHIM_DBG("fd %d: replayed %llu bytes over TCP", c->fd, (unsigned long long)(tail - head));
 	return rc;
 }
 
@@ -867,8 +866,8 @@ static void do_fallback(struct shim_conn *c, uint32_t reason)
 	set_state(c, SS_FALLBACK);
 	poke(c->sep, c->remote);
 	addr_str(c->family, c->raddr, c->rport, ds, sizeof(ds));
-	SHIM_DBG("fd %d: %s with %s: fell back to TCP (%s)", c->fd, c->is_server ? "accepted" :
-		 "connection", ds, shim_reason_name(reason));
+	SHIM_DBG("fd %d: %s with %s: fell back to TCP (%s)", c->fd,
+		 c->is_server ? "accepted" : "connection", ds, shim_reason_name(reason));
 }
 
 static void count_accel(struct shim_conn *c)
@@ -935,9 +934,9 @@ static void cli_progress(struct shim_conn *c)
 		}
 		data = ivl_region_ptr(rg, m.remote_tx_data_off, m.remote_tx_size);
 		notifier(&c->rx, &n);
-		if (!data || ivl_ring_init_consumer(&c->rx.ring, &theirs->tx_prod, &mine->rx_cons,
-						    data, m.remote_tx_size, IVL_MODE_STREAM, 0,
-						    &n) < 0) {
+		if (!data ||
+		    ivl_ring_init_consumer(&c->rx.ring, &theirs->tx_prod, &mine->rx_cons, data,
+					   m.remote_tx_size, IVL_MODE_STREAM, 0, &n) < 0) {
 			cli_withdraw(c, IVL_FB_PROTO);
 			return;
 		}
@@ -1074,8 +1073,9 @@ static int find_proposal(struct shim_ep *sep, int fam, const uint8_t *caddr, uin
 			    (int)sh.family == fam && sh.lport == cport && sh.rport == sport &&
 			    !memcmp(sh.laddr, caddr, alen) && !memcmp(sh.raddr, saddr, alen))
 				return -ESTALE;
-			if (st != IVL_CHAN_OFFERED || sh.kind != IVL_SHIM_PROPOSAL || remote != self || epoch != pv.epoch ||
-			    (int)sh.family != fam || sh.lport != cport || sh.rport != sport ||
+			if (st != IVL_CHAN_OFFERED || sh.kind != IVL_SHIM_PROPOSAL ||
+			    remote != self || epoch != pv.epoch || (int)sh.family != fam ||
+			    sh.lport != cport || sh.rport != sport ||
 			    memcmp(sh.laddr, caddr, alen) || memcmp(sh.raddr, saddr, alen))
 				continue;
 			out->name[IVL_NAME_MAX - 1] = '\0';
@@ -1117,8 +1117,8 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	void *txd, *rxd;
 	int64_t until;
 
-	if (!sep || local_name(nfd, &fam, la, &lport) < 0 || peer_name(nfd, &fam2, ra, &rport) < 0 ||
-	    fam != fam2)
+	if (!sep || local_name(nfd, &fam, la, &lport) < 0 ||
+	    peer_name(nfd, &fam2, ra, &rport) < 0 || fam != fam2)
 		return 0;
 	rc = find_proposal(sep, fam, ra, rport, la, lport, &pr);
 	if (rc < 0) {
@@ -1168,8 +1168,8 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	sh.owner_pid = (uint32_t)getpid();
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
 	rc = room_for_channel(rg_of(c), self_of(c))
-		     ? ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh)
-		     : -ENOSPC;
+		 ? ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh)
+		 : -ENOSPC;
 	if (rc == -ENOMEM) {
 		ivl_ctab_gc(rg_of(c), self_of(c));
 		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);

@@ -127,9 +127,9 @@ static void lib_log(void *ctx, enum ivl_log_level level, const char *msg)
 const char *shim_reason_name(uint32_t r)
 {
 	static const char *const n[] = {
-	    "none",	     "no-region",   "no-listener", "peer-no-shim", "region-full",
-	    "timeout",	     "declined",    "option",	   "rules",	   "peer-gone",
-	    "withdrawn",     "proto",	    "internal",
+	    "none",	 "no-region", "no-listener", "peer-no-shim", "region-full",
+	    "timeout",	 "declined",  "option",	     "rules",	     "peer-gone",
+	    "withdrawn", "proto",     "internal",
 	};
 
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
@@ -268,7 +268,8 @@ int shim_rules_allow(int role, int family, const uint8_t *addr, uint16_t port)
 			continue;
 		if (port < r->port_lo || port > r->port_hi)
 			continue;
-		if (r->prefix >= 0 && (r->family != family || !prefix_match(r->addr, addr, r->prefix)))
+		if (r->prefix >= 0 &&
+		    (r->family != family || !prefix_match(r->addr, addr, r->prefix)))
 			continue;
 		return r->include;
 	}
@@ -479,8 +480,7 @@ struct shim_ep *shim_ep_get(void)
 	if (sep || shim_now_ns() < g_attach_retry_ns)
 		goto out;
 	memset(&o, 0, sizeof(o));
-	snprintf(name, sizeof(name), "shim:%.18s:%d", program_invocation_short_name,
-		 (int)getpid());
+	snprintf(name, sizeof(name), "shim:%.18s:%d", program_invocation_short_name, (int)getpid());
 	o.uri = shim_cfg.endpoint;
 	o.name = name;
 	o.spin_ns = shim_cfg.spin_ns > 0 ? shim_cfg.spin_ns : -1;
@@ -624,8 +624,7 @@ void shim_fork_parent(int failed)
 
 			if (!c->sep || c->slot == IVL_SLOT_NONE)
 				continue;
-			h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep),
-					    c->slot);
+			h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep), c->slot);
 			if (h)
 				__atomic_fetch_sub(&h->shim.procs, 1, __ATOMIC_ACQ_REL);
 		}

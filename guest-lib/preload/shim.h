@@ -130,16 +130,17 @@ struct shim_real {
 
 extern struct shim_real shim_real;
 void shim_resolve(void);
-#define REAL(fn) (__builtin_expect(shim_real.fn != NULL, 1) ? shim_real.fn : (shim_resolve(), shim_real.fn))
+#define REAL(fn)                                                                                   \
+	(__builtin_expect(shim_real.fn != NULL, 1) ? shim_real.fn : (shim_resolve(), shim_real.fn))
 
 /* ------------------------------------------------------------ config, log */
 
 struct shim_rule {
-	int include;	/* 1 include, 0 exclude */
-	int role;	/* 0 any, 1 client (destination), 2 server (local) */
-	int family;	/* 0 any, AF_INET, AF_INET6 */
+	int include; /* 1 include, 0 exclude */
+	int role;    /* 0 any, 1 client (destination), 2 server (local) */
+	int family;  /* 0 any, AF_INET, AF_INET6 */
 	uint8_t addr[16];
-	int prefix;	/* bits; -1: any address */
+	int prefix;		   /* bits; -1: any address */
 	uint16_t port_lo, port_hi; /* host order; 0..65535 = any */
 };
 
@@ -216,15 +217,15 @@ struct shim_reg {
 	struct shim_epoll *e;
 	int fd; /* the app's fd number */
 	struct epoll_event ev;
-	int target; /* fd registered in the kernel: fd, or the readiness fd */
+	int target;	/* fd registered in the kernel: fd, or the readiness fd */
 	int hidden_tcp; /* the TCP watch is registered */
 };
 
 struct shim_epoll {
 	struct shim_obj o;
 	int epfd;
-	int hidden_ep;	/* endpoint fds registered (count of shim_ep) */
-	int nested;	/* holds an epoll fd that holds shimmed fds */
+	int hidden_ep; /* endpoint fds registered (count of shim_ep) */
+	int nested;    /* holds an epoll fd that holds shimmed fds */
 	struct shim_reg *regs;
 };
 
@@ -238,7 +239,7 @@ struct shim_conn {
 	int nonblock;
 	int is_server;
 	int opt_unsupported;
-	int inherited;	/* came over fork: short sleeps (shared vectors) */
+	int inherited; /* came over fork: short sleeps (shared vectors) */
 	uint32_t reason;
 	int64_t rcvtimeo_ns, sndtimeo_ns; /* < 0: none */
 
@@ -249,7 +250,7 @@ struct shim_conn {
 	uint32_t rx_vector, remote_rx_vector;
 	int kick_open;
 	struct ivl__kick kick;
-	int64_t deadline_ns; /* CLI_PENDING: withdraw after */
+	int64_t deadline_ns;		 /* CLI_PENDING: withdraw after */
 	struct ivl_ring_cons dummy_cons; /* tx consumer block until matched */
 	struct shim_dir tx, rx;
 	char name[IVL_NAME_MAX];
@@ -262,10 +263,10 @@ struct shim_conn {
 
 	/* Readiness fd (epoll): rfd is registered in the app's sets. */
 	int rfd, cfd;
-	int r_bytes;	   /* bytes queued to rfd (readable while > 0) */
-	int w_full;	   /* rfd's send buffer filled (not writable) */
-	int r_hup;	   /* cfd shut down (EOF/reset shown) */
-	uint64_t r_mark;   /* rx tail when the last edge was made */
+	int r_bytes;	 /* bytes queued to rfd (readable while > 0) */
+	int w_full;	 /* rfd's send buffer filled (not writable) */
+	int r_hup;	 /* cfd shut down (EOF/reset shown) */
+	uint64_t r_mark; /* rx tail when the last edge was made */
 	struct shim_reg *regs;
 	struct shim_conn *next_active, *prev_active;
 	int on_active;
@@ -290,12 +291,12 @@ static inline struct shim_epoll *shim_epoll_of(struct shim_obj *o)
 }
 
 /* Endpoints (core.c). */
-struct shim_ep *shim_ep_get(void);	    /* own endpoint, attaching lazily */
-struct shim_ep *shim_ep_own(void);	    /* own endpoint or NULL, never attaches */
-int shim_ep_fds(int *fds, int max);	    /* endpoint fds to wait on */
-void shim_ep_process_all(void);		    /* drain doorbells, sync all */
-extern pthread_mutex_t shim_active_lock;    /* the active list */
-extern struct shim_conn *shim_active;	    /* pending/accelerated conns */
+struct shim_ep *shim_ep_get(void);	 /* own endpoint, attaching lazily */
+struct shim_ep *shim_ep_own(void);	 /* own endpoint or NULL, never attaches */
+int shim_ep_fds(int *fds, int max);	 /* endpoint fds to wait on */
+void shim_ep_process_all(void);		 /* drain doorbells, sync all */
+extern pthread_mutex_t shim_active_lock; /* the active list */
+extern struct shim_conn *shim_active;	 /* pending/accelerated conns */
 void shim_active_add(struct shim_conn *c);
 void shim_active_del(struct shim_conn *c);
 int64_t shim_now_ns(void);

@@ -13,7 +13,7 @@
 
 #include <ivlink/region.h>
 
-#define MAX_EPS 8
+#define MAX_EPS		   8
 #define INHERITED_SLICE_MS 2
 
 pthread_mutex_t shim_reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -72,9 +72,8 @@ void shim_sync(struct shim_conn *c)
 	if (rd) {
 		/* The producer's tail itself: the handle's cached tail is
 		 * only refreshed when the ring looks empty. */
-		uint64_t tail = st == SS_ACCEL ? __atomic_load_n(&c->rx.ring.prod->tail,
-								 __ATOMIC_ACQUIRE)
-					       : 0;
+		uint64_t tail =
+		    st == SS_ACCEL ? __atomic_load_n(&c->rx.ring.prod->tail, __ATOMIC_ACQUIRE) : 0;
 
 		/* A byte per new ring event: each is a new edge for EPOLLET. */
 		if (!c->r_bytes || tail != c->r_mark) {
@@ -251,7 +250,8 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		rc = REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
 		/* An epoll set that holds shimmed fds, nested in another: the
 		 * outer one must wake on the doorbells too. */
-		if (rc == 0 && op == EPOLL_CTL_ADD && inner && (inner->hidden_ep || inner->nested)) {
+		if (rc == 0 && op == EPOLL_CTL_ADD && inner &&
+		    (inner->hidden_ep || inner->nested)) {
 			e = epoll_obj(epfd, 1);
 			if (e) {
 				pthread_mutex_lock(&shim_reg_lock);
@@ -406,7 +406,8 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready, int 
 
 		/* Pending decisions are made here too when their deadline
 		 * passed, even for callers that never sleep (timeout 0). */
-		if (st == SS_CONNECTING || ((st == SS_CLI_PENDING || st == SS_SRV_PENDING) && sync) ||
+		if (st == SS_CONNECTING ||
+		    ((st == SS_CLI_PENDING || st == SS_SRV_PENDING) && sync) ||
 		    (st == SS_CLI_PENDING && shim_now_ns() >= c->deadline_ns)) {
 			shim_progress(c);
 			st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
@@ -580,8 +581,8 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 				shim_connecting_check(c, 0), st = c->state;
 			ps[i].st = st;
 			if (c && (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING)) {
-				fds[i].revents = (short)shim_conn_revents(c, (unsigned)fds[i].events,
-									  armed);
+				fds[i].revents =
+				    (short)shim_conn_revents(c, (unsigned)fds[i].events, armed);
 				if (c->inherited && next > shim_now_ns() + 2000000LL)
 					next = shim_now_ns() + 2000000LL;
 			} else {
@@ -652,10 +653,11 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			for (nfds_t i = 0; i < nfds; i++) {
 				struct shim_conn *c = ps[i].c;
 
-				if (c && kf[k].fd == c->fd && (kf[k].revents & (POLLRDHUP | POLLHUP |
-										 POLLERR))) {
+				if (c && kf[k].fd == c->fd &&
+				    (kf[k].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
 					char b;
-					ssize_t r = REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+					ssize_t r =
+					    REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 
 					if (r == 0)
 						c->tcp_hup = 1;

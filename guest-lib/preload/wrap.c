@@ -432,8 +432,8 @@ SHIM_API ssize_t sendfile64(int out, int in, off_t *off, size_t count)
 
 SHIM_API int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-	return (int)ret_errno(shim_poll(fds, n, timeout < 0 ? -1 : (int64_t)timeout * 1000000LL,
-					NULL));
+	return (int)ret_errno(
+	    shim_poll(fds, n, timeout < 0 ? -1 : (int64_t)timeout * 1000000LL, NULL));
 }
 
 SHIM_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
@@ -473,8 +473,7 @@ static int sets_have_shim(int n, fd_set *r, fd_set *w, fd_set *x)
 	return 0;
 }
 
-static int select_common(int n, fd_set *r, fd_set *w, fd_set *x, int64_t t,
-			 const sigset_t *mask)
+static int select_common(int n, fd_set *r, fd_set *w, fd_set *x, int64_t t, const sigset_t *mask)
 {
 	struct pollfd pf[FD_SETSIZE];
 	int k = 0, count = 0, rc;
@@ -533,9 +532,8 @@ SHIM_API int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 {
 	if (!sets_have_shim(n, r, w, x))
 		return REAL(select)(n, r, w, x, tv);
-	return select_common(n, r, w, x,
-			     tv ? (int64_t)tv->tv_sec * 1000000000LL + tv->tv_usec * 1000LL : -1,
-			     NULL);
+	return select_common(
+	    n, r, w, x, tv ? (int64_t)tv->tv_sec * 1000000000LL + tv->tv_usec * 1000LL : -1, NULL);
 }
 
 SHIM_API int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec *ts,
@@ -715,7 +713,8 @@ SHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t 
 	struct shim_conn *c;
 
 	if (rc == 0 && (c = any_conn(fd))) {
-		if (level == IPPROTO_TCP && (name == TCP_FASTOPEN || name == TCP_FASTOPEN_CONNECT)) {
+		if (level == IPPROTO_TCP &&
+		    (name == TCP_FASTOPEN || name == TCP_FASTOPEN_CONNECT)) {
 			c->opt_unsupported = 1;
 		} else if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
 			   len >= sizeof(struct timeval)) {

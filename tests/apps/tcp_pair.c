@@ -113,7 +113,8 @@ static int server(int port, int delay_ms)
 	while ((n = read(s, buf, sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i < n; i++) {
 			if ((uint8_t)buf[i] != byte_at(total + (uint64_t)i)) {
-				fprintf(stderr, "byte %llu differs\n", (unsigned long long)(total + i));
+				fprintf(stderr, "byte %llu differs\n",
+					(unsigned long long)(total + i));
 				return 1;
 			}
 			cks = (cks ^ (uint8_t)buf[i]) * 1099511628211ULL;
