@@ -53,11 +53,12 @@ static const char usage_text[] =
     "    refused (its connection is closed before it receives anything).\n"
     "\n"
     "    A named region (-m/-M/--shm) outlives the daemon. When ivlinkd starts and\n"
-    "    finds it with a valid header of the same size, vectors and max peers, it\n"
-    "    re-attaches instead of wiping it: the header's daemon generation is\n"
-    "    bumped and the data kept. Table entries left UP by a daemon that died\n"
-    "    (not shut down cleanly) are kept as they are, and their ids are not\n"
-    "    handed out again, until a restart with --reclaim-stale marks them GONE.\n"
+    "    finds it with a valid header of the same size, vectors, max peers and\n"
+    "    channel slots, it re-attaches instead of wiping it: the header's daemon\n"
+    "    generation is bumped and the data kept. Table entries left UP by a\n"
+    "    daemon that died (not shut down cleanly) are kept as they are, and their\n"
+    "    ids are not handed out again, until a restart with --reclaim-stale marks\n"
+    "    them GONE.\n"
     "    A region of another geometry is refused unless --force-format.\n"
     "\n"
     "    A status socket (default SOCKET.ctl) serves ivlinkctl(1): it replies with\n"
@@ -80,6 +81,12 @@ static const char usage_text[] =
     "        --name NAME       region name in the header (default: the shm name, or\n"
     "                          \"ivlink\")\n"
     "        --max-peers N     peer ids 0..N-1, 1..%u (default 8)\n"
+    "        --chan-slots N    channel halves in each peer's section, 1..%u\n"
+    "                          (default 64; 512 bytes each). Every native channel\n"
+    "                          end, and under the socket shim every connection,\n"
+    "                          listening socket and fallback note, takes one; a\n"
+    "                          process with 1,000 shimmed connections needs more\n"
+    "                          than 1024. Part of the region's geometry.\n"
     "        --max-queue N     messages queued to one client before it is dropped\n"
     "                          (default %u; raised to fit one handshake)\n"
     "    -F, --foreground      do not daemonize (default: double fork, setsid,\n"
@@ -225,6 +232,7 @@ enum {
 	OPT_HUGETLB = 256,
 	OPT_MAX_PEERS,
 	OPT_MAX_QUEUE,
+	OPT_CHAN_SLOTS,
 	OPT_LOG,
 	OPT_LOG_LEVEL,
 	OPT_ALLOW_UID,
@@ -245,6 +253,7 @@ static const struct option long_opts[] = {
     {"hugetlb", required_argument, NULL, OPT_HUGETLB},
     {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
     {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+    {"chan-slots", required_argument, NULL, OPT_CHAN_SLOTS},
     {"foreground", no_argument, NULL, 'F'},
     {"pidfile", required_argument, NULL, 'p'},
     {"verbose", no_argument, NULL, 'v'},
@@ -309,6 +318,10 @@ static void parse_args(struct args *a, int argc, char **argv)
 			break;
 		case OPT_MAX_PEERS:
 			a->cfg.max_peers = parse_u32("--max-peers", optarg, 1, IVL_PEERS_LIMIT);
+			break;
+		case OPT_CHAN_SLOTS:
+			a->cfg.chan_slots =
+			    parse_u32("--chan-slots", optarg, 1, IVL_CHAN_SLOTS_LIMIT);
 			break;
 		case OPT_MAX_QUEUE:
 			a->cfg.queue_limit = parse_u32("--max-queue", optarg, 1, 1u << 24);
@@ -380,7 +393,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 			break;
 		case 'h':
 			printf(usage_text, IVL_LAYOUT_VERSION, IVL_VECTORS_LIMIT, IVL_PEERS_LIMIT,
-			       IVL_SERVER_QUEUE_DEFAULT);
+			       IVL_CHAN_SLOTS_LIMIT, IVL_SERVER_QUEUE_DEFAULT);
 			exit(0);
 		case OPT_VERSION:
 			printf("ivlinkd " IVL_VERSION " (region layout v%u)\n", IVL_LAYOUT_VERSION);

@@ -246,6 +246,7 @@ void ivl_server_config_default(struct ivl_server_config *cfg)
 	cfg->size = 64ull << 20;
 	cfg->n_vectors = 8;
 	cfg->max_peers = 8;
+	cfg->chan_slots = 64;
 	cfg->queue_limit = IVL_SERVER_QUEUE_DEFAULT;
 	cfg->socket_mode = 0600;
 }
@@ -290,6 +291,11 @@ int ivl_server_init(struct ivl_server **out, const struct ivl_server_config *cfg
 	}
 	if (cfg->max_peers < 1 || cfg->max_peers > IVL_PEERS_LIMIT) {
 		slog(s, IVL_LOG_ERROR, "max peers must be 1..%u", IVL_PEERS_LIMIT);
+		err = -EINVAL;
+		goto fail;
+	}
+	if (cfg->chan_slots < 1 || cfg->chan_slots > IVL_CHAN_SLOTS_LIMIT) {
+		slog(s, IVL_LOG_ERROR, "channel slots must be 1..%u", IVL_CHAN_SLOTS_LIMIT);
 		err = -EINVAL;
 		goto fail;
 	}
@@ -386,12 +392,14 @@ static int format_region(struct ivl_server *s)
 	p.size = s->cfg.size;
 	p.max_peers = s->cfg.max_peers;
 	p.n_vectors = s->cfg.n_vectors;
+	p.chan_slots = s->cfg.chan_slots;
 	p.name = s->region_name;
 	rc = ivl_region_format(s->base, s->cfg.size, &p);
 	if (rc < 0) {
 		slog(s, IVL_LOG_ERROR,
-		     "cannot format a %" PRIu64 "-byte region for %u peers: too small", s->cfg.size,
-		     s->cfg.max_peers);
+		     "cannot format a %" PRIu64 "-byte region for %u peers with %u channel slots: "
+		     "too small",
+		     s->cfg.size, s->cfg.max_peers, s->cfg.chan_slots);
 		return rc;
 	}
 	/* The daemon owns these header fields; format() leaves them zero. */
@@ -404,9 +412,6 @@ static int format_region(struct ivl_server *s)
 static int same_geometry(struct ivl_server *s, const struct ivl_region_hdr *h, char *why,
 			 size_t len)
 {
-	struct ivl_region_params p;
-
-	ivl_region_params_default(&p);
 	if (h->region_size != s->cfg.size)
 		snprintf(why, len, "size %" PRIu64 " (asked %" PRIu64 ")", h->region_size,
 			 s->cfg.size);
@@ -414,8 +419,8 @@ static int same_geometry(struct ivl_server *s, const struct ivl_region_hdr *h, c
 		snprintf(why, len, "max peers %u (asked %u)", h->max_peers, s->cfg.max_peers);
 	else if (h->n_vectors != s->cfg.n_vectors)
 		snprintf(why, len, "vectors %u (asked %u)", h->n_vectors, s->cfg.n_vectors);
-	else if (h->chan_slots != p.chan_slots)
-		snprintf(why, len, "channel slots %u (expected %u)", h->chan_slots, p.chan_slots);
+	else if (h->chan_slots != s->cfg.chan_slots)
+		snprintf(why, len, "channel slots %u (asked %u)", h->chan_slots, s->cfg.chan_slots);
 	else
 		return 1;
 	return 0;

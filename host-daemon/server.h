@@ -62,6 +62,7 @@ struct ivl_server_config {
 	uint64_t size;		 /* power of two >= 1 MiB */
 	uint32_t n_vectors;	 /* 1..IVL_VECTORS_LIMIT */
 	uint32_t max_peers;	 /* 1..IVL_PEERS_LIMIT */
+	uint32_t chan_slots;	 /* channel halves per section, 1..IVL_CHAN_SLOTS_LIMIT */
 	uint32_t queue_limit;	 /* messages per client before it is dropped */
 	mode_t socket_mode;	 /* both sockets; the shm file gets mode & 0666 */
 	uid_t allow_uid[IVL_SERVER_ALLOW_MAX];
@@ -76,7 +77,8 @@ struct ivl_server_config {
 
 struct ivl_server;
 
-/* Fills defaults: 64 MiB, 8 vectors, 8 peers, mode 0600, memfd. */
+/* Fills defaults: 64 MiB, 8 vectors, 8 peers, 64 channel slots, mode 0600,
+ * memfd. */
 void ivl_server_config_default(struct ivl_server_config *cfg);
 
 /*

@@ -156,8 +156,13 @@ int main(void)
 
 		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
 	}
+	{
+		const char *const more[] = {"--chan-slots", "128", NULL};
+
+		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
+	}
 	h = read_hdr();
-	DT_CHECK(h.daemon_gen == 4 && h.n_vectors == NVEC);
+	DT_CHECK(h.daemon_gen == 4 && h.n_vectors == NVEC && h.chan_slots == 64);
 	{
 		const char *const more[] = {"-n", "4", "--force-format", NULL};
 
@@ -166,6 +171,40 @@ int main(void)
 	DT_CHECK(d > 0);
 	h = read_hdr();
 	DT_CHECK(h.daemon_gen == 1 && h.n_vectors == 4);
+	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	/* --chan-slots is a format parameter: a wiped region gets it, and a
+	 * restart with the same value re-attaches. */
+	{
+		const char *const more[] = {"-n",	    "4",    "--max-peers",    "1",
+					    "--chan-slots", "2048", "--force-format", NULL};
+
+		d = start(dt_path("sock"), more, NULL);
+	}
+	DT_CHECK(d > 0);
+	h = read_hdr();
+	DT_CHECK(h.daemon_gen == 1 && h.chan_slots == 2048);
+	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	{
+		const char *const more[] = {"-n",	    "4",    "--max-peers", "1",
+					    "--chan-slots", "2048", NULL};
+
+		d = start(dt_path("sock"), more, NULL);
+	}
+	DT_CHECK(d > 0);
+	h = read_hdr();
+	DT_CHECK(h.daemon_gen == 2 && h.chan_slots == 2048);
+	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	{
+		const char *const more[] = {"-n", "4", NULL};
+
+		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
+	}
+	{
+		const char *const more[] = {"-n", "4", "--force-format", NULL};
+
+		d = start(dt_path("sock"), more, NULL);
+	}
+	DT_CHECK(d > 0);
 	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
 
 	/* Daemon mode: the foreground process exits 0 once the daemon runs

@@ -197,7 +197,7 @@ static void test_format_rejects(void)
 	CHECK_EQ(ivl_region_format(buf, p.size, &q), -EINVAL);
 	q = p, q.chan_slots = IVL_CHAN_SLOTS_LIMIT + 1;
 	CHECK_EQ(ivl_region_format(buf, p.size, &q), -EINVAL);
-	/* 64 peers with 1024 slots each (512 KiB of table) do not fit in 2 MiB. */
+	/* 64 peers with 4096 slots each (2 MiB of table) do not fit in 2 MiB. */
 	q = p, q.max_peers = IVL_PEERS_LIMIT, q.chan_slots = IVL_CHAN_SLOTS_LIMIT;
 	CHECK_EQ(ivl_region_format(buf, p.size, &q), -EINVAL);
 	/* The smallest legal region still gives every peer a heap page. */
