@@ -836,6 +836,7 @@ static void release_half(struct shim_conn *c)
 	ivl_ctab_close(rg_of(c), self_of(c), c->slot);
 	ivl_ctab_gc(rg_of(c), self_of(c));
 	c->slot = IVL_SLOT_NONE;
+	__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -1685,6 +1686,7 @@ static void accel_release(struct shim_conn *c)
 	pthread_mutex_unlock(&c->rx.lock);
 	ivl_ctab_close(rg_of(c), self_of(c), c->slot);
 	ivl_ctab_gc(rg_of(c), self_of(c));
+	__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
 }
 
 void shim_conn_last_close(struct shim_conn *c, int at_exit)

@@ -580,6 +580,34 @@ static int active_snapshot(struct shim_conn ***out)
 	return n;
 }
 
+int shim_gc_pending;
+static int64_t gc_last_ns;
+
+void shim_gc_deferred(void)
+{
+	int64_t now;
+	int left = 0;
+
+	if (!__atomic_load_n(&shim_gc_pending, __ATOMIC_RELAXED))
+		return;
+	now = shim_now_ns();
+	if (now - __atomic_load_n(&gc_last_ns, __ATOMIC_RELAXED) < 50000000LL)
+		return;
+	__atomic_store_n(&gc_last_ns, now, __ATOMIC_RELAXED);
+	__atomic_store_n(&shim_gc_pending, 0, __ATOMIC_RELAXED);
+	for (struct shim_ep *s = __atomic_load_n(&g_eps, __ATOMIC_ACQUIRE); s; s = s->next) {
+		const struct ivl_region *rg = &s->ep->rg;
+		uint32_t self = ivl_endpoint_id(s->ep);
+
+		ivl_ctab_gc(rg, self);
+		for (uint32_t i = 0; i < rg->hdr.chan_slots && !left; i++)
+			left = __atomic_load_n(&ivl_region_chan(rg, self, i)->state,
+					       __ATOMIC_RELAXED) == IVL_CHAN_CLOSED;
+	}
+	if (left)
+		__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
+}
+
 void shim_ep_process_all(void)
 {
 	struct shim_conn **v;

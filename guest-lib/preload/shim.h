@@ -324,6 +324,13 @@ void shim_exit_linger(void);
 char **shim_exec_env(char *const envp[]);
 #define SHIM_PASS (-100000) /* shim_sendv/recvv/shutdown: use the real call */
 void shim_count_fallback(struct shim_ep *sep, uint32_t reason);
+/* Set when a half was closed while its remote may still read it: such a
+ * half is freed by a later ivl_ctab_gc(), which shim_gc_deferred() runs
+ * from poll/select/epoll_wait (at most every 50 ms) until none is left:
+ * otherwise a program that stops opening and closing connections would
+ * keep the ring pages of the halves it closed first. */
+extern int shim_gc_pending;
+void shim_gc_deferred(void);
 
 /* Readiness (wait.c). */
 void shim_sync(struct shim_conn *c);
