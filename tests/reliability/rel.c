@@ -310,6 +310,11 @@ int rel_wait(pid_t pid, unsigned timeout_ms)
 	return 128 + WTERMSIG(st);
 }
 
+void rel_track_pid(pid_t pid)
+{
+	remember(pid);
+}
+
 void rel_kill9(pid_t pid)
 {
 	kill(pid, SIGKILL);

@@ -85,6 +85,9 @@ pid_t rel_exec(char *const *argv);
 int rel_wait(pid_t pid, unsigned timeout_ms);
 /* SIGKILL to a tracked child and reap it. */
 void rel_kill9(pid_t pid);
+/* Tracks a child forked elsewhere (killed at exit unless reaped by
+ * rel_wait() or rel_kill9()). */
+void rel_track_pid(pid_t pid);
 
 int64_t rel_now_ns(void);
 int rel_fd_count(pid_t pid);
