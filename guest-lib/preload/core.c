@@ -608,6 +608,26 @@ void shim_gc_deferred(void)
 		__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * Called at every poll/select/epoll_wait. A process whose sockets are all
+ * plain or fell back (a server of non-shim clients, say) never waits on its
+ * endpoint, so it would never read the daemon's join/leave messages: the
+ * daemon drops a client that lets 4096 of them queue up, and the process
+ * leaves the region. Drain them here, at most every 50 ms.
+ */
+void shim_housekeeping(void)
+{
+	static int64_t last_ns;
+	int64_t now = shim_now_ns();
+
+	shim_gc_deferred();
+	if (now - __atomic_load_n(&last_ns, __ATOMIC_RELAXED) < 50000000LL)
+		return;
+	__atomic_store_n(&last_ns, now, __ATOMIC_RELAXED);
+	for (struct shim_ep *s = __atomic_load_n(&g_eps, __ATOMIC_ACQUIRE); s; s = s->next)
+		ivl_endpoint_process(s->ep);
+}
+
 void shim_ep_process_all(void)
 {
 	struct shim_conn **v;

@@ -331,6 +331,9 @@ void shim_count_fallback(struct shim_ep *sep, uint32_t reason);
  * keep the ring pages of the halves it closed first. */
 extern int shim_gc_pending;
 void shim_gc_deferred(void);
+/* shim_gc_deferred() and a drain of the daemon's messages (rate-limited):
+ * run at every poll/select/epoll_wait. */
+void shim_housekeeping(void);
 
 /* Readiness (wait.c). */
 void shim_sync(struct shim_conn *c);

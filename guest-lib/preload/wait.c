@@ -442,7 +442,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	int64_t start, deadline, spin_until;
 	int armed = 0, n;
 
-	shim_gc_deferred();
+	shim_housekeeping();
 	if (!e || (!e->regs && !e->nested)) {
 		shim_put(o);
 		n = mask ? REAL(epoll_pwait)(epfd, evs, max, timeout_ms, mask)
@@ -525,7 +525,7 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 	int any = 0, armed = 0, count = 0, nep;
 	int epfds[MAX_EPS];
 
-	shim_gc_deferred();
+	shim_housekeeping();
 	deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
 	spin_until = start + shim_cfg.spin_ns;
 	if (nfds > 64) {
