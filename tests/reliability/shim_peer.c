@@ -8,10 +8,11 @@
  * followed by len bytes of stream(seed); the server checks them and replies
  * with len bytes of stream(seed + 1), which the client checks.
  *
- *   shim_peer server PORT [-q]
+ *   shim_peer server PORT [-q] [-k]
  *       poll()-driven, non-blocking, any number of connections; runs until
  *       SIGTERM (exit 0 when nothing was wrong). Unless -q, prints one line
  *       per connection end: "END <errno or 0 (EOF)> <mid-message 0|1>".
+ *       -k: a bad request is reported and closes its connection only.
  *   shim_peer client PORT CONNS ROUNDS MAXSIZE SEED SECONDS [-s]
  *       batches of connections, all open at once, ROUNDS requests each of
  *       1..MAXSIZE bytes in flight concurrently, every reply checked; then
@@ -47,6 +48,10 @@
 #include <unistd.h>
 
 #define MAGIC 0x53504545u /* "SPEE" */
+/* The client gives up on a batch after this long ("BAD stall"): under a
+ * hostile peer that rewrites rings between victims, a victim without
+ * timeouts may wait for data that never comes. */
+#define STALL_MS 20000
 
 struct req {
 	uint32_t magic;
@@ -75,15 +80,21 @@ static void fill(uint64_t seed, uint64_t off, uint8_t *b, size_t n)
 		b[i] = byte_at(seed, off + i);
 }
 
-static void check(uint64_t seed, uint64_t off, const uint8_t *b, size_t n, const char *what)
+/* Server -k: a bad request closes its connection instead of exiting. */
+static int keep_going;
+
+static int check(uint64_t seed, uint64_t off, const uint8_t *b, size_t n, const char *what)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (b[i] != byte_at(seed, off + i)) {
 			printf("BAD %s: byte %llu of stream %llu\n", what,
 			       (unsigned long long)(off + i), (unsigned long long)seed);
-			exit(1);
+			if (!keep_going)
+				exit(1);
+			return -1;
 		}
 	}
+	return 0;
 }
 
 static int64_t now_ms(void)
@@ -190,12 +201,15 @@ static int server_step(struct conn *c, int quiet)
 				continue;
 			if (c->r.magic != MAGIC || c->r.len == 0 || c->r.len > (64u << 20)) {
 				printf("BAD header: magic %#x len %u\n", c->r.magic, c->r.len);
-				exit(1);
+				if (!keep_going)
+					exit(1);
+				return 0;
 			}
 			c->phase = 1;
 			c->off = 0;
 		} else if (c->phase == 1) {
-			check(c->r.seed, c->off, iobuf, (size_t)n, "request");
+			if (check(c->r.seed, c->off, iobuf, (size_t)n, "request") < 0)
+				return 0;
 			c->off += (uint64_t)n;
 			if (c->off == c->r.len)
 				c->phase = 2, c->off = 0;
@@ -376,6 +390,7 @@ static int run_client(int port, unsigned conns, unsigned rounds, unsigned maxsiz
 	struct pollfd *pf = calloc(conns, sizeof(*pf));
 	int64_t end = now_ms() + (int64_t)seconds * 1000;
 	uint64_t rng = seed, bytes = 0, total = 0;
+	int64_t batch_start;
 	char line[64];
 
 	if (!cs || !pf)
@@ -397,9 +412,15 @@ static int run_client(int port, unsigned conns, unsigned rounds, unsigned maxsiz
 			next_req(&cs[i], maxsize);
 		}
 		total += nb;
+		batch_start = now_ms();
 		while (active) {
 			unsigned k = 0;
 
+			if (now_ms() - batch_start > STALL_MS) {
+				printf("BAD stall: batch %u not done after %d ms\n", batch,
+				       STALL_MS);
+				return 1;
+			}
 			active = 0;
 			for (unsigned i = 0; i < nb; i++) {
 				if (!client_step(&cs[i], maxsize, &bytes))
@@ -529,8 +550,15 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (argc >= 3 && !strcmp(argv[1], "server"))
-		return run_server(atoi(argv[2]), argc > 3 && !strcmp(argv[3], "-q"));
+	if (argc >= 3 && !strcmp(argv[1], "server")) {
+		int quiet = 0;
+
+		for (int i = 3; i < argc; i++) {
+			quiet |= !strcmp(argv[i], "-q");
+			keep_going |= !strcmp(argv[i], "-k");
+		}
+		return run_server(atoi(argv[2]), quiet);
+	}
 	if (argc >= 8 && !strcmp(argv[1], "client"))
 		return run_client(atoi(argv[2]), (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]),
 				  (unsigned)atoi(argv[5]), strtoull(argv[6], NULL, 0),
