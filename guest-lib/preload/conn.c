@@ -5,6 +5,7 @@
  * ring data path, shutdown and close. See shim.h and layout.h.
  */
 #include "shim.h"
+#include "rdv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,20 +52,6 @@ static int sa_parse(const struct sockaddr *sa, socklen_t len, int *fam, uint8_t 
 		return 0;
 	}
 	return -EAFNOSUPPORT;
-}
-
-static int addr_any(int fam, const uint8_t *a)
-{
-	static const uint8_t zero[16];
-
-	return memcmp(a, zero, fam == AF_INET ? 4 : 16) == 0;
-}
-
-static int addr_loopback(int fam, const uint8_t *a)
-{
-	static const uint8_t lo6[16] = {[15] = 1};
-
-	return fam == AF_INET ? a[0] == 127 : memcmp(a, lo6, 16) == 0;
 }
 
 static void addr_str(int fam, const uint8_t *a, uint16_t port, char *buf, size_t len)
@@ -335,7 +322,7 @@ static int local_addrs(int fam, uint8_t out[][16], unsigned max)
 							       : sizeof(struct sockaddr_in6),
 			     &f, a, &p) < 0)
 			continue;
-		if (addr_loopback(f, a) || (fam == AF_INET && f != AF_INET))
+		if (ivl__shim_addr_loopback(f, a) || (fam == AF_INET && f != AF_INET))
 			continue;
 		if (f == AF_INET6 && (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
 			continue; /* link local */
@@ -375,7 +362,7 @@ int shim_listen_publish(struct shim_conn *c)
 	sh.lport = port;
 	sh.owner_pid = (uint32_t)getpid();
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
-	if (addr_any(fam, a))
+	if (ivl__shim_addr_any(fam, a))
 		sh.n_addrs = (uint32_t)local_addrs(c->family, sh.addrs, IVL_SHIM_ADDRS);
 	snprintf(name, sizeof(name), "listen:%u", ntohs(port));
 	slot = ivl_ctab_note(&sep->ep->rg, ivl_endpoint_id(sep->ep), sep->ep->self_epoch,
@@ -395,76 +382,6 @@ int shim_listen_publish(struct shim_conn *c)
 	shim_active_add(c);
 	SHIM_DBG("fd %d: listening on %s, published as slot %u", c->fd, as, c->slot);
 	return 0;
-}
-
-/*
- * Finds a shim listener for fam/dst:port. Loopback destinations and
- * wildcard listeners only match host peers (same host) when both sides are
- * host processes; other destinations match a listener's bound address or
- * one of the local addresses a wildcard listener published.
- */
-static int find_listener(struct shim_ep *sep, int fam, const uint8_t *dst, uint16_t port,
-			 uint32_t *peer)
-{
-	struct ivl_region *rg = &sep->ep->rg;
-	uint32_t self = ivl_endpoint_id(sep->ep);
-	struct ivl_peer_entry *me = ivl_region_peer(rg, self);
-	uint32_t my_backend = __atomic_load_n(&me->backend, __ATOMIC_RELAXED);
-	size_t alen = fam == AF_INET ? 4 : 16;
-
-	for (uint32_t p = 0; p < rg->hdr.max_peers; p++) {
-		struct ivl_peer_view pv;
-		uint32_t backend;
-
-		if (ivl_region_peer_view(rg, p, &pv) < 0 || pv.state != IVL_PEER_UP)
-			continue;
-		if (ivl_section_check(rg, p) < 0)
-			continue;
-		backend = __atomic_load_n(&ivl_region_peer(rg, p)->backend, __ATOMIC_RELAXED);
-		for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
-			struct ivl_chan_half *h = ivl_region_chan(rg, p, s);
-			struct ivl_shim_half sh;
-			uint32_t gen;
-			int same_host, match = 0;
-
-			if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != IVL_CHAN_LISTEN)
-				continue;
-			gen = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
-			memcpy(&sh, &h->shim, sizeof(sh));
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
-			if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) != IVL_CHAN_LISTEN ||
-			    __atomic_load_n(&h->gen, __ATOMIC_RELAXED) != gen ||
-			    h->owner_epoch != pv.epoch)
-				continue;
-			if (sh.kind != IVL_SHIM_LISTEN || sh.lport != port)
-				continue;
-			same_host = backend == IVL_BACKEND_HOST && my_backend == IVL_BACKEND_HOST;
-			if (addr_loopback(fam, dst)) {
-				match = same_host &&
-					(addr_any((int)sh.family, sh.laddr) ||
-					 ((int)sh.family == fam && !memcmp(sh.laddr, dst, alen)) ||
-					 ((int)sh.family == AF_INET6 && fam == AF_INET &&
-					  addr_any(AF_INET6, sh.laddr)));
-			} else if (!addr_any((int)sh.family, sh.laddr)) {
-				match = (int)sh.family == fam && !memcmp(sh.laddr, dst, alen);
-			} else {
-				for (uint32_t i = 0; i < sh.n_addrs && i < IVL_SHIM_ADDRS; i++)
-					if (!memcmp(sh.addrs[i], dst, alen))
-						match = 1;
-			}
-			if (match && p != self) {
-				*peer = p;
-				return 0;
-			}
-			if (match && p == self) {
-				/* A process talking to itself: both ends are
-				 * this peer; the channel table cannot hold
-				 * that (remote == self), so stay on TCP. */
-				return -ELOOP;
-			}
-		}
-	}
-	return -ENOENT;
 }
 
 /* Slots kept free for notes: a server that cannot take a connection must
@@ -539,7 +456,7 @@ static int bind_src(struct shim_conn *c, int fam, const uint8_t *dst)
 	rc = local_name(c->fd, &f, src, &p);
 	if (rc < 0)
 		return rc;
-	if (p != 0 && !addr_any(f, src))
+	if (p != 0 && !ivl__shim_addr_any(f, src))
 		return 0; /* the app bound it */
 	rc = route_src(fam, dst, src);
 	if (rc < 0)
@@ -608,7 +525,7 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 		reason = IVL_FB_RULES;
 	else if (!(sep = shim_ep_get()))
 		reason = IVL_FB_NO_REGION;
-	else if ((rc = find_listener(sep, fam, dst, dport, &server)) < 0)
+	else if ((rc = ivl__shim_find_listener(&sep->ep->rg, ivl_endpoint_id(sep->ep), fam, dst, dport, &server)) < 0)
 		reason = IVL_FB_NO_LISTENER;
 	else if (bind_src(c, fam, dst) < 0 || local_name(c->fd, &f, src, &sport) < 0)
 		reason = IVL_FB_INTERNAL;
@@ -1032,65 +949,7 @@ void shim_progress(struct shim_conn *c)
 
 /* ------------------------------------------------------------ server */
 
-struct proposal {
-	uint32_t peer, slot, gen, epoch;
-	char name[IVL_NAME_MAX];
-};
-
-static int find_proposal(struct shim_ep *sep, int fam, const uint8_t *caddr, uint16_t cport,
-			 const uint8_t *saddr, uint16_t sport, struct proposal *out)
-{
-	struct ivl_region *rg = &sep->ep->rg;
-	uint32_t self = ivl_endpoint_id(sep->ep);
-	size_t alen = fam == AF_INET ? 4 : 16;
-
-	for (uint32_t p = 0; p < rg->hdr.max_peers; p++) {
-		struct ivl_peer_view pv;
-
-		if (p == self || ivl_region_peer_view(rg, p, &pv) < 0 || pv.state != IVL_PEER_UP ||
-		    ivl_section_check(rg, p) < 0)
-			continue;
-		for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
-			struct ivl_chan_half *h = ivl_region_chan(rg, p, s);
-			struct ivl_shim_half sh;
-			uint32_t gen, remote, epoch;
-
-			uint32_t st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
-
-			/* A fallback note with our 4-tuple: the client withdrew
-			 * (timeout) before we accepted. */
-			if (st != IVL_CHAN_OFFERED && st != IVL_CHAN_NOTE)
-				continue;
-			gen = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
-			remote = h->remote_peer;
-			epoch = h->owner_epoch;
-			memcpy(&sh, &h->shim, sizeof(sh));
-			memcpy(out->name, h->name, IVL_NAME_MAX);
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
-			if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) != st ||
-			    __atomic_load_n(&h->gen, __ATOMIC_RELAXED) != gen)
-				continue;
-			if (st == IVL_CHAN_NOTE && sh.kind == IVL_SHIM_FALLBACK && remote == self &&
-			    (int)sh.family == fam && sh.lport == cport && sh.rport == sport &&
-			    !memcmp(sh.laddr, caddr, alen) && !memcmp(sh.raddr, saddr, alen))
-				return -ESTALE;
-			if (st != IVL_CHAN_OFFERED || sh.kind != IVL_SHIM_PROPOSAL ||
-			    remote != self || epoch != pv.epoch || (int)sh.family != fam ||
-			    sh.lport != cport || sh.rport != sport ||
-			    memcmp(sh.laddr, caddr, alen) || memcmp(sh.raddr, saddr, alen))
-				continue;
-			out->name[IVL_NAME_MAX - 1] = '\0';
-			out->peer = p;
-			out->slot = s;
-			out->gen = gen;
-			out->epoch = pv.epoch;
-			return sh.rdv == IVL_RDV_PROPOSED ? 0 : -ESTALE;
-		}
-	}
-	return -ENOENT;
-}
-
-static void srv_decline(struct shim_conn *c, const struct proposal *pr, uint32_t reason)
+static void srv_decline(struct shim_conn *c, const struct shim_proposal *pr, uint32_t reason)
 {
 	fallback_note(c, IVL_SHIM_DECLINE, reason, pr->peer, pr->slot, pr->gen);
 	c->reason = reason;
@@ -1109,7 +968,7 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	struct ivl_shim_half sh;
 	struct ivl_chan_half *mine, *theirs;
 	struct ivl_notifier n;
-	struct proposal pr;
+	struct shim_proposal pr;
 	struct shim_conn *c;
 	struct shim_ep *sep = lc->sep;
 	int fam, fam2, rc;
@@ -1121,7 +980,8 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	if (!sep || local_name(nfd, &fam, la, &lport) < 0 ||
 	    peer_name(nfd, &fam2, ra, &rport) < 0 || fam != fam2)
 		return 0;
-	rc = find_proposal(sep, fam, ra, rport, la, lport, &pr);
+	rc = ivl__shim_find_proposal(&sep->ep->rg, ivl_endpoint_id(sep->ep), fam, ra, rport, la,
+				     lport, &pr);
 	if (rc < 0) {
 		shim_count_fallback(sep, rc == -ESTALE ? IVL_FB_WITHDRAWN : IVL_FB_PEER_NO_SHIM);
 		SHIM_DBG("fd %d: accepted plain TCP (%s)", nfd,
