@@ -5,6 +5,7 @@
  * channel tables. Run once when a layout changes:
  *   build-fuzz/tests/fuzz/fuzz_gen_seeds tests/fuzz/corpus
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,59 @@ int main(int argc, char **argv)
 		buf[8 + sec] ^= 1; /* the other mode: no match */
 		put(dir, mode == IVL_MODE_STREAM ? "mode-mismatch-1" : "mode-mismatch-2", buf,
 		    9 + sec, NULL, 0);
+	}
+
+	/* fuzz_shim_rdv: selector, peer 1's line and backend, its section
+	 * holding honest rendezvous records of each kind. */
+	snprintf(dir, sizeof(dir), "%s/shim_rdv", root);
+	for (int k = 0; k < 4; k++) {
+		static const char *const names[] = {"listen-loopback", "listen-wildcard-addrs",
+						    "proposal", "fallback-note"};
+		static const uint8_t sel[] = {0, 4, 0, 0};
+		size_t sec = IVL_SECTION_HDR_SIZE + 8 * IVL_CHAN_HALF_SIZE;
+		struct ivl_shim_half sh;
+		uint32_t backend = IVL_BACKEND_HOST;
+		long e1;
+
+		region(base, 2, 8, IVL_MODE_STREAM, &rg);
+		e1 = (long)ivl_region_peer(&rg, 1)->epoch;
+		memset(&sh, 0, sizeof(sh));
+		sh.family = 2; /* AF_INET */
+		sh.owner_pid = 2;
+		if (k < 2) {
+			sh.kind = IVL_SHIM_LISTEN;
+			sh.lport = htons(8080);
+			if (k == 0) {
+				sh.laddr[0] = 127, sh.laddr[3] = 1;
+			} else {
+				sh.n_addrs = 1;
+				memcpy(sh.addrs[0], (uint8_t[]){192, 0, 2, 7}, 4);
+			}
+			ivl_ctab_note(&rg, 1, (uint32_t)e1, IVL_CHAN_LISTEN, IVL_SLOT_NONE,
+				      "listen", &sh);
+		} else {
+			struct ivl_ctab_params cp = {.name = "tcp:127.0.0.1:40000>127.0.0.1:8080",
+						     .remote = 0,
+						     .mode = IVL_MODE_STREAM,
+						     .ring_size = 4096,
+						     .rx_vector = 1};
+
+			sh.kind = k == 2 ? IVL_SHIM_PROPOSAL : IVL_SHIM_FALLBACK;
+			sh.rdv = k == 2 ? IVL_RDV_PROPOSED : IVL_RDV_NONE;
+			sh.lport = htons(40000);
+			sh.rport = htons(8080);
+			sh.laddr[0] = 127, sh.laddr[3] = 1;
+			sh.raddr[0] = 127, sh.raddr[3] = 1;
+			if (k == 2)
+				ivl_ctab_offer_shim(&rg, 1, (uint32_t)e1, &cp, &sh);
+			else
+				ivl_ctab_note(&rg, 1, (uint32_t)e1, IVL_CHAN_NOTE, 0, cp.name, &sh);
+		}
+		buf[0] = sel[k];
+		memcpy(buf + 1, ivl_region_peer(&rg, 1), 8);
+		memcpy(buf + 9, &backend, 4);
+		memcpy(buf + 13, ivl_region_section(&rg, 1), sec);
+		put(dir, names[k], buf, 13 + sec, NULL, 0);
 	}
 
 	/* fuzz_ring_consumer: stream and message sessions. */
