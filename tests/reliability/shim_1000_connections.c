@@ -52,6 +52,7 @@ int main(int argc, char **argv)
 				     "--chan-slots", "2048", NULL};
 	unsigned rounds = rel_iters(3);
 	struct rel_daemon d;
+	struct ivl_endpoint *ep;
 	struct shim_proc srv, cli;
 	struct ivl_region rg;
 	char port[16], rounds_s[16], line[256];
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
 
 	rel_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, 0);
 	shim_rel_setup(&d, IVL_PRELOAD, 16384);
-	(void)rel_open(&d, "driver", 0);
+	ep = rel_open(&d, "driver", 0);
 	REL_CHECK(rel_guard_region(&rg) == 0, "driver: region view");
 	REL_CHECK(rg.hdr.chan_slots == 2048, "chan_slots %u", rg.hdr.chan_slots);
 
@@ -136,6 +137,7 @@ int main(int argc, char **argv)
 	printf("client: %s\n", line);
 	REL_CHECK(shim_proc_stop(&cli, 0, 10000) == 0, "client exit status");
 	REL_CHECK(shim_proc_stop(&srv, SIGTERM, 10000) == 0, "server exit status");
+	ivl_endpoint_close(ep);
 	rel_daemon_stop(&d, SIGTERM);
 	printf("PASS shim_1000_connections\n");
 	return 0;

@@ -22,7 +22,11 @@
  * accelerated connection left (C waits in fgets(), S in a poll() on its
  * listener alone) reads the daemon's leave message only at a later call,
  * and the next peer that takes the dead one's id replaces them, so they
- * never accumulate; the next iteration's connection works (and a last one after
+ * never accumulate. C may also keep the one half it closed while the dead
+ * server was not yet marked GONE (its reset reached C over TCP first): C
+ * closed it and went to wait in fgets(), and the half is collected at its
+ * next close or wait; as C is checked every iteration, such halves never
+ * accumulate either; the next iteration's connection works (and a last one after
  * the loop). IVLINK_RELIABILITY_ITERS=N for N iterations (default 100),
  * IVLINK_RELIABILITY_SEED for the random points.
  */
@@ -37,6 +41,8 @@
 #include "shim_rel.h"
 
 #define END_BOUND_MS 2000
+/* One 32 KiB ring: the pages of a half that waits for its collection. */
+#define LAZY_PAGES 8
 
 static struct ivl_region rg;
 
@@ -57,7 +63,7 @@ static int stable_fds(pid_t pid)
 
 /* Waits (2 s) until pid's section and fds are back; fails otherwise. */
 static void back_to_baseline(const char *who, pid_t pid, int *fds0, int slack, long halves0,
-			     unsigned iter)
+			     int lazy, unsigned iter)
 {
 	int id = shim_peer_of(&rg, pid);
 	long pages = -1, halves = -1;
@@ -68,7 +74,9 @@ static void back_to_baseline(const char *who, pid_t pid, int *fds0, int slack, l
 		pages = ivl_section_pages_used(&rg, (uint32_t)id);
 		halves = (long)shim_used_halves(&rg, (uint32_t)id);
 		fds = rel_fd_count(pid);
-		if (pages == 0 && halves == halves0 && fds <= *fds0 + slack) {
+		if (((pages == 0 && halves == halves0) ||
+		     (lazy && halves == halves0 + 1 && pages <= LAZY_PAGES)) &&
+		    fds <= *fds0 + slack) {
 			/* The baseline is the lowest count seen. */
 			if (fds < *fds0)
 				*fds0 = fds;
@@ -137,6 +145,7 @@ int main(int argc, char **argv)
 	unsigned iters = rel_iters(100);
 	uint64_t rng = rel_seed(1);
 	struct rel_daemon d;
+	struct ivl_endpoint *ep;
 	struct shim_proc S, C, K;
 	struct stats st = {0};
 	char ps[16], pc[16], seed[32], line[256];
@@ -145,7 +154,7 @@ int main(int argc, char **argv)
 
 	rel_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, 0);
 	shim_rel_setup(&d, IVL_PRELOAD, 32768);
-	(void)rel_open(&d, "driver", 0);
+	ep = rel_open(&d, "driver", 0);
 	REL_CHECK(rel_guard_region(&rg) == 0, "driver: region view");
 	snprintf(ps, sizeof(ps), "%d", shim_free_port());
 	snprintf(pc, sizeof(pc), "%d", shim_free_port());
@@ -209,9 +218,11 @@ int main(int argc, char **argv)
 		if (!kill_client && c_fds0 < 0)
 			c_fds0 = stable_fds(C.pid);
 		if (s_fds0 >= 0)
-			back_to_baseline("server S", S.pid, &s_fds0, (int)rg.hdr.n_vectors, 1, i);
+			back_to_baseline("server S", S.pid, &s_fds0, (int)rg.hdr.n_vectors, 1, 0,
+					 i);
 		if (c_fds0 >= 0)
-			back_to_baseline("pinger C", C.pid, &c_fds0, (int)rg.hdr.n_vectors, 0, i);
+			back_to_baseline("pinger C", C.pid, &c_fds0, (int)rg.hdr.n_vectors, 0, 1,
+					 i);
 	}
 
 	/* New connections work with both survivors. */
@@ -237,6 +248,7 @@ int main(int argc, char **argv)
 	close(C.in), C.in = -1; /* EOF on its stdin: it exits */
 	REL_CHECK(shim_proc_stop(&C, 0, 5000) == 0, "survivor C exit status");
 	REL_CHECK(shim_proc_stop(&S, SIGTERM, 5000) == 0, "survivor S exit status");
+	ivl_endpoint_close(ep);
 	rel_daemon_stop(&d, SIGTERM);
 	printf("PASS shim_kill9_random_points\n");
 	return 0;
