@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "dtest.h"
+#include "support.h"
 
 #define MAX_DAEMONS 16
 #define MAX_SHM	    8
@@ -31,24 +32,6 @@ static unsigned g_ndaemons;
 static char g_shm[MAX_SHM][80];
 static unsigned g_nshm;
 static pid_t g_owner;
-
-static void rm_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-
-	if (!d)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static void cleanup(void)
 {
@@ -68,7 +51,7 @@ static void cleanup(void)
 		unlink(p);
 	}
 	if (g_dir[0] && !getenv("IVL_TEST_KEEP"))
-		rm_tree(g_dir);
+		ts_rm_tree(g_dir);
 }
 
 static void on_signal(int sig)
@@ -442,35 +425,10 @@ void dt_peer_close(struct dt_peer *p)
 
 int dt_proc_fds(pid_t pid)
 {
-	char p[64];
-	DIR *d;
-	struct dirent *e;
-	int n = 0;
-
-	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-	d = opendir(p);
-	if (!d)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
+	return ts_proc_fds(pid);
 }
 
 long dt_proc_rss_kb(pid_t pid)
 {
-	char p[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
-	f = fopen(p, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
+	return ts_proc_rss_kb(pid);
 }

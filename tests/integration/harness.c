@@ -12,54 +12,16 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "support.h"
 
-#define MAX_PIDS 32
-
-/* Processes this process started; a forked child starts with none. */
-static pid_t started[MAX_PIDS];
-static int n_started;
 static char tmpdir[128];
 static pid_t owner_pid;
 
-static void remember(pid_t pid)
-{
-	if (n_started < MAX_PIDS)
-		started[n_started++] = pid;
-}
-
-static void forget(pid_t pid)
-{
-	for (int i = 0; i < n_started; i++) {
-		if (started[i] == pid) {
-			started[i] = started[--n_started];
-			return;
-		}
-	}
-}
-
 static void rm_tmpdir(void)
 {
-	DIR *d;
-	struct dirent *e;
-	char path[512];
-
 	if (!tmpdir[0])
 		return;
-	d = opendir(tmpdir);
-	if (d) {
-		while ((e = readdir(d)) != NULL) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			if (strlen(tmpdir) + strlen(e->d_name) + 2 > sizeof(path))
-				continue;
-			strcpy(path, tmpdir);
-			strcat(path, "/");
-			strcat(path, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(tmpdir);
+	ts_rm_tree(tmpdir);
 	tmpdir[0] = '\0';
 }
 
@@ -69,11 +31,7 @@ static void cleanup(void)
 {
 	if (getpid() != owner_pid)
 		return;
-	for (int i = 0; i < n_started; i++) {
-		kill(started[i], SIGKILL);
-		waitpid(started[i], NULL, 0);
-	}
-	n_started = 0;
+	ts_kill_tracked();
 	rm_tmpdir();
 }
 
@@ -111,29 +69,10 @@ const char *it_init(int argc, char **argv, unsigned timeout_s)
 
 int64_t it_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return ts_now_ns();
 }
 
-static int can_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
-
-	if (s < 0)
-		return 0;
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return 0;
-	strcpy(sa.sun_path, path);
-	ok = connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(s);
-	return ok;
-}
-
-void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size,
-		     unsigned vectors)
+void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size, unsigned vectors)
 {
 	char nvec[16];
 	int64_t deadline;
@@ -149,14 +88,14 @@ void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size,
 	d->pid = fork();
 	IT_CHECK(d->pid >= 0, "fork: %s", strerror(errno));
 	if (d->pid == 0) {
-		execl(ivlinkd, ivlinkd, "-F", "-S", d->sock, "-l", size, "-n", nvec,
-		      "--max-peers", "8", "--log-level=warn", (char *)NULL);
+		execl(ivlinkd, ivlinkd, "-F", "-S", d->sock, "-l", size, "-n", nvec, "--max-peers",
+		      "8", "--log-level=warn", (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", ivlinkd, strerror(errno));
 		_exit(127);
 	}
-	remember(d->pid);
+	ts_track_pid(d->pid);
 	deadline = it_now_ns() + 10000000000LL;
-	while (!can_connect(d->sock)) {
+	while (!ts_can_connect(d->sock)) {
 		int st;
 
 		IT_CHECK(waitpid(d->pid, &st, WNOHANG) == 0, "ivlinkd exited at start-up");
@@ -181,7 +120,7 @@ void it_daemon_stop(struct it_daemon *d)
 		}
 		usleep(5000);
 	}
-	forget(d->pid);
+	ts_forget_pid(d->pid);
 	d->pid = 0;
 	rm_tmpdir();
 }
@@ -195,39 +134,23 @@ pid_t it_spawn(int (*fn)(void *), void *arg)
 	pid = fork();
 	IT_CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		n_started = 0;
+		ts_forget_all();
 		tmpdir[0] = '\0';
 		alarm(0);
 		exit(fn(arg));
 	}
-	remember(pid);
+	ts_track_pid(pid);
 	return pid;
 }
 
 int it_wait(pid_t pid, unsigned timeout_s)
 {
-	int64_t deadline = it_now_ns() + (int64_t)timeout_s * 1000000000LL;
-	int st;
+	int killed, st = ts_wait(pid, (int64_t)timeout_s * 1000000000LL, &killed);
 
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			IT_FAIL("waitpid: %s", strerror(errno));
-		if (it_now_ns() > deadline) {
-			fprintf(stderr, "child %d timed out; killing it\n", (int)pid);
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			break;
-		}
-		usleep(2000);
-	}
-	forget(pid);
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + WTERMSIG(st);
+	IT_CHECK(st >= 0, "waitpid: %s", strerror(-st));
+	if (killed)
+		fprintf(stderr, "child %d timed out; killed it\n", (int)pid);
+	return st;
 }
 
 void it_kill9(pid_t pid)
@@ -235,24 +158,10 @@ void it_kill9(pid_t pid)
 	kill(pid, SIGKILL);
 }
 
-static void log_cb(void *ctx, enum ivl_log_level level, const char *msg)
-{
-	static const char *names[] = { "error", "warn", "info", "debug" };
-
-	if (level <= IVL_LOG_WARN)
-		fprintf(stderr, "[%s %d] libivlink %s: %s\n", (const char *)ctx, (int)getpid(),
-			names[level], msg);
-}
-
 struct ivl_endpoint *it_open(const struct it_daemon *d, const char *name, int64_t spin_ns)
 {
-	struct ivl_endpoint_opts o = { .uri = d->uri,
-				       .name = name,
-				       .spin_ns = spin_ns,
-				       .log = log_cb,
-				       .log_ctx = (void *)name };
 	struct ivl_endpoint *ep;
-	int rc = ivl_endpoint_open(&ep, &o);
+	int rc = ts_endpoint_open(&ep, d->uri, name, spin_ns, IVL_LOG_WARN);
 
 	IT_CHECK(rc == 0, "%s: ivl_endpoint_open: %s", name, strerror(-rc));
 	return ep;
@@ -260,18 +169,10 @@ struct ivl_endpoint *it_open(const struct it_daemon *d, const char *name, int64_
 
 uint32_t it_find_peer(struct ivl_endpoint *ep, const char *name, int64_t timeout_ns)
 {
-	int64_t deadline = it_now_ns() + timeout_ns;
+	int id = ts_find_peer(ep, name, timeout_ns);
 
-	for (;;) {
-		struct ivl_peer_info p[IVL_PEERS_LIMIT];
-		int n = ivl_endpoint_peers(ep, p, IVL_PEERS_LIMIT);
-
-		for (int i = 0; i < n && i < (int)IVL_PEERS_LIMIT; i++)
-			if (!p[i].is_self && strcmp(p[i].name, name) == 0)
-				return p[i].id;
-		IT_CHECK(it_now_ns() < deadline, "peer '%s' never appeared", name);
-		usleep(2000);
-	}
+	IT_CHECK(id >= 0, "peer '%s' never appeared", name);
+	return (uint32_t)id;
 }
 
 static uint64_t splitmix(uint64_t x)

@@ -16,52 +16,20 @@
 
 #include "harness.h"
 #include "rel.h"
+#include "support.h"
 
-#define MAX_PIDS 64
-#define MAX_SHM	 8
+#define MAX_SHM 8
 
-static pid_t started[MAX_PIDS];
-static int n_started;
 static char tmpdir[128];
 static char shm_names[MAX_SHM][80];
 static int n_shm;
 static pid_t owner_pid;
 
-static void remember(pid_t pid)
-{
-	if (n_started < MAX_PIDS)
-		started[n_started++] = pid;
-}
-
-static void forget(pid_t pid)
-{
-	for (int i = 0; i < n_started; i++) {
-		if (started[i] == pid) {
-			started[i] = started[--n_started];
-			return;
-		}
-	}
-}
-
 static void rm_tmpdir(void)
 {
-	char path[512];
-	struct dirent *e;
-	DIR *d;
-
 	if (!tmpdir[0] || getenv("IVL_TEST_KEEP"))
 		return;
-	d = opendir(tmpdir);
-	if (d) {
-		while ((e = readdir(d)) != NULL) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(tmpdir);
+	ts_rm_tree(tmpdir);
 }
 
 /* Kills what we started (by pid), removes the temp dir and shm files. */
@@ -71,11 +39,7 @@ static void cleanup(void)
 
 	if (getpid() != owner_pid)
 		return;
-	for (int i = 0; i < n_started; i++) {
-		kill(started[i], SIGKILL);
-		waitpid(started[i], NULL, 0);
-	}
-	n_started = 0;
+	ts_kill_tracked();
 	for (int i = 0; i < n_shm; i++) {
 		snprintf(p, sizeof(p), "/dev/shm/%.79s", shm_names[i]);
 		unlink(p);
@@ -157,26 +121,7 @@ uint64_t rel_seed(uint64_t dflt)
 
 int64_t rel_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int can_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int s, ok;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return 0;
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return 0;
-	strcpy(sa.sun_path, path);
-	ok = connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(s);
-	return ok;
+	return ts_now_ns();
 }
 
 void rel_daemon_start(struct rel_daemon *d, const char *ivlinkd, const char *leaf,
@@ -213,9 +158,9 @@ void rel_daemon_start(struct rel_daemon *d, const char *ivlinkd, const char *lea
 		fprintf(stderr, "exec %s: %s\n", ivlinkd, strerror(errno));
 		_exit(127);
 	}
-	remember(d->pid);
+	ts_track_pid(d->pid);
 	deadline = rel_now_ns() + 10000000000LL;
-	while (!can_connect(d->ctl)) {
+	while (!ts_can_connect(d->ctl)) {
 		int st;
 
 		REL_CHECK(waitpid(d->pid, &st, WNOHANG) == 0, "ivlinkd exited at start-up (%d)",
@@ -241,7 +186,7 @@ int rel_daemon_stop(struct rel_daemon *d, int sig)
 		}
 		usleep(2000);
 	}
-	forget(d->pid);
+	ts_forget_pid(d->pid);
 	d->pid = 0;
 	return st;
 }
@@ -255,13 +200,13 @@ pid_t rel_spawn(int (*fn)(void *), void *arg)
 	pid = fork();
 	REL_CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		n_started = 0;
+		ts_forget_all();
 		n_shm = 0;
 		tmpdir[0] = '\0';
 		alarm(0);
 		exit(fn(arg));
 	}
-	remember(pid);
+	ts_track_pid(pid);
 	return pid;
 }
 
@@ -278,67 +223,38 @@ pid_t rel_exec(char *const *argv)
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
-	remember(pid);
+	ts_track_pid(pid);
 	return pid;
 }
 
 int rel_wait(pid_t pid, unsigned timeout_ms)
 {
-	int64_t deadline = rel_now_ns() + (int64_t)timeout_ms * 1000000LL;
-	int st;
+	int killed, st = ts_wait(pid, (int64_t)timeout_ms * 1000000LL, &killed);
 
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			REL_FAIL("waitpid %d: %s", (int)pid, strerror(errno));
-		if (rel_now_ns() > deadline) {
-			fprintf(stderr, "child %d did not finish in %u ms; killing it\n", (int)pid,
-				timeout_ms);
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			forget(pid);
-			return -1;
-		}
-		usleep(1000);
+	REL_CHECK(st >= 0, "waitpid %d: %s", (int)pid, strerror(-st));
+	if (killed) {
+		fprintf(stderr, "child %d did not finish in %u ms; killed it\n", (int)pid,
+			timeout_ms);
+		return -1;
 	}
-	forget(pid);
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + WTERMSIG(st);
+	return st;
 }
 
 void rel_track_pid(pid_t pid)
 {
-	remember(pid);
+	ts_track_pid(pid);
 }
 
 void rel_kill9(pid_t pid)
 {
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	forget(pid);
+	ts_forget_pid(pid);
 }
 
 int rel_fd_count(pid_t pid)
 {
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	/* Our own count includes the directory stream just used. */
-	return pid == getpid() ? n - 1 : n;
+	return ts_proc_fds(pid);
 }
 
 uint64_t rel_rand(uint64_t *state)
@@ -346,24 +262,10 @@ uint64_t rel_rand(uint64_t *state)
 	return it_rand(state);
 }
 
-static void log_cb(void *ctx, enum ivl_log_level level, const char *msg)
-{
-	static const char *const names[] = {"error", "warn", "info", "debug"};
-
-	if (level <= IVL_LOG_ERROR || getenv("REL_VERBOSE"))
-		fprintf(stderr, "[%s %d] libivlink %s: %s\n", (const char *)ctx, (int)getpid(),
-			names[level], msg);
-}
-
 struct ivl_endpoint *rel_open(const struct rel_daemon *d, const char *name, int64_t spin_ns)
 {
-	struct ivl_endpoint_opts o = {.uri = d->uri,
-				      .name = name,
-				      .spin_ns = spin_ns,
-				      .log = log_cb,
-				      .log_ctx = (void *)name};
 	struct ivl_endpoint *ep;
-	int rc = ivl_endpoint_open(&ep, &o);
+	int rc = ts_endpoint_open(&ep, d->uri, name, spin_ns, IVL_LOG_ERROR);
 
 	REL_CHECK(rc == 0, "%s: ivl_endpoint_open: %s", name, strerror(-rc));
 	return ep;
@@ -371,19 +273,7 @@ struct ivl_endpoint *rel_open(const struct rel_daemon *d, const char *name, int6
 
 int rel_find_peer(struct ivl_endpoint *ep, const char *name, int64_t timeout_ns)
 {
-	int64_t deadline = rel_now_ns() + timeout_ns;
-
-	for (;;) {
-		struct ivl_peer_info p[IVL_PEERS_LIMIT];
-		int n = ivl_endpoint_peers(ep, p, IVL_PEERS_LIMIT);
-
-		for (int i = 0; i < n && i < (int)IVL_PEERS_LIMIT; i++)
-			if (!p[i].is_self && strcmp(p[i].name, name) == 0)
-				return (int)p[i].id;
-		if (rel_now_ns() >= deadline)
-			return -ETIMEDOUT;
-		usleep(1000);
-	}
+	return ts_find_peer(ep, name, timeout_ns);
 }
 
 struct pair_arg {

@@ -16,6 +16,7 @@
 #include <ivlink/layout.h>
 
 #include "shim_rel.h"
+#include "support.h"
 
 static char preload_env[2048];
 static char endpoint_env[256];
@@ -246,19 +247,7 @@ unsigned shim_used_halves(const struct ivl_region *rg, uint32_t id)
 
 long shim_rss_kb(pid_t pid)
 {
-	char path[64], line[256];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
+	return ts_proc_rss_kb(pid);
 }
 
 void shim_dump_halves(const struct ivl_region *rg, uint32_t id)
