@@ -525,7 +525,8 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 		reason = IVL_FB_RULES;
 	else if (!(sep = shim_ep_get()))
 		reason = IVL_FB_NO_REGION;
-	else if ((rc = ivl__shim_find_listener(&sep->ep->rg, ivl_endpoint_id(sep->ep), fam, dst, dport, &server)) < 0)
+	else if ((rc = ivl__shim_find_listener(&sep->ep->rg, ivl_endpoint_id(sep->ep), fam, dst,
+					       dport, &server)) < 0)
 		reason = IVL_FB_NO_LISTENER;
 	else if (bind_src(c, fam, dst) < 0 || local_name(c->fd, &f, src, &sport) < 0)
 		reason = IVL_FB_INTERNAL;
