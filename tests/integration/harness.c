@@ -106,40 +106,22 @@ void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size,
 
 void it_daemon_stop(struct it_daemon *d)
 {
-	int64_t deadline = it_now_ns() + 3000000000LL;
-	int st;
-
 	if (d->pid <= 0)
 		return;
-	kill(d->pid, SIGTERM);
-	while (waitpid(d->pid, &st, WNOHANG) == 0) {
-		if (it_now_ns() > deadline) {
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &st, 0);
-			break;
-		}
-		usleep(5000);
-	}
-	ts_forget_pid(d->pid);
+	ts_stop(d->pid, SIGTERM, 3000000000LL);
 	d->pid = 0;
 	rm_tmpdir();
 }
 
 pid_t it_spawn(int (*fn)(void *), void *arg)
 {
-	pid_t pid;
+	pid_t pid = ts_fork();
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
 	IT_CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		ts_forget_all();
 		tmpdir[0] = '\0';
-		alarm(0);
 		exit(fn(arg));
 	}
-	ts_track_pid(pid);
 	return pid;
 }
 

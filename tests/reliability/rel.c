@@ -172,58 +172,38 @@ void rel_daemon_start(struct rel_daemon *d, const char *ivlinkd, const char *lea
 
 int rel_daemon_stop(struct rel_daemon *d, int sig)
 {
-	int64_t deadline = rel_now_ns() + 5000000000LL;
-	int st = 0;
+	int st;
 
 	if (d->pid <= 0)
 		return 0;
-	kill(d->pid, sig);
-	while (waitpid(d->pid, &st, WNOHANG) == 0) {
-		if (rel_now_ns() > deadline) {
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &st, 0);
-			break;
-		}
-		usleep(2000);
-	}
-	ts_forget_pid(d->pid);
+	st = ts_stop(d->pid, sig, 5000000000LL);
 	d->pid = 0;
 	return st;
 }
 
 pid_t rel_spawn(int (*fn)(void *), void *arg)
 {
-	pid_t pid;
+	pid_t pid = ts_fork();
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
 	REL_CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		ts_forget_all();
 		n_shm = 0;
 		tmpdir[0] = '\0';
-		alarm(0);
 		exit(fn(arg));
 	}
-	ts_track_pid(pid);
 	return pid;
 }
 
 pid_t rel_exec(char *const *argv)
 {
-	pid_t pid;
+	pid_t pid = ts_fork();
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
 	REL_CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		execv(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
-	ts_track_pid(pid);
 	return pid;
 }
 

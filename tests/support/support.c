@@ -76,6 +76,40 @@ int ts_wait(pid_t pid, int64_t timeout_ns, int *killed)
 	return 128 + WTERMSIG(st);
 }
 
+int ts_stop(pid_t pid, int sig, int64_t timeout_ns)
+{
+	int64_t deadline = ts_now_ns() + timeout_ns;
+	int st = 0;
+
+	kill(pid, sig);
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (ts_now_ns() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			break;
+		}
+		usleep(2000);
+	}
+	ts_forget_pid(pid);
+	return st;
+}
+
+pid_t ts_fork(void)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		ts_forget_all();
+		alarm(0);
+	} else if (pid > 0) {
+		ts_track_pid(pid);
+	}
+	return pid;
+}
+
 int64_t ts_now_ns(void)
 {
 	struct timespec ts;

@@ -31,6 +31,15 @@ void ts_kill_tracked(void);
  * signal, or -errno when waitpid() fails.
  */
 int ts_wait(pid_t pid, int64_t timeout_ns, int *killed);
+/*
+ * Sends sig to child pid and waits up to timeout_ns for it, then SIGKILL.
+ * Forgets the pid. Returns the raw wait status.
+ */
+int ts_stop(pid_t pid, int sig, int64_t timeout_ns);
+/* fork() after flushing stdio; the child forgets the tracked pids and
+ * cancels the alarm, the parent tracks the child. Returns fork()'s
+ * result. */
+pid_t ts_fork(void);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t ts_now_ns(void);
