@@ -19,21 +19,12 @@
 
 #include <ivlink/ivlink.h>
 
+#include "support.h"
+
 #define IT_SKIP 77
 
-#define IT_FAIL(...)                                                                              \
-	do {                                                                                      \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                              \
-		fprintf(stderr, __VA_ARGS__);                                                     \
-		fprintf(stderr, "\n");                                                            \
-		exit(1);                                                                          \
-	} while (0)
-
-#define IT_CHECK(cond, ...)                                                                       \
-	do {                                                                                      \
-		if (!(cond))                                                                      \
-			IT_FAIL(__VA_ARGS__);                                                     \
-	} while (0)
+#define IT_FAIL	 TS_FAIL
+#define IT_CHECK TS_CHECK
 
 struct it_daemon {
 	pid_t pid;
@@ -51,8 +42,7 @@ const char *it_init(int argc, char **argv, unsigned timeout_s);
 
 /* Starts ivlinkd -F -S <tmp>/sock -l <size> -n <vectors> --max-peers 8,
  * waits until its socket accepts connections. Fails the test on error. */
-void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size,
-		     unsigned vectors);
+void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size, unsigned vectors);
 void it_daemon_stop(struct it_daemon *d);
 
 /* Forks a child running fn(arg) and exiting with its return value. */

@@ -25,24 +25,15 @@
 #include <sys/types.h>
 
 #include <ivlink/ivlink.h>
+
+#include "support.h"
 #include <ivlink/region.h>
 
 #define REL_SKIP       77
 #define REL_GUARD_SIZE (64u << 10)
 
-#define REL_FAIL(...)                                                                              \
-	do {                                                                                       \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                               \
-		fprintf(stderr, __VA_ARGS__);                                                      \
-		fprintf(stderr, "\n");                                                             \
-		exit(1);                                                                           \
-	} while (0)
-
-#define REL_CHECK(cond, ...)                                                                       \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			REL_FAIL(__VA_ARGS__);                                                     \
-	} while (0)
+#define REL_FAIL  TS_FAIL
+#define REL_CHECK TS_CHECK
 
 struct rel_daemon {
 	pid_t pid;

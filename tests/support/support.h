@@ -12,7 +12,25 @@
 #define IVLINK_TESTS_SUPPORT_SUPPORT_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/types.h>
+
+/* Prints "FAIL file:line: message" and exits 1 (the atexit cleanup of the
+ * harness kills what the test started). */
+#define TS_FAIL(...)                                                                               \
+	do {                                                                                       \
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                               \
+		fprintf(stderr, __VA_ARGS__);                                                      \
+		fprintf(stderr, "\n");                                                             \
+		exit(1);                                                                           \
+	} while (0)
+
+#define TS_CHECK(cond, ...)                                                                        \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			TS_FAIL(__VA_ARGS__);                                                      \
+	} while (0)
 
 struct ivl_endpoint;
 
