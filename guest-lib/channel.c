@@ -14,9 +14,10 @@
  *
  * Peer death: every call first compares the remote's peer-table entry with
  * the epoch recorded at match (one acquire load of a line that rarely
- * changes); a received copy is validated again after it was made, because
- * the daemon reclaims a gone peer's section at once and a new incarnation
- * may reuse its heap. The rings' check() callback does the same between
+ * changes). The receive side reads on after the remote left, while its
+ * section still carries that epoch (rx_alive()); a received copy is
+ * validated again after it was made, because a new incarnation of the id
+ * reuses the section. The rings' check() callback does the same between
  * sleeps, so a blocked call notices within one wake-up.
  */
 #define _GNU_SOURCE
@@ -60,18 +61,22 @@ static int chan_alive(struct ivl_channel *ch)
  */
 static int rx_alive(struct ivl_channel *ch)
 {
-	struct ivl_section_hdr *sec;
-
 	if (chan_alive(ch) == 0)
 		return 0;
 	if (__atomic_load_n(&ch->reset, __ATOMIC_RELAXED))
 		return -ECONNRESET;
-	sec = ivl_region_section(&ch->ep->rg, ch->remote);
+	return ivl__section_intact(&ch->ep->rg, ch->remote, ch->remote_epoch);
+}
+
+int ivl__section_intact(struct ivl_region *rg, uint32_t id, uint32_t epoch)
+{
+	struct ivl_section_hdr *sec = ivl_region_section(rg, id);
+
 	/* Acquire pairs with the release stores of ivl_section_reset(): a
 	 * reset in progress has cleared the magic, a finished one changed the
 	 * epoch. */
 	if (!sec || __atomic_load_n(&sec->magic, __ATOMIC_ACQUIRE) != IVL_SECTION_MAGIC ||
-	    __atomic_load_n(&sec->owner_epoch, __ATOMIC_ACQUIRE) != ch->remote_epoch)
+	    __atomic_load_n(&sec->owner_epoch, __ATOMIC_ACQUIRE) != epoch)
 		return -ECONNRESET;
 	return 0;
 }
@@ -131,37 +136,14 @@ static int n_block(void *ctx, int64_t timeout_ns)
 	return ivl__vwait_block(ch->ep, ch->rx_vector, d->snap, timeout_ns);
 }
 
-/*
- * Asks for a doorbell without sleeping (epoll users): a new odd sleep_seq,
- * which the other side kicks once, then a full fence that pairs with F2 in
- * ring.c's publish_tail()/publish_head() exactly as F1 in its wait_loop()
- * does. The caller re-checks the ring afterwards.
- */
 static void arm(struct ivl__chan_dir *d)
 {
-	struct ivl_ring *r = &d->ring;
-	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
-
-	r->sleep_seq = (r->sleep_seq + 2) | 1u;
-	__atomic_store_n(p, r->sleep_seq, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	d->armed = 1;
+	ivl__ring_arm(&d->ring, &d->armed);
 }
 
-/* Before a blocking wait: ring.c's wait_loop() keeps an odd sleep_seq as it
- * is, and the other side kicks each odd value only once, so a value already
- * kicked for arm() would never be kicked again. */
 static void disarm(struct ivl__chan_dir *d)
 {
-	struct ivl_ring *r = &d->ring;
-	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
-
-	if (!d->armed)
-		return;
-	if (r->sleep_seq & 1u)
-		r->sleep_seq++;
-	__atomic_store_n(p, r->sleep_seq, __ATOMIC_RELAXED);
-	d->armed = 0;
+	ivl__ring_disarm(&d->ring, &d->armed);
 }
 
 static int64_t deadline_of(int64_t timeout_ns)

@@ -21,6 +21,7 @@
 #define INHERITED_SLICE_NS 2000000LL /* fork-shared vectors: poll this often */
 #define PENDING_SLICE_NS   5000000LL
 #define TCP_PROBE_NS	   50000000LL
+#define GONE_FIN_WAIT_MS   200 /* a gone remote's TCP FIN, at most once */
 
 /* ------------------------------------------------------------ addresses */
 
@@ -206,6 +207,8 @@ static void poke(struct shim_ep *sep, uint32_t peer)
 
 /* ------------------------------------------------------------ notifier */
 
+/* 0 while the remote is the incarnation we matched and UP, else
+ * -ECONNRESET (a peer that left never comes back with the same epoch). */
 static int conn_alive(struct shim_conn *c)
 {
 	struct ivl_peer_view pv;
@@ -213,11 +216,21 @@ static int conn_alive(struct shim_conn *c)
 	if (__atomic_load_n(&c->reset, __ATOMIC_RELAXED))
 		return -ECONNRESET;
 	if (ivl_region_peer_view(rg_of(c), c->remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
-	    pv.epoch != c->remote_epoch) {
-		__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+	    pv.epoch != c->remote_epoch)
 		return -ECONNRESET;
-	}
 	return 0;
+}
+
+/* The receive side reads on after the remote left, as channel.c's
+ * rx_alive(): its last bytes and EOF stay in its section until the daemon
+ * hands the id out again. */
+static int rx_alive(struct shim_conn *c)
+{
+	if (conn_alive(c) == 0)
+		return 0;
+	if (__atomic_load_n(&c->reset, __ATOMIC_RELAXED))
+		return -ECONNRESET;
+	return ivl__section_intact(rg_of(c), c->remote, c->remote_epoch);
 }
 
 static int n_kick(void *ctx)
@@ -274,30 +287,16 @@ static void ensure_kick(struct shim_conn *c, uint32_t vector)
 		__atomic_store_n(&c->kick_open, 1, __ATOMIC_RELEASE);
 }
 
-/* As channel.c's arm()/disarm(): ask for one doorbell without sleeping. */
+/* Ask for one doorbell without sleeping, and undo it before a blocking
+ * wait (internal.h). */
 static void arm(struct shim_dir *d)
 {
-	struct ivl_ring *r = &d->ring;
-	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
-
-	r->sleep_seq = (r->sleep_seq + 2) | 1u;
-	__atomic_store_n(p, r->sleep_seq, __ATOMIC_RELAXED);
-	/* Pairs with F2 in ring.c's publish_tail()/publish_head(), as F1. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	d->armed = 1;
+	ivl__ring_arm(&d->ring, &d->armed);
 }
 
 static void disarm(struct shim_dir *d)
 {
-	struct ivl_ring *r = &d->ring;
-	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
-
-	if (!d->armed)
-		return;
-	if (r->sleep_seq & 1u)
-		r->sleep_seq++;
-	__atomic_store_n(p, r->sleep_seq, __ATOMIC_RELAXED);
-	d->armed = 0;
+	ivl__ring_disarm(&d->ring, &d->armed);
 }
 
 /* ------------------------------------------------------------ listeners */
@@ -1303,6 +1302,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->rcvtimeo_ns);
 	int64_t next_probe = 0;
+	int gone_seen = 0;
 	ssize_t ret;
 	int st = get_state(c);
 
@@ -1349,8 +1349,10 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		else
 			n = total == done ? 0 : ivl_ring_readv(&c->rx.ring, iov, cnt);
 		if (n > 0) {
-			/* Validate after the copy, as channel.c does. */
-			if (conn_alive(c) < 0) {
+			/* Validate after the copy, as channel.c does: the
+			 * section must still hold the remote we matched. */
+			if (rx_alive(c) < 0) {
+				__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
 				ret = -ECONNRESET;
 				break;
 			}
@@ -1373,8 +1375,31 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			ret = done ? (ssize_t)done : -ECONNRESET;
 			break;
 		}
+		/* Empty, no EOF: a remote that left without one reset us. It
+		 * may have published its last bytes or EOF between our read
+		 * and this look: read once more first. */
 		if (conn_alive(c) < 0) {
-			ret = done ? (ssize_t)done : -ECONNRESET;
+			if (!gone_seen && rx_alive(c) == 0) {
+				gone_seen = 1;
+				continue;
+			}
+			/* Killed or _exit()ed without closing its rings: its
+			 * kernel still closed the TCP socket, and a FIN there
+			 * is the EOF plain TCP would show. It may trail the
+			 * daemon's news: wait for it, once and bounded. A dead
+			 * VM sends none: a reset. */
+			if (!done && !c->tcp_hup && !c->tcp_err) {
+				struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+
+				REAL(poll)(&p, 1, GONE_FIN_WAIT_MS);
+				tcp_probe(c);
+			}
+			if (done || (c->tcp_hup && !c->tcp_err)) {
+				ret = (ssize_t)done;
+			} else {
+				__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+				ret = -ECONNRESET;
+			}
 			break;
 		}
 		if (__atomic_load_n(&c->tcp_err, __ATOMIC_RELAXED)) {
@@ -1410,9 +1435,11 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		if (n == -ETIMEDOUT) {
 			tcp_probe(c);
 			next_probe = shim_now_ns() + TCP_PROBE_NS;
-		} else if (n == -ECONNRESET || n == -EPROTO) {
+		} else if (n == -EPROTO) {
 			__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
 		}
+		/* -ECONNRESET (the remote left): the next pass drains what
+		 * it published, then reports EOF or the reset. */
 	}
 	pthread_mutex_unlock(&c->rx.lock);
 	free(alloc);
@@ -1462,8 +1489,12 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 	}
 	if (st != SS_ACCEL)
 		return 0;
-	if (c->reset || c->tcp_err || conn_alive(c) < 0)
+	if (c->reset || c->tcp_err || rx_alive(c) < 0)
 		return POLLIN | POLLOUT | POLLERR | POLLHUP;
+	/* Gone but drainable: reads return the rest, then EOF or a reset,
+	 * and sends fail at once; nothing would block. */
+	if (conn_alive(c) < 0)
+		return (POLLIN | POLLOUT | POLLRDHUP | POLLHUP) & (events | POLLHUP);
 	if (events & (POLLIN | POLLRDHUP)) {
 		pthread_mutex_lock(&c->rx.lock);
 		if (ivl_ring_readable(&c->rx.ring) || c->tcp_hup || c->shut_rd) {
@@ -1550,7 +1581,7 @@ static void accel_release(struct shim_conn *c)
 	__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
 }
 
-void shim_conn_last_close(struct shim_conn *c, int at_exit)
+void shim_conn_last_close(struct shim_conn *c)
 {
 	int st;
 	int64_t until;
@@ -1581,8 +1612,7 @@ void shim_conn_last_close(struct shim_conn *c, int at_exit)
 		break;
 	case SS_ACCEL:
 		accel_release(c);
-		if (!at_exit)
-			c->slot = IVL_SLOT_NONE;
+		c->slot = IVL_SLOT_NONE;
 		break;
 	case SS_LISTEN:
 	case SS_FALLBACK:
@@ -1597,79 +1627,8 @@ void shim_conn_last_close(struct shim_conn *c, int at_exit)
 	default:
 		break;
 	}
-	if (st != SS_ACCEL || !at_exit)
-		set_state(c, SS_PLAIN);
+	set_state(c, SS_PLAIN);
 	pthread_mutex_unlock(&c->lock);
 	shim_regs_drop(c);
 	shim_active_del(c);
-}
-
-/*
- * At exit: close every connection as close() would, then linger (bounded
- * by IVLINK_LINGER_MS) until the remotes closed their halves, so that they
- * read our last bytes and the EOF before the daemon reclaims our section.
- */
-void shim_exit_linger(void)
-{
-	struct shim_conn *v[256];
-	int n = 0;
-	int64_t until;
-
-	pthread_mutex_lock(&shim_active_lock);
-	for (struct shim_conn *c = shim_active; c && n < 256; c = c->next_active) {
-		__atomic_fetch_add(&c->o.refs, 1, __ATOMIC_ACQ_REL);
-		v[n++] = c;
-	}
-	pthread_mutex_unlock(&shim_active_lock);
-	for (int i = 0; i < n; i++)
-		shim_conn_last_close(v[i], 1);
-	until = shim_now_ns() + shim_cfg.linger_ns;
-	for (;;) {
-		int waiting = 0;
-
-		for (int i = 0; i < n; i++) {
-			struct shim_conn *c = v[i];
-			struct ivl_chan_half *h;
-			struct ivl_peer_view pv;
-
-			if (get_state(c) != SS_ACCEL || c->slot == IVL_SLOT_NONE)
-				continue;
-			h = ivl_region_chan(rg_of(c), c->remote, c->remote_slot);
-			if (ivl_region_peer_view(rg_of(c), c->remote, &pv) < 0 ||
-			    pv.state != IVL_PEER_UP || pv.epoch != c->remote_epoch || !h ||
-			    __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != IVL_CHAN_OFFERED ||
-			    __atomic_load_n(&h->gen, __ATOMIC_RELAXED) != c->remote_gen) {
-				c->slot = IVL_SLOT_NONE;
-				continue;
-			}
-			waiting++;
-		}
-		if (!waiting || shim_now_ns() >= until)
-			break;
-		usleep(1000);
-	}
-	for (int i = 0; i < n; i++)
-		shim_put(&v[i]->o);
-	/*
-	 * Connections the program closed itself may still be read: our
-	 * section is wiped when we leave, so wait (same bound) until every
-	 * closed half of ours is no longer read by its remote.
-	 */
-	{
-		struct shim_ep *own = shim_ep_own();
-
-		while (own) {
-			struct ivl_region *rg = &own->ep->rg;
-			uint32_t self = ivl_endpoint_id(own->ep), closed = 0;
-
-			ivl_ctab_gc(rg, self);
-			for (uint32_t sl = 0; sl < rg->hdr.chan_slots; sl++)
-				if (__atomic_load_n(&ivl_region_chan(rg, self, sl)->state,
-						    __ATOMIC_ACQUIRE) == IVL_CHAN_CLOSED)
-					closed++;
-			if (!closed || shim_now_ns() >= until)
-				break;
-			usleep(1000);
-		}
-	}
 }

@@ -278,21 +278,6 @@ int shim_rules_allow(int role, int family, const uint8_t *addr, uint16_t port)
 
 /* ------------------------------------------------------------ config */
 
-static int64_t env_i64(const char *name, int64_t dflt)
-{
-	const char *s = getenv(name);
-	char *end;
-	long long v;
-
-	if (!s || !*s)
-		return dflt;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end)
-		return dflt;
-	return v;
-}
-
 static void save_env(void)
 {
 	extern char **environ;
@@ -313,16 +298,15 @@ static void load_config(void)
 	const char *s;
 	int64_t v;
 
-	shim_cfg.disabled = env_i64("IVLINK_DISABLE", 0) != 0;
-	shim_cfg.debug = env_i64("IVLINK_DEBUG", 0) != 0;
-	shim_cfg.spin_ns = env_i64(IVL_ENV_SPIN_NS, IVL_SPIN_NS_DEFAULT);
+	shim_cfg.disabled = ivl__env_i64("IVLINK_DISABLE", 0) != 0;
+	shim_cfg.debug = ivl__env_i64("IVLINK_DEBUG", 0) != 0;
+	shim_cfg.spin_ns = ivl__env_i64(IVL_ENV_SPIN_NS, IVL_SPIN_NS_DEFAULT);
 	if (shim_cfg.spin_ns < 0)
 		shim_cfg.spin_ns = 0;
-	shim_cfg.accept_timeout_ns = env_i64("IVLINK_ACCEPT_TIMEOUT_MS", 1000) * 1000000LL;
+	shim_cfg.accept_timeout_ns = ivl__env_i64("IVLINK_ACCEPT_TIMEOUT_MS", 1000) * 1000000LL;
 	if (shim_cfg.accept_timeout_ns <= 0)
 		shim_cfg.accept_timeout_ns = 1000000000LL;
-	shim_cfg.linger_ns = env_i64("IVLINK_LINGER_MS", 2000) * 1000000LL;
-	v = env_i64("IVLINK_RING_SIZE", 128 * 1024);
+	v = ivl__env_i64("IVLINK_RING_SIZE", 128 * 1024);
 	if (v < 4096 || v > (1 << 28) || (v & (v - 1)))
 		v = 128 * 1024;
 	shim_cfg.ring_size = (uint32_t)v;
@@ -375,10 +359,6 @@ __attribute__((constructor)) static void shim_init(void)
 		 shim_cfg.ring_size, shim_cfg.n_rules, shim_cfg.disabled ? ", disabled" : "");
 }
 
-__attribute__((destructor)) static void shim_fini(void)
-{
-	shim_exit_linger();
-}
 
 /* ------------------------------------------------------------ fd table */
 
@@ -633,12 +613,31 @@ void shim_ep_process_all(void)
 	struct shim_conn **v;
 	int n;
 
+
 	for (struct shim_ep *s = __atomic_load_n(&g_eps, __ATOMIC_ACQUIRE); s; s = s->next)
 		ivl_endpoint_process(s->ep);
 	n = active_snapshot(&v);
 	for (int i = 0; i < n; i++) {
 		shim_progress(v[i]);
 		shim_sync(v[i]);
+		shim_put(&v[i]->o);
+	}
+	free(v);
+}
+
+/*
+ * At exit: close every connection as close() would, so that the remotes
+ * read our last bytes and then EOF rather than a reset. Nothing waits for
+ * them: the daemon keeps our section, with those bytes, until it hands our
+ * id out again.
+ */
+__attribute__((destructor)) static void shim_fini(void)
+{
+	struct shim_conn **v;
+	int n = active_snapshot(&v);
+
+	for (int i = 0; i < n; i++) {
+		shim_conn_last_close(v[i]);
 		shim_put(&v[i]->o);
 	}
 	free(v);

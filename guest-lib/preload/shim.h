@@ -26,6 +26,17 @@
  * can never disagree: the server reads the client's ring only after it saw
  * CONFIRMED, and a withdrawing side replays everything its peer never read.
  *
+ * Close, exit and a remote that left
+ * ----------------------------------
+ * close() of the last fd (and exit, from the destructor, for every
+ * connection still open) marks the rings closed: the remote reads the rest
+ * and then EOF. Nobody lingers: the daemon keeps a gone peer's section
+ * intact until it hands the id out again, so a remote that left, even
+ * killed, can still be drained. The receive side reads on while the
+ * remote's section carries the epoch it matched (rx_alive() in conn.c, as
+ * channel.c does), and reports ECONNRESET only for an empty ring without
+ * EOF or a reused section; sends fail as soon as the remote is gone.
+ *
  * Readiness (poll, select, epoll)
  * -------------------------------
  * The kernel TCP socket of an accelerated connection carries no data, so its
@@ -149,7 +160,6 @@ struct shim_config {
 	int debug;
 	int64_t spin_ns;
 	int64_t accept_timeout_ns;
-	int64_t linger_ns;
 	uint32_t ring_size;
 	const char *endpoint;
 	struct shim_rule *rules;
@@ -226,6 +236,7 @@ struct shim_epoll {
 	int epfd;
 	int hidden_ep; /* endpoint fds registered (count of shim_ep) */
 	int nested;    /* holds an epoll fd that holds shimmed fds */
+	int in_outer;  /* is itself registered in another epoll set */
 	struct shim_reg *regs;
 };
 
@@ -267,6 +278,7 @@ struct shim_conn {
 	int w_full;	 /* rfd's send buffer filled (not writable) */
 	int r_hup;	 /* cfd shut down (EOF/reset shown) */
 	uint64_t r_mark; /* rx tail when the last edge was made */
+	int edges;	 /* some registration needs an edge per arrival (ET, nested) */
 	struct shim_reg *regs;
 	struct shim_conn *next_active, *prev_active;
 	int on_active;
@@ -313,14 +325,13 @@ void shim_progress(struct shim_conn *c);
 ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov, int cnt, int flags);
 ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov, int cnt, int flags);
 int shim_shutdown(struct shim_conn *c, int how);
-void shim_conn_last_close(struct shim_conn *c, int at_exit);
+void shim_conn_last_close(struct shim_conn *c);
 unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm);
 long shim_conn_nread(struct shim_conn *c);
 int shim_is_active(int state);
 void shim_fork_prepare(void);
 void shim_fork_parent(int failed);
 void shim_fork_child(void);
-void shim_exit_linger(void);
 char **shim_exec_env(char *const envp[]);
 #define SHIM_PASS (-100000) /* shim_sendv/recvv/shutdown: use the real call */
 void shim_count_fallback(struct shim_ep *sep, uint32_t reason);

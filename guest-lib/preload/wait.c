@@ -45,12 +45,20 @@ static int rfd_create(struct shim_conn *c)
 	return 0;
 }
 
-static void drain(int fd)
+/* Empties a socketpair end holding `queued` bytes (SIZE_MAX: unknown).
+ * One recv() takes them all when they fit in the buffer: a stream socket
+ * returns what is queued, so no second call has to find it empty. */
+static void drain(int fd, size_t queued)
 {
 	char buf[4096];
+	ssize_t n;
 
-	while (REAL(recv)(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-		;
+	for (;;) {
+		n = REAL(recv)(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n <= 0 || (n < (ssize_t)sizeof(buf) && (size_t)n >= queued))
+			return;
+		queued = (size_t)n >= queued ? 0 : queued - (size_t)n;
+	}
 }
 
 void shim_sync(struct shim_conn *c)
@@ -75,14 +83,17 @@ void shim_sync(struct shim_conn *c)
 		uint64_t tail =
 		    st == SS_ACCEL ? __atomic_load_n(&c->rx.ring.prod->tail, __ATOMIC_ACQUIRE) : 0;
 
-		/* A byte per new ring event: each is a new edge for EPOLLET. */
-		if (!c->r_bytes || tail != c->r_mark) {
+		/* A byte per new ring event: each is a new edge for EPOLLET
+		 * (and for an epoll set nested in another, whose outer set
+		 * sees an edge per arrival as with a kernel socket). Level
+		 * triggered sets need only the first. */
+		if (!c->r_bytes || (tail != c->r_mark && __atomic_load_n(&c->edges, __ATOMIC_RELAXED))) {
 			if (REAL(send)(c->cfd, "r", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
 				c->r_bytes++;
 			c->r_mark = tail;
 		}
 	} else if (c->r_bytes) {
-		drain(c->rfd);
+		drain(c->rfd, (size_t)c->r_bytes);
 		c->r_bytes = 0;
 	}
 	if ((ev & (POLLRDHUP | POLLERR)) && !c->r_hup) {
@@ -90,7 +101,7 @@ void shim_sync(struct shim_conn *c)
 		c->r_hup = 1;
 	}
 	if (wr && c->w_full) {
-		drain(c->cfd);
+		drain(c->cfd, SIZE_MAX);
 		c->w_full = 0;
 	} else if (!wr && !c->w_full) {
 		static const char junk[1024];
@@ -103,6 +114,18 @@ void shim_sync(struct shim_conn *c)
 }
 
 /* ------------------------------------------------------------ registrations */
+
+/* Whether c's readiness fd needs a new byte per arrival. Caller holds the
+ * reg lock. */
+static void edges_update(struct shim_conn *c)
+{
+	int edges = 0;
+
+	for (struct shim_reg *r = c->regs; r; r = r->next_c)
+		if ((r->ev.events & EPOLLET) || r->e->in_outer)
+			edges = 1;
+	__atomic_store_n(&c->edges, edges, __ATOMIC_RELAXED);
+}
 
 static struct shim_epoll *epoll_obj(int epfd, int create)
 {
@@ -250,6 +273,13 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		rc = REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
 		/* An epoll set that holds shimmed fds, nested in another: the
 		 * outer one must wake on the doorbells too. */
+		if (rc == 0 && op == EPOLL_CTL_ADD && inner) {
+			pthread_mutex_lock(&shim_reg_lock);
+			inner->in_outer = 1;
+			for (struct shim_reg *ir = inner->regs; ir; ir = ir->next_e)
+				edges_update(ir->c);
+			pthread_mutex_unlock(&shim_reg_lock);
+		}
 		if (rc == 0 && op == EPOLL_CTL_ADD && inner &&
 		    (inner->hidden_ep || inner->nested)) {
 			e = epoll_obj(epfd, 1);
@@ -307,6 +337,7 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		c->regs = r;
 		r->next_e = e->regs;
 		e->regs = r;
+		edges_update(c);
 		break;
 	case EPOLL_CTL_MOD:
 		if (!r) {
@@ -316,6 +347,7 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (ev)
 			r->ev = *ev;
 		rc = REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, r->target, &r->ev) < 0 ? -errno : 0;
+		edges_update(c);
 		break;
 	case EPOLL_CTL_DEL:
 		if (!r) {
@@ -324,6 +356,7 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		}
 		reg_uninstall(r);
 		reg_unlink(r);
+		edges_update(c);
 		shim_put(&c->o);
 		free(r);
 		break;

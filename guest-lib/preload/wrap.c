@@ -76,7 +76,7 @@ static void forget_fd(int fd)
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (c->nfds == 0)
-			shim_conn_last_close(c, 0);
+			shim_conn_last_close(c);
 	} else if (shim_epoll_of(o)) {
 		shim_epoll_drop(shim_epoll_of(o));
 	}

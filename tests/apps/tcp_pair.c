@@ -9,6 +9,13 @@
  *   tcp_pair client PORT BYTES      connects, writes BYTES of a known stream
  *                                   at once (before the server accepts),
  *                                   shuts down writing, prints the reply
+ *   tcp_pair sink PORT DELAY_MS     accepts at once, waits DELAY_MS, reads to
+ *                                   EOF, checks the stream, prints
+ *                                   "OK <bytes> <cksum>\n" (no reply)
+ *   tcp_pair send-exit PORT BYTES HOW
+ *                                   connects, writes BYTES of the stream and
+ *                                   leaves without closing: HOW is exit
+ *                                   (destructors run), _exit or kill (SIGKILL)
  *   tcp_pair refused PORT           connect() must fail with ECONNREFUSED
  *   tcp_pair pingpong-server PORT   echoes 64-byte messages
  *   tcp_pair pingpong PORT N SIZE   N round trips, prints p50/p99 in us
@@ -21,6 +28,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +103,9 @@ static int full(int fd, void *buf, size_t len, int wr)
 	return 0;
 }
 
-static int server(int port, int delay_ms)
+/* Accepts after accept_ms, reads to EOF after read_ms, checks the stream;
+ * replies to the client if reply is set. */
+static int server(int port, int accept_ms, int read_ms, int reply_it)
 {
 	int l = listener(port), s;
 	uint64_t total = 0, cks = 1469598103934665603ULL;
@@ -104,12 +114,13 @@ static int server(int port, int delay_ms)
 
 	printf("listening\n");
 	fflush(stdout);
-	usleep((useconds_t)delay_ms * 1000);
+	usleep((useconds_t)accept_ms * 1000);
 	s = accept(l, NULL, NULL);
 	if (s < 0) {
 		perror("accept");
 		return 1;
 	}
+	usleep((useconds_t)read_ms * 1000);
 	while ((n = read(s, buf, sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i < n; i++) {
 			if ((uint8_t)buf[i] != byte_at(total + (uint64_t)i)) {
@@ -127,12 +138,31 @@ static int server(int port, int delay_ms)
 	}
 	snprintf(reply, sizeof(reply), "OK %llu %016llx\n", (unsigned long long)total,
 		 (unsigned long long)cks);
-	if (full(s, reply, strlen(reply), 1) < 0)
+	if (reply_it && full(s, reply, strlen(reply), 1) < 0)
 		return 1;
 	printf("%s", reply);
 	close(s);
 	close(l);
 	return 0;
+}
+
+/* Writes bytes and leaves as HOW says, never closing the socket. */
+static int send_exit(int port, uint64_t bytes, const char *how)
+{
+	int s = dial(port);
+	uint8_t *buf = malloc(bytes ? bytes : 1);
+
+	for (uint64_t i = 0; i < bytes; i++)
+		buf[i] = byte_at(i);
+	if (full(s, buf, bytes, 1) < 0) {
+		perror("write");
+		return 1;
+	}
+	if (!strcmp(how, "_exit"))
+		_exit(0);
+	if (!strcmp(how, "kill"))
+		raise(SIGKILL);
+	exit(0);
 }
 
 static int client(int port, uint64_t bytes)
@@ -219,7 +249,11 @@ static int pingpong(int port, int n, int size)
 int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "server"))
-		return server(atoi(argv[2]), atoi(argv[3]));
+		return server(atoi(argv[2]), atoi(argv[3]), 0, 1);
+	if (argc >= 4 && !strcmp(argv[1], "sink"))
+		return server(atoi(argv[2]), 0, atoi(argv[3]), 0);
+	if (argc >= 5 && !strcmp(argv[1], "send-exit"))
+		return send_exit(atoi(argv[2]), strtoull(argv[3], NULL, 10), argv[4]);
 	if (argc >= 4 && !strcmp(argv[1], "client"))
 		return client(atoi(argv[2]), strtoull(argv[3], NULL, 10));
 	if (argc >= 3 && !strcmp(argv[1], "refused"))
