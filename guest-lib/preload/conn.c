@@ -500,9 +500,48 @@ static uint32_t pick_vector(struct shim_ep *sep)
 static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, uint32_t remote,
 			  uint32_t peer_slot, uint32_t peer_gen);
 
-int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
+/*
+ * Takes a channel half with a ring for c towards remote, published with sh
+ * (the caller set kind and its own fields; the addresses, as seen from this
+ * side, and the common fields are filled here). Closed halves are freed
+ * lazily, once their remote closed too: when the heap is full they are
+ * collected and the offer tried once more. Returns the slot, -ENOSPC (no
+ * slot beyond the reserve for notes) or -errno of ivl_ctab_offer_shim().
+ */
+static int offer_half(struct shim_conn *c, const char *name, uint32_t remote,
+		      struct ivl_shim_half *sh, int fam, const uint8_t *la, uint16_t lport,
+		      const uint8_t *ra, uint16_t rport)
 {
 	struct ivl_ctab_params p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	p.name = name;
+	p.remote = remote;
+	p.mode = IVL_MODE_STREAM;
+	p.ring_size = shim_cfg.ring_size;
+	p.rx_vector = c->rx_vector = pick_vector(c->sep);
+	p.owner_pid = (uint32_t)getpid();
+	sh->procs = 1;
+	sh->family = (uint32_t)fam;
+	memcpy(sh->laddr, la, 16);
+	memcpy(sh->raddr, ra, 16);
+	sh->lport = lport;
+	sh->rport = rport;
+	sh->owner_pid = (uint32_t)getpid();
+	sh->created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
+	if (!room_for_channel(rg_of(c), self_of(c)))
+		return -ENOSPC;
+	rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), c->sep->ep->self_epoch, &p, sh);
+	if (rc == -ENOMEM) {
+		ivl_ctab_gc(rg_of(c), self_of(c));
+		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), c->sep->ep->self_epoch, &p, sh);
+	}
+	return rc;
+}
+
+int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
+{
 	struct ivl_shim_half sh;
 	struct ivl_chan_half *h;
 	struct ivl_notifier n;
@@ -546,33 +585,10 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	c->lport = sport;
 	c->rport = dport;
 	conn_name(c->name, fam, src, sport, dst, dport);
-	memset(&p, 0, sizeof(p));
-	p.name = c->name;
-	p.remote = server;
-	p.mode = IVL_MODE_STREAM;
-	p.ring_size = shim_cfg.ring_size;
-	p.rx_vector = c->rx_vector = pick_vector(sep);
-	p.owner_pid = (uint32_t)getpid();
 	memset(&sh, 0, sizeof(sh));
 	sh.kind = IVL_SHIM_PROPOSAL;
 	sh.rdv = IVL_RDV_PROPOSED;
-	sh.procs = 1;
-	sh.family = (uint32_t)fam;
-	memcpy(sh.laddr, src, 16);
-	memcpy(sh.raddr, dst, 16);
-	sh.lport = sport;
-	sh.rport = dport;
-	sh.owner_pid = (uint32_t)getpid();
-	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
-	rc = room_for_channel(rg_of(c), self_of(c))
-		 ? ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh)
-		 : -ENOSPC;
-	if (rc == -ENOMEM) {
-		/* Closed halves are freed lazily, once their remote closed
-		 * too: collect them now and try once more. */
-		ivl_ctab_gc(rg_of(c), self_of(c));
-		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
-	}
+	rc = offer_half(c, c->name, server, &sh, fam, src, sport, dst, dport);
 	if (rc < 0) {
 		SHIM_DBG("fd %d: connect %s: plain TCP (region full: %s)", c->fd, ds,
 			 strerror(-rc));
@@ -963,7 +979,6 @@ static void srv_decline(struct shim_conn *c, const struct shim_proposal *pr, uin
  * the accepted socket is plain TCP and needs no tracking. */
 int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 {
-	struct ivl_ctab_params p;
 	struct ivl_ctab_remote m;
 	struct ivl_shim_half sh;
 	struct ivl_chan_half *mine, *theirs;
@@ -1009,32 +1024,11 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 		srv_decline(c, &pr, IVL_FB_RULES);
 		goto tracked;
 	}
-	memset(&p, 0, sizeof(p));
-	p.name = pr.name;
-	p.remote = pr.peer;
-	p.mode = IVL_MODE_STREAM;
-	p.ring_size = shim_cfg.ring_size;
-	p.rx_vector = c->rx_vector = pick_vector(sep);
-	p.owner_pid = (uint32_t)getpid();
 	memset(&sh, 0, sizeof(sh));
 	sh.kind = IVL_SHIM_ACCEPT;
-	sh.procs = 1;
-	sh.family = (uint32_t)fam;
-	memcpy(sh.laddr, la, 16);
-	memcpy(sh.raddr, ra, 16);
-	sh.lport = lport;
-	sh.rport = rport;
 	sh.peer_slot = pr.slot;
 	sh.peer_gen = pr.gen;
-	sh.owner_pid = (uint32_t)getpid();
-	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
-	rc = room_for_channel(rg_of(c), self_of(c))
-		 ? ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh)
-		 : -ENOSPC;
-	if (rc == -ENOMEM) {
-		ivl_ctab_gc(rg_of(c), self_of(c));
-		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), sep->ep->self_epoch, &p, &sh);
-	}
+	rc = offer_half(c, pr.name, pr.peer, &sh, fam, la, lport, ra, rport);
 	if (rc < 0) {
 		srv_decline(c, &pr, IVL_FB_REGION_FULL);
 		goto tracked;
