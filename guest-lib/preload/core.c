@@ -437,11 +437,22 @@ struct shim_obj *shim_take(int fd)
 
 /* ------------------------------------------------------------ endpoints */
 
+/*
+ * Zeroes this peer's shim counters once per incarnation of the peer: a
+ * host process is a peer of its own, but all the processes of a guest
+ * share one (through ivlink-guestd), and the second one must not wipe what
+ * the first counted. The shim's own reserved0 word records the epoch the
+ * counters belong to (nobody else writes struct ivl_peer_shim).
+ */
 static void init_peer_shim(struct ivl_endpoint *ep)
 {
 	struct ivl_peer_entry *e = ivl_region_peer(&ep->rg, ep->self);
 
+	if (__atomic_load_n(&e->shim.magic, __ATOMIC_ACQUIRE) == IVL_SHIM_MAGIC &&
+	    __atomic_load_n(&e->shim.reserved0, __ATOMIC_RELAXED) == ep->self_epoch)
+		return;
 	memset(&e->shim, 0, sizeof(e->shim));
+	__atomic_store_n(&e->shim.reserved0, ep->self_epoch, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->shim.magic, IVL_SHIM_MAGIC, __ATOMIC_RELEASE);
 }
 
