@@ -66,10 +66,6 @@
  *                             ring round trip, 64 B, spin_ns = 0 (eventfd)
  *   ring_block_kicks_per_rtt  eventfd kicks per blocking round trip (2.0
  *                             when every wait slept)
- *   ring_v1_rtt_p50_ns        diagnostic: spinning round trip with rings
- *                             attached without wake lines (sleep_seq and
- *                             the flags polled on the index lines, the
- *                             layout v1 arrangement), p50
  *   ring_lazy_rtt_p50_ns      diagnostic: spinning round trip with the
  *                             consumer publishing its head once per quarter
  *                             ring instead of per record, p50
@@ -224,7 +220,7 @@ struct results {
 	double clock_ns;
 	struct lat floor, floor_pause, ring, ring_block;
 	double block_kicks_per_rtt;
-	struct lat ring_spin0, ring_lazy, ring_v1; /* diagnostics */
+	struct lat ring_spin0, ring_lazy; /* diagnostics */
 	double spin0_kicks_per_rtt;
 	double xcopy_gbps; /* diagnostic: cross-core copy ceiling, 64 KiB */
 	struct lat tcp64, tcp1, unix64, unix1;
@@ -291,39 +287,20 @@ static uint32_t *xcopy_flag(struct bench *b, uint32_t i)
 	return (uint32_t *)(b->shm + OFF_BALL + 64u * (i + 1));
 }
 
-/* Wake lines (layout.h, struct ivl_ring_wake) of ring i: half way into the
- * 4 KiB page of each block, so no prefetcher pairs them with an index line. */
-static struct ivl_ring_wake *ring_wake(struct bench *b, enum ring_id id, int producer)
-{
-	uint8_t *blk = producer ? (uint8_t *)ring_prod(b, id) : (uint8_t *)ring_cons(b, id);
-
-	return (struct ivl_ring_wake *)(blk + 2048u);
-}
-
-/* Attaches one side of ring id with wake lines, as channels do; v1 != 0
- * attaches without them (the diagnostic comparison). */
-static int ring_attach_v(struct bench *b, struct ivl_ring *r, enum ring_id id, int producer,
-			 uint32_t size, enum ivl_ring_mode mode, uint32_t max_record,
-			 int64_t spin_ns, int v1)
-{
-	struct ivl_ring_shm shm = {.prod = ring_prod(b, id),
-				   .cons = ring_cons(b, id),
-				   .prod_wake = v1 ? NULL : ring_wake(b, id, 1),
-				   .cons_wake = v1 ? NULL : ring_wake(b, id, 0),
-				   .data = ring_data(b, id),
-				   .size = size};
-	int rc;
-
-	rc = ivl_ring_init(r, producer, &shm, mode, max_record, &b->notify);
-	if (rc == 0)
-		r->spin_ns = spin_ns;
-	return rc;
-}
-
 static int ring_attach(struct bench *b, struct ivl_ring *r, enum ring_id id, int producer,
 		       uint32_t size, enum ivl_ring_mode mode, uint32_t max_record, int64_t spin_ns)
 {
-	return ring_attach_v(b, r, id, producer, size, mode, max_record, spin_ns, 0);
+	int rc;
+
+	if (producer)
+		rc = ivl_ring_init_producer(r, ring_prod(b, id), ring_cons(b, id), ring_data(b, id),
+					    size, mode, max_record, &b->notify);
+	else
+		rc = ivl_ring_init_consumer(r, ring_prod(b, id), ring_cons(b, id), ring_data(b, id),
+					    size, mode, max_record, &b->notify);
+	if (rc == 0)
+		r->spin_ns = spin_ns;
+	return rc;
 }
 
 static void lat_from(struct lat *l, int64_t *s, size_t n)
@@ -366,7 +343,6 @@ enum rtt_how {
 	RTT_SLEEP,     /* every wait advertises sleep and blocks, no spin */
 	RTT_LIB_SPIN0, /* ivl_ring_wait_readable with spin_ns = 0 */
 	RTT_LAZY_HEAD, /* RTT_SPIN, but the consumer publishes its head lazily */
-	RTT_V1_WAKE,   /* RTT_SPIN, rings attached without wake lines */
 };
 
 /* Lazy head publication: once per this many bytes consumed. A ping-pong
@@ -377,8 +353,7 @@ enum rtt_how {
 static void set_cons_sleep_seq(struct ivl_ring *r, uint32_t seq)
 {
 	r->sleep_seq = seq;
-	/* c_sleep: the consumer's wake line, or its block without one. */
-	__atomic_store_n(r->c_sleep, seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->cons->sleep_seq, seq, __ATOMIC_RELAXED);
 }
 
 /*
@@ -434,13 +409,11 @@ static int rtt_attach(struct bench *b, struct ivl_ring *rx, struct ivl_ring *tx,
 	int64_t spin_ns = how == RTT_SLEEP || how == RTT_LIB_SPIN0 ? 0 : SPIN_FOREVER_NS;
 	int rc;
 
-	int v1 = how == RTT_V1_WAKE;
-
-	rc = ring_attach_v(b, rx, parent ? RING_PONG : RING_PING, 0, RTT_RING_SIZE,
-			   IVL_MODE_MESSAGE, RTT_MSG, spin_ns, v1);
+	rc = ring_attach(b, rx, parent ? RING_PONG : RING_PING, 0, RTT_RING_SIZE, IVL_MODE_MESSAGE,
+			 RTT_MSG, spin_ns);
 	if (rc == 0)
-		rc = ring_attach_v(b, tx, parent ? RING_PING : RING_PONG, 1, RTT_RING_SIZE,
-				   IVL_MODE_MESSAGE, RTT_MSG, spin_ns, v1);
+		rc = ring_attach(b, tx, parent ? RING_PING : RING_PONG, 1, RTT_RING_SIZE,
+				 IVL_MODE_MESSAGE, RTT_MSG, spin_ns);
 	return rc;
 }
 
@@ -850,11 +823,7 @@ static int run_ring_rtt(struct bench *b, enum rtt_how how, size_t iters, struct 
 
 	memset(msg, 0xa5, sizeof(msg));
 	ivl_ring_format(ring_prod(b, RING_PING), ring_cons(b, RING_PING));
-	ivl_ring_format_wake(ring_wake(b, RING_PING, 1));
-	ivl_ring_format_wake(ring_wake(b, RING_PING, 0));
 	ivl_ring_format(ring_prod(b, RING_PONG), ring_cons(b, RING_PONG));
-	ivl_ring_format_wake(ring_wake(b, RING_PONG, 1));
-	ivl_ring_format_wake(ring_wake(b, RING_PONG, 0));
 	/* Drain eventfd counts left by an earlier test, so that the first
 	 * sleeps of this one are not cut short by stale kicks. */
 	while (read(b->efd_parent, &stale, sizeof(stale)) > 0)
@@ -970,8 +939,6 @@ static int run_tput(struct bench *b, uint32_t size, struct tput *res)
 	if (batch == 0)
 		batch = 1;
 	ivl_ring_format(ring_prod(b, RING_TPUT), ring_cons(b, RING_TPUT));
-	ivl_ring_format_wake(ring_wake(b, RING_TPUT, 1));
-	ivl_ring_format_wake(ring_wake(b, RING_TPUT, 0));
 	rc = ring_attach(b, &rx, RING_TPUT, 0, ring_size,
 			 stream ? IVL_MODE_STREAM : IVL_MODE_MESSAGE, stream ? 0 : size,
 			 IVL_SPIN_NS_DEFAULT);
@@ -1254,7 +1221,6 @@ static void print_human(const struct bench *b, const struct results *r)
 	print_lat("cache-line ping-pong, pause in spin", &r->floor_pause);
 	print_lat("ring 64 B, spinning", &r->ring);
 	print_lat("ring 64 B, blocking (spin_ns=0)", &r->ring_block);
-	print_lat("diag: ring, no wake lines (v1)", &r->ring_v1);
 	print_lat("diag: ring, lazy head publication", &r->ring_lazy);
 	print_lat("diag: ring, library wait spin_ns=0", &r->ring_spin0);
 	print_lat("TCP loopback 1 B, TCP_NODELAY", &r->tcp1);
@@ -1374,7 +1340,6 @@ static void print_json(const struct bench *b, const struct results *r)
 	json_lat("ring", &r->ring, 1);
 	json_lat("ring_block", &r->ring_block, 1);
 	printf("  \"ring_block_kicks_per_rtt\": %.3f,\n", r->block_kicks_per_rtt);
-	printf("  \"ring_v1_rtt_p50_ns\": %" PRId64 ",\n", r->ring_v1.p50);
 	printf("  \"ring_lazy_rtt_p50_ns\": %" PRId64 ",\n", r->ring_lazy.p50);
 	printf("  \"ring_lib_spin0_rtt_p50_ns\": %" PRId64 ",\n", r->ring_spin0.p50);
 	printf("  \"ring_lib_spin0_kicks_per_rtt\": %.3f,\n", r->spin0_kicks_per_rtt);
@@ -1489,8 +1454,6 @@ static void usage(FILE *f)
 		"      ring_block_rtt_p50_ns, ring_block_rtt_p99_ns, ring_block_rtt_p999_ns\n"
 		"                            ring round trip, 64 B, spin_ns = 0\n"
 		"      ring_block_kicks_per_rtt  eventfd kicks per blocking round trip\n"
-		"      ring_v1_rtt_p50_ns    diagnostic: spinning, rings without wake lines\n"
-		"                            (sleep_seq, flags on the index lines), p50\n"
 		"      ring_lazy_rtt_p50_ns  diagnostic: spinning, consumer publishes its head\n"
 		"                            once per quarter ring, p50\n"
 		"      ring_lib_spin0_rtt_p50_ns  diagnostic: ivl_ring_wait_readable() with\n"
@@ -1654,8 +1617,6 @@ static int run_all(struct bench *b, struct results *r)
 		return fail("cache-line ping-pong with pause", rc);
 	if ((rc = run_ring_rtt(b, RTT_SPIN, b->o.iters, &r->ring, NULL)) < 0)
 		return fail("ring round trip (spinning)", rc);
-	if ((rc = run_ring_rtt(b, RTT_V1_WAKE, b->o.iters, &r->ring_v1, NULL)) < 0)
-		return fail("ring round trip (no wake lines)", rc);
 	if ((rc = run_ring_rtt(b, RTT_SLEEP, b->o.slow_iters, &r->ring_block,
 			       &r->block_kicks_per_rtt)) < 0)
 		return fail("ring round trip (blocking)", rc);

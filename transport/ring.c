@@ -15,26 +15,11 @@
  *      pairs with A3 (refresh_tail's acquire load of prod->flags, done
  *      before the tail load): a consumer that sees DONE_WRITING also sees
  *      every byte published before it, so EOF is never reported early.
- *   R4 (set_flags / set_cons_flags, release store of the wake line's flags
- *      copy, after the block's flags) pairs with A4 (the acquire load of
- *      the copy in reserve() / ivl_ring_peek()): a side that sees a close
- *      in the copy finds it in the block too when it re-reads the block.
- *   F1/F2 (full fences): the sleep/wake handshake, on two locations per
- *      direction. The sleeper's word S is its sleep_seq: in its wake line
- *      (r->p_sleep / r->c_sleep point there) or, for handles without wake
- *      lines, in its block. The publisher's words P are its index and its
- *      block's flags (never the copy: is_ready() reads the block).
- *        sleeper:   store S := odd; F1; load P (is_ready); block if not ready
- *        publisher: store P;        F2; load S; kick if odd and not yet kicked
- *      Both fences are sequentially consistent, so they are totally ordered:
- *      if F1 comes first the publisher's load of S sees the odd value and
- *      kicks; if F2 comes first the sleeper's load of P sees the new index
- *      or flags and does not sleep. Without the fences each side's load
- *      could pass its own earlier store (store buffering, allowed even on
- *      x86) and both would miss the other: a lost wake-up. S and P being on
- *      different cache lines changes nothing in this argument, and is the
- *      point of the wake lines: S is written only around a sleep, so the
- *      publisher's load of S hits in its cache while the other side spins.
+ *   F1/F2 (full fences): the sleep/wake handshake. A sleeper stores an odd
+ *      sleep_seq, F1, then re-reads the index; a publisher stores the index,
+ *      F2, then reads sleep_seq. Without the fences each side's load could
+ *      pass its own earlier store (store buffering, allowed even on x86) and
+ *      both would miss the other: a lost wake-up.
  */
 #include <errno.h>
 #include <string.h>
@@ -134,25 +119,15 @@ void ivl_ring_format(struct ivl_ring_prod *prod, struct ivl_ring_cons *cons)
 	memset(cons, 0, sizeof(*cons));
 }
 
-void ivl_ring_format_wake(struct ivl_ring_wake *w)
-{
-	memset(w, 0, sizeof(*w));
-}
-
-static int ring_init(struct ivl_ring *r, const struct ivl_ring_shm *shm,
+static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod,
+		     struct ivl_ring_cons *cons, void *data, uint32_t size,
 		     enum ivl_ring_mode mode, uint32_t max_record,
 		     const struct ivl_notifier *n)
 {
-	struct ivl_ring_prod *prod = shm->prod;
-	struct ivl_ring_cons *cons = shm->cons;
-	void *data = shm->data;
-	uint32_t size = shm->size;
 	uint64_t tail, head;
 
 	memset(r, 0, sizeof(*r));
 	if (!prod || !cons || !data || ((uintptr_t)data & 7))
-		return -EINVAL;
-	if (!shm->prod_wake != !shm->cons_wake)
 		return -EINVAL;
 	if (size < RING_MIN_SIZE || size > RING_MAX_SIZE || (size & (size - 1)))
 		return -EINVAL;
@@ -165,18 +140,6 @@ static int ring_init(struct ivl_ring *r, const struct ivl_ring_shm *shm,
 
 	r->prod = prod;
 	r->cons = cons;
-	if (shm->prod_wake) {
-		r->p_sleep = &shm->prod_wake->sleep_seq;
-		r->p_fcopy = &shm->prod_wake->flags;
-		r->c_sleep = &shm->cons_wake->sleep_seq;
-		r->c_fcopy = &shm->cons_wake->flags;
-	} else {
-		r->p_sleep = &prod->sleep_seq;
-		r->p_fcopy = &prod->flags;
-		r->c_sleep = &cons->sleep_seq;
-		r->c_fcopy = &cons->flags;
-	}
-	r->p_flags_due = IVL_RING_FLAGS_POLL;
 	r->data = data;
 	r->size = size;
 	r->mask = size - 1;
@@ -201,39 +164,18 @@ static int ring_init(struct ivl_ring *r, const struct ivl_ring_shm *shm,
 	return 0;
 }
 
-int ivl_ring_init(struct ivl_ring *r, int producer, const struct ivl_ring_shm *shm,
-		  enum ivl_ring_mode mode, uint32_t max_record, const struct ivl_notifier *n)
-{
-	uint32_t *own_sleep, *own_fcopy, *own_flags;
-	int rc = ring_init(r, shm, mode, max_record, n);
-
-	if (rc < 0)
-		return rc;
-	r->is_producer = producer != 0;
-	own_sleep = producer ? r->p_sleep : r->c_sleep;
-	own_fcopy = producer ? r->p_fcopy : r->c_fcopy;
-	own_flags = producer ? &r->prod->flags : &r->cons->flags;
-	r->sleep_seq = __atomic_load_n(own_sleep, __ATOMIC_RELAXED) & ~1u;
-	if (own_fcopy != own_flags) {
-		/* Our wake line is ours alone: re-sync it, since a reused
-		 * channel slot may hold a previous incarnation's values (a
-		 * stale close would send every reserve of the other side to
-		 * the block flags; a stale odd sleep_seq costs one kick). */
-		__atomic_store_n(own_sleep, r->sleep_seq, __ATOMIC_RELAXED);
-		/* R4 (see the file comment). */
-		store_rel32(own_fcopy, __atomic_load_n(own_flags, __ATOMIC_RELAXED));
-	}
-	return 0;
-}
-
 int ivl_ring_init_producer(struct ivl_ring *r, struct ivl_ring_prod *prod,
 			   struct ivl_ring_cons *cons, void *data, uint32_t size,
 			   enum ivl_ring_mode mode, uint32_t max_record,
 			   const struct ivl_notifier *n)
 {
-	struct ivl_ring_shm shm = {.prod = prod, .cons = cons, .data = data, .size = size};
+	int rc = ring_init(r, prod, cons, data, size, mode, max_record, n);
 
-	return ivl_ring_init(r, 1, &shm, mode, max_record, n);
+	if (rc == 0) {
+		r->is_producer = 1;
+		r->sleep_seq = __atomic_load_n(&prod->sleep_seq, __ATOMIC_RELAXED) & ~1u;
+	}
+	return rc;
 }
 
 int ivl_ring_init_consumer(struct ivl_ring *r, struct ivl_ring_prod *prod,
@@ -241,9 +183,13 @@ int ivl_ring_init_consumer(struct ivl_ring *r, struct ivl_ring_prod *prod,
 			   enum ivl_ring_mode mode, uint32_t max_record,
 			   const struct ivl_notifier *n)
 {
-	struct ivl_ring_shm shm = {.prod = prod, .cons = cons, .data = data, .size = size};
+	int rc = ring_init(r, prod, cons, data, size, mode, max_record, n);
 
-	return ivl_ring_init(r, 0, &shm, mode, max_record, n);
+	if (rc == 0) {
+		r->is_producer = 0;
+		r->sleep_seq = __atomic_load_n(&cons->sleep_seq, __ATOMIC_RELAXED) & ~1u;
+	}
+	return rc;
 }
 
 /* ---------------------------------------------------------------- producer */
@@ -263,7 +209,6 @@ static int refresh_head(struct ivl_ring *r)
 	if (r->mode == IVL_MODE_MESSAGE && (head & (IVL_REC_ALIGN - 1)))
 		return poison(r);
 	r->p_head_cache = head;
-	r->p_flags_due = IVL_RING_FLAGS_POLL;
 	if (flags & IVL_RING_F_ABORT)
 		return -ECONNRESET;
 	if (flags & IVL_RING_F_CLOSED)
@@ -301,15 +246,11 @@ static long reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 
 	/* A closed or aborted consumer is reported at once, not only when the
 	 * ring fills up: otherwise a writer to a closed channel would see up
-	 * to a ring's worth of writes succeed. The copy in the consumer's wake
-	 * line is written only at a close, so this load hits in our cache; the
-	 * block's flags (on the line the consumer writes at every release)
-	 * are re-read with the head, and at least every IVL_RING_FLAGS_POLL
-	 * reserves for writers other than the consumer's handle (guestd).
-	 * A4: pairs with R4 in ivl_ring_set_cons_flags(). Without wake lines
-	 * the copy is the block's flags themselves. */
-	if ((load_acq32(r->c_fcopy) & (IVL_RING_F_CLOSED | IVL_RING_F_ABORT)) ||
-	    --r->p_flags_due == 0) {
+	 * to a ring's worth of writes succeed. The flags share a cache line
+	 * with the sleep_seq that every publish reads anyway, so this load
+	 * rarely misses. */
+	if (__atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED) &
+	    (IVL_RING_F_CLOSED | IVL_RING_F_ABORT)) {
 		rc = refresh_head(r);
 		if (rc < 0)
 			return rc;
@@ -391,7 +332,7 @@ static int publish_tail(struct ivl_ring *r)
 	/* R1: pairs with A2 in refresh_tail(). */
 	store_rel64(&prod->tail, r->p_tail);
 	store_relaxed64(&prod->msgs, r->p_msgs);
-	wake_if_asleep(r, r->c_sleep, &r->p_kicked_seq, &r->p_kicks, &prod->kicks,
+	wake_if_asleep(r, &r->cons->sleep_seq, &r->p_kicked_seq, &r->p_kicks, &prod->kicks,
 		       &r->p_suppressed, &prod->kicks_suppressed);
 	return 0;
 }
@@ -533,12 +474,9 @@ int ivl_ring_set_flags(struct ivl_ring *r, uint32_t flags)
 	old = __atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED);
 	/* R3: pairs with A3 in refresh_tail(). */
 	store_rel32(&r->prod->flags, old | flags);
-	/* R4: pairs with A4 in ivl_ring_peek(). */
-	if (r->p_fcopy != &r->prod->flags)
-		store_rel32(r->p_fcopy, old | flags);
 	/* F2 again: a consumer asleep on an empty ring must see the flag. */
 	full_fence();
-	if (__atomic_load_n(r->c_sleep, __ATOMIC_RELAXED) & 1) {
+	if (__atomic_load_n(&r->cons->sleep_seq, __ATOMIC_RELAXED) & 1) {
 		int krc = r->notify.kick ? r->notify.kick(r->notify.ctx) : 0;
 
 		if (rc == 0)
@@ -596,12 +534,9 @@ long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 		return -EINVAL;
 
 	/* ABORT discards pending data, so it is honoured even while cached
-	 * data remains. The copy in the producer's wake line is written only
-	 * when its flags change, so this load hits in our cache; an ABORT
-	 * written into the block by someone else (guestd) is seen at the next
-	 * refresh_tail(), at the latest once the cached data is consumed.
-	 * A4: pairs with R4 in ivl_ring_set_flags(). */
-	if (load_acq32(r->p_fcopy) & IVL_RING_F_ABORT)
+	 * data remains. The flags share a line with the sleep_seq that every
+	 * publish_head() reads, so this load is nearly free. */
+	if (__atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED) & IVL_RING_F_ABORT)
 		return -ECONNRESET;
 
 	avail = r->c_tail_cache - r->c_head;
@@ -645,7 +580,7 @@ static int publish_head(struct ivl_ring *r)
 	/* R2: pairs with A1 in refresh_head(). */
 	store_rel64(&cons->head, r->c_head);
 	store_relaxed64(&cons->msgs, r->c_msgs);
-	wake_if_asleep(r, r->p_sleep, &r->c_kicked_seq, &r->c_kicks, &cons->kicks,
+	wake_if_asleep(r, &r->prod->sleep_seq, &r->c_kicked_seq, &r->c_kicks, &cons->kicks,
 		       &r->c_suppressed, &cons->kicks_suppressed);
 	return 0;
 }
@@ -768,12 +703,8 @@ int ivl_ring_set_cons_flags(struct ivl_ring *r, uint32_t flags)
 		return -EINVAL;
 	old = __atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED);
 	store_rel32(&r->cons->flags, old | flags);
-	/* R4: pairs with A4 in reserve(). */
-	if (r->c_fcopy != &r->cons->flags)
-		store_rel32(r->c_fcopy, old | flags);
-	/* F2: a producer asleep on a full ring must see the close. */
 	full_fence();
-	if ((__atomic_load_n(r->p_sleep, __ATOMIC_RELAXED) & 1) && r->notify.kick)
+	if ((__atomic_load_n(&r->prod->sleep_seq, __ATOMIC_RELAXED) & 1) && r->notify.kick)
 		return r->notify.kick(r->notify.ctx);
 	return 0;
 }
@@ -804,7 +735,7 @@ static int is_ready(struct ivl_ring *r, size_t need)
 
 static void set_sleep_seq(struct ivl_ring *r, uint32_t seq)
 {
-	uint32_t *p = r->is_producer ? r->p_sleep : r->c_sleep;
+	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
 
 	r->sleep_seq = seq;
 	__atomic_store_n(p, seq, __ATOMIC_RELAXED);

@@ -21,14 +21,6 @@
  *   | magic, page bitmap | chan_slots x 512 B halves  | 4 KiB pages           |
  *   +--------------------+----------------------------+-----------------------+
  *
- *   channel half (512 B, one cache line per row, "w:" = the side writing it):
- *     0   descriptor (2 lines)       w: owner, before OFFERED
- *   128   tx_prod  tail, flags, ...  w: owner as producer, every publish
- *   192   rx_cons  head, flags, ...  w: owner as consumer, every publish
- *   256   shim block (2 lines)       w: owner (socket shim)
- *   384   tx_wake  sleep_seq, flags  w: owner as producer, rarely (sleep, close)
- *   448   rx_wake  sleep_seq, flags  w: owner as consumer, rarely (sleep, close)
- *
  * Who writes what: the daemon writes the region header (once, at format time,
  * plus daemon_gen/daemon_pid at each start) and the daemon half of every peer
  * table entry. A peer writes only its own peer-table diagnostics and its own
@@ -221,9 +213,7 @@ _Static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 /* block in the consumer's channel half. Each block is written by one side   */
 /* only and occupies a cache line of its own, so the two sides never         */
 /* false-share (the same reason DPDK's rte_ring_core.h gives for its          */
-/* separate prod/cons headtail lines). The words the other side reads on    */
-/* every call (sleep_seq, a copy of the flags) sit on a third, rarely written */
-/* line per side, struct ivl_ring_wake.                                      */
+/* separate prod/cons headtail lines).                                        */
 
 /* Flags in ivl_ring_prod.flags (producer to consumer), after SMC's
  * peer_done_writing / peer_conn_closed / peer_conn_abort. */
@@ -234,8 +224,7 @@ _Static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 struct ivl_ring_prod {
 	uint64_t tail;	    /* free-running: bytes ever published */
 	uint32_t flags;	    /* IVL_RING_F_* */
-	uint32_t sleep_seq; /* odd while the producer waits for space (only
-			     * for handles without a wake line) */
+	uint32_t sleep_seq; /* odd while the producer waits for space */
 	uint64_t kicks;	    /* doorbells sent (diagnostics) */
 	uint64_t kicks_suppressed;
 	uint64_t msgs; /* records or write calls published */
@@ -245,8 +234,7 @@ struct ivl_ring_prod {
 struct ivl_ring_cons {
 	uint64_t head;	    /* free-running: bytes ever consumed */
 	uint32_t flags;	    /* IVL_RING_F_CLOSED | IVL_RING_F_ABORT */
-	uint32_t sleep_seq; /* odd while the consumer waits for data (only
-			     * for handles without a wake line) */
+	uint32_t sleep_seq; /* odd while the consumer waits for data */
 	uint64_t kicks;
 	uint64_t kicks_suppressed;
 	uint64_t msgs;
@@ -261,37 +249,6 @@ _Static_assert(offsetof(struct ivl_ring_cons, head) == 0, "abi");
 _Static_assert(offsetof(struct ivl_ring_cons, flags) == 8, "abi");
 _Static_assert(offsetof(struct ivl_ring_cons, sleep_seq) == 12, "abi");
 _Static_assert(sizeof(struct ivl_ring_cons) == IVL_CACHELINE, "abi");
-
-/*
- * Wake line of one side of a ring: the words the OTHER side
- * reads on every publish or reserve, moved off the index lines. The index
- * line of a side (tail or head) is written at every publish, so a word
- * beside it that the other side reads each time costs that side a cache
- * miss each time; this line is written only when its side goes to sleep,
- * wakes, or changes its flags, so the other side's reads hit in its cache.
- *
- * sleep_seq replaces the block's sleep_seq for the handshake (ring.h).
- * flags is a copy of the block's flags, written by the same side right
- * after them (release): the other side polls the copy on every call to
- * notice a close at once, while the block's flags stay authoritative
- * (ivlinkctl and guestd use them; the ring re-reads them whenever it
- * refreshes the index, and at least every IVL_RING_FLAGS_POLL calls).
- * A block's own sleep_seq is unused by a handle given a wake line.
- *
- * The wake lines took reserved (zero) room of the channel half, so the
- * layout version stays 1; both ends of a channel must be built with them
- * (an older peer would advertise sleep in the block, and its wake-ups would
- * come late, by up to one IVL_BLOCK_SLICE_NS).
- */
-struct ivl_ring_wake {
-	uint32_t sleep_seq; /* odd while this side waits */
-	uint32_t flags;	    /* copy of this side's block flags */
-	uint8_t reserved[IVL_CACHELINE - 8];
-};
-
-_Static_assert(offsetof(struct ivl_ring_wake, sleep_seq) == 0, "abi");
-_Static_assert(offsetof(struct ivl_ring_wake, flags) == 4, "abi");
-_Static_assert(sizeof(struct ivl_ring_wake) == IVL_CACHELINE, "abi");
 
 /* Message mode: every record starts with this header, 8-byte aligned; the
  * payload follows and is padded to 8 bytes. Records may wrap. */
@@ -425,12 +382,7 @@ struct ivl_chan_half {
 	struct ivl_ring_cons rx_cons;
 	/* Lines 4-5: socket shim block (zero for native channels). */
 	struct ivl_shim_half shim;
-	/* Line 6: wake line of this side's tx ring (we produce). */
-	struct ivl_ring_wake tx_wake;
-	/* Line 7: wake line of our rx ring (we consume). Both wake lines are
-	 * written by this side only, like lines 2-3, so the adjacent-line
-	 * prefetcher's 128-byte pairs never mix the two sides' writes. */
-	struct ivl_ring_wake rx_wake;
+	uint8_t reserved2[IVL_CHAN_HALF_SIZE - 4 * IVL_CACHELINE - sizeof(struct ivl_shim_half)];
 };
 
 _Static_assert(offsetof(struct ivl_chan_half, state) == 0, "abi");
@@ -443,8 +395,6 @@ _Static_assert(offsetof(struct ivl_chan_half, name) == 64, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, tx_prod) == 128, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, rx_cons) == 192, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, shim) == 256, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, tx_wake) == 384, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, rx_wake) == 448, "abi");
 _Static_assert(sizeof(struct ivl_chan_half) == IVL_CHAN_HALF_SIZE, "abi");
 
 /* ------------------------------------------------------------------------ */

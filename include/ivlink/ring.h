@@ -3,15 +3,8 @@
  * ivlink SPSC ring: one producer, one consumer, in shared memory.
  *
  * A ring is three pieces of shared memory (see layout.h): the producer block
- * (tail, flags, counters), the consumer block (head, flags, counters) and a
- * power-of-two data area, plus optionally one wake line per side (sleep_seq
- * and a copy of that side's flags, struct ivl_ring_wake). Without wake lines
- * the blocks' own sleep_seq and flags serve (the layout v1 arrangement, kept
- * for tests and tools). Wake lines keep the words each side reads on every
- * call off the line the other side writes at every publish; code that
- * advertises sleep itself must write *r->p_sleep / *r->c_sleep, never the
- * blocks' sleep_seq (guest-lib still attaches channels without wake lines
- * until its ivl__ring_arm() does so). struct ivl_ring is a process-local handle for ONE
+ * (tail, flags, sleep_seq), the consumer block (head, flags, sleep_seq) and a
+ * power-of-two data area. struct ivl_ring is a process-local handle for ONE
  * side of a ring: a producer handle only calls the producer functions, a
  * consumer handle only the consumer functions. Handles are not thread safe:
  * one thread at a time per handle, as with a socket's send or receive side.
@@ -28,9 +21,9 @@
  *                check() reported the peer gone.
  *
  * Wake-ups: a side that is about to block makes its sleep_seq odd, issues a
- * full fence and re-checks the ring (index and block flags); a side that
- * publishes (tail, head or flags) stores, issues a full fence and then reads
- * the other's sleep_seq. This is Dekker's pattern: at least one side sees the other's
+ * full fence and re-checks the ring; a side that publishes (tail or head)
+ * does so with a sequentially consistent store and then reads the other's
+ * sleep_seq. This is Dekker's pattern: at least one side sees the other's
  * store, so either the sleeper sees the new index and does not sleep, or the
  * publisher sees the odd sleep_seq and kicks. A kick is sent at most once per
  * sleep (the publisher remembers the sleep_seq it kicked), so a busy stream
@@ -88,18 +81,10 @@ struct ivl_span {
  * rings its doorbell (e.g. a killed VM). */
 #define IVL_BLOCK_SLICE_NS 50000000LL
 
-/* A producer re-reads the consumer block's flags at least this often (in
- * reserves) even while the consumer's wake line shows no close: the bound
- * on how late it sees flags that someone other than the consumer's handle
- * wrote (guestd aborts a dead process's channels in the blocks only). */
-#define IVL_RING_FLAGS_POLL 64u
-
 struct ivl_ring {
 	/* Shared memory (validated at init). */
 	struct ivl_ring_prod *prod;
 	struct ivl_ring_cons *cons;
-	uint32_t *p_sleep, *c_sleep;	/* sleep_seq of each side */
-	uint32_t *p_fcopy, *c_fcopy;	/* flags each side polls of the other */
 	uint8_t *data;
 	uint32_t size;
 	uint32_t mask;
@@ -112,7 +97,6 @@ struct ivl_ring {
 	uint32_t p_reserved;   /* bytes handed out by reserve() */
 	uint32_t p_active;     /* 1 while a reservation is outstanding */
 	uint32_t p_kicked_seq; /* consumer sleep_seq we already kicked */
-	uint32_t p_flags_due;  /* reserves left before the block flags' re-read */
 	uint64_t p_msgs, p_kicks, p_suppressed;
 
 	/* Local state of the consumer side. */
@@ -136,42 +120,12 @@ struct ivl_ring {
 void ivl_ring_format(struct ivl_ring_prod *prod, struct ivl_ring_cons *cons);
 
 /*
- * Attaches a handle to a ring without wake lines. size must be a power of two between 64 bytes
+ * Attaches a handle to a ring. size must be a power of two between 64 bytes
  * and 1 GiB, data 8-byte aligned; in message mode max_record must satisfy
  * 8 + align8(max_record) <= size. The current shared indices are read and
  * validated (a handle can attach to a ring already in use, e.g. after fork).
  * Returns 0, -EINVAL (bad arguments) or -EPROTO (shared indices invalid).
  */
-/*
- * The shared memory of a ring, for ivl_ring_init(). prod_wake and cons_wake
- * are both given (channels: each in its writer's channel half) or both NULL
- * (the blocks' own sleep_seq and flags serve). Both sides of a ring must
- * agree: a producer with wake lines and a consumer without would each
- * advertise sleep where the other does not look, and wake-ups would be late
- * by up to IVL_BLOCK_SLICE_NS.
- */
-struct ivl_ring_shm {
-	struct ivl_ring_prod *prod;
-	struct ivl_ring_cons *cons;
-	struct ivl_ring_wake *prod_wake;
-	struct ivl_ring_wake *cons_wake;
-	void *data;
-	uint32_t size;
-};
-
-/* Zeroes a wake line; whoever formats the blocks may call it, and the
- * owning side's handle re-syncs its line at init in any case. */
-void ivl_ring_format_wake(struct ivl_ring_wake *w);
-
-/*
- * Attaches a handle to one side of a ring: producer != 0 for the producer.
- * As the two functions below, plus wake lines. The side's own wake line is
- * re-synced (its flags copied from its block, an odd sleep_seq left by a
- * dead incarnation made even). Returns 0, -EINVAL or -EPROTO.
- */
-int ivl_ring_init(struct ivl_ring *r, int producer, const struct ivl_ring_shm *shm,
-		  enum ivl_ring_mode mode, uint32_t max_record, const struct ivl_notifier *n);
-
 int ivl_ring_init_producer(struct ivl_ring *r, struct ivl_ring_prod *prod,
 			   struct ivl_ring_cons *cons, void *data, uint32_t size,
 			   enum ivl_ring_mode mode, uint32_t max_record,

@@ -89,7 +89,7 @@ static void run_producer(struct ivl_ring *r)
 			if (block % 2 == 0 && sent < total) {
 				CHECK_EQ(ivl_ring_flush(r), 0);
 				while (
-				    !(__atomic_load_n(r->c_sleep, __ATOMIC_ACQUIRE) & 1)) {
+				    !(__atomic_load_n(&r->cons->sleep_seq, __ATOMIC_ACQUIRE) & 1)) {
 					child_alive(NULL);
 					ivt_sleep_us(20);
 				}
@@ -136,7 +136,7 @@ static void run_consumer(struct ivl_ring *r)
 			block = got / BLOCK;
 			if (block % 2 == 1)
 				while (
-				    !(__atomic_load_n(r->p_sleep, __ATOMIC_ACQUIRE) & 1) &&
+				    !(__atomic_load_n(&r->prod->sleep_seq, __ATOMIC_ACQUIRE) & 1) &&
 				    !(__atomic_load_n(&r->prod->flags, __ATOMIC_ACQUIRE) &
 				      IVL_RING_F_DONE_WRITING))
 					ivt_sleep_us(20);
@@ -149,7 +149,6 @@ static void run_consumer(struct ivl_ring *r)
 int main(int argc, char **argv)
 {
 	struct ivt_map m;
-	struct ivl_ring_shm shm;
 	struct ivt_chan ch;
 	struct ivl_ring_prod *rp;
 	struct ivl_ring_cons *rc;
@@ -177,18 +176,6 @@ int main(int argc, char **argv)
 	CHECK_EQ(ivt_chan_setup(&ch, m.base, RSIZE, mode, RING, MAXREC), 0);
 	ivt_chan_ring_ptrs(&ch, 0, &rp, &rc, &data);
 	CHECK(data != NULL);
-	/* As libivlink attaches: each side's wake line in its own half, next
-	 * to its block (layout.h). */
-	shm = (struct ivl_ring_shm){
-		.prod = rp,
-		.cons = rc,
-		.prod_wake = &((struct ivl_chan_half *)((uint8_t *)rp -
-							offsetof(struct ivl_chan_half, tx_prod)))
-				      ->tx_wake,
-		.cons_wake = &((struct ivl_chan_half *)((uint8_t *)rc -
-							offsetof(struct ivl_chan_half, rx_cons)))
-				      ->rx_wake,
-		.data = data};
 	efd_p = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	efd_c = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	CHECK(efd_p >= 0 && efd_c >= 0, "eventfd: %s", strerror(errno));
@@ -204,16 +191,16 @@ int main(int argc, char **argv)
 			_exit(1);
 		ce = (struct ivl_efd_notifier){.kick_fd = efd_p, .wait_fd = efd_c};
 		ivl_efd_notifier_bind(&op, &ce);
-		shm.size = ch.m[1].remote_tx_size;
-		CHECK_EQ(ivl_ring_init(&r, 0, &shm, mode, ch.m[1].remote_max_record, &op), 0);
+		CHECK_EQ(ivl_ring_init_consumer(&r, rp, rc, data, ch.m[1].remote_tx_size, mode,
+						ch.m[1].remote_max_record, &op),
+			 0);
 		r.spin_ns = 1000;
 		run_consumer(&r);
 		_exit(0);
 	}
 	pe = (struct ivl_efd_notifier){.kick_fd = efd_c, .wait_fd = efd_p, .check = child_alive};
 	ivl_efd_notifier_bind(&op, &pe);
-	shm.size = RING;
-	CHECK_EQ(ivl_ring_init(&r, 1, &shm, mode, MAXREC, &op), 0);
+	CHECK_EQ(ivl_ring_init_producer(&r, rp, rc, data, RING, mode, MAXREC, &op), 0);
 	r.spin_ns = 1000;
 	run_producer(&r);
 	CHECK(waitpid(child, &st, 0) == child);

@@ -201,8 +201,6 @@ int main(int argc, char **argv)
 {
 	struct side ps, cs;
 	struct ivl_notifier op;
-	struct ivl_ring_shm shm;
-	struct ivl_ring_wake *wake;
 	pthread_t tp, tc;
 	int efd_p, efd_c;
 	uint64_t mib = IVL_TEST_TSAN ? 64 : 1024;
@@ -231,22 +229,12 @@ int main(int argc, char **argv)
 	cs.efd = (struct ivl_efd_notifier){.kick_fd = efd_p, .wait_fd = efd_c};
 	ps.seed = 11;
 	cs.seed = 12;
-	/* Wake lines, as channels attach (the blocks' own sleep_seq and
-	 * flags are covered by the unit tests). */
-	wake = aligned_alloc(IVL_CACHELINE, 2 * sizeof(*wake));
-	CHECK(wake != NULL);
-	ivl_ring_format_wake(&wake[0]);
-	ivl_ring_format_wake(&wake[1]);
-	shm = (struct ivl_ring_shm){.prod = tr.prod,
-				    .cons = tr.cons,
-				    .prod_wake = &wake[0],
-				    .cons_wake = &wake[1],
-				    .data = tr.data,
-				    .size = RING};
 	ivl_efd_notifier_bind(&op, &ps.efd);
-	CHECK_EQ(ivl_ring_init(&ps.r, 1, &shm, mode, MAXREC, &op), 0);
+	CHECK_EQ(ivl_ring_init_producer(&ps.r, tr.prod, tr.cons, tr.data, RING, mode, MAXREC, &op),
+		 0);
 	ivl_efd_notifier_bind(&op, &cs.efd);
-	CHECK_EQ(ivl_ring_init(&cs.r, 0, &shm, mode, MAXREC, &op), 0);
+	CHECK_EQ(ivl_ring_init_consumer(&cs.r, tr.prod, tr.cons, tr.data, RING, mode, MAXREC, &op),
+		 0);
 	/* A short spin so that both sides really sleep on the eventfds. */
 	ps.r.spin_ns = 2000;
 	cs.r.spin_ns = 2000;
@@ -266,7 +254,6 @@ int main(int argc, char **argv)
 	close(efd_p);
 	close(efd_c);
 	ivt_ring_free(&tr);
-	free(wake);
 	printf("ring_threads_no_loss: ok\n");
 	return 0;
 }
