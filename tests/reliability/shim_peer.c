@@ -489,7 +489,6 @@ static int run_pinger(int port, uint64_t seed)
 
 	for (;;) {
 		int fd = connect_one(port), first = 1;
-		uint64_t dummy = 0;
 
 		if (fd < 0) {
 			printf("END %d\n", -fd);
@@ -529,7 +528,6 @@ static int run_pinger(int port, uint64_t seed)
 				} else {
 					check(c.r.seed + 1, c.off - (uint64_t)n, iobuf, (size_t)n,
 					      "reply");
-					dummy += (uint64_t)n;
 					if (c.off == c.r.len) {
 						if (first)
 							printf("CONN\n"), first = 0;

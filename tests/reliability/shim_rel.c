@@ -21,6 +21,7 @@
 static char preload_env[2048];
 static char endpoint_env[256];
 static char ring_env[64];
+static int sanitized;
 
 /* The sanitizer runtimes this process runs with, ':' separated. */
 static void sanitizer_runtimes(char *out, size_t len)
@@ -59,8 +60,14 @@ void shim_rel_setup(const struct rel_daemon *d, const char *preload, unsigned ri
 	snprintf(preload_env, sizeof(preload_env), "%s%s%s", rt, rt[0] ? ":" : "", preload);
 	snprintf(endpoint_env, sizeof(endpoint_env), "%s", d->uri);
 	snprintf(ring_env, sizeof(ring_env), "%u", ring_size);
+	sanitized = rt[0] != '\0';
 	if (rt[0])
 		printf("shim children preload the sanitizer runtimes: %s\n", rt);
+}
+
+int shim_rel_sanitized(void)
+{
+	return sanitized;
 }
 
 void shim_proc_start(struct shim_proc *p, char *const *argv, int shimmed)

@@ -33,6 +33,8 @@ struct shim_proc {
 /* Environment of the shimmed children: the daemon's endpoint, the shim's
  * ring size and spin budget. */
 void shim_rel_setup(const struct rel_daemon *d, const char *preload, unsigned ring_size);
+/* 1 when this process (and so its shim children) runs under ASan/UBSan. */
+int shim_rel_sanitized(void);
 /* Fork + exec argv (NULL terminated) with pipes; shimmed or plain. The
  * child is tracked by rel.c (killed at exit). */
 void shim_proc_start(struct shim_proc *p, char *const *argv, int shimmed);
