@@ -200,6 +200,22 @@ static int wait_rx(struct ivl_channel *ch, unsigned flags, int64_t deadline)
 	return rc < 0 ? (int)map_err(ch, rc) : 0;
 }
 
+/*
+ * The receive side found the ring empty with no EOF. A remote that left
+ * without one reset us; otherwise wait for news. Returns 0 to read again
+ * (also after a reset seen while waiting: the remote may have published
+ * data or EOF just before it went), or -errno to give up.
+ */
+static int wait_rx_more(struct ivl_channel *ch, unsigned flags, int64_t deadline)
+{
+	int rc = chan_alive(ch);
+
+	if (rc < 0)
+		return rc;
+	rc = wait_rx(ch, flags, deadline);
+	return rc == -ECONNRESET ? 0 : rc;
+}
+
 /* A timeout of 0 means "do not wait": deadline 0 marks it. */
 static int64_t call_deadline(unsigned flags, int64_t timeout_ns)
 {
@@ -595,14 +611,8 @@ static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 			n = map_err(ch, n);
 			return done ? (ssize_t)done : n;
 		}
-		/* Empty, no EOF: a remote that left without one reset us. */
-		rc = chan_alive(ch);
+		rc = wait_rx_more(ch, flags, deadline);
 		if (rc < 0)
-			return done ? (ssize_t)done : rc;
-		rc = wait_rx(ch, flags, deadline);
-		/* A reset seen while waiting: read once more, the remote may
-		 * have published data or EOF just before it went. */
-		if (rc < 0 && rc != -ECONNRESET)
 			return done ? (ssize_t)done : rc;
 	}
 }
@@ -681,11 +691,8 @@ ssize_t ivl_peek(struct ivl_channel *ch, struct ivl_span sp[2], unsigned flags)
 		n = ivl_ring_peek(&ch->rx.ring, sp);
 		if (n != -EAGAIN)
 			return n < 0 ? map_err(ch, n) : n;
-		rc = chan_alive(ch);
+		rc = wait_rx_more(ch, flags, deadline);
 		if (rc < 0)
-			return rc;
-		rc = wait_rx(ch, flags, deadline);
-		if (rc < 0 && rc != -ECONNRESET)
 			return rc;
 	}
 }
