@@ -51,6 +51,13 @@ static int chan_alive(struct ivl_channel *ch)
 	return 0;
 }
 
+/* Whether we may still send: our own shutdown first, so that, like a
+ * socket, a send after SHUT_WR is -EPIPE even if the remote has gone since. */
+static int tx_usable(struct ivl_channel *ch)
+{
+	return ch->shut_wr ? -EPIPE : chan_alive(ch);
+}
+
 /*
  * The receive side may still read after the remote left: the daemon keeps a
  * gone peer's section intact until it hands the id out again (and then
@@ -502,11 +509,9 @@ static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 	long n;
 	int rc;
 
-	rc = chan_alive(ch);
+	rc = tx_usable(ch);
 	if (rc < 0)
 		return rc;
-	if (ch->shut_wr)
-		return -EPIPE;
 	for (;;) {
 		n = ivl_ring_writev(r, iov, cnt, flags & IVL_MORE);
 		if (n >= 0) {
@@ -651,11 +656,9 @@ ssize_t ivl_reserve(struct ivl_channel *ch, size_t len, struct ivl_span sp[2], u
 
 	if (!sp)
 		return -EINVAL;
-	rc = chan_alive(ch);
+	rc = tx_usable(ch);
 	if (rc < 0)
 		return rc;
-	if (ch->shut_wr)
-		return -EPIPE;
 	for (;;) {
 		n = ivl_ring_reserve(&ch->tx.ring, len, sp);
 		if (n != -EAGAIN)

@@ -6,6 +6,7 @@
  *  - send with IVL_DONTWAIT fills the ring, then returns -EAGAIN;
  *  - a blocking send with a 100 ms timeout on a full ring: -ETIMEDOUT;
  *  - channel_open of a name the remote never opens: -ETIMEDOUT;
+ *  - a send after SHUT_WR is -EPIPE, also once the remote has left;
  *  - a "vfio:" URI on a machine without that ivshmem device: -ENODEV.
  */
 #define _GNU_SOURCE
@@ -109,6 +110,16 @@ static int west(void *arg)
 	IT_CHECK(n == (ssize_t)sizeof(buf), "send after drain: %zd", n);
 	ivl_channel_shutdown(t, IVL_SHUT_WR);
 	IT_CHECK(ivl_send(t, buf, 1, 0) == -EPIPE, "send after SHUT_WR not -EPIPE");
+	/* Still -EPIPE once east has seen the EOF and closed everything:
+	 * our own shutdown is reported before the remote's departure. */
+	n = ivl_recv(ctl, buf, 1, 0);
+	IT_CHECK(n == 0 || n == -ECONNRESET, "ctl after east closed: %zd", n);
+	t0 = it_now_ns();
+	while (ts_find_peer(ep, "east", 0) >= 0) {
+		IT_CHECK(it_now_ns() - t0 < 10000000000LL, "east never left the region");
+		usleep(1000);
+	}
+	IT_CHECK(ivl_send(t, buf, 1, 0) == -EPIPE, "send after SHUT_WR, east gone: not -EPIPE");
 	ivl_channel_close(t);
 	ivl_channel_close(ctl);
 	ivl_endpoint_close(ep);
