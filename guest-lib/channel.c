@@ -247,24 +247,6 @@ static uint32_t predict_slot(struct ivl_endpoint *ep)
 	return 0;
 }
 
-/* Spreads channels over the vectors this process owns (all but the control
- * vector, or the one the guest agent gave us), so that few share a wake-up. */
-static uint32_t pick_vector(struct ivl_endpoint *ep, uint32_t slot)
-{
-	uint32_t n = (uint32_t)__builtin_popcountll(ep->rx_vectors), k;
-
-	if (n == 0)
-		return IVL_CTRL_VECTOR;
-	k = slot % n;
-	for (uint32_t v = 0; v < 64; v++) {
-		if (!(ep->rx_vectors & (1ULL << v)))
-			continue;
-		if (k-- == 0)
-			return v;
-	}
-	return IVL_CTRL_VECTOR;
-}
-
 /* Rings the remote's control vector: "look at the channel table". */
 static void poke_remote(struct ivl_endpoint *ep, uint32_t remote)
 {
@@ -383,7 +365,7 @@ int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_
 		p.max_record = opts->max_record ? opts->max_record : p.ring_size / 4;
 	p.owner_pid = (uint32_t)getpid();
 	slot = predict_slot(ep);
-	p.rx_vector = pick_vector(ep, slot);
+	p.rx_vector = ivl__ep_pick_vector(ep, slot);
 
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)

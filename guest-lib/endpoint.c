@@ -544,6 +544,24 @@ int ivl_endpoint_peer(struct ivl_endpoint *ep, uint32_t id, struct ivl_peer_info
 	return 0;
 }
 
+/* Spreads channels over the vectors this process owns (all but the control
+ * vector, or the one the guest agent gave us), so that few share a wake-up. */
+uint32_t ivl__ep_pick_vector(struct ivl_endpoint *ep, uint32_t slot)
+{
+	uint32_t n = (uint32_t)__builtin_popcountll(ep->rx_vectors), k;
+
+	if (n == 0)
+		return IVL_CTRL_VECTOR;
+	k = slot % n;
+	for (uint32_t v = 0; v < 64; v++) {
+		if (!(ep->rx_vectors & (1ULL << v)))
+			continue;
+		if (k-- == 0)
+			return v;
+	}
+	return IVL_CTRL_VECTOR;
+}
+
 int ivl_endpoint_fd(struct ivl_endpoint *ep)
 {
 	return ep->epfd;

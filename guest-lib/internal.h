@@ -119,6 +119,11 @@ static inline void ivl__ring_disarm(struct ivl_ring *r, int *armed)
  */
 int ivl__section_intact(struct ivl_region *rg, uint32_t id, uint32_t epoch);
 
+/* A vector to receive a new channel's doorbells on, among those this
+ * process owns (ep->rx_vectors: under the guest agent only one); seed
+ * spreads channels over them (endpoint.c). */
+uint32_t ivl__ep_pick_vector(struct ivl_endpoint *ep, uint32_t seed);
+
 /* Vector waiting (endpoint.c). */
 uint32_t ivl__vwait_snapshot(struct ivl_endpoint *ep, uint32_t v);
 int ivl__vwait_block(struct ivl_endpoint *ep, uint32_t v, uint32_t snap, int64_t timeout_ns);

@@ -487,14 +487,13 @@ static int bind_src(struct shim_conn *c, int fam, const uint8_t *dst)
 	return 0;
 }
 
-static uint32_t pick_vector(struct shim_ep *sep)
+/* Round-robin over the vectors this process owns: under the guest agent
+ * that is one vector, and a doorbell on any other would reach nobody. */
+static uint32_t conn_vector(struct shim_ep *sep)
 {
 	static uint32_t next;
-	uint32_t nv = sep->ep->n_vectors;
 
-	if (nv <= 1)
-		return IVL_CTRL_VECTOR;
-	return 1 + __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % (nv - 1);
+	return ivl__ep_pick_vector(sep->ep, __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED));
 }
 
 static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, uint32_t remote,
@@ -520,7 +519,7 @@ static int offer_half(struct shim_conn *c, const char *name, uint32_t remote,
 	p.remote = remote;
 	p.mode = IVL_MODE_STREAM;
 	p.ring_size = shim_cfg.ring_size;
-	p.rx_vector = c->rx_vector = pick_vector(c->sep);
+	p.rx_vector = c->rx_vector = conn_vector(c->sep);
 	p.owner_pid = (uint32_t)getpid();
 	sh->procs = 1;
 	sh->family = (uint32_t)fam;
