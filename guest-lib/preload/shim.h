@@ -48,10 +48,17 @@
  *    on the other fds plus every endpoint fd (ivl_endpoint_fd) and the TCP
  *    sockets (POLLRDHUP: the peer's close), then recomputes.
  *
- *  - epoll is stateful (edge triggered, EPOLL_CTL_MOD, ONESHOT, epoll fds
- *    nested in epoll fds, several epoll sets per fd), which user-space
- *    emulation gets wrong (rsocket's long story). So each accelerated
- *    connection gets a readiness fd: one end of an AF_UNIX socketpair that
+ *  - epoll, level triggered, in a set that nothing outside watches (the
+ *    common case: redis, libuv, ...): user space too. The registration
+ *    stays in the shim only (target SHIM_TARGET_USER); epoll_wait() computes
+ *    the ring readiness of these registrations itself, like poll, and adds
+ *    them to the kernel's events for the other fds, so a request costs no
+ *    system call for readiness.
+ *
+ *  - the rest of epoll is stateful (edge triggered, ONESHOT, epoll fds
+ *    nested in epoll fds or polled), which user-space emulation gets wrong
+ *    (rsocket's long story). So such a registration gets a readiness fd:
+ *    one end of an AF_UNIX socketpair that
  *    the shim keeps consistent with the rings (a byte queued = readable, a
  *    full send buffer = not writable, a shut-down peer end = RDHUP). The
  *    app's registration of the TCP fd is re-pointed to the readiness fd
@@ -61,8 +68,10 @@
  *    the endpoint fd (its doorbells) and the TCP socket (EPOLLRDHUP|ET);
  *    epoll_wait() filters those out, processes doorbells, and updates the
  *    readiness fds before returning. An epoll fd that holds such a set gets
- *    the hidden endpoint fd too, so nested sets wake. On fallback the
- *    registration is moved back to the TCP socket.
+ *    the hidden endpoint fd too, so nested sets wake. A set that becomes
+ *    watched from outside moves its user-space registrations to readiness
+ *    fds; EPOLL_CTL_MOD moves a registration whenever its kind changes. On
+ *    fallback the registration is moved back to the TCP socket.
  *
  * Threads and the fd table
  * ------------------------
@@ -227,16 +236,20 @@ struct shim_reg {
 	struct shim_epoll *e;
 	int fd; /* the app's fd number */
 	struct epoll_event ev;
-	int target;	/* fd registered in the kernel: fd, or the readiness fd */
+	int target;	/* fd registered in the kernel: fd, the readiness fd, or
+			 * SHIM_TARGET_USER: none, readiness computed in user space */
 	int hidden_tcp; /* the TCP watch is registered */
 };
+
+#define SHIM_TARGET_USER (-2)
 
 struct shim_epoll {
 	struct shim_obj o;
 	int epfd;
 	int hidden_ep; /* endpoint fds registered (count of shim_ep) */
 	int nested;    /* holds an epoll fd that holds shimmed fds */
-	int in_outer;  /* is itself registered in another epoll set */
+	int in_outer;  /* watched from outside: in another epoll set, or polled */
+	unsigned rot;  /* where the next user-space scan starts (fairness) */
 	struct shim_reg *regs;
 };
 
@@ -279,6 +292,7 @@ struct shim_conn {
 	int r_hup;	 /* cfd shut down (EOF/reset shown) */
 	uint64_t r_mark; /* rx tail when the last edge was made */
 	int edges;	 /* some registration needs an edge per arrival (ET, nested) */
+	int rfd_regs;	 /* registrations that watch the readiness fd */
 	struct shim_reg *regs;
 	struct shim_conn *next_active, *prev_active;
 	int on_active;
@@ -353,6 +367,8 @@ void shim_regs_drop(struct shim_conn *c);
 void shim_epoll_drop(struct shim_epoll *e);
 int shim_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *mask);
 int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+/* The epoll set is watched from outside its epoll_wait() (nested, polled). */
+void shim_epoll_outer(struct shim_epoll *e);
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		    const sigset_t *mask);
 extern pthread_mutex_t shim_reg_lock;

@@ -66,7 +66,9 @@ void shim_sync(struct shim_conn *c)
 	unsigned ev;
 	int st, rd, wr;
 
-	if (__atomic_load_n(&c->rfd, __ATOMIC_ACQUIRE) < 0)
+	/* Only registrations that watch the readiness fd need it current. */
+	if (__atomic_load_n(&c->rfd, __ATOMIC_ACQUIRE) < 0 ||
+	    !__atomic_load_n(&c->rfd_regs, __ATOMIC_RELAXED))
 		return;
 	pthread_mutex_lock(&c->lock);
 	st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
@@ -162,21 +164,37 @@ static void hidden_eps(struct shim_epoll *e)
 		e->hidden_ep = n;
 }
 
-/* What the kernel should watch for the app: the readiness fd while the
- * rings carry the data, the TCP socket otherwise. */
-static int want_target(struct shim_conn *c)
+/* Whether a registration's readiness can be computed in user space by
+ * epoll_wait(): level triggered, and nothing outside the shim's
+ * epoll_wait() watches the set (shim.h, "Readiness"). */
+static int reg_user(const struct shim_reg *r)
 {
+	return !(r->ev.events & (EPOLLET | EPOLLONESHOT)) && !r->e->in_outer;
+}
+
+/* What the kernel should watch for the app while the rings carry the
+ * data: nothing (user space) or the readiness fd; the TCP socket otherwise. */
+static int want_target(struct shim_reg *r)
+{
+	struct shim_conn *c = r->c;
 	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 
 	if (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING) {
+		if (reg_user(r))
+			return SHIM_TARGET_USER;
 		if (rfd_create(c) == 0)
 			return c->rfd;
 	}
 	return c->fd;
 }
 
-static void reg_install(struct shim_reg *r, int target)
+/* Registers r's target in the kernel (with the app's events and data), and
+ * while the rings carry the data the hidden watches too. Caller holds the
+ * reg lock. */
+static int reg_install(struct shim_reg *r, int target)
 {
+	if (target >= 0 && REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_ADD, target, &r->ev) < 0)
+		return -errno;
 	if (target != r->fd) {
 		struct epoll_event hev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
 					  .data.u64 = shim_hidden_ep_tag + 8};
@@ -185,16 +203,34 @@ static void reg_install(struct shim_reg *r, int target)
 			r->hidden_tcp = 1;
 		hidden_eps(r->e);
 	}
-	REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_ADD, target, &r->ev);
+	if (target >= 0 && target == r->c->rfd)
+		__atomic_fetch_add(&r->c->rfd_regs, 1, __ATOMIC_RELAXED);
 	r->target = target;
+	return 0;
 }
 
 static void reg_uninstall(struct shim_reg *r)
 {
-	REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_DEL, r->target, NULL);
+	if (r->target >= 0)
+		REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_DEL, r->target, NULL);
+	if (r->target >= 0 && r->target == r->c->rfd)
+		__atomic_fetch_sub(&r->c->rfd_regs, 1, __ATOMIC_RELAXED);
 	if (r->hidden_tcp)
 		REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_DEL, r->fd, NULL);
 	r->hidden_tcp = 0;
+}
+
+/* Moves r to the target it should have now; returns whether it moved.
+ * Caller holds the reg lock. */
+static int reg_move(struct shim_reg *r)
+{
+	int t = want_target(r);
+
+	if (t == r->target)
+		return 0;
+	reg_uninstall(r);
+	reg_install(r, t);
+	return 1;
 }
 
 void shim_regs_retarget(struct shim_conn *c)
@@ -202,18 +238,31 @@ void shim_regs_retarget(struct shim_conn *c)
 	int moved = 0;
 
 	pthread_mutex_lock(&shim_reg_lock);
-	for (struct shim_reg *r = c->regs; r; r = r->next_c) {
-		int t = want_target(c);
-
-		if (t == r->target)
-			continue;
-		reg_uninstall(r);
-		reg_install(r, t);
-		moved = 1;
-	}
+	for (struct shim_reg *r = c->regs; r; r = r->next_c)
+		moved |= reg_move(r);
 	pthread_mutex_unlock(&shim_reg_lock);
 	if (moved)
 		shim_sync(c);
+}
+
+/* e is watched from outside its epoll_wait() from now on (nested in another
+ * set, or polled): its user-space registrations move to readiness fds, and
+ * every registration needs an edge per arrival. */
+void shim_epoll_outer(struct shim_epoll *e)
+{
+	pthread_mutex_lock(&shim_reg_lock);
+	if (e->in_outer) {
+		pthread_mutex_unlock(&shim_reg_lock);
+		return;
+	}
+	e->in_outer = 1;
+	for (struct shim_reg *r = e->regs; r; r = r->next_e) {
+		reg_move(r);
+		edges_update(r->c);
+		/* Lock order: reg lock, then the connection's locks. */
+		shim_sync(r->c);
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
 }
 
 static void reg_unlink(struct shim_reg *r)
@@ -273,13 +322,8 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		rc = REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
 		/* An epoll set that holds shimmed fds, nested in another: the
 		 * outer one must wake on the doorbells too. */
-		if (rc == 0 && op == EPOLL_CTL_ADD && inner) {
-			pthread_mutex_lock(&shim_reg_lock);
-			inner->in_outer = 1;
-			for (struct shim_reg *ir = inner->regs; ir; ir = ir->next_e)
-				edges_update(ir->c);
-			pthread_mutex_unlock(&shim_reg_lock);
-		}
+		if (rc == 0 && op == EPOLL_CTL_ADD && inner)
+			shim_epoll_outer(inner);
 		if (rc == 0 && op == EPOLL_CTL_ADD && inner &&
 		    (inner->hidden_ep || inner->nested)) {
 			e = epoll_obj(epfd, 1);
@@ -318,20 +362,11 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		r->e = e;
 		r->fd = fd;
 		r->ev = ev ? *ev : (struct epoll_event){0};
-		r->target = want_target(c);
-		if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, r->target, &r->ev) < 0) {
-			rc = -errno;
+		rc = reg_install(r, want_target(r));
+		if (rc < 0) {
 			free(r);
 			break;
 		}
-		if (r->target != fd) {
-			struct epoll_event hev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
-						  .data.u64 = shim_hidden_ep_tag + 8};
-
-			if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &hev) == 0)
-				r->hidden_tcp = 1;
-		}
-		hidden_eps(e);
 		__atomic_fetch_add(&c->o.refs, 1, __ATOMIC_ACQ_REL);
 		r->next_c = c->regs;
 		c->regs = r;
@@ -346,7 +381,11 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		}
 		if (ev)
 			r->ev = *ev;
-		rc = REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, r->target, &r->ev) < 0 ? -errno : 0;
+		/* A change of kind (LT <-> ET/ONESHOT) moves the registration;
+		 * otherwise the kernel's copy, if any, takes the new events. */
+		if (!reg_move(r) && r->target >= 0)
+			rc = REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, r->target, &r->ev) < 0 ? -errno
+											 : 0;
 		edges_update(c);
 		break;
 	case EPOLL_CTL_DEL:
@@ -467,16 +506,67 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready, int 
 	return next;
 }
 
+/*
+ * The user-space registrations of e (shim.h, "Readiness"): writes the
+ * events of those that are ready to evs (at most max), starting where the
+ * last scan left off so that a few busy connections cannot hide the rest.
+ * With arm, asks for a doorbell for every event that is not ready (the
+ * caller is about to sleep). Readiness-fd registrations get their fd
+ * brought up to date instead. *slow is set when some connection needs the
+ * snapshot pass (epoll_conns: connect and rendezvous progress, inherited
+ * connections).
+ */
+static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int arm, int *slow)
+{
+	unsigned count = 0, skip;
+	int n = 0;
+
+	pthread_mutex_lock(&shim_reg_lock);
+	for (struct shim_reg *r = e->regs; r; r = r->next_e)
+		count++;
+	skip = count ? e->rot++ % count : 0;
+	for (unsigned pass = 0; pass < 2; pass++) {
+		unsigned i = 0;
+
+		for (struct shim_reg *r = e->regs; r; r = r->next_e, i++) {
+			struct shim_conn *c = r->c;
+			int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+			unsigned rev;
+
+			if (pass == 0 ? i < skip : i >= skip)
+				continue;
+			if (st != SS_ACCEL || c->inherited)
+				*slow = 1;
+			if (r->target != SHIM_TARGET_USER) {
+				if (r->target == c->rfd && st == SS_ACCEL)
+					shim_sync(c);
+				continue;
+			}
+			if (n == max)
+				continue;
+			rev = shim_conn_revents(
+			    c, r->ev.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI), arm);
+			if (rev) {
+				evs[n].events = rev;
+				evs[n].data = r->ev.data;
+				n++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+	return n;
+}
+
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		    const sigset_t *mask)
 {
 	struct shim_obj *o = shim_get(epfd);
 	struct shim_epoll *e = shim_epoll_of(o);
 	int64_t start, deadline, spin_until;
-	int armed = 0, n;
+	int arm = 0, last = 0, n;
 
 	shim_housekeeping();
-	if (!e || (!e->regs && !e->nested)) {
+	if (!e || (!e->regs && !e->nested) || max <= 0) {
 		shim_put(o);
 		n = mask ? REAL(epoll_pwait)(epfd, evs, max, timeout_ms, mask)
 			 : REAL(epoll_wait)(epfd, evs, max, timeout_ms);
@@ -489,55 +579,53 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	deadline = timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000LL;
 	spin_until = start + shim_cfg.spin_ns;
 	for (;;) {
-		int ep_fired = 0, tcp_fired = 0, t = 0, ready = 0;
-		int64_t now, next;
+		int ep_fired = 0, tcp_fired = 0, slow = 0, t = 0, nu, nk;
+		int64_t now, next = INT64_MAX;
 
-		next = epoll_conns(e, 0, NULL, 0);
+		/* With arm, the rings are armed before they are checked, so a
+		 * doorbell rung after this check wakes the sleep below. */
+		nu = user_scan(e, evs, max, arm, &slow);
+		if (slow)
+			next = epoll_conns(e, 0, NULL, arm);
 		now = shim_now_ns();
-		if (armed && now < deadline) {
+		if (arm && !nu && now < deadline) {
 			int64_t until = deadline < next ? deadline : next;
 			int64_t left = until == INT64_MAX ? -1 : until - now;
 
 			t = left < 0 ? -1 : (int)((left + 999999) / 1000000);
 		}
-		n = mask ? REAL(epoll_pwait)(epfd, evs, max, t, mask)
-			 : REAL(epoll_wait)(epfd, evs, max, t);
-		if (n < 0) {
-			n = -errno;
-			break;
+		nk = 0;
+		if (nu < max) {
+			nk = mask ? REAL(epoll_pwait)(epfd, evs + nu, max - nu, t, mask)
+				  : REAL(epoll_wait)(epfd, evs + nu, max - nu, t);
+			if (nk < 0) {
+				n = nu ? nu : -errno;
+				break;
+			}
+			nk = filter(evs + nu, nk, &ep_fired, &tcp_fired);
 		}
-		n = filter(evs, n, &ep_fired, &tcp_fired);
+		n = nu + nk;
 		if (ep_fired || tcp_fired) {
 			if (tcp_fired)
 				epoll_conns(e, 1, NULL, 0);
 			shim_ep_process_all();
-			armed = 0;
 		}
-		if (n > 0)
+		if (n > 0 || last)
 			break;
 		now = shim_now_ns();
 		if (timeout_ms == 0 || now >= deadline) {
 			/* One last look after processing doorbells. */
-			if (ep_fired || tcp_fired) {
-				n = mask ? REAL(epoll_pwait)(epfd, evs, max, 0, mask)
-					 : REAL(epoll_wait)(epfd, evs, max, 0);
-				n = n < 0 ? -errno : filter(evs, n, &ep_fired, &tcp_fired);
-			} else {
-				n = 0;
-			}
-			break;
-		}
-		if (now < spin_until && now < deadline) {
-			epoll_conns(e, 0, &ready, 0);
-			if (ready)
-				epoll_conns(e, 0, NULL, 1);
-			else
-				cpu_relax();
+			if (!(ep_fired || tcp_fired))
+				break;
+			last = 1;
+			arm = 0;
 			continue;
 		}
-		/* About to sleep: arm every connection and publish its state. */
-		epoll_conns(e, 0, NULL, 1);
-		armed = 1;
+		/* Spin for the budget, then arm and sleep; a doorbell that
+		 * woke us was consumed, so the rings are armed again. */
+		arm = now >= spin_until;
+		if (!arm)
+			cpu_relax();
 	}
 	shim_put(o);
 	return n;
@@ -567,15 +655,20 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			return -ENOMEM;
 	}
 	for (nfds_t i = 0; i < nfds; i++) {
-		struct shim_conn *c = shim_conn_of(shim_get(fds[i].fd));
+		struct shim_obj *o = shim_get(fds[i].fd);
+		struct shim_conn *c = shim_conn_of(o);
+		struct shim_epoll *e = shim_epoll_of(o);
 
 		ps[i].c = NULL;
 		if (c && shim_is_active(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE))) {
 			ps[i].c = c;
 			any = 1;
-		} else if (c) {
-			shim_put(&c->o);
+			continue;
 		}
+		/* A polled epoll set must show its readiness to the kernel. */
+		if (e && !e->in_outer)
+			shim_epoll_outer(e);
+		shim_put(o);
 	}
 	if (!any) {
 		struct timespec ts = {timeout_ns / 1000000000LL, timeout_ns % 1000000000LL};

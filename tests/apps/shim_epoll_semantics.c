@@ -3,8 +3,9 @@
  * Readiness semantics of a shimmed connection, checked from the client
  * while a forked peer (a separate ivlink peer: both attach after the fork)
  * sends on command: non-blocking connect with EINPROGRESS and SO_ERROR,
- * epoll level-triggered, edge-triggered, EPOLL_CTL_MOD, an epoll fd nested
- * in another, poll, select, FIONREAD, non-blocking EAGAIN, and EOF with
+ * epoll level-triggered, edge-triggered, ONESHOT, EPOLL_CTL_MOD between
+ * them, a shimmed and a kernel fd in one set, an epoll fd nested in another
+ * or polled, poll, select, FIONREAD, non-blocking EAGAIN, and EOF with
  * EPOLLRDHUP. Run under ivlink-run (apps_epoll_semantics.sh checks through
  * ivlinkctl that the connection used the rings); it passes over plain TCP
  * too, which is the point: the semantics must be the same.
@@ -169,6 +170,66 @@ int main(int argc, char **argv)
 	CHECK(epoll_ctl(lt, EPOLL_CTL_MOD, s, &ev) == 0, "mod back to IN");
 	CHECK(wait_ev(lt, &out, 100) == 0, "MOD: EPOLLIN without data");
 	printf("ok: EPOLL_CTL_MOD\n");
+
+	/* A level-triggered shimmed fd and a pipe in one set: one call
+	 * returns both (the shim computes the first, the kernel the other). */
+	{
+		struct epoll_event two[4];
+		int p[2], got = 0;
+
+		CHECK(pipe(p) == 0, "pipe");
+		ev.events = EPOLLIN;
+		ev.data.u64 = 0x77;
+		CHECK(epoll_ctl(lt, EPOLL_CTL_ADD, p[0], &ev) == 0, "add pipe");
+		cmd(s, "S30\n");
+		CHECK(write(p[1], "p", 1) == 1, "write pipe");
+		usleep(20000);
+		n = epoll_wait(lt, two, 4, 5000);
+		for (int i = 0; i < n; i++)
+			got |= two[i].data.u64 == 0x5678 ? 1 : two[i].data.u64 == 0x77 ? 2 : 4;
+		CHECK(n == 2 && got == 3, "socket + pipe: %d events, mask %d", n, got);
+		CHECK(drain(s) == 30, "socket + pipe: count");
+		CHECK(epoll_ctl(lt, EPOLL_CTL_DEL, p[0], NULL) == 0, "del pipe");
+		close(p[0]);
+		close(p[1]);
+	}
+	printf("ok: shimmed fd and a kernel fd in one epoll_wait\n");
+
+	/* MOD from level to edge triggered and back, then ONESHOT. */
+	ev.events = EPOLLIN | EPOLLET;
+	ev.data.u64 = 0x5678;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_MOD, s, &ev) == 0, "mod to ET");
+	cmd(s, "S5\n");
+	CHECK(wait_ev(lt, &out, 5000) == 1 && out.data.u64 == 0x5678, "MOD ET: no edge");
+	CHECK(wait_ev(lt, &out, 200) == 0, "MOD ET: reported twice for one arrival");
+	ev.events = EPOLLIN;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_MOD, s, &ev) == 0, "mod back to LT");
+	CHECK(wait_ev(lt, &out, 1000) == 1, "MOD LT: unread data not reported");
+	CHECK(wait_ev(lt, &out, 1000) == 1, "MOD LT: not reported again");
+	ev.events = EPOLLIN | EPOLLONESHOT;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_MOD, s, &ev) == 0, "mod to ONESHOT");
+	CHECK(wait_ev(lt, &out, 1000) == 1, "ONESHOT: not reported");
+	CHECK(wait_ev(lt, &out, 200) == 0, "ONESHOT: reported twice");
+	CHECK(drain(s) == 5, "ONESHOT: count");
+	ev.events = EPOLLIN;
+	CHECK(epoll_ctl(lt, EPOLL_CTL_MOD, s, &ev) == 0, "mod back from ONESHOT");
+	CHECK(wait_ev(lt, &out, 100) == 0, "LT after ONESHOT: readable without data");
+	printf("ok: EPOLL_CTL_MOD between LT, ET and ONESHOT\n");
+
+	/* An epoll fd watched by poll(): readable when the socket is. */
+	{
+		struct pollfd p = {.fd = lt, .events = POLLIN};
+
+		CHECK(poll(&p, 1, 100) == 0, "polled epoll fd: ready without data");
+		cmd(s, "S7\n");
+		CHECK(poll(&p, 1, 5000) == 1 && (p.revents & POLLIN), "polled epoll fd: no POLLIN");
+		CHECK(wait_ev(lt, &out, 1000) == 1 && out.data.u64 == 0x5678,
+		      "polled epoll fd: no event inside");
+		usleep(20000);
+		CHECK(drain(s) == 7, "polled epoll fd: count");
+		CHECK(poll(&p, 1, 100) == 0, "polled epoll fd: ready after drain");
+	}
+	printf("ok: epoll fd in poll()\n");
 
 	/* Edge triggered, in a second set: one event per arrival. */
 	et = epoll_create1(0);

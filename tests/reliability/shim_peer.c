@@ -17,7 +17,7 @@
  *       batches of connections, all open at once, ROUNDS requests each of
  *       1..MAXSIZE bytes in flight concurrently, every reply checked; then
  *       closed. SECONDS 0: one batch of CONNS; else batches of 1..CONNS
- *       until SECONDS passed. -s: after the first batch is open and has
+ *       until SECONDS passed, at most MAX_CPS connections a second. -s: after the first batch is open and has
  *       done its rounds, print "OPEN <n>" and wait for a line on stdin
  *       before closing it; after the last batch is closed, print "IDLE" and
  *       wait for a line again before exiting. After each batch: "BATCH <k> <fds> <rss_kb>".
@@ -52,6 +52,7 @@
  * hostile peer that rewrites rings between victims, a victim without
  * timeouts may wait for data that never comes. */
 #define STALL_MS 20000
+#define MAX_CPS	 200 /* timed client: connections per second, at most */
 
 struct req {
 	uint32_t magic;
@@ -388,8 +389,8 @@ static int run_client(int port, unsigned conns, unsigned rounds, unsigned maxsiz
 {
 	struct conn *cs = calloc(conns, sizeof(*cs));
 	struct pollfd *pf = calloc(conns, sizeof(*pf));
-	int64_t end = now_ms() + (int64_t)seconds * 1000;
-	uint64_t rng = seed, bytes = 0, total = 0;
+	int64_t run_start = now_ms(), end = run_start + (int64_t)seconds * 1000;
+	uint64_t rng = seed, bytes = 0, total = 0, opened = 0;
 	int64_t batch_start;
 	char line[64];
 
@@ -463,6 +464,13 @@ static int run_client(int port, unsigned conns, unsigned rounds, unsigned maxsiz
 		printf("BATCH %u %d %ld\n", batch, fd_count(), rss_kb());
 		if (!seconds || now_ms() >= end)
 			break;
+		/* At most MAX_CPS connections a second: each leaves a socket
+		 * in TIME_WAIT for a minute, and a faster churn would use up
+		 * the ephemeral ports for this and every other test. */
+		opened += nb;
+		for (int64_t due = run_start + (int64_t)(opened * 1000 / MAX_CPS);
+		     now_ms() < due && now_ms() < end;)
+			usleep(5000);
 	}
 	if (sync) {
 		/* Idle like an event loop for a moment: a half closed before
