@@ -462,11 +462,11 @@ static void snapshot_free(struct shim_conn **v, int n)
 
 /*
  * One pass over the connections of e: connect completion, pending
- * decisions and their deadlines, TCP probes (probe_tcp), readiness (ready,
- * without arming), or with sync: publish every readiness fd, arming the
- * rings (the caller is about to sleep). Returns the earliest deadline.
+ * decisions and their deadlines, TCP probes (probe_tcp), and with sync:
+ * publish every readiness fd, arming the rings (the caller is about to
+ * sleep). Returns the earliest deadline.
  */
-static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready, int sync)
+static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int sync)
 {
 	struct shim_conn **v;
 	int64_t next = INT64_MAX;
@@ -497,8 +497,6 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int *ready, int 
 			else if (k < 0 && errno != EAGAIN)
 				c->tcp_err = errno;
 		}
-		if (ready && st == SS_ACCEL && shim_conn_revents(c, POLLIN, 0))
-			*ready = 1;
 		if (sync || (probe_tcp && st == SS_ACCEL))
 			shim_sync(c);
 	}
@@ -535,7 +533,8 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 
 			if (pass == 0 ? i < skip : i >= skip)
 				continue;
-			if (st != SS_ACCEL || c->inherited)
+			if (st == SS_CONNECTING || st == SS_CLI_PENDING || st == SS_SRV_PENDING ||
+			    (c->inherited && st == SS_ACCEL))
 				*slow = 1;
 			if (r->target != SHIM_TARGET_USER) {
 				if (r->target == c->rfd && st == SS_ACCEL)
@@ -586,7 +585,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		 * doorbell rung after this check wakes the sleep below. */
 		nu = user_scan(e, evs, max, arm, &slow);
 		if (slow)
-			next = epoll_conns(e, 0, NULL, arm);
+			next = epoll_conns(e, 0, arm);
 		now = shim_now_ns();
 		if (arm && !nu && now < deadline) {
 			int64_t until = deadline < next ? deadline : next;
@@ -607,7 +606,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		n = nu + nk;
 		if (ep_fired || tcp_fired) {
 			if (tcp_fired)
-				epoll_conns(e, 1, NULL, 0);
+				epoll_conns(e, 1, 0);
 			shim_ep_process_all();
 		}
 		if (n > 0 || last)
