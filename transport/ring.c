@@ -733,6 +733,37 @@ static int is_ready(struct ivl_ring *r, size_t need)
 	return r->is_producer ? ivl_ring_writable(r, need) : ivl_ring_readable(r);
 }
 
+int ivl_ring_adopt(struct ivl_ring *r)
+{
+	uint32_t *seqp = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
+	uint32_t seq = __atomic_load_n(seqp, __ATOMIC_RELAXED);
+	uint64_t tail, head;
+
+	if (r->error)
+		return r->error;
+	/* A newer sleep_seq: continue after it, on an even (awake) value, so
+	 * that our next sleep advertises a value the other side never kicked. */
+	if ((int32_t)(seq - r->sleep_seq) > 0)
+		r->sleep_seq = (seq + 1) & ~1u;
+	/* A1/A2: pair with the release stores of publish_tail/head. */
+	tail = load_acq64(&r->prod->tail);
+	head = load_acq64(&r->cons->head);
+	if (tail - head > r->size)
+		return poison(r);
+	if (r->mode == IVL_MODE_MESSAGE && ((tail | head) & (IVL_REC_ALIGN - 1)))
+		return poison(r);
+	if (r->is_producer) {
+		if (!r->p_active && (int64_t)(tail - r->p_tail) > 0)
+			r->p_tail = tail;
+		if ((int64_t)(head - r->p_head_cache) > 0 && r->p_tail - head <= r->size)
+			r->p_head_cache = head;
+	} else if (!r->c_peeked && (int64_t)(head - r->c_head) > 0) {
+		r->c_head = head;
+		r->c_tail_cache = tail;
+	}
+	return 0;
+}
+
 static void set_sleep_seq(struct ivl_ring *r, uint32_t seq)
 {
 	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;

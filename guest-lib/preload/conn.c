@@ -176,6 +176,22 @@ static struct ivl_chan_half *own_half(struct shim_conn *c)
 	return ivl_region_chan(rg_of(c), self_of(c), c->slot);
 }
 
+/*
+ * A connection shared over fork may be used by the processes in turn (the
+ * child writes, the parent reads the answer): each process's ring handle
+ * then trails what the others moved. Before using a handle of a shared
+ * connection, adopt the shared indices. Caller holds the direction's lock.
+ */
+static void adopt_if_shared(struct shim_conn *c, struct ivl_ring *r)
+{
+	struct ivl_chan_half *h;
+
+	if (!c->inherited &&
+	    (!(h = own_half(c)) || __atomic_load_n(&h->shim.procs, __ATOMIC_RELAXED) <= 1))
+		return;
+	ivl_ring_adopt(r);
+}
+
 static struct ivl_peer_shim *peer_shim(struct shim_ep *sep)
 {
 	return &ivl_region_peer(&sep->ep->rg, ivl_endpoint_id(sep->ep))->shim;
@@ -1171,6 +1187,8 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		total += iov0[i].iov_len;
 	}
 	pthread_mutex_lock(&c->tx.lock);
+	if (st == SS_ACCEL)
+		adopt_if_shared(c, &c->tx.ring);
 	for (;;) {
 		long n;
 
@@ -1330,6 +1348,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		total += iov0[i].iov_len;
 	}
 	pthread_mutex_lock(&c->rx.lock);
+	adopt_if_shared(c, &c->rx.ring);
 	for (;;) {
 		long n;
 
@@ -1448,6 +1467,7 @@ long shim_conn_nread(struct shim_conn *c)
 	if (get_state(c) != SS_ACCEL)
 		return -1;
 	pthread_mutex_lock(&c->rx.lock);
+	adopt_if_shared(c, &c->rx.ring);
 	if (ivl_ring_readable(&c->rx.ring)) {
 		struct ivl_span sp[2];
 		long k = ivl_ring_peek(&c->rx.ring, sp);
@@ -1490,6 +1510,7 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 		return (POLLIN | POLLOUT | POLLRDHUP | POLLHUP) & (events | POLLHUP);
 	if (events & (POLLIN | POLLRDHUP)) {
 		pthread_mutex_lock(&c->rx.lock);
+		adopt_if_shared(c, &c->rx.ring);
 		if (ivl_ring_readable(&c->rx.ring) || c->tcp_hup || c->shut_rd) {
 			uint32_t f = __atomic_load_n(&c->rx.ring.prod->flags, __ATOMIC_ACQUIRE);
 
@@ -1509,6 +1530,7 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 	}
 	if (events & POLLOUT) {
 		pthread_mutex_lock(&c->tx.lock);
+		adopt_if_shared(c, &c->tx.ring);
 		if (ivl_ring_writable(&c->tx.ring, 1)) {
 			rev |= POLLOUT;
 		} else if (arm_it) {

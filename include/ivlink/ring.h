@@ -222,6 +222,15 @@ int ivl_ring_readable(struct ivl_ring *r);
  * or the consumer closed. Producer handles only. */
 int ivl_ring_writable(struct ivl_ring *r, size_t need);
 
+/*
+ * For a ring end that several processes use in turn (a socket shared over
+ * fork): another process may have moved this end's published index and
+ * sleep_seq since this handle last did. Adopts them when they are ahead of
+ * the handle's copy (never between reserve and commit, or peek and
+ * release), validated as at attach. Returns 0, or -EPROTO (poisoned).
+ */
+int ivl_ring_adopt(struct ivl_ring *r);
+
 /* ---------------------------------------------------------------- waiting */
 
 /*

@@ -2,8 +2,8 @@
 /*
  * Stream-mode ring edge cases, single threaded: init argument checks, empty,
  * full, exact wrap, zero-length writes, reserve/commit and peek/release with
- * two spans on wrap, writev/readv scatter-gather, IVL_MORE batching, and
- * handle-role checks.
+ * two spans on wrap, writev/readv scatter-gather, IVL_MORE batching,
+ * handle-role checks, and adopting indices moved by another handle.
  */
 #include "ivl_test.h"
 
@@ -324,6 +324,48 @@ static void test_roles(void)
 	ivt_ring_free(&t);
 }
 
+/* Two handles on each end, as two processes sharing a socket over fork
+ * that use it in turn: each adopts what the other moved. */
+static void test_adopt(void)
+{
+	struct ivt_ring t;
+	struct ivl_ring p, c, p2, c2;
+	uint8_t in[100], out[100];
+	uint32_t seq;
+
+	ivt_ring_alloc(&t, SZ);
+	init_pair(&t, &p, &c);
+	p2 = p; /* the fork */
+	c2 = c;
+	for (unsigned i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)i;
+	/* Producer 1 writes 60, producer 2 (stale) adopts and writes 40 after. */
+	CHECK_EQ(ivl_ring_write(&p, in, 60, 0), 60);
+	CHECK_EQ(ivl_ring_adopt(&p2), 0);
+	CHECK_EQ(p2.p_tail, 60);
+	CHECK_EQ(ivl_ring_write(&p2, in + 60, 40, 0), 40);
+	/* Consumer 1 reads 70, consumer 2 adopts and reads the last 30. */
+	CHECK_EQ(ivl_ring_read(&c, out, 70), 70);
+	CHECK_EQ(ivl_ring_adopt(&c2), 0);
+	CHECK_EQ(ivl_ring_read(&c2, out + 70, sizeof(out)), 30);
+	CHECK(memcmp(in, out, sizeof(in)) == 0);
+	CHECK_EQ(ivl_ring_readable(&c2), 0);
+	/* A handle that is ahead (it published last) keeps its indices. */
+	CHECK_EQ(ivl_ring_adopt(&c2), 0);
+	CHECK_EQ(c2.c_head, 100);
+	/* A sleep_seq the other handle advanced (it slept and was kicked):
+	 * the adopter continues on a newer even value, never an old odd one. */
+	seq = t.cons->sleep_seq;
+	t.cons->sleep_seq = seq + 3;
+	CHECK_EQ(ivl_ring_adopt(&c), 0);
+	CHECK_EQ(c.sleep_seq, (seq + 4) & ~1u);
+	CHECK_EQ(c.sleep_seq & 1u, 0);
+	/* Shared indices corrupted: poisoned, as at attach. */
+	t.prod->tail = t.cons->head + SZ + 1;
+	CHECK_EQ(ivl_ring_adopt(&c), -EPROTO);
+	ivt_ring_free(&t);
+}
+
 int main(void)
 {
 	ivt_name = "ring_stream_edges";
@@ -334,6 +376,7 @@ int main(void)
 	test_scatter_gather();
 	test_batching();
 	test_roles();
+	test_adopt();
 	printf("ring_stream_edges: ok\n");
 	return 0;
 }
