@@ -585,7 +585,9 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 		reason = IVL_FB_INTERNAL;
 	if (reason) {
 		SHIM_DBG("fd %d: connect %s: plain TCP (%s)", c->fd, ds, shim_reason_name(reason));
-		shim_count_fallback(sep, reason);
+		/* Rules and options are decided before attaching: counted
+		 * only if this process is in the region anyway. */
+		shim_count_fallback(sep ? sep : shim_ep_own(), reason);
 		c->reason = reason;
 		set_state(c, SS_FALLBACK);
 		return REAL(connect)(c->fd, sa, len) < 0 ? -errno : 0;

@@ -9,6 +9,8 @@
  *   tcp_pair client PORT BYTES      connects, writes BYTES of a known stream
  *                                   at once (before the server accepts),
  *                                   shuts down writing, prints the reply
+ *                                   (env TCP_PAIR_FASTOPEN=1: with
+ *                                   TCP_FASTOPEN_CONNECT set)
  *   tcp_pair sink PORT DELAY_MS     accepts at once, waits DELAY_MS, reads to
  *                                   EOF, checks the stream, prints
  *                                   "OK <bytes> <cksum>\n" (no reply)
@@ -78,6 +80,13 @@ static int dial(int port)
 	struct sockaddr_in a = addr(port);
 	int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
+	/* TCP_PAIR_FASTOPEN=1: an option the shim cannot carry (its
+	 * connections then stay plain TCP, reason "option"). */
+	if (getenv("TCP_PAIR_FASTOPEN") &&
+	    setsockopt(s, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one)) < 0) {
+		perror("TCP_FASTOPEN_CONNECT");
+		exit(1);
+	}
 	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		perror("connect");
 		exit(1);
