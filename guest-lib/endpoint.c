@@ -122,6 +122,8 @@ static int drain(struct ivl_endpoint *ep, uint32_t v, uint32_t by)
 		if (v != by && __atomic_load_n(&ep->vw[v].leader, __ATOMIC_SEQ_CST))
 			efd_write(ep->vfd[v]);
 	}
+	if (ep->drained)
+		ep->drained();
 	return 1;
 }
 

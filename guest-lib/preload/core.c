@@ -384,10 +384,15 @@ void shim_put(struct shim_obj *o)
 {
 	if (!o || __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	if (o->type == SHIM_T_CONN)
+	if (o->type == SHIM_T_CONN) {
 		shim_conn_free((struct shim_conn *)o);
-	else
-		free(o);
+		return;
+	}
+	/* An epoll set's wake fd lives as long as the object: a thread that
+	 * sleeps on the set holds a reference (shim_epoll_wait). */
+	if (o->type == SHIM_T_EPOLL && ((struct shim_epoll *)o)->wake_efd >= 0)
+		REAL(close)(((struct shim_epoll *)o)->wake_efd);
+	free(o);
 }
 
 int shim_set(int fd, struct shim_obj *o)
@@ -491,6 +496,7 @@ struct shim_ep *shim_ep_get(void)
 		goto out;
 	}
 	sep->owner = getpid();
+	sep->ep->drained = shim_doorbell_drained;
 	init_peer_shim(sep->ep);
 	sep->next = g_eps;
 	g_eps = sep;
@@ -696,6 +702,7 @@ void shim_fork_child(void)
 	pthread_mutex_init(&shim_active_lock, NULL);
 	pthread_mutex_init(&ep_lock, NULL);
 	pthread_mutex_init(&shim_reg_lock, NULL);
+	shim_sleepers_fork_child();
 	/*
 	 * The child shares the parent's peer identity for what it inherited,
 	 * but the daemon connection is the parent's: the child must never

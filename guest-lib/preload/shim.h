@@ -73,6 +73,11 @@
  *    fds; EPOLL_CTL_MOD moves a registration whenever its kind changes. On
  *    fallback the registration is moved back to the TCP socket.
  *
+ *  - threads: a doorbell is consumed by whichever thread drains it, so every
+ *    sleeping poll/epoll wait registers a wake eventfd first, and a drain
+ *    writes the others' (wait.c, "sleepers"): each thread's event loop sees
+ *    the doorbells of its own connections.
+ *
  * Threads and the fd table
  * ------------------------
  * The fd table is a two-level array indexed by fd whose entries are
@@ -250,6 +255,7 @@ struct shim_epoll {
 	int nested;    /* holds an epoll fd that holds shimmed fds */
 	int in_outer;  /* watched from outside: in another epoll set, or polled */
 	unsigned rot;  /* where the next user-space scan starts (fairness) */
+	int wake_efd;  /* hidden in the set: written by shim_doorbell_drained() */
 	struct shim_reg *regs;
 };
 
@@ -369,6 +375,10 @@ int shim_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *
 int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 /* The epoll set is watched from outside its epoll_wait() (nested, polled). */
 void shim_epoll_outer(struct shim_epoll *e);
+/* A doorbell was consumed by this thread: wake the other sleeping ones
+ * (libivlink's drained hook). */
+void shim_doorbell_drained(void);
+void shim_sleepers_fork_child(void);
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		    const sigset_t *mask);
 extern pthread_mutex_t shim_reg_lock;

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <ivlink/region.h>
@@ -115,6 +117,115 @@ void shim_sync(struct shim_conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* ------------------------------------------------------------ sleepers */
+
+/*
+ * Doorbells are eventfd counters that one read() empties, and every wait of
+ * the process watches them. In a process with several threads waiting (an
+ * event loop per thread, each with its own epoll set; threads in poll), the
+ * thread that drains a doorbell is not always the one whose connection it
+ * was rung for, and readiness computed in user space is seen by no one
+ * else. So a wait registers a wake eventfd (its epoll set's, or its
+ * thread's for poll) before it arms the rings and sleeps, and whoever
+ * consumes a doorbell (libivlink calls shim_doorbell_drained()) writes the
+ * wake fd of every other registered thread, which then looks again. The
+ * registration comes before the arming, and the doorbell after it, so the
+ * drainer finds the sleeper registered (both under sleepers_lock).
+ */
+struct shim_sleeper {
+	int efd;
+	pid_t tid;
+	struct shim_sleeper *next;
+};
+
+static pthread_mutex_t sleepers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shim_sleeper *sleepers;
+static __thread pid_t my_tid;
+static __thread int my_efd = -1; /* poll's wake fd; closed at thread exit */
+static pthread_key_t efd_key;
+static pthread_once_t efd_once = PTHREAD_ONCE_INIT;
+
+static pid_t self_tid(void)
+{
+	if (!my_tid)
+		my_tid = (pid_t)syscall(SYS_gettid);
+	return my_tid;
+}
+
+static void efd_close(void *arg)
+{
+	REAL(close)((int)(intptr_t)arg - 1);
+}
+
+static void efd_key_make(void)
+{
+	pthread_key_create(&efd_key, efd_close);
+}
+
+/* This thread's wake fd for poll, created on first use. */
+static int thread_efd(void)
+{
+	if (my_efd < 0) {
+		my_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (my_efd >= 0) {
+			pthread_once(&efd_once, efd_key_make);
+			pthread_setspecific(efd_key, (void *)(intptr_t)(my_efd + 1));
+		}
+	}
+	return my_efd;
+}
+
+static void sleeper_add(struct shim_sleeper *s, int efd)
+{
+	s->efd = efd;
+	s->tid = self_tid();
+	pthread_mutex_lock(&sleepers_lock);
+	s->next = sleepers;
+	sleepers = s;
+	pthread_mutex_unlock(&sleepers_lock);
+}
+
+static void sleeper_del(struct shim_sleeper *s)
+{
+	pthread_mutex_lock(&sleepers_lock);
+	for (struct shim_sleeper **pp = &sleepers; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	pthread_mutex_unlock(&sleepers_lock);
+}
+
+void shim_doorbell_drained(void)
+{
+	static const uint64_t one = 1;
+	pid_t me = self_tid();
+
+	pthread_mutex_lock(&sleepers_lock);
+	for (struct shim_sleeper *s = sleepers; s; s = s->next)
+		if (s->tid != me && REAL(write)(s->efd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: the counter is full, a wake-up is pending. */
+		}
+	pthread_mutex_unlock(&sleepers_lock);
+}
+
+/* The other threads are gone in a child: so are their registrations. */
+void shim_sleepers_fork_child(void)
+{
+	pthread_mutex_init(&sleepers_lock, NULL);
+	sleepers = NULL;
+	my_tid = 0;
+}
+
+static void efd_drain(int fd)
+{
+	uint64_t v;
+
+	if (REAL(read)(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing was written. */
+	}
+}
+
 /* ------------------------------------------------------------ registrations */
 
 /* Whether c's readiness fd needs a new byte per arrival. Caller holds the
@@ -145,6 +256,7 @@ static struct shim_epoll *epoll_obj(int epfd, int create)
 		return NULL;
 	e->o.type = SHIM_T_EPOLL;
 	e->epfd = epfd;
+	e->wake_efd = -1;
 	shim_set(epfd, &e->o);
 	__atomic_fetch_add(&e->o.refs, 1, __ATOMIC_ACQ_REL);
 	return e;
@@ -413,13 +525,19 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 /* ------------------------------------------------------------ epoll_wait */
 
 /* Removes the hidden events; returns the app's count. */
-static int filter(struct epoll_event *evs, int n, int *ep_fired, int *tcp_fired)
+static int filter(struct epoll_event *evs, int n, int *ep_fired, int *tcp_fired, int *woken)
 {
 	int k = 0;
 
 	for (int i = 0; i < n; i++) {
 		if (evs[i].data.u64 == shim_hidden_ep_tag) {
 			*ep_fired = 1;
+			continue;
+		}
+		/* The set's wake fd: another thread drained a doorbell (the
+		 * caller empties it and looks at the rings again). */
+		if (evs[i].data.u64 == shim_hidden_ep_tag + 16) {
+			*woken = 1;
 			continue;
 		}
 		/* A hidden TCP watch (all share one tag: the wait probes the
@@ -556,13 +674,32 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 	return n;
 }
 
+/* The set's wake fd, hidden in it (created on first sleep); -1 if none. */
+static int epoll_wake_fd(struct shim_epoll *e)
+{
+	pthread_mutex_lock(&shim_reg_lock);
+	if (e->wake_efd < 0) {
+		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = shim_hidden_ep_tag + 16};
+
+		if (fd >= 0 && REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			REAL(close)(fd);
+			fd = -1;
+		}
+		e->wake_efd = fd;
+	}
+	pthread_mutex_unlock(&shim_reg_lock);
+	return e->wake_efd;
+}
+
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		    const sigset_t *mask)
 {
 	struct shim_obj *o = shim_get(epfd);
 	struct shim_epoll *e = shim_epoll_of(o);
+	struct shim_sleeper me;
 	int64_t start, deadline, spin_until;
-	int arm = 0, last = 0, n;
+	int arm = 0, last = 0, registered = 0, n;
 
 	shim_housekeeping();
 	if (!e || (!e->regs && !e->nested) || max <= 0) {
@@ -578,14 +715,30 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	deadline = timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000LL;
 	spin_until = start + shim_cfg.spin_ns;
 	for (;;) {
-		int ep_fired = 0, tcp_fired = 0, slow = 0, t = 0, nu, nk;
+		int ep_fired = 0, tcp_fired = 0, woken = 0, slow = 0, t = 0, nu, nk;
 		int64_t now, next = INT64_MAX;
 
 		/* With arm, the rings are armed before they are checked, so a
-		 * doorbell rung after this check wakes the sleep below. */
+		 * doorbell rung after this check wakes the sleep below: ours,
+		 * or, drained by another thread, the wake fd registered here
+		 * first. */
+		if (arm && !registered) {
+			int wfd = epoll_wake_fd(e);
+
+			if (wfd >= 0) {
+				sleeper_add(&me, wfd);
+				registered = 1;
+			}
+		}
 		nu = user_scan(e, evs, max, arm, &slow);
-		if (slow)
+		if (slow) {
 			next = epoll_conns(e, 0, arm);
+			/* Connections that became accelerated just now may
+			 * hold data already (no doorbell will come for it):
+			 * look again, armed, before sleeping. */
+			if (arm && !nu)
+				nu = user_scan(e, evs, max, arm, &slow);
+		}
 		now = shim_now_ns();
 		if (arm && !nu && now < deadline) {
 			int64_t until = deadline < next ? deadline : next;
@@ -601,9 +754,11 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 				n = nu ? nu : -errno;
 				break;
 			}
-			nk = filter(evs + nu, nk, &ep_fired, &tcp_fired);
+			nk = filter(evs + nu, nk, &ep_fired, &tcp_fired, &woken);
 		}
 		n = nu + nk;
+		if (woken)
+			efd_drain(e->wake_efd);
 		if (ep_fired || tcp_fired) {
 			if (tcp_fired)
 				epoll_conns(e, 1, 0);
@@ -626,6 +781,8 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		if (!arm)
 			cpu_relax();
 	}
+	if (registered)
+		sleeper_del(&me);
 	shim_put(o);
 	return n;
 }
@@ -642,8 +799,9 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 	struct pslot stack_s[64], *ps = stack_s;
 	struct pollfd stack_k[80], *kf = stack_k;
 	int64_t start = shim_now_ns(), deadline, spin_until;
-	int any = 0, armed = 0, count = 0, nep;
+	int any = 0, armed = 0, count = 0, nep, wfd = -1;
 	int epfds[MAX_EPS];
+	struct shim_sleeper me;
 
 	shim_housekeeping();
 	deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
@@ -678,8 +836,8 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 		return count < 0 ? -errno : count;
 	}
 	nep = shim_ep_fds(epfds, MAX_EPS);
-	if (nfds + (nfds_t)nep + nfds > 80) {
-		kf = calloc(nfds * 2 + (nfds_t)nep, sizeof(*kf));
+	if (nfds + (nfds_t)nep + nfds + 1 > 80) {
+		kf = calloc(nfds * 2 + (nfds_t)nep + 1, sizeof(*kf));
 		if (!kf) {
 			count = -ENOMEM;
 			goto out;
@@ -743,6 +901,10 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 		}
 		if (!armed) {
 			armed = 1; /* the next pass arms the rings and re-checks */
+			/* Registered first: a doorbell for us that another
+			 * thread drains writes our wake fd (sleepers above). */
+			if (wfd < 0 && (wfd = thread_efd()) >= 0)
+				sleeper_add(&me, wfd);
 			continue;
 		}
 		/* Block: the other fds, the endpoints' doorbells, and the TCP
@@ -759,6 +921,12 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 		}
 		for (int j = 0; j < nep; j++) {
 			kf[nk].fd = epfds[j];
+			kf[nk].events = POLLIN;
+			kf[nk].revents = 0;
+			nk++;
+		}
+		if (wfd >= 0) {
+			kf[nk].fd = wfd;
 			kf[nk].events = POLLIN;
 			kf[nk].revents = 0;
 			nk++;
@@ -793,10 +961,14 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 				}
 			}
 		}
+		if (wfd >= 0 && kf[nk - 1].revents)
+			efd_drain(wfd);
 		shim_ep_process_all();
 		armed = 0;
 	}
 out:
+	if (wfd >= 0)
+		sleeper_del(&me);
 	for (nfds_t i = 0; i < nfds; i++)
 		if (ps[i].c)
 			shim_put(&ps[i].c->o);
