@@ -134,65 +134,84 @@ void shim_sync(struct shim_conn *c)
  */
 struct shim_sleeper {
 	int efd;
+	int on; /* in the list */
 	pid_t tid;
 	struct shim_sleeper *next;
 };
 
 static pthread_mutex_t sleepers_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shim_sleeper *sleepers;
-static __thread pid_t my_tid;
-static __thread int my_efd = -1; /* poll's wake fd; closed at thread exit */
-static pthread_key_t efd_key;
-static pthread_once_t efd_once = PTHREAD_ONCE_INIT;
+/* A thread waits in one call at a time: one node per thread. It lives in
+ * thread-local storage, and a thread that ends inside a wait (cancelled)
+ * leaves the list through the key's destructor. */
+static __thread struct shim_sleeper my_node;
+static __thread int my_efd = -1; /* poll's wake fd */
+static pthread_key_t thread_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void sleeper_del(void);
+
+static void thread_gone(void *arg)
+{
+	(void)arg;
+	sleeper_del();
+	if (my_efd >= 0)
+		REAL(close)(my_efd);
+	my_efd = -1;
+}
+
+static void key_make(void)
+{
+	pthread_key_create(&thread_key, thread_gone);
+}
 
 static pid_t self_tid(void)
 {
-	if (!my_tid)
-		my_tid = (pid_t)syscall(SYS_gettid);
-	return my_tid;
-}
-
-static void efd_close(void *arg)
-{
-	REAL(close)((int)(intptr_t)arg - 1);
-}
-
-static void efd_key_make(void)
-{
-	pthread_key_create(&efd_key, efd_close);
+	if (!my_node.tid) {
+		my_node.tid = (pid_t)syscall(SYS_gettid);
+		pthread_once(&key_once, key_make);
+		pthread_setspecific(thread_key, (void *)1);
+	}
+	return my_node.tid;
 }
 
 /* This thread's wake fd for poll, created on first use. */
 static int thread_efd(void)
 {
-	if (my_efd < 0) {
+	if (my_efd < 0)
 		my_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (my_efd >= 0) {
-			pthread_once(&efd_once, efd_key_make);
-			pthread_setspecific(efd_key, (void *)(intptr_t)(my_efd + 1));
-		}
-	}
 	return my_efd;
 }
 
-static void sleeper_add(struct shim_sleeper *s, int efd)
+/* Registers this thread as sleeping, woken through efd. */
+static void sleeper_add(int efd)
 {
-	s->efd = efd;
-	s->tid = self_tid();
+	struct shim_sleeper *s = &my_node;
+
+	self_tid();
 	pthread_mutex_lock(&sleepers_lock);
-	s->next = sleepers;
-	sleepers = s;
+	if (!s->on) {
+		s->next = sleepers;
+		sleepers = s;
+		s->on = 1;
+	}
+	s->efd = efd;
 	pthread_mutex_unlock(&sleepers_lock);
 }
 
-static void sleeper_del(struct shim_sleeper *s)
+static void sleeper_del(void)
 {
+	struct shim_sleeper *s = &my_node;
+
+	if (!s->on)
+		return;
 	pthread_mutex_lock(&sleepers_lock);
 	for (struct shim_sleeper **pp = &sleepers; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
 			break;
 		}
+	s->on = 0;
 	pthread_mutex_unlock(&sleepers_lock);
 }
 
@@ -214,7 +233,8 @@ void shim_sleepers_fork_child(void)
 {
 	pthread_mutex_init(&sleepers_lock, NULL);
 	sleepers = NULL;
-	my_tid = 0;
+	my_node.on = 0;
+	my_node.tid = 0;
 }
 
 static void efd_drain(int fd)
@@ -697,7 +717,6 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 {
 	struct shim_obj *o = shim_get(epfd);
 	struct shim_epoll *e = shim_epoll_of(o);
-	struct shim_sleeper me;
 	int64_t start, deadline, spin_until;
 	int arm = 0, last = 0, registered = 0, n;
 
@@ -726,7 +745,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			int wfd = epoll_wake_fd(e);
 
 			if (wfd >= 0) {
-				sleeper_add(&me, wfd);
+				sleeper_add(wfd);
 				registered = 1;
 			}
 		}
@@ -782,7 +801,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			cpu_relax();
 	}
 	if (registered)
-		sleeper_del(&me);
+		sleeper_del();
 	shim_put(o);
 	return n;
 }
@@ -801,7 +820,6 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 	int64_t start = shim_now_ns(), deadline, spin_until;
 	int any = 0, armed = 0, count = 0, nep, wfd = -1;
 	int epfds[MAX_EPS];
-	struct shim_sleeper me;
 
 	shim_housekeeping();
 	deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
@@ -904,7 +922,7 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			/* Registered first: a doorbell for us that another
 			 * thread drains writes our wake fd (sleepers above). */
 			if (wfd < 0 && (wfd = thread_efd()) >= 0)
-				sleeper_add(&me, wfd);
+				sleeper_add(wfd);
 			continue;
 		}
 		/* Block: the other fds, the endpoints' doorbells, and the TCP
@@ -968,7 +986,7 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 	}
 out:
 	if (wfd >= 0)
-		sleeper_del(&me);
+		sleeper_del();
 	for (nfds_t i = 0; i < nfds; i++)
 		if (ps[i].c)
 			shim_put(&ps[i].c->o);
