@@ -123,7 +123,7 @@ static int drain(struct ivl_endpoint *ep, uint32_t v, uint32_t by)
 			efd_write(ep->vfd[v]);
 	}
 	if (ep->drained)
-		ep->drained();
+		ep->drained(v);
 	return 1;
 }
 

@@ -44,9 +44,9 @@ struct ivl_endpoint {
 	pthread_mutex_t lock;  /* backend process/kick_open, channel list */
 	struct ivl_channel *channels;
 	int ctl_lost;
-	/* Called after a vector's doorbell was consumed here (the socket
-	 * shim wakes its other sleeping threads, preload/wait.c). */
-	void (*drained)(void);
+	/* Called after vector v's doorbell was consumed here (the socket
+	 * shim wakes its other threads waiting on v, preload/wait.c). */
+	void (*drained)(uint32_t v);
 };
 
 /* One direction of a channel: a ring handle plus its notifier context. */

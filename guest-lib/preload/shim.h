@@ -375,9 +375,9 @@ int shim_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *
 int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 /* The epoll set is watched from outside its epoll_wait() (nested, polled). */
 void shim_epoll_outer(struct shim_epoll *e);
-/* A doorbell was consumed by this thread: wake the other sleeping ones
- * (libivlink's drained hook). */
-void shim_doorbell_drained(void);
+/* Vector v's doorbell was consumed by this thread: wake the other threads
+ * sleeping on connections of v (libivlink's drained hook). */
+void shim_doorbell_drained(uint32_t v);
 void shim_sleepers_fork_child(void);
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		    const sigset_t *mask);

@@ -126,15 +126,18 @@ void shim_sync(struct shim_conn *c)
  * thread that drains a doorbell is not always the one whose connection it
  * was rung for, and readiness computed in user space is seen by no one
  * else. So a wait registers a wake eventfd (its epoll set's, or its
- * thread's for poll) before it arms the rings and sleeps, and whoever
- * consumes a doorbell (libivlink calls shim_doorbell_drained()) writes the
- * wake fd of every other registered thread, which then looks again. The
- * registration comes before the arming, and the doorbell after it, so the
- * drainer finds the sleeper registered (both under sleepers_lock).
+ * thread's for poll) and the vectors of its connections before it arms the
+ * rings and sleeps, and whoever consumes a doorbell (libivlink calls
+ * shim_doorbell_drained()) writes the wake fd of every other registered
+ * thread waiting on that vector (all of them for the control vector), which
+ * then looks again. The registration comes before the arming, and the
+ * doorbell after it, so the drainer finds the sleeper registered (both
+ * under sleepers_lock).
  */
 struct shim_sleeper {
 	int efd;
-	int on; /* in the list */
+	int on;		/* in the list */
+	uint64_t vmask; /* vectors of the connections it waits on */
 	pid_t tid;
 	struct shim_sleeper *next;
 };
@@ -183,8 +186,14 @@ static int thread_efd(void)
 	return my_efd;
 }
 
-/* Registers this thread as sleeping, woken through efd. */
-static void sleeper_add(int efd)
+/* The bit of a connection's rx vector in a sleeper's mask. */
+static uint64_t vbit(const struct shim_conn *c)
+{
+	return c->rx_vector < 64 ? 1ULL << c->rx_vector : ~0ULL;
+}
+
+/* Registers this thread as sleeping on vmask, woken through efd. */
+static void sleeper_add(int efd, uint64_t vmask)
 {
 	struct shim_sleeper *s = &my_node;
 
@@ -196,6 +205,7 @@ static void sleeper_add(int efd)
 		s->on = 1;
 	}
 	s->efd = efd;
+	s->vmask = vmask;
 	pthread_mutex_unlock(&sleepers_lock);
 }
 
@@ -215,14 +225,16 @@ static void sleeper_del(void)
 	pthread_mutex_unlock(&sleepers_lock);
 }
 
-void shim_doorbell_drained(void)
+void shim_doorbell_drained(uint32_t v)
 {
 	static const uint64_t one = 1;
+	uint64_t bit = v == IVL_CTRL_VECTOR || v >= 64 ? ~0ULL : 1ULL << v;
 	pid_t me = self_tid();
 
 	pthread_mutex_lock(&sleepers_lock);
 	for (struct shim_sleeper *s = sleepers; s; s = s->next)
-		if (s->tid != me && REAL(write)(s->efd, &one, sizeof(one)) < 0) {
+		if (s->tid != me && (s->vmask & bit) &&
+		    REAL(write)(s->efd, &one, sizeof(one)) < 0) {
 			/* EAGAIN: the counter is full, a wake-up is pending. */
 		}
 	pthread_mutex_unlock(&sleepers_lock);
@@ -647,19 +659,28 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int sync)
  * events of those that are ready to evs (at most max), starting where the
  * last scan left off so that a few busy connections cannot hide the rest.
  * With arm, asks for a doorbell for every event that is not ready (the
- * caller is about to sleep). Readiness-fd registrations get their fd
- * brought up to date instead. *slow is set when some connection needs the
+ * caller is about to sleep), having registered the caller as a sleeper on
+ * the set's vectors with wake_fd (if >= 0). Readiness-fd registrations get
+ * their fd brought up to date instead. *slow is set when some connection needs the
  * snapshot pass (epoll_conns: connect and rendezvous progress, inherited
  * connections).
  */
-static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int arm, int *slow)
+static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int arm, int wake_fd,
+		     int *slow)
 {
 	unsigned count = 0, skip;
+	uint64_t vmask = 0;
 	int n = 0;
 
 	pthread_mutex_lock(&shim_reg_lock);
-	for (struct shim_reg *r = e->regs; r; r = r->next_e)
+	for (struct shim_reg *r = e->regs; r; r = r->next_e) {
 		count++;
+		vmask |= vbit(r->c);
+	}
+	/* Registered before any ring is armed, with every vector of the set
+	 * (the reg lock keeps the set as it is until the arming is done). */
+	if (arm && wake_fd >= 0)
+		sleeper_add(wake_fd, vmask);
 	skip = count ? e->rot++ % count : 0;
 	for (unsigned pass = 0; pass < 2; pass++) {
 		unsigned i = 0;
@@ -718,7 +739,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	struct shim_obj *o = shim_get(epfd);
 	struct shim_epoll *e = shim_epoll_of(o);
 	int64_t start, deadline, spin_until;
-	int arm = 0, last = 0, registered = 0, n;
+	int arm = 0, last = 0, registered = 0, wfd = -1, n;
 
 	shim_housekeeping();
 	if (!e || (!e->regs && !e->nested) || max <= 0) {
@@ -741,22 +762,16 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		 * doorbell rung after this check wakes the sleep below: ours,
 		 * or, drained by another thread, the wake fd registered here
 		 * first. */
-		if (arm && !registered) {
-			int wfd = epoll_wake_fd(e);
-
-			if (wfd >= 0) {
-				sleeper_add(wfd);
-				registered = 1;
-			}
-		}
-		nu = user_scan(e, evs, max, arm, &slow);
+		if (arm && !registered)
+			registered = (wfd = epoll_wake_fd(e)) >= 0;
+		nu = user_scan(e, evs, max, arm, wfd, &slow);
 		if (slow) {
 			next = epoll_conns(e, 0, arm);
 			/* Connections that became accelerated just now may
 			 * hold data already (no doorbell will come for it):
 			 * look again, armed, before sleeping. */
 			if (arm && !nu)
-				nu = user_scan(e, evs, max, arm, &slow);
+				nu = user_scan(e, evs, max, arm, wfd, &slow);
 		}
 		now = shim_now_ns();
 		if (arm && !nu && now < deadline) {
@@ -921,8 +936,14 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			armed = 1; /* the next pass arms the rings and re-checks */
 			/* Registered first: a doorbell for us that another
 			 * thread drains writes our wake fd (sleepers above). */
-			if (wfd < 0 && (wfd = thread_efd()) >= 0)
-				sleeper_add(wfd);
+			if (wfd < 0 && (wfd = thread_efd()) >= 0) {
+				uint64_t vmask = 0;
+
+				for (nfds_t i = 0; i < nfds; i++)
+					if (ps[i].c)
+						vmask |= vbit(ps[i].c);
+				sleeper_add(wfd, vmask);
+			}
 			continue;
 		}
 		/* Block: the other fds, the endpoints' doorbells, and the TCP
