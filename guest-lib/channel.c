@@ -468,20 +468,6 @@ void ivl_channel_set_timeouts(struct ivl_channel *ch, int64_t send_ns, int64_t r
 
 /* ---------------------------------------------------------------- data */
 
-/* Drops the first n bytes of an iovec array in place. */
-static void iov_advance(struct iovec **iov, int *cnt, size_t n)
-{
-	while (*cnt > 0 && n >= (*iov)->iov_len) {
-		n -= (*iov)->iov_len;
-		(*iov)++;
-		(*cnt)--;
-	}
-	if (*cnt > 0 && n) {
-		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
-		(*iov)->iov_len -= n;
-	}
-}
-
 static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size_t total,
 			unsigned flags)
 {
@@ -502,7 +488,7 @@ static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 			done += (size_t)n;
 			if (done == total)
 				return (ssize_t)done;
-			iov_advance(&iov, &cnt, (size_t)n);
+			ivl__iov_advance(&iov, &cnt, (size_t)n);
 			if (n > 0)
 				continue; /* the ring filled up: the rest waits */
 		} else if (n != -EAGAIN) {
@@ -589,7 +575,7 @@ static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 			done += (size_t)n;
 			if (!(flags & IVL_WAITALL) || done == cap)
 				return (ssize_t)done;
-			iov_advance(&iov, &cnt, (size_t)n);
+			ivl__iov_advance(&iov, &cnt, (size_t)n);
 			continue;
 		}
 		if (n == 0)

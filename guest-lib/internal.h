@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <ivlink/ivlink.h>
 #include <ivlink/region.h>
@@ -126,6 +127,21 @@ int ivl__section_intact(struct ivl_region *rg, uint32_t id, uint32_t epoch);
  * process owns (ep->rx_vectors: under the guest agent only one); seed
  * spreads channels over them (endpoint.c). */
 uint32_t ivl__ep_pick_vector(struct ivl_endpoint *ep, uint32_t seed);
+
+/* Drops the first n bytes of an iovec array in place (channel.c, the
+ * shim's conn.c). */
+static inline void ivl__iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= (*iov)->iov_len) {
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt > 0 && n) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+		(*iov)->iov_len -= n;
+	}
+}
 
 /* Vector waiting (endpoint.c). */
 uint32_t ivl__vwait_snapshot(struct ivl_endpoint *ep, uint32_t v);

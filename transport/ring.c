@@ -119,6 +119,20 @@ void ivl_ring_format(struct ivl_ring_prod *prod, struct ivl_ring_cons *cons)
 	memset(cons, 0, sizeof(*cons));
 }
 
+/* Reads both published indices (A1/A2: acquire, pairing with the release
+ * stores of publish_tail/head) and checks them as a pair: no further apart
+ * than one ring, record-aligned in message mode. 0 or -EPROTO. */
+static int load_indices(const struct ivl_ring *r, uint64_t *tail, uint64_t *head)
+{
+	*tail = load_acq64(&r->prod->tail);
+	*head = load_acq64(&r->cons->head);
+	if (*tail - *head > r->size)
+		return -EPROTO;
+	if (r->mode == IVL_MODE_MESSAGE && ((*tail | *head) & (IVL_REC_ALIGN - 1)))
+		return -EPROTO;
+	return 0;
+}
+
 static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod,
 		     struct ivl_ring_cons *cons, void *data, uint32_t size,
 		     enum ivl_ring_mode mode, uint32_t max_record,
@@ -151,11 +165,7 @@ static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod,
 
 	/* The ring may already be in use (a handle re-attached after fork or a
 	 * restart): start from the shared indices, read once and validated. */
-	tail = load_acq64(&prod->tail);
-	head = load_acq64(&cons->head);
-	if (tail - head > size)
-		return -EPROTO;
-	if (mode == IVL_MODE_MESSAGE && ((tail | head) & (IVL_REC_ALIGN - 1)))
+	if (load_indices(r, &tail, &head) < 0)
 		return -EPROTO;
 	r->p_tail = tail;
 	r->p_head_cache = head;
@@ -745,12 +755,7 @@ int ivl_ring_adopt(struct ivl_ring *r)
 	 * that our next sleep advertises a value the other side never kicked. */
 	if ((int32_t)(seq - r->sleep_seq) > 0)
 		r->sleep_seq = (seq + 1) & ~1u;
-	/* A1/A2: pair with the release stores of publish_tail/head. */
-	tail = load_acq64(&r->prod->tail);
-	head = load_acq64(&r->cons->head);
-	if (tail - head > r->size)
-		return poison(r);
-	if (r->mode == IVL_MODE_MESSAGE && ((tail | head) & (IVL_REC_ALIGN - 1)))
+	if (load_indices(r, &tail, &head) < 0)
 		return poison(r);
 	if (r->is_producer) {
 		if (!r->p_active && (int64_t)(tail - r->p_tail) > 0)

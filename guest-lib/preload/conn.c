@@ -179,17 +179,15 @@ static struct ivl_chan_half *own_half(struct shim_conn *c)
 /*
  * A connection shared over fork may be used by the processes in turn (the
  * child writes, the parent reads the answer): each process's ring handle
- * then trails what the others moved. Before using a handle of a shared
- * connection, adopt the shared indices. Caller holds the direction's lock.
+ * then trails what the others moved. Before using a handle of a connection
+ * that went through a fork, on either side, adopt the shared indices (a
+ * no-op while no other process moved them). Process-local flags: nothing
+ * read from the region decides it. Caller holds the direction's lock.
  */
 static void adopt_if_shared(struct shim_conn *c, struct ivl_ring *r)
 {
-	struct ivl_chan_half *h;
-
-	if (!c->inherited &&
-	    (!(h = own_half(c)) || __atomic_load_n(&h->shim.procs, __ATOMIC_RELAXED) <= 1))
-		return;
-	ivl_ring_adopt(r);
+	if (c->inherited || c->forked)
+		ivl_ring_adopt(r);
 }
 
 static struct ivl_peer_shim *peer_shim(struct shim_ep *sep)
@@ -1100,19 +1098,6 @@ tracked:
 
 /* ------------------------------------------------------------ data path */
 
-static void iov_advance(struct iovec **iov, int *cnt, size_t n)
-{
-	while (*cnt > 0 && n >= (*iov)->iov_len) {
-		n -= (*iov)->iov_len;
-		(*iov)++;
-		(*cnt)--;
-	}
-	if (*cnt > 0 && n) {
-		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
-		(*iov)->iov_len -= n;
-	}
-}
-
 static int64_t deadline_from(int64_t timeout_ns)
 {
 	return timeout_ns > 0 ? shim_now_ns() + timeout_ns : INT64_MAX;
@@ -1164,6 +1149,20 @@ static void raise_sigpipe(int flags)
 		pthread_kill(pthread_self(), SIGPIPE);
 }
 
+/* A copy of the caller's iovec that the data path may advance: in stack
+ * (16 entries) or allocated (NULL: no memory); *total gets the byte count. */
+static struct iovec *iov_private(const struct iovec *iov0, int cnt, struct iovec stack[16],
+				 size_t *total)
+{
+	struct iovec *iov = cnt > 16 ? malloc(sizeof(*iov) * (size_t)cnt) : stack;
+
+	for (int i = 0; iov && i < cnt; i++) {
+		iov[i] = iov0[i];
+		*total += iov0[i].iov_len;
+	}
+	return iov;
+}
+
 ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int flags)
 {
 	struct iovec stack[16], *iov = stack, *alloc = NULL;
@@ -1179,15 +1178,10 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		return SHIM_PASS;
 	if (flags & MSG_OOB)
 		return -EOPNOTSUPP;
-	if (cnt > 16) {
-		iov = alloc = malloc(sizeof(*iov) * (size_t)cnt);
-		if (!iov)
-			return -ENOMEM;
-	}
-	for (int i = 0; i < cnt; i++) {
-		iov[i] = iov0[i];
-		total += iov0[i].iov_len;
-	}
+	iov = iov_private(iov0, cnt, stack, &total);
+	if (!iov)
+		return -ENOMEM;
+	alloc = iov != stack ? iov : NULL;
 	pthread_mutex_lock(&c->tx.lock);
 	if (st == SS_ACCEL)
 		adopt_if_shared(c, &c->tx.ring);
@@ -1219,7 +1213,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 				ret = (ssize_t)done;
 				break;
 			}
-			iov_advance(&iov, &cnt, (size_t)n);
+			ivl__iov_advance(&iov, &cnt, (size_t)n);
 			continue;
 		}
 		if (n == 0 && total == 0) {
@@ -1340,15 +1334,10 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	}
 	if (st != SS_ACCEL)
 		return SHIM_PASS;
-	if (cnt > 16) {
-		iov = alloc = malloc(sizeof(*iov) * (size_t)cnt);
-		if (!iov)
-			return -ENOMEM;
-	}
-	for (int i = 0; i < cnt; i++) {
-		iov[i] = iov0[i];
-		total += iov0[i].iov_len;
-	}
+	iov = iov_private(iov0, cnt, stack, &total);
+	if (!iov)
+		return -ENOMEM;
+	alloc = iov != stack ? iov : NULL;
 	pthread_mutex_lock(&c->rx.lock);
 	adopt_if_shared(c, &c->rx.ring);
 	for (;;) {
@@ -1377,7 +1366,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 				ret = (ssize_t)done;
 				break;
 			}
-			iov_advance(&iov, &cnt, (size_t)n);
+			ivl__iov_advance(&iov, &cnt, (size_t)n);
 			continue;
 		}
 		if (n == 0) {

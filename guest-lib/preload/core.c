@@ -662,6 +662,24 @@ __attribute__((destructor)) static void shim_fini(void)
 
 /* ------------------------------------------------------------ fork, exec */
 
+/* Adds delta to the process count of every active connection's half, and
+ * for a child to come marks each as forked (conn.c adopts what the other
+ * process moved). Caller holds shim_active_lock. */
+static void procs_add(int delta)
+{
+	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
+		struct ivl_chan_half *h;
+
+		if (delta > 0)
+			c->forked = 1;
+		if (!c->sep || c->slot == IVL_SLOT_NONE)
+			continue;
+		h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep), c->slot);
+		if (h)
+			__atomic_fetch_add(&h->shim.procs, (uint32_t)delta, __ATOMIC_ACQ_REL);
+	}
+}
+
 void shim_fork_prepare(void)
 {
 	pthread_mutex_lock(&ep_lock);
@@ -669,30 +687,13 @@ void shim_fork_prepare(void)
 	/* Both processes hold every connection after fork: count the child
 	 * in before it exists, so that a parent closing at once (a forking
 	 * server) does not tear down what the child is about to use. */
-	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
-		struct ivl_chan_half *h;
-
-		if (!c->sep || c->slot == IVL_SLOT_NONE)
-			continue;
-		h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep), c->slot);
-		if (h)
-			__atomic_fetch_add(&h->shim.procs, 1, __ATOMIC_ACQ_REL);
-	}
+	procs_add(1);
 }
 
 void shim_fork_parent(int failed)
 {
-	if (failed) {
-		for (struct shim_conn *c = shim_active; c; c = c->next_active) {
-			struct ivl_chan_half *h;
-
-			if (!c->sep || c->slot == IVL_SLOT_NONE)
-				continue;
-			h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep), c->slot);
-			if (h)
-				__atomic_fetch_sub(&h->shim.procs, 1, __ATOMIC_ACQ_REL);
-		}
-	}
+	if (failed)
+		procs_add(-1);
 	pthread_mutex_unlock(&shim_active_lock);
 	pthread_mutex_unlock(&ep_lock);
 }

@@ -270,6 +270,7 @@ struct shim_conn {
 	int is_server;
 	int opt_unsupported;
 	int inherited; /* came over fork: short sleeps (shared vectors) */
+	int forked;    /* a child took it over fork: the processes may use it in turn */
 	uint32_t reason;
 	int64_t rcvtimeo_ns, sndtimeo_ns; /* < 0: none */
 

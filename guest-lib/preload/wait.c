@@ -739,7 +739,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	struct shim_obj *o = shim_get(epfd);
 	struct shim_epoll *e = shim_epoll_of(o);
 	int64_t start, deadline, spin_until;
-	int arm = 0, last = 0, registered = 0, wfd = -1, n;
+	int arm = 0, last = 0, wfd = -1, n;
 
 	shim_housekeeping();
 	if (!e || (!e->regs && !e->nested) || max <= 0) {
@@ -762,8 +762,8 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		 * doorbell rung after this check wakes the sleep below: ours,
 		 * or, drained by another thread, the wake fd registered here
 		 * first. */
-		if (arm && !registered)
-			registered = (wfd = epoll_wake_fd(e)) >= 0;
+		if (arm && wfd < 0)
+			wfd = epoll_wake_fd(e);
 		nu = user_scan(e, evs, max, arm, wfd, &slow);
 		if (slow) {
 			next = epoll_conns(e, 0, arm);
@@ -815,7 +815,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		if (!arm)
 			cpu_relax();
 	}
-	if (registered)
+	if (wfd >= 0)
 		sleeper_del();
 	shim_put(o);
 	return n;

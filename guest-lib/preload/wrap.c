@@ -210,7 +210,10 @@ SHIM_API int shutdown(int fd, int how)
 
 /* ------------------------------------------------------------ data */
 
-static ssize_t recv_common(int fd, const struct iovec *iov, int cnt, int flags, int *pass)
+/* io (shim_recvv or shim_sendv) on fd's connection; *pass: use the real
+ * call instead (not ours, or plain TCP now). */
+static inline ssize_t io_common(int fd, const struct iovec *iov, int cnt, int flags, int *pass,
+				ssize_t (*io)(struct shim_conn *, const struct iovec *, int, int))
 {
 	struct shim_conn *c = active_conn(fd);
 	ssize_t rc;
@@ -218,7 +221,7 @@ static ssize_t recv_common(int fd, const struct iovec *iov, int cnt, int flags, 
 	*pass = 1;
 	if (!c)
 		return 0;
-	rc = shim_recvv(c, iov, cnt, flags);
+	rc = io(c, iov, cnt, flags);
 	shim_put(&c->o);
 	if (rc == SHIM_PASS)
 		return 0;
@@ -226,20 +229,14 @@ static ssize_t recv_common(int fd, const struct iovec *iov, int cnt, int flags, 
 	return ret_errno(rc);
 }
 
+static ssize_t recv_common(int fd, const struct iovec *iov, int cnt, int flags, int *pass)
+{
+	return io_common(fd, iov, cnt, flags, pass, shim_recvv);
+}
+
 static ssize_t send_common(int fd, const struct iovec *iov, int cnt, int flags, int *pass)
 {
-	struct shim_conn *c = active_conn(fd);
-	ssize_t rc;
-
-	*pass = 1;
-	if (!c)
-		return 0;
-	rc = shim_sendv(c, iov, cnt, flags);
-	shim_put(&c->o);
-	if (rc == SHIM_PASS)
-		return 0;
-	*pass = 0;
-	return ret_errno(rc);
+	return io_common(fd, iov, cnt, flags, pass, shim_sendv);
 }
 
 SHIM_API ssize_t read(int fd, void *buf, size_t n)
