@@ -15,13 +15,6 @@ BYTES=100000
 P=$(free_port)
 IVLINK_ACCEPT_TIMEOUT_MS=300 bg srv-late shim "$APPS_BIN/tcp_pair" server "$P" 1500
 SP=$LASTPID
-wait_listen() {
-	for _ in $(seq 100); do
-		ss -ltn 2>/dev/null | grep -q ":$1 " && return 0
-		sleep 0.05
-	done
-	fail "no listener on $1"
-}
 wait_listen "$P"
 out=$(IVLINK_ACCEPT_TIMEOUT_MS=300 timeout 30 "$IVLRUN" "$APPS_BIN/tcp_pair" client "$P" $BYTES) ||
 	fail "client (late accept): $out"

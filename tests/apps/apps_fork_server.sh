@@ -15,12 +15,8 @@ PP=$(free_port)
 bg fork-shim shim socat "TCP-LISTEN:$PS,bind=127.0.0.1,reuseaddr,fork" PIPE
 FS=$LASTPID
 bg fork-plain socat "TCP-LISTEN:$PP,bind=127.0.0.1,reuseaddr,fork" PIPE
-for p in $PS $PP; do
-	for _ in $(seq 100); do
-		ss -ltn 2>/dev/null | grep -q ":$p " && break
-		sleep 0.05
-	done
-done
+wait_listen "$PS"
+wait_listen "$PP"
 for i in 1 2 3 4; do
 	for mode in shim plain; do
 		run=()

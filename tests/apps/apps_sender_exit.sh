@@ -18,10 +18,7 @@ for how in exit _exit kill; do
 		bg "sink-$how-$mode" "${run[@]}" "$APPS_BIN/tcp_pair" sink "$P" 300
 		SP=$LASTPID
 		# Not wait_port: the sink takes one connection only.
-		for _ in $(seq 100); do
-			ss -ltn 2>/dev/null | grep -q ":$P " && break
-			sleep 0.05
-		done
+		wait_listen "$P"
 		start=$(date +%s%N)
 		timeout 30 "${run[@]}" "$APPS_BIN/tcp_pair" send-exit "$P" $BYTES $how
 		rc=$?

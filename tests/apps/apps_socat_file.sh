@@ -14,10 +14,7 @@ for mode in shim plain; do
 	[ $mode = shim ] && run=("$IVLRUN")
 	bg "srv-$mode" "${run[@]}" socat -u "TCP-LISTEN:$P,bind=127.0.0.1,reuseaddr" "OPEN:$T/dst-$mode.bin,creat,trunc"
 	SP=$LASTPID
-	for _ in $(seq 100); do
-		ss -ltn 2>/dev/null | grep -q ":$P " && break
-		sleep 0.05
-	done
+	wait_listen "$P"
 	start=$(date +%s.%N)
 	timeout 60 "${run[@]}" socat -u "OPEN:$T/src.bin" "TCP:127.0.0.1:$P" || fail "socat client ($mode)"
 	for _ in $(seq 200); do

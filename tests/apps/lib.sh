@@ -61,6 +61,16 @@ wait_port() {
 	fail "nothing listens on port $1"
 }
 
+# wait_listen PORT: until something listens on PORT (5 s), without
+# connecting: for servers that take one connection only.
+wait_listen() {
+	for _ in $(seq 100); do
+		ss -ltn 2>/dev/null | grep -q ":$1 " && return 0
+		sleep 0.05
+	done
+	fail "no listener on $1"
+}
+
 # Starts ivlinkd in $T; exports IVLINK_ENDPOINT for the shimmed processes.
 daemon_start() {
 	[ -x "$IVLINKD" ] || { echo "SKIP: no ivlinkd"; exit $SKIP; }

@@ -32,33 +32,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(c, ...)                                                                              \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "FAIL line %d: ", __LINE__);                               \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "apps_peer.h"
 
 #define FILE_BYTES (256u << 10)
 
 /* Echo server: everything back, until EOF; then closes. */
-static void echo_server(int port, int ready_fd)
+static void echo_server(int s)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int l = socket(AF_INET, SOCK_STREAM, 0), s, one = 1;
 	char buf[16384];
 	ssize_t n;
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 4) < 0)
-		_exit(3);
-	if (write(ready_fd, "r", 1) != 1)
-		_exit(3);
-	s = accept(l, NULL, NULL);
 	while ((n = read(s, buf, sizeof(buf))) > 0)
 		for (ssize_t off = 0; off < n;) {
 			ssize_t k = write(s, buf + off, (size_t)(n - off));
@@ -126,7 +109,7 @@ static int exec_check(void)
 
 int main(int argc, char **argv)
 {
-	int port, pfd[2], s, d, st, v, err;
+	int port, s, d, st, v, err;
 	int shimmed = argc > 2 && !strcmp(argv[2], "shim");
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t len = sizeof(err);
@@ -138,12 +121,7 @@ int main(int argc, char **argv)
 	port = argc > 1 ? atoi(argv[1]) : 0;
 	CHECK(port > 0, "usage: %s PORT [shim]", argv[0]);
 	signal(SIGPIPE, SIG_IGN);
-	CHECK(pipe(pfd) == 0, "pipe");
-	child = fork();
-	CHECK(child >= 0, "fork");
-	if (child == 0)
-		echo_server(port, pfd[1]);
-	CHECK(read(pfd[0], &r, 1) == 1, "server did not start");
+	child = fork_peer(port, echo_server);
 
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

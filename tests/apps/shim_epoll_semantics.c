@@ -29,31 +29,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(c, ...)                                                                              \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "FAIL line %d: ", __LINE__);                               \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "apps_peer.h"
 
-static void peer(int port, int ready_fd)
+/* The peer: sends on command ("S<n>\n": n bytes, "E\n": shutdown(WR)). */
+static void peer(int s)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int l = socket(AF_INET, SOCK_STREAM, 0), s, one = 1;
 	char line[64], data[4096];
 	size_t got = 0;
 
 	memset(data, 'x', sizeof(data));
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 4) < 0)
-		_exit(3);
-	if (write(ready_fd, "r", 1) != 1)
-		_exit(3);
-	s = accept(l, NULL, NULL);
 	for (;;) {
 		ssize_t n = read(s, line + got, 1);
 
@@ -114,7 +98,7 @@ static int wait_ev(int ep, struct epoll_event *ev, int ms)
 
 int main(int argc, char **argv)
 {
-	int port = argc > 1 ? atoi(argv[1]) : 0, pfd[2], s, lt, et, outer, inner, err, n, avail;
+	int port = argc > 1 ? atoi(argv[1]) : 0, s, lt, et, outer, inner, err, n, avail;
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	struct epoll_event ev, out;
 	socklen_t len = sizeof(err);
@@ -123,12 +107,7 @@ int main(int argc, char **argv)
 
 	CHECK(port > 0, "usage: %s PORT", argv[0]);
 	signal(SIGPIPE, SIG_IGN);
-	CHECK(pipe(pfd) == 0, "pipe");
-	child = fork();
-	CHECK(child >= 0, "fork");
-	if (child == 0)
-		peer(port, pfd[1]);
-	CHECK(read(pfd[0], &r, 1) == 1, "peer did not start");
+	child = fork_peer(port, peer);
 
 	/* Non-blocking connect. */
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
