@@ -7,6 +7,7 @@
 # then EOF, through the rings and over plain TCP alike: the daemon keeps a
 # gone peer's section until its id is reused, and the shim does not linger.
 . "$(dirname "$0")/lib.sh"
+need python3
 [ -x "$APPS_BIN/tcp_pair" ] || fail "no tcp_pair"
 daemon_start
 BYTES=4194304

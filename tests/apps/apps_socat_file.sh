@@ -4,7 +4,7 @@
 # plain TCP; the checksums must match the source, and the region must show
 # the bytes in the rings.
 . "$(dirname "$0")/lib.sh"
-need socat sha256sum
+need socat python3
 daemon_start
 head -c 64M /dev/urandom >"$T/src.bin"
 want=$(sha256sum <"$T/src.bin" | cut -d' ' -f1)

@@ -10,7 +10,6 @@ IVLINKD=$BUILD/host-daemon/ivlinkd
 IVLINKCTL=$BUILD/host-daemon/ivlinkctl
 IVLRUN=$BUILD/guest-lib/preload/ivlink-run
 APPS_BIN=$BUILD/tests/apps
-SKIP=77
 PIDS=()
 T=$(mktemp -d /tmp/ivl-apps-XXXXXX)
 
@@ -41,10 +40,23 @@ fail() {
 	exit 1
 }
 
+# need CMD...: fails, naming the command, unless every CMD is installed. A
+# missing program is a failure, not a skip: a skipped test proves nothing,
+# and `make test` installs them all (scripts/ivl-deps apps).
 need() {
 	for p in "$@"; do
-		command -v "$p" >/dev/null 2>&1 || { echo "SKIP: $p not installed (scripts/ivl-deps apps)"; exit $SKIP; }
+		command -v "$p" >/dev/null 2>&1 ||
+			fail "command '$p' not found: install it with scripts/ivl-deps apps (make test does)"
 	done
+}
+
+# tcp_listening PORT: whether a socket listens on TCP PORT (IPv4 or IPv6),
+# read from /proc/net/tcp* (no iproute2 needed).
+tcp_listening() {
+	local f files=()
+	for f in /proc/net/tcp /proc/net/tcp6; do [ -r "$f" ] && files+=("$f"); done
+	awk -v p="$(printf ':%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
+		END { exit !f }' "${files[@]}"
 }
 
 # A free TCP port on 127.0.0.1.
@@ -65,7 +77,7 @@ wait_port() {
 # connecting: for servers that take one connection only.
 wait_listen() {
 	for _ in $(seq 100); do
-		ss -ltn 2>/dev/null | grep -q ":$1 " && return 0
+		tcp_listening "$1" && return 0
 		sleep 0.05
 	done
 	fail "no listener on $1"
@@ -73,7 +85,7 @@ wait_listen() {
 
 # Starts ivlinkd in $T; exports IVLINK_ENDPOINT for the shimmed processes.
 daemon_start() {
-	[ -x "$IVLINKD" ] || { echo "SKIP: no ivlinkd"; exit $SKIP; }
+	[ -x "$IVLINKD" ] || fail "$IVLINKD not built"
 	"$IVLINKD" -F -S "$T/ivlinkd.sock" -l 256M -n 8 --max-peers 24 --log-level=warn \
 		>"$T/ivlinkd.log" 2>&1 &
 	PIDS+=($!)
