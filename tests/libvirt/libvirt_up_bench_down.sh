@@ -8,8 +8,8 @@
 # run here was measured and reported (results.json, CSV, PNG).
 #
 # Usage: libvirt_up_bench_down.sh IVLINK-LIBVIRT BUILD-DIR
-# Exit 0 pass, 1 fail, 77 skipped (not root, no libvirt installable, tools
-# not built).
+# Exit 0 pass, 1 fail (also when a program it needs is missing or a tool is
+# not built), 77 skipped (not root: libvirt's system instance needs root).
 set -euo pipefail
 TOOL=$1 BUILD=$2
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,17 +21,23 @@ skip() {
 	echo "[libvirt-test] SKIP: $*"
 	exit 77
 }
+# A missing program is a failure, named (a skip proves nothing).
+fail_missing() { # command ivl-deps-group
+	echo "[libvirt-test] FAIL: command '$1' not found (scripts/ivl-deps $2)"
+	exit 1
+}
 [ "$(id -u)" = 0 ] || skip "needs root"
 for t in host-daemon/ivlinkd host-daemon/ivlinkctl bench/ivlink-bench bench/ivlink-bench-static \
 	vm-configs/ivlink-vfio-probe; do
-	[ -x "$BUILD/$t" ] || skip "$BUILD/$t not built"
+	[ -x "$BUILD/$t" ] || { echo "[libvirt-test] FAIL: $BUILD/$t not built"; exit 1; }
 done
 command -v qemu-system-x86_64 >/dev/null || "$REPO/scripts/ivl-deps" vm ||
-	skip "QEMU not installable (scripts/ivl-deps vm)"
+	fail_missing qemu-system-x86_64 vm
 if ! command -v libvirtd >/dev/null || ! command -v virsh >/dev/null; then
-	"$REPO/scripts/ivl-deps" libvirt || skip "libvirt not installable (scripts/ivl-deps libvirt)"
+	"$REPO/scripts/ivl-deps" libvirt || fail_missing "libvirtd/virsh" libvirt
 fi
-command -v python3 >/dev/null || skip "python3 missing"
+command -v python3 >/dev/null || fail_missing python3 apps
+command -v nm >/dev/null || fail_missing nm build
 
 rm -rf "$RUN"
 down_done=0
@@ -48,6 +54,16 @@ check() { # ok message
 	if [ "$1" = 1 ]; then echo "[libvirt-test] ok: $2"; else echo "[libvirt-test] FAIL: $2"; fail=1; fi
 }
 yes_if() { "$@" >/dev/null 2>&1 && echo 1 || echo 0; }
+# running_named NAME: a process whose command name is NAME runs (from /proc:
+# minimal systems have no procps, and a missing pgrep must not read as "no
+# libvirtd").
+running_named() {
+	local c
+	for c in /proc/[0-9]*/comm; do
+		[ "$(cat "$c" 2>/dev/null)" = "$1" ] && return 0
+	done
+	return 1
+}
 # Persistent definitions live here whether libvirtd runs or not.
 # shellcheck disable=SC2317 # called through yes_if
 undefined() { [ ! -e "/etc/libvirt/qemu/$1.xml" ]; }
@@ -55,7 +71,7 @@ undefined() { [ ! -e "/etc/libvirt/qemu/$1.xml" ]; }
 running() { [ "$(virsh -q -c qemu:///system domstate "$1" 2>/dev/null)" = running ]; }
 
 # Whether libvirtd ran before: down must then leave it running.
-pre_libvirtd=$(yes_if pgrep -x libvirtd)
+pre_libvirtd=$(yes_if running_named libvirtd)
 
 rc=0
 "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" up || rc=$?
@@ -113,9 +129,9 @@ check "$(yes_if undefined "$PREFIX-west")" "$PREFIX-west undefined"
 check "$(yes_if undefined "$PREFIX-east")" "$PREFIX-east undefined"
 check "$(yes_if test ! -e "$RUN/ivlinkd.pid")" "ivlinkd stopped"
 if [ "$pre_libvirtd" = 0 ]; then
-	check "$(yes_if test "$(pgrep -x libvirtd || true)" = "")" "libvirtd (started by up) stopped"
+	check "$(yes_if test "$(yes_if running_named libvirtd)" = 0)" "libvirtd (started by up) stopped"
 else
-	check "$(yes_if pgrep -x libvirtd)" "libvirtd (not ours) left running"
+	check "$(yes_if running_named libvirtd)" "libvirtd (not ours) left running"
 fi
 rc=0
 "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down >/dev/null 2>&1 || rc=$?
