@@ -10,7 +10,7 @@
 # All processes of a guest are one peer (one IVPosition, one section).
 #
 # Usage: vm_agent_two_programs.sh IVLINKD IVLINK-VM BUILD-DIR
-# Exit 0 pass, 1 fail, 77 skipped.
+# Exit 0 pass, 1 fail (a missing QEMU or program fails too: a skip proves nothing).
 . "$(dirname "$0")/vmtest.sh"
 vmt_init agent "$@"
 

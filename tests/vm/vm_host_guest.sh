@@ -12,7 +12,7 @@
 #              still rings its doorbell.
 #
 # Usage: vm_host_guest.sh IVLINKD IVLINK-VM BUILD-DIR [vfio|poll]
-# Exit 0 pass, 1 fail, 77 skipped.
+# Exit 0 pass, 1 fail (a missing QEMU or program fails too: a skip proves nothing).
 . "$(dirname "$0")/vmtest.sh"
 MODE=${4:-vfio}
 vmt_init "host-guest-$MODE" "$1" "$2" "$3"

@@ -10,7 +10,7 @@
 #    (West's tx = East's rx and the reverse).
 #
 # Usage: vm_native_west_east.sh IVLINKD IVLINK-VM BUILD-DIR
-# Exit 0 pass, 1 fail, 77 skipped.
+# Exit 0 pass, 1 fail (a missing QEMU or program fails too: a skip proves nothing).
 . "$(dirname "$0")/vmtest.sh"
 vmt_init native "$@"
 MIB=${IVL_VM_BULK_MIB:-256}

@@ -7,17 +7,17 @@
 # peer table shows the guest UP.
 #
 # Usage: vm_no_viommu.sh IVLINKD IVLINK-VM BUILD-DIR
-# Exit 0 pass, 1 fail, 77 skipped (no QEMU, or no ivlinkd).
+# Exit 0 pass, 1 fail (also without QEMU or ivlinkd: a skip proves nothing).
 set -euo pipefail
 IVLINKD=$1 LAUNCHER=$2 BUILD=$3
 
 if ! command -v qemu-system-x86_64 >/dev/null; then
-	echo "[noiommu] SKIP: qemu-system-x86_64 not installed (scripts/ivl-deps vm)"
-	exit 77
+	echo "[noiommu] FAIL: command qemu-system-x86_64 not found (scripts/ivl-deps vm)"
+	exit 1
 fi
 if [ ! -x "$IVLINKD" ]; then
-	echo "[noiommu] SKIP: ivlinkd not built ($IVLINKD)"
-	exit 77
+	echo "[noiommu] FAIL: ivlinkd not built ($IVLINKD)"
+	exit 1
 fi
 
 tmp=$(mktemp -d /tmp/ivl-noiommu.XXXXXX)

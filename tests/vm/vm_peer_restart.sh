@@ -9,7 +9,7 @@
 # a fresh channel between the two works, checked end to end.
 #
 # Usage: vm_peer_restart.sh IVLINKD IVLINK-VM BUILD-DIR
-# Exit 0 pass, 1 fail, 77 skipped.
+# Exit 0 pass, 1 fail (a missing QEMU or program fails too: a skip proves nothing).
 . "$(dirname "$0")/vmtest.sh"
 vmt_init restart "$@"
 vmt_daemon 8

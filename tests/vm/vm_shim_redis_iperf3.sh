@@ -15,16 +15,16 @@
 # through the rings.
 #
 # Usage: vm_shim_redis_iperf3.sh IVLINKD IVLINK-VM BUILD-DIR
-# Exit 0 pass, 1 fail, 77 skipped.
+# Exit 0 pass, 1 fail (a missing QEMU or program fails too: a skip proves nothing).
 . "$(dirname "$0")/vmtest.sh"
 vmt_init shim "$@"
 PRELOAD=$BUILD/guest-lib/preload/libivlink-preload.so
 IVLINKCTL=$BUILD/host-daemon/ivlinkctl
-[ -e "$PRELOAD" ] || { echo "[shim] SKIP: the shim is not built (no liburcu)"; exit 77; }
-[ -x "$IVLINKCTL" ] || { echo "[shim] SKIP: no ivlinkctl"; exit 77; }
+[ -e "$PRELOAD" ] || { echo "[shim] FAIL: the shim is not built (liburcu-dev: scripts/ivl-deps build)"; exit 1; }
+[ -x "$IVLINKCTL" ] || { echo "[shim] FAIL: $IVLINKCTL not built"; exit 1; }
 bins=()
 for p in redis-server redis-benchmark redis-cli iperf3; do
-	command -v $p >/dev/null || { echo "[shim] SKIP: $p not installed (scripts/ivl-deps apps)"; exit 77; }
+	command -v $p >/dev/null || { echo "[shim] FAIL: command '$p' not found (scripts/ivl-deps apps)"; exit 1; }
 	bins+=(--bin "$(command -v $p)")
 done
 bins+=(--bin "$PRELOAD:/usr/local/lib/libivlink-preload.so")

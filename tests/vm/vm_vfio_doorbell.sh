@@ -7,18 +7,18 @@
 # West's vector 1, 100 times, West printing the round trips.
 #
 # Usage: vm_vfio_doorbell.sh IVLINKD IVLINK-VM BUILD-DIR
-# Exit 0 pass, 1 fail, 77 skipped (no QEMU, or no ivlinkd).
+# Exit 0 pass, 1 fail (also without QEMU or ivlinkd: a skip proves nothing).
 set -euo pipefail
 IVLINKD=$1 LAUNCHER=$2 BUILD=$3
 ROUNDS=${IVL_VM_ROUNDS:-100}
 
 if ! command -v qemu-system-x86_64 >/dev/null; then
-	echo "[vfio] SKIP: qemu-system-x86_64 not installed (scripts/ivl-deps vm)"
-	exit 77
+	echo "[vfio] FAIL: command qemu-system-x86_64 not found (scripts/ivl-deps vm)"
+	exit 1
 fi
 if [ ! -x "$IVLINKD" ]; then
-	echo "[vfio] SKIP: ivlinkd not built ($IVLINKD)"
-	exit 77
+	echo "[vfio] FAIL: ivlinkd not built ($IVLINKD)"
+	exit 1
 fi
 [ -x "$BUILD/vm-configs/ivlink-vfio-probe" ] || {
 	echo "[vfio] FAIL: $BUILD/vm-configs/ivlink-vfio-probe not built"

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Shared helpers of the tests/vm shell tests (sourced, not run).
 #
-#   vmt_init NAME IVLINKD LAUNCHER BUILD   skip (77) without QEMU/ivlinkd/the
+#   vmt_init NAME IVLINKD LAUNCHER BUILD   fail (exit 1) without QEMU/ivlinkd/the
 #                                          programs; sets $tmp, traps cleanup
 #   vmt_bg PID                             stop PID at exit (TERM, then KILL)
 #   vmt_log FILE                           console log without CRs
@@ -21,12 +21,12 @@ vmt_t0=$(date +%s)
 vmt_init() {
 	vmt_name=$1 IVLINKD=$2 LAUNCHER=$3 BUILD=$4
 	if ! command -v qemu-system-x86_64 >/dev/null; then
-		echo "[$vmt_name] SKIP: qemu-system-x86_64 not installed (scripts/ivl-deps vm)"
-		exit 77
+		echo "[$vmt_name] FAIL: command qemu-system-x86_64 not found (scripts/ivl-deps vm)"
+		exit 1
 	fi
 	if [ ! -x "$IVLINKD" ]; then
-		echo "[$vmt_name] SKIP: ivlinkd not built ($IVLINKD)"
-		exit 77
+		echo "[$vmt_name] FAIL: ivlinkd not built ($IVLINKD)"
+		exit 1
 	fi
 	for p in examples/ivlink-pingpong guest-lib/ivlink-guestd; do
 		[ -x "$BUILD/$p" ] || {
