@@ -305,6 +305,17 @@ static int open_kick(struct ivl_channel *ch, uint32_t vector, int64_t deadline)
 	}
 }
 
+/* Closes our half; its pages are freed from the private copy of the offer
+ * (now, or by a later gc once the remote has let go). */
+static void release_own(struct ivl_channel *ch)
+{
+	struct ivl_endpoint *ep = ch->ep;
+
+	if (ivl_ctab_release(&ep->rg, ep->self, &ch->own) < 0)
+		ivl_ctab_close(&ep->rg, ep->self, ch->slot);
+	ivl_ctab_gc(&ep->rg, ep->self);
+}
+
 static int attach_rings(struct ivl_channel *ch, const struct ivl_ctab_remote *m,
 			const struct ivl_ctab_params *p)
 {
@@ -312,8 +323,9 @@ static int attach_rings(struct ivl_channel *ch, const struct ivl_ctab_remote *m,
 	struct ivl_chan_half *mine = ivl_region_chan(&ep->rg, ep->self, ch->slot);
 	struct ivl_chan_half *theirs = ivl_region_chan(&ep->rg, ch->remote, m->remote_slot);
 	struct ivl_notifier n = {.kick = n_kick, .block = n_block, .check = n_check};
-	uint64_t tx_off = __atomic_load_n(&mine->tx_data_off, __ATOMIC_RELAXED);
-	void *tx_data = ivl_region_ptr(&ep->rg, tx_off, p->ring_size);
+	/* Our ring's place from the private copy of the offer: the half's
+	 * copy is for the remote, and any region member can rewrite it. */
+	void *tx_data = ivl_region_ptr(&ep->rg, ch->own.tx_data_off, ch->own.tx_size);
 	void *rx_data = ivl_region_ptr(&ep->rg, m->remote_tx_data_off, m->remote_tx_size);
 	int rc;
 
@@ -323,7 +335,7 @@ static int attach_rings(struct ivl_channel *ch, const struct ivl_ctab_remote *m,
 	ch->rx.ch = ch;
 	n.ctx = &ch->tx;
 	rc = ivl_ring_init_producer(&ch->tx.ring, &mine->tx_prod, &theirs->rx_cons, tx_data,
-				    p->ring_size, ch->mode, p->max_record, &n);
+				    ch->own.tx_size, ch->mode, p->max_record, &n);
 	if (rc < 0)
 		return rc;
 	n.ctx = &ch->rx;
@@ -378,7 +390,7 @@ int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_
 	ch->recv_ns = -1;
 	ch->kick.fd = -1;
 
-	rc = ivl_ctab_offer(&ep->rg, ep->self, ep->self_epoch, &p);
+	rc = ivl_ctab_offer(&ep->rg, ep->self, ep->self_epoch, &p, &ch->own);
 	if (rc < 0) {
 		ivl__logf(&ep->log, IVL_LOG_WARN, "channel '%s' to peer %u: offer failed: %s", name,
 			  remote_peer, strerror(-rc));
@@ -413,8 +425,7 @@ int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_
 err_kick:
 	ep->ops->kick_close(&ch->kick);
 err_close:
-	ivl_ctab_close(&ep->rg, ep->self, ch->slot);
-	ivl_ctab_gc(&ep->rg, ep->self);
+	release_own(ch);
 	if (rc != -ETIMEDOUT)
 		ivl__logf(&ep->log, IVL_LOG_WARN, "channel '%s' to peer %u: %s", name, remote_peer,
 			  strerror(-rc));
@@ -433,8 +444,7 @@ int ivl_channel_close(struct ivl_channel *ch)
 	/* Our own blocks only: the remote reads what is left, then EOF. */
 	ivl_ring_set_flags(&ch->tx.ring, IVL_RING_F_CLOSED);
 	ivl_ring_set_cons_flags(&ch->rx.ring, IVL_RING_F_CLOSED);
-	ivl_ctab_close(&ep->rg, ep->self, ch->slot);
-	ivl_ctab_gc(&ep->rg, ep->self);
+	release_own(ch);
 	ep->ops->kick_close(&ch->kick);
 	free(ch);
 	return 0;

@@ -64,6 +64,7 @@ struct ivl_channel {
 	struct ivl_endpoint *ep;
 	struct ivl_channel *next; /* ep->channels */
 	uint32_t slot;
+	struct ivl_ctab_own own; /* what our offer took: private, never re-read */
 	uint32_t remote;
 	uint32_t remote_slot;
 	uint32_t remote_epoch;

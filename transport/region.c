@@ -417,20 +417,22 @@ static int ring_geometry_ok(const struct ivl_region *rg, uint32_t owner, uint32_
 }
 
 static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh);
+			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh,
+			struct ivl_ctab_own *own);
 
 int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-		   const struct ivl_ctab_params *p)
+		   const struct ivl_ctab_params *p, struct ivl_ctab_own *own)
 {
-	return offer_common(rg, self, self_epoch, p, NULL);
+	return offer_common(rg, self, self_epoch, p, NULL, own);
 }
 
 int ivl_ctab_offer_shim(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh)
+			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh,
+			struct ivl_ctab_own *own)
 {
 	if (!sh)
 		return -EINVAL;
-	return offer_common(rg, self, self_epoch, p, sh);
+	return offer_common(rg, self, self_epoch, p, sh, own);
 }
 
 int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
@@ -481,8 +483,10 @@ int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoc
 }
 
 static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh)
+			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh,
+			struct ivl_ctab_own *own)
 {
+	uint32_t gen;
 	struct ivl_chan_half *c;
 	uint32_t slot, st, npages;
 	int64_t off;
@@ -525,7 +529,9 @@ static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t sel
 		return (int)off;
 	}
 
-	c->gen++;
+	/* gen is ours from here on: computed in a register, stored once. */
+	gen = __atomic_load_n(&c->gen, __ATOMIC_RELAXED) + 1;
+	c->gen = gen;
 	c->owner_epoch = self_epoch;
 	c->owner_pid = p->owner_pid;
 	c->remote_peer = p->remote;
@@ -545,6 +551,13 @@ static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t sel
 		memcpy(&c->shim, sh, sizeof(c->shim));
 	else
 		memset(&c->shim, 0, sizeof(c->shim));
+	if (own) {
+		own->slot = slot;
+		own->gen = gen;
+		own->tx_data_off = (uint64_t)off;
+		own->tx_size = p->ring_size;
+		own->tx_pages = npages;
+	}
 	/* Release pairs with the acquire load of state in find_match(): the
 	 * remote sees a complete descriptor once it sees OFFERED. */
 	__atomic_store_n(&c->state, IVL_CHAN_OFFERED, __ATOMIC_RELEASE);
@@ -657,30 +670,104 @@ static int remote_still_reads(const struct ivl_region *rg, uint32_t self, uint32
 	       rc->gen == c->remote_gen && rc->remote_slot == slot;
 }
 
+/* After CLOSED -> CLAIMED: returns pages (if any) and the half to FREE. */
+static void half_free(const struct ivl_region *rg, uint32_t self, struct ivl_chan_half *c,
+		      uint64_t data_off, uint32_t pages)
+{
+	if (pages)
+		ivl_section_free(rg, self, data_off, pages);
+	c->tx_pages = 0;
+	c->tx_data_off = 0;
+	c->remote_slot = IVL_SLOT_NONE;
+	memset(&c->shim, 0, sizeof(c->shim));
+	__atomic_store_n(&c->state, IVL_CHAN_FREE, __ATOMIC_RELEASE);
+}
+
+/* CLOSED -> CLAIMED, so that two processes of this peer never free the same
+ * pages twice. */
+static int claim_closed(struct ivl_chan_half *c)
+{
+	uint32_t expect = IVL_CHAN_CLOSED;
+
+	return __atomic_compare_exchange_n(&c->state, &expect, IVL_CHAN_CLAIMED, 0,
+					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+int ivl_ctab_release(const struct ivl_region *rg, uint32_t self, const struct ivl_ctab_own *own)
+{
+	struct ivl_chan_half *c;
+
+	if (!own || self >= rg->hdr.max_peers)
+		return -EINVAL;
+	c = ivl_region_chan(rg, self, own->slot);
+	if (!c)
+		return -EINVAL;
+	for (;;) {
+		uint32_t st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+
+		if (st == IVL_CHAN_FREE || __atomic_load_n(&c->gen, __ATOMIC_RELAXED) != own->gen)
+			return -ESTALE;
+		if (st == IVL_CHAN_CLOSED ||
+		    __atomic_compare_exchange_n(&c->state, &st, IVL_CHAN_CLOSED, 0,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			break;
+	}
+	if (remote_still_reads(rg, self, own->slot, c) || !claim_closed(c))
+		return 0;
+	/* The gen check again, now that the half is ours: a gc by another
+	 * process of this peer may have freed and reused it meanwhile. */
+	if (__atomic_load_n(&c->gen, __ATOMIC_RELAXED) != own->gen) {
+		__atomic_store_n(&c->state, IVL_CHAN_CLOSED, __ATOMIC_RELEASE);
+		return -ESTALE;
+	}
+	half_free(rg, self, c, own->tx_data_off, own->tx_pages);
+	return 1;
+}
+
+/* 1 when [off, off + pages) is a run of self's heap whose pages are all in
+ * use: the most a geometry read from a half can be checked against. */
+static int pages_in_use(const struct ivl_region *rg, uint32_t self, uint64_t off,
+			uint32_t pages)
+{
+	struct ivl_section_hdr *s = ivl_region_section(rg, self);
+	uint64_t heap = section_start(rg, self) + heap_rel(&rg->hdr);
+	uint64_t first;
+
+	if (!s || off < heap || (off - heap) % PAGE)
+		return 0;
+	first = (off - heap) / PAGE;
+	if (first + pages > heap_pages(&rg->hdr))
+		return 0;
+	for (uint32_t i = 0; i < pages; i++)
+		if (!bit_is_set(s->bitmap, (uint32_t)first + i))
+			return 0;
+	return 1;
+}
+
 int ivl_ctab_gc(const struct ivl_region *rg, uint32_t self)
 {
 	int freed = 0;
 
 	for (uint32_t slot = 0; slot < rg->hdr.chan_slots; slot++) {
 		struct ivl_chan_half *c = ivl_region_chan(rg, self, slot);
-		uint32_t expect = IVL_CHAN_CLOSED;
+		uint64_t off;
+		uint32_t size, pages;
 
 		if (!c || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != IVL_CHAN_CLOSED)
 			continue;
-		if (remote_still_reads(rg, self, slot, c))
+		if (remote_still_reads(rg, self, slot, c) || !claim_closed(c))
 			continue;
-		/* CLOSED -> CLAIMED so that two processes of this peer do not
-		 * free the same pages twice. */
-		if (!__atomic_compare_exchange_n(&c->state, &expect, IVL_CHAN_CLAIMED, 0,
-						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-			continue;
-		if (c->tx_pages)
-			ivl_section_free(rg, self, c->tx_data_off, c->tx_pages);
-		c->tx_pages = 0;
-		c->tx_data_off = 0;
-		c->remote_slot = IVL_SLOT_NONE;
-		memset(&c->shim, 0, sizeof(c->shim));
-		__atomic_store_n(&c->state, IVL_CHAN_FREE, __ATOMIC_RELEASE);
+		/* Read once, validate, use only the copies. A geometry that
+		 * does not check out is left allocated: a leak inside this
+		 * section is the safe failure. */
+		off = __atomic_load_n(&c->tx_data_off, __ATOMIC_RELAXED);
+		size = __atomic_load_n(&c->tx_size, __ATOMIC_RELAXED);
+		pages = __atomic_load_n(&c->tx_pages, __ATOMIC_RELAXED);
+		if (pages && ((uint64_t)pages * PAGE != size ||
+			      !ring_geometry_ok(rg, self, IVL_MODE_STREAM, off, size, 0) ||
+			      !pages_in_use(rg, self, off, pages)))
+			pages = 0;
+		half_free(rg, self, c, off, pages);
 		freed++;
 	}
 	return freed;

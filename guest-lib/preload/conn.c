@@ -177,6 +177,25 @@ static struct ivl_chan_half *own_half(struct shim_conn *c)
 }
 
 /*
+ * Closes c's own half and forgets it. A half our offer took is released
+ * from the private copy in c->own (its pages freed at once if the remote no
+ * longer reads it); a note, or a half someone reused, is only closed, and
+ * the gc frees what it can.
+ */
+static void close_half(struct shim_conn *c)
+{
+	int rc = -ESTALE;
+
+	if (c->own.tx_pages && c->own.slot == c->slot)
+		rc = ivl_ctab_release(rg_of(c), self_of(c), &c->own);
+	if (rc < 0)
+		ivl_ctab_close(rg_of(c), self_of(c), c->slot);
+	ivl_ctab_gc(rg_of(c), self_of(c));
+	memset(&c->own, 0, sizeof(c->own));
+	c->slot = IVL_SLOT_NONE;
+}
+
+/*
  * A connection shared over fork may be used by the processes in turn (the
  * child writes, the parent reads the answer): each process's ring handle
  * then trails what the others moved. Before using a handle of a connection
@@ -545,11 +564,14 @@ static int offer_half(struct shim_conn *c, const char *name, uint32_t remote,
 	sh->created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
 	if (!room_for_channel(rg_of(c), self_of(c)))
 		return -ENOSPC;
-	rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), c->sep->ep->self_epoch, &p, sh);
+	rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), c->sep->ep->self_epoch, &p, sh, &c->own);
 	if (rc == -ENOMEM) {
 		ivl_ctab_gc(rg_of(c), self_of(c));
-		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), c->sep->ep->self_epoch, &p, sh);
+		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), c->sep->ep->self_epoch, &p, sh,
+					 &c->own);
 	}
+	if (rc >= 0)
+		c->gen = c->own.gen;
 	return rc;
 }
 
@@ -614,17 +636,16 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	}
 	c->slot = (uint32_t)rc;
 	h = own_half(c);
-	c->gen = h->gen;
 	memset(&c->dummy_cons, 0, sizeof(c->dummy_cons));
-	data = ivl_region_ptr(rg_of(c), h->tx_data_off, h->tx_size);
+	/* Where we write comes from our private copy of the offer, never
+	 * from the half: any region member can rewrite that. */
+	data = ivl_region_ptr(rg_of(c), c->own.tx_data_off, c->own.tx_size);
 	notifier(&c->tx, &n);
 	rc = data ? ivl_ring_init_producer(&c->tx.ring, &h->tx_prod, &c->dummy_cons, data,
-					   h->tx_size, IVL_MODE_STREAM, 0, &n)
+					   c->own.tx_size, IVL_MODE_STREAM, 0, &n)
 		  : -EPROTO;
 	if (rc < 0) {
-		ivl_ctab_close(rg_of(c), self_of(c), c->slot);
-		ivl_ctab_gc(rg_of(c), self_of(c));
-		c->slot = IVL_SLOT_NONE;
+		close_half(c);
 		c->reason = IVL_FB_INTERNAL;
 		set_state(c, SS_FALLBACK);
 		shim_count_fallback(sep, IVL_FB_INTERNAL);
@@ -648,9 +669,7 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	/* The connection failed: plain TCP behaviour, nothing to undo but the
 	 * proposal. */
 	pthread_mutex_lock(&c->lock);
-	ivl_ctab_close(rg_of(c), self_of(c), c->slot);
-	ivl_ctab_gc(rg_of(c), self_of(c));
-	c->slot = IVL_SLOT_NONE;
+	close_half(c);
 	set_state(c, SS_PLAIN);
 	pthread_mutex_unlock(&c->lock);
 	shim_active_del(c);
@@ -678,9 +697,7 @@ int shim_connecting_check(struct shim_conn *c, int consumed_error)
 		st = SS_CLI_PENDING;
 		SHIM_DBG("fd %d: connected, waiting for the server's answer", c->fd);
 	} else {
-		ivl_ctab_close(rg_of(c), self_of(c), c->slot);
-		ivl_ctab_gc(rg_of(c), self_of(c));
-		c->slot = IVL_SLOT_NONE;
+		close_half(c);
 		set_state(c, SS_PLAIN);
 		st = SS_PLAIN;
 		SHIM_DBG("fd %d: non-blocking connect failed: proposal withdrawn", c->fd);
@@ -781,9 +798,7 @@ static void release_half(struct shim_conn *c)
 {
 	if (c->slot == IVL_SLOT_NONE)
 		return;
-	ivl_ctab_close(rg_of(c), self_of(c), c->slot);
-	ivl_ctab_gc(rg_of(c), self_of(c));
-	c->slot = IVL_SLOT_NONE;
+	close_half(c);
 	__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
 }
 
@@ -1050,7 +1065,6 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	}
 	c->slot = (uint32_t)rc;
 	mine = own_half(c);
-	c->gen = mine->gen;
 	rc = ivl_ctab_match(rg_of(c), self_of(c), c->slot, &m);
 	if (rc < 0 || m.remote_slot != pr.slot || m.remote_gen != pr.gen) {
 		release_half(c);
@@ -1061,11 +1075,11 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 		goto tracked;
 	}
 	theirs = ivl_region_chan(rg_of(c), pr.peer, pr.slot);
-	txd = ivl_region_ptr(rg_of(c), mine->tx_data_off, mine->tx_size);
+	txd = ivl_region_ptr(rg_of(c), c->own.tx_data_off, c->own.tx_size);
 	rxd = ivl_region_ptr(rg_of(c), m.remote_tx_data_off, m.remote_tx_size);
 	notifier(&c->tx, &n);
 	rc = txd ? ivl_ring_init_producer(&c->tx.ring, &mine->tx_prod, &theirs->rx_cons, txd,
-					  mine->tx_size, IVL_MODE_STREAM, 0, &n)
+					  c->own.tx_size, IVL_MODE_STREAM, 0, &n)
 		 : -EPROTO;
 	notifier(&c->rx, &n);
 	if (rc == 0)
@@ -1582,8 +1596,7 @@ static void accel_release(struct shim_conn *c)
 	pthread_mutex_lock(&c->rx.lock);
 	ivl_ring_set_cons_flags(&c->rx.ring, IVL_RING_F_CLOSED);
 	pthread_mutex_unlock(&c->rx.lock);
-	ivl_ctab_close(rg_of(c), self_of(c), c->slot);
-	ivl_ctab_gc(rg_of(c), self_of(c));
+	close_half(c);
 	__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
 }
 

@@ -277,6 +277,7 @@ struct shim_conn {
 	/* Rendezvous and rings. */
 	struct shim_ep *sep;
 	uint32_t slot, gen; /* own half */
+	struct ivl_ctab_own own; /* what our offer took (private; tx_pages 0: none) */
 	uint32_t remote, remote_slot, remote_gen, remote_epoch;
 	uint32_t rx_vector, remote_rx_vector;
 	int kick_open;

@@ -124,20 +124,36 @@ struct ivl_ctab_params {
 };
 
 /*
+ * What an offer took, as the owner keeps it in private memory. The half in
+ * shared memory holds a copy for the remote and for ivlinkctl; any region
+ * member can rewrite that copy, so the owner never reads it back to decide
+ * where to write or which pages to free (RELIABILITY.md, threat model).
+ */
+struct ivl_ctab_own {
+	uint32_t slot;
+	uint32_t gen;
+	uint64_t tx_data_off; /* region offset of the tx ring data */
+	uint32_t tx_size;
+	uint32_t tx_pages;
+};
+
+/*
  * Claims a free half in self's channel table, allocates its tx ring, fills
- * the descriptor and publishes it as OFFERED. Returns the slot, or -EINVAL,
- * -ENOSPC (no free half), -ENOMEM (heap full), -EEXIST (an open half with the
- * same name and remote exists), -EPROTO.
+ * the descriptor and publishes it as OFFERED; what it took goes to *own (may
+ * be NULL). Returns the slot, or -EINVAL, -ENOSPC (no free half), -ENOMEM
+ * (heap full), -EEXIST (an open half with the same name and remote exists),
+ * -EPROTO.
  */
 int ivl_ctab_offer(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-		   const struct ivl_ctab_params *p);
+		   const struct ivl_ctab_params *p, struct ivl_ctab_own *own);
 
 /*
  * ivl_ctab_offer() with a socket-shim block (layout.h, struct ivl_shim_half)
  * written before the half is published. Same returns as ivl_ctab_offer().
  */
 int ivl_ctab_offer_shim(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh);
+			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh,
+			struct ivl_ctab_own *own);
 
 /*
  * Publishes a half without ring pages in state IVL_CHAN_LISTEN (a listening
@@ -175,9 +191,20 @@ int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
 int ivl_ctab_close(const struct ivl_region *rg, uint32_t self, uint32_t slot);
 
 /*
+ * The owner's close: marks the half own->slot CLOSED and, when the remote no
+ * longer reads it, frees its pages at once from the private copy own (not
+ * from the half). Returns 1 (freed), 0 (closed; ivl_ctab_gc() frees it
+ * later), -EINVAL, -ESTALE (the half is no longer the one own describes).
+ */
+int ivl_ctab_release(const struct ivl_region *rg, uint32_t self, const struct ivl_ctab_own *own);
+
+/*
  * Frees self's CLOSED halves that the remote no longer reads (remote half
- * closed, gone, or matched elsewhere), returning their pages. Returns the
- * number freed.
+ * closed, gone, or matched elsewhere), returning their pages. This is the
+ * path for halves whose owner left without freeing them (a process of a
+ * guest that shares the peer's section): their geometry can only come from
+ * the half, so it is read once and freed only if it describes pages of
+ * self's heap that are all in use. Returns the number freed.
  */
 int ivl_ctab_gc(const struct ivl_region *rg, uint32_t self);
 

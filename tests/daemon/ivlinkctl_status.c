@@ -82,9 +82,9 @@ int main(void)
 	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pa) == 0 &&
 		 ivl_region_peer_view(&a.rg, 1, &pb) == 0);
 	cp.remote = 1;
-	sa = ivl_ctab_offer(&a.rg, 0, pa.epoch, &cp);
+	sa = ivl_ctab_offer(&a.rg, 0, pa.epoch, &cp, NULL);
 	cp.remote = 0;
-	sb = ivl_ctab_offer(&b.rg, 1, pb.epoch, &cp);
+	sb = ivl_ctab_offer(&b.rg, 1, pb.epoch, &cp, NULL);
 	DT_CHECK(sa >= 0 && sb >= 0);
 	DT_CHECK(ivl_ctab_match(&a.rg, 0, (uint32_t)sa, &ma) == 0);
 	DT_CHECK(ivl_ctab_match(&b.rg, 1, (uint32_t)sb, &mb) == 0);

@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cp.mode = IVL_MODE_MESSAGE;
 		cp.max_record = 1000;
 	}
-	slot = ivl_ctab_offer(&rg, 0, (uint32_t)e0, &cp);
+	slot = ivl_ctab_offer(&rg, 0, (uint32_t)e0, &cp, NULL);
 	if (slot < 0)
 		abort();
 

@@ -60,9 +60,9 @@ static void build(uint8_t *base, uint64_t size)
 	e0 = ivl_region_peer_set(&rg, 0, IVL_PEER_UP, 1, 0, 4);
 	e1 = ivl_region_peer_set(&rg, 1, IVL_PEER_UP, 2, 0, 4);
 	cp.remote = 1;
-	s0 = ivl_ctab_offer(&rg, 0, (uint32_t)e0, &cp);
+	s0 = ivl_ctab_offer(&rg, 0, (uint32_t)e0, &cp, NULL);
 	cp.remote = 0;
-	s1 = ivl_ctab_offer(&rg, 1, (uint32_t)e1, &cp);
+	s1 = ivl_ctab_offer(&rg, 1, (uint32_t)e1, &cp, NULL);
 	if (s0 < 0 || s1 < 0 || ivl_ctab_match(&rg, 0, (uint32_t)s0, &m) < 0 ||
 	    ivl_ctab_match(&rg, 1, (uint32_t)s1, &m) < 0)
 		abort();

@@ -56,9 +56,9 @@ static void region(uint8_t *base, uint32_t max_peers, uint32_t slots, uint32_t m
 	e0 = ivl_region_peer_set(rg, 0, IVL_PEER_UP, 1, 0, 4);
 	e1 = ivl_region_peer_set(rg, 1, IVL_PEER_UP, 2, 0, 4);
 	cp.remote = 1;
-	s0 = ivl_ctab_offer(rg, 0, (uint32_t)e0, &cp);
+	s0 = ivl_ctab_offer(rg, 0, (uint32_t)e0, &cp, NULL);
 	cp.remote = 0;
-	s1 = ivl_ctab_offer(rg, 1, (uint32_t)e1, &cp);
+	s1 = ivl_ctab_offer(rg, 1, (uint32_t)e1, &cp, NULL);
 	if (s0 < 0 || s1 < 0 || ivl_ctab_match(rg, 1, (uint32_t)s1, &m) < 0)
 		exit(1);
 }
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
 			sh.laddr[0] = 127, sh.laddr[3] = 1;
 			sh.raddr[0] = 127, sh.raddr[3] = 1;
 			if (k == 2)
-				ivl_ctab_offer_shim(&rg, 1, (uint32_t)e1, &cp, &sh);
+				ivl_ctab_offer_shim(&rg, 1, (uint32_t)e1, &cp, &sh, NULL);
 			else
 				ivl_ctab_note(&rg, 1, (uint32_t)e1, IVL_CHAN_NOTE, 0, cp.name, &sh);
 		}

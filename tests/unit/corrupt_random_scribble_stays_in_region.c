@@ -347,7 +347,7 @@ int main(int argc, char **argv)
 						     .max_record = 8,
 						     .rx_vector = 1};
 
-			allowed("offer", ivl_ctab_offer(&ch.rg, 0, ch.epoch[0], &cp), 1,
+			allowed("offer", ivl_ctab_offer(&ch.rg, 0, ch.epoch[0], &cp, NULL), 1,
 				(const long[]){-EEXIST, -ENOSPC, -ENOMEM, -EPROTO}, 4);
 			allowed("attach", ivl_region_attach(&rg2, map.base, RSIZE), 0,
 				(const long[]){0, -EPROTO, -EOVERFLOW}, 3);

@@ -5,7 +5,9 @@
  * -ENOSPC, -ENOMEM (with the slot given back), match refusing a remote half
  * of another epoch, mode or name or one matched elsewhere, -ECONNRESET for a
  * remote that is not UP, and gc freeing a closed half only once the remote
- * has stopped reading it.
+ * has stopped reading it. A half's geometry rewritten by another region
+ * member: the owner's release frees what its offer took (private copy), and
+ * the gc of an orphaned half never frees pages another channel holds.
  */
 #include "ivl_test.h"
 
@@ -32,7 +34,7 @@ static int offer(uint32_t self, const char *name, uint32_t remote, uint32_t mode
 {
 	struct ivl_ctab_params p = params(name, remote, mode);
 
-	return ivl_ctab_offer(&rg, self, epoch[self], &p);
+	return ivl_ctab_offer(&rg, self, epoch[self], &p, NULL);
 }
 
 static void reset_peers(void)
@@ -65,19 +67,19 @@ static void test_offer_args(void)
 	CHECK_EQ(offer(0, "mode3", 1, 3), -EINVAL);
 	p = params("vec", 1, IVL_MODE_STREAM);
 	p.rx_vector = 8;
-	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p), -EINVAL);
+	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p, NULL), -EINVAL);
 	p = params("size", 1, IVL_MODE_STREAM);
 	p.ring_size = 12288;
-	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p), -EINVAL);
+	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p, NULL), -EINVAL);
 	p.ring_size = 2048;
-	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p), -EINVAL);
+	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p, NULL), -EINVAL);
 	p.ring_size = 0;
-	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p), -EINVAL);
+	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p, NULL), -EINVAL);
 	p = params("rec", 1, IVL_MODE_MESSAGE);
 	p.max_record = 8192 - 7;
-	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p), -EINVAL);
+	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p, NULL), -EINVAL);
 	p.max_record = 8192 - 8;
-	CHECK_OK(ivl_ctab_offer(&rg, 0, epoch[0], &p));
+	CHECK_OK(ivl_ctab_offer(&rg, 0, epoch[0], &p, NULL));
 	reset_peers();
 }
 
@@ -182,7 +184,8 @@ static void test_match_rejects(void)
 						      .remote = 0,
 						      .mode = IVL_MODE_STREAM,
 						      .ring_size = 4096,
-						      .rx_vector = 1});
+						      .rx_vector = 1},
+			    NULL);
 	CHECK_OK(s1);
 	CHECK_EQ(ivl_ctab_match(&rg, 0, (uint32_t)s0, &m), -EAGAIN);
 	/* The remote re-joins: its epoch moves on, its old halves no longer
@@ -238,20 +241,21 @@ static void test_enospc_enomem(void)
 	/* A ring larger than the heap: -ENOMEM, and the slot is free again. */
 	p = params("huge", 1, IVL_MODE_STREAM);
 	p.ring_size = 1u << 30;
-	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p), -ENOMEM);
+	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p, NULL), -ENOMEM);
 	CHECK_EQ(ivl_region_chan(&rg, 0, 0)->state, IVL_CHAN_FREE);
 	s = offer(0, "huge", 1, IVL_MODE_STREAM);
 	CHECK_EQ(s, 0);
 	/* Heap full: -ENOMEM although slots are free. */
 	p = params("big", 1, IVL_MODE_STREAM);
 	p.ring_size = 1u << 20; /* the heap is 338 pages: one 256-page ring fits, not two */
-	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p), 1);
+	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0], &p, NULL), 1);
 	CHECK_EQ(ivl_ctab_offer(&rg, 0, epoch[0],
 				&(struct ivl_ctab_params){.name = "big2",
 							  .remote = 1,
 							  .mode = IVL_MODE_STREAM,
 							  .ring_size = 1u << 20,
-							  .rx_vector = 1}),
+							  .rx_vector = 1},
+				NULL),
 		 -ENOMEM);
 	reset_peers();
 }
@@ -316,6 +320,60 @@ static void test_gc(void)
 	reset_peers();
 }
 
+static void test_tampered_geometry(void)
+{
+	struct ivl_ctab_params p = params("own", 1, IVL_MODE_STREAM);
+	struct ivl_ctab_own a, b;
+	struct ivl_chan_half *ha, *hb;
+	long used0 = ivl_section_pages_used(&rg, 0);
+	int sa, sb;
+
+	sa = ivl_ctab_offer(&rg, 0, epoch[0], &p, &a);
+	CHECK_OK(sa);
+	CHECK_EQ(a.slot, (uint32_t)sa);
+	CHECK_EQ(a.tx_size, p.ring_size);
+	CHECK_EQ(a.tx_pages, p.ring_size / 4096);
+	ha = ivl_region_chan(&rg, 0, (uint32_t)sa);
+	CHECK_EQ(a.gen, ha->gen);
+	CHECK_EQ(a.tx_data_off, ha->tx_data_off);
+	p.name = "other";
+	sb = ivl_ctab_offer(&rg, 0, epoch[0], &p, &b);
+	CHECK_OK(sb);
+	hb = ivl_region_chan(&rg, 0, (uint32_t)sb);
+	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0 + 2 * (long)a.tx_pages);
+
+	/* A hostile member points a's half at b's ring, and claims more. */
+	ha->tx_data_off = b.tx_data_off;
+	ha->tx_pages = 3 * a.tx_pages;
+	CHECK_EQ(ivl_ctab_release(&rg, 0, &a), 1);
+	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0 + (long)b.tx_pages);
+	CHECK_EQ(ivl_region_chan(&rg, 0, (uint32_t)sa)->state, IVL_CHAN_FREE);
+	CHECK_EQ(ivl_ctab_release(&rg, 0, &a), -ESTALE); /* freed: not ours any more */
+
+	/* b's owner is gone: only gc can free it, from the half. A size
+	 * that disagrees with the page count, or pages that are not in use,
+	 * are refused: the pages leak inside the section, nothing else. */
+	p.name = "c";
+	CHECK_OK(ivl_ctab_offer(&rg, 0, epoch[0], &p, &a));
+	CHECK_OK(ivl_ctab_close(&rg, 0, (uint32_t)sb));
+	hb->tx_pages = 2 * b.tx_pages;
+	CHECK_EQ(ivl_ctab_gc(&rg, 0), 1);
+	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0 + (long)b.tx_pages + (long)a.tx_pages);
+	sb = ivl_ctab_offer(&rg, 0, epoch[0], &(struct ivl_ctab_params){.name = "d", .remote = 1,
+			    .mode = IVL_MODE_STREAM, .ring_size = 8192, .rx_vector = 1}, &b);
+	CHECK_OK(sb);
+	CHECK_OK(ivl_ctab_close(&rg, 0, (uint32_t)sb));
+	hb = ivl_region_chan(&rg, 0, (uint32_t)sb);
+	hb->tx_data_off = b.tx_data_off + 64 * 4096; /* beyond anything allocated */
+	CHECK_EQ(ivl_ctab_gc(&rg, 0), 1);
+	CHECK_EQ(ivl_section_pages_used(&rg, 0),
+		 used0 + 2 * (long)b.tx_pages + (long)a.tx_pages);
+	/* c, untouched, is freed by its owner. */
+	CHECK_EQ(ivl_ctab_release(&rg, 0, &a), 1);
+	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0 + 2 * (long)b.tx_pages);
+	reset_peers();
+}
+
 int main(void)
 {
 	struct ivt_map mp;
@@ -335,6 +393,7 @@ int main(void)
 	test_match_rejects();
 	test_enospc_enomem();
 	test_gc();
+	test_tampered_geometry();
 	ivt_map_destroy(&mp);
 	printf("ctab_offer_match_gc: ok\n");
 	return 0;

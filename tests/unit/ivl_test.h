@@ -337,7 +337,7 @@ static inline int ivt_chan_setup(struct ivt_chan *c, void *base, uint64_t size, 
 		cp.max_record = max_record;
 		cp.rx_vector = 1;
 		cp.owner_pid = 100 + i;
-		c->slot[i] = ivl_ctab_offer(&c->rg, i, c->epoch[i], &cp);
+		c->slot[i] = ivl_ctab_offer(&c->rg, i, c->epoch[i], &cp, NULL);
 		if (c->slot[i] < 0)
 			return c->slot[i];
 	}
