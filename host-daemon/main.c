@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -66,9 +67,14 @@ static const char usage_text[] =
     "    region, and never makes the caller a peer.\n"
     "\n"
     "OPTIONS\n"
+    "    Numbers are decimal (a leading 0 is not octal, 0x is not hex), except a\n"
+    "    MODE, which is octal as for chmod(1). A value out of range, empty, with a\n"
+    "    sign, blanks or trailing characters is an invalid command line.\n"
+    "\n"
     "    -S, --socket PATH     ivshmem socket (default " IVL_SERVER_DEFAULT_SOCKET ")\n"
-    "    -l, --size SIZE       region size, a power of two >= 1M; suffixes K, M, G\n"
-    "                          (binary) (default 64M)\n"
+    "    -l, --size SIZE       region size in bytes, a power of two >= 1M; suffixes\n"
+    "                          K, M, G, T are binary (64M, 64MB and 64MiB are\n"
+    "                          2^26 bytes) (default 64M)\n"
     "    -n, --vectors N       doorbell vectors per peer, 1..%u (default 8). QEMU's\n"
     "                          ivshmem-doorbell must have vectors >= N.\n"
     "    -m NAME|DIR           ivshmem-server compatibility: a NAME is a POSIX shm\n"
@@ -98,13 +104,15 @@ static const char usage_text[] =
     "                          syslog, facility daemon)\n"
     "        --log-level=error|warn|info|debug\n"
     "                          least severe level logged (default info)\n"
-    "        --allow-uid UID   accept only clients of this uid (number or user\n"
-    "                          name); repeatable, combines with --allow-gid; without\n"
+    "        --allow-uid UID   accept only clients of this uid (0..4294967294, or a\n"
+    "                          user name; all digits is always a number);\n"
+    "                          repeatable, combines with --allow-gid; without\n"
     "                          either, any client that can open the socket is served\n"
-    "        --allow-gid GID   accept clients whose primary gid is GID; repeatable\n"
+    "        --allow-gid GID   accept clients whose primary gid is GID (0..4294967294,\n"
+    "                          or a group name); repeatable\n"
     "        --socket-mode MODE\n"
-    "                          octal mode of both sockets, whatever the umask\n"
-    "                          (default 0600); a /dev/shm region file gets\n"
+    "                          octal mode 0..0777 of both sockets, whatever the\n"
+    "                          umask (default 0600); a /dev/shm region file gets\n"
     "                          MODE & 0666\n"
     "        --status-socket PATH|none\n"
     "                          status socket for ivlinkctl (default SOCKET.ctl)\n"
@@ -184,48 +192,92 @@ static void die_usage(const char *fmt, ...)
 	exit(EXIT_USAGE);
 }
 
+/*
+ * Option values are decimal: strtoul() would also take leading blanks, a
+ * sign ("-1" is ULONG_MAX) and, in base 0, octal ("010" is 8) and hex, and
+ * a cast to uid_t would wrap 4294967296 to 0 (root). Returns 0, -EINVAL
+ * (empty, or not only digits) or -ERANGE (above max).
+ */
+static int parse_decimal(const char *arg, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v = 0;
+	int big = 0;
+
+	if (!*arg)
+		return -EINVAL;
+	for (const char *p = arg; *p; p++) {
+		unsigned d;
+
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		d = (unsigned)(*p - '0');
+		if (big || v > (ULLONG_MAX - d) / 10)
+			big = 1; /* keep scanning: trailing garbage is still -EINVAL */
+		else
+			v = v * 10 + d;
+	}
+	if (big || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
 static uint32_t parse_u32(const char *opt, const char *arg, uint32_t lo, uint32_t hi)
 {
-	unsigned long v;
-	char *end;
+	unsigned long long v;
 
-	errno = 0;
-	v = strtoul(arg, &end, 0);
-	if (errno || end == arg || *end || *arg == '-' || v < lo || v > hi)
-		die_usage("%s: '%s' is not a number in %u..%u", opt, arg, lo, hi);
+	if (parse_decimal(arg, hi, &v) < 0 || v < lo)
+		die_usage("%s: '%s' is not a decimal number in %u..%u", opt, arg, lo, hi);
 	return (uint32_t)v;
 }
 
+/* The largest uid or gid: (uid_t)-1 means "no id" to chown(2) and
+ * setreuid(2). */
+#define ID_MAX ((unsigned long long)(uid_t)-1 - 1)
+_Static_assert(sizeof(uid_t) == sizeof(gid_t), "one range for uids and gids");
+
+/* A uid is a decimal number in 0..ID_MAX or a user name. A string of
+ * digits is always a number, never looked up as a name, so that an
+ * out-of-range uid is refused rather than truncated or resolved. */
 static uid_t parse_uid(const char *arg)
 {
+	unsigned long long v;
 	struct passwd *pw;
-	char *end;
-	unsigned long v;
+	int rc = parse_decimal(arg, ID_MAX, &v);
 
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (!errno && end != arg && !*end && *arg != '-')
+	if (rc == 0)
 		return (uid_t)v;
-	pw = getpwnam(arg);
-	if (!pw)
-		die_usage("--allow-uid: unknown user '%s'", arg);
-	return pw->pw_uid;
+	if (rc == -EINVAL && *arg && (pw = getpwnam(arg)) != NULL)
+		return pw->pw_uid;
+	die_usage("--allow-uid: '%s' is not a uid in 0..%llu or a known user name", arg, ID_MAX);
 }
 
+/* As parse_uid, for a gid or a group name. */
 static gid_t parse_gid(const char *arg)
 {
+	unsigned long long v;
 	struct group *gr;
-	char *end;
-	unsigned long v;
+	int rc = parse_decimal(arg, ID_MAX, &v);
 
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (!errno && end != arg && !*end && *arg != '-')
+	if (rc == 0)
 		return (gid_t)v;
-	gr = getgrnam(arg);
-	if (!gr)
-		die_usage("--allow-gid: unknown group '%s'", arg);
-	return gr->gr_gid;
+	if (rc == -EINVAL && *arg && (gr = getgrnam(arg)) != NULL)
+		return gr->gr_gid;
+	die_usage("--allow-gid: '%s' is not a gid in 0..%llu or a known group name", arg, ID_MAX);
+}
+
+/* An octal mode, the convention of chmod(1) and ivshmem setups: octal
+ * digits only (no sign, no blanks, no "0x"), at most 0777. */
+static mode_t parse_mode(const char *opt, const char *arg)
+{
+	unsigned long v = 0;
+	const char *p;
+
+	for (p = arg; *p >= '0' && *p <= '7' && v <= 0777; p++)
+		v = v * 8 + (unsigned long)(*p - '0');
+	if (p == arg || *p || v > 0777)
+		die_usage("%s: '%s' is not an octal mode in 0..0777 (e.g. 0600, 0660)", opt, arg);
+	return (mode_t)v;
 }
 
 enum {
@@ -292,14 +344,15 @@ static void parse_args(struct args *a, int argc, char **argv)
 			a->cfg.socket_path = optarg;
 			break;
 		case 'l':
-			if (ivl_parse_size(optarg, &a->cfg.size) < 0)
-				die_usage("invalid size '%s' (e.g. 4096, 1M, 64M, 1G)", optarg);
-			if (a->cfg.size < IVL_REGION_MIN_SIZE || (a->cfg.size & (a->cfg.size - 1)))
-				die_usage("size '%s' must be a power of two of at least 1M",
-					  optarg);
+			if (ivl_parse_size(optarg, &a->cfg.size) < 0 ||
+			    a->cfg.size < IVL_REGION_MIN_SIZE || (a->cfg.size & (a->cfg.size - 1)))
+				die_usage(
+				    "-l/--size: '%s' is not a power of two >= 1M, in decimal"
+				    " with an optional K, M, G or T suffix (e.g. 1M, 64M, 1G)",
+				    optarg);
 			break;
 		case 'n':
-			a->cfg.n_vectors = parse_u32("-n", optarg, 1, IVL_VECTORS_LIMIT);
+			a->cfg.n_vectors = parse_u32("-n/--vectors", optarg, 1, IVL_VECTORS_LIMIT);
 			break;
 		case 'm':
 			/* ivshmem-server's -m is a directory to create the file
@@ -366,17 +419,9 @@ static void parse_args(struct args *a, int argc, char **argv)
 				die_usage("at most %d --allow-gid", IVL_SERVER_ALLOW_MAX);
 			a->cfg.allow_gid[a->cfg.n_allow_gid++] = parse_gid(optarg);
 			break;
-		case OPT_SOCKET_MODE: {
-			char *end;
-			unsigned long m;
-
-			errno = 0;
-			m = strtoul(optarg, &end, 8);
-			if (errno || end == optarg || *end || m > 0777)
-				die_usage("--socket-mode: '%s' is not an octal mode", optarg);
-			a->cfg.socket_mode = (mode_t)m;
+		case OPT_SOCKET_MODE:
+			a->cfg.socket_mode = parse_mode("--socket-mode", optarg);
 			break;
-		}
 		case OPT_NAME:
 			if (strlen(optarg) >= IVL_REGION_NAME_MAX)
 				die_usage("--name: at most %u bytes", IVL_REGION_NAME_MAX - 1);
