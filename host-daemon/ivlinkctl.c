@@ -869,6 +869,16 @@ static void print_text(const char *source, const struct daemon_info *d, const st
 
 static struct daemon_info g_daemon;
 
+static const char *file_kind(mode_t m)
+{
+	return S_ISFIFO(m)   ? "a FIFO"
+	       : S_ISCHR(m)  ? "a character device"
+	       : S_ISBLK(m)  ? "a block device"
+	       : S_ISSOCK(m) ? "a socket"
+	       : S_ISDIR(m)  ? "a directory"
+			     : "another kind of file";
+}
+
 static void die_usage(const char *msg, const char *arg)
 {
 	fprintf(stderr, "ivlinkctl: %s%s%s\nTry 'ivlinkctl --help' for more information.\n", msg,
@@ -936,9 +946,14 @@ int main(int argc, char **argv)
 		if (!*shm || strchr(shm, '/'))
 			die_usage("invalid shm name", shm);
 		snprintf(source, sizeof(source), "/dev/shm/%s", shm);
-		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* O_NONBLOCK: opening a FIFO for reading would wait for a
+		 * writer, and a device could do anything; only a regular file
+		 * is a region (checked below). No symlinks either. */
+		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 		if (fd < 0) {
-			fprintf(stderr, "ivlinkctl: cannot open %s: %s\n", source, strerror(errno));
+			fprintf(stderr, "ivlinkctl: cannot open %s: %s\n", source,
+				errno == ELOOP ? "a symbolic link, not a region file"
+					       : strerror(errno));
 			return 1;
 		}
 	} else {
@@ -955,8 +970,21 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (fstat(fd, &st) < 0 || st.st_size <= 0) {
-		fprintf(stderr, "ivlinkctl: %s: empty or unreadable region\n", source);
+	if (fstat(fd, &st) < 0) {
+		fprintf(stderr, "ivlinkctl: %s: cannot stat the region: %s\n", source,
+			strerror(errno));
+		close(fd);
+		return 1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "ivlinkctl: %s: not a regular file (%s), not a region\n", source,
+			file_kind(st.st_mode));
+		close(fd);
+		return 1;
+	}
+	if (st.st_size <= 0) {
+		fprintf(stderr, "ivlinkctl: %s: empty region file\n", source);
+		close(fd);
 		return 1;
 	}
 	base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
