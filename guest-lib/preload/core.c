@@ -138,59 +138,150 @@ const char *shim_reason_name(uint32_t r)
 /* ------------------------------------------------------------ rules */
 
 /*
+ * Set when the rules did not parse (a malformed rule, an unreadable
+ * IVLINK_CONF): shim_rules_allow() then refuses every connection, so that
+ * a process whose exclusions were not understood accelerates nothing
+ * rather than what a partial reading of them would let through.
+ */
+static int g_rules_invalid;
+
+/* A decimal number in [s, end) (end NULL: to the terminating NUL), digits
+ * only: no sign, blanks, base prefix or trailing characters. Returns 0, or
+ * -EINVAL (empty or not a number) or -ERANGE (above max). */
+static int parse_dec(const char *s, const char *end, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	int big = 0;
+
+	if (!end)
+		end = s + strlen(s);
+	if (s == end)
+		return -EINVAL;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		if (big || v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			big = 1;
+		else
+			v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (big || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+/* PORT or PORT-PORT, each 0..65535, first <= last; why says what is
+ * wrong. */
+static int parse_ports(const char *port, struct shim_rule *r, char *why, size_t len)
+{
+	const char *dash = strchr(port, '-');
+	uint64_t lo, hi;
+
+	if (parse_dec(port, dash, 65535, &lo) < 0 ||
+	    (dash && parse_dec(dash + 1, NULL, 65535, &hi) < 0)) {
+		snprintf(why, len, "port '%s' is not *, N or N-M with N, M in 0..65535", port);
+		return -EINVAL;
+	}
+	if (!dash)
+		hi = lo;
+	if (lo > hi) {
+		snprintf(why, len, "port range '%s' is empty (%u > %u)", port, (unsigned)lo,
+			 (unsigned)hi);
+		return -EINVAL;
+	}
+	r->port_lo = (uint16_t)lo;
+	r->port_hi = (uint16_t)hi;
+	return 0;
+}
+
+/*
  * Rules, like libvma.conf's "use os" lines: ACTION ROLE ADDR[/PREFIX][:PORT]
  * separated by ';' or newlines, '#' comments. ACTION: include|exclude
  * (aliases accel|use, os|tcp); ROLE: client|server|any; ADDR: '*', an IPv4
- * address, or an IPv6 address in brackets; PORT: N, N-M or '*'. The first
- * matching rule wins; no match means include.
+ * address, or an IPv6 address in brackets; PREFIX: decimal, at most 32
+ * (IPv4) or 128 (IPv6); PORT: N, N-M (N <= M, both 0..65535) or '*'. The
+ * first matching rule wins; no match means include. Anything else is an
+ * error (-EINVAL, why set): a rule is never read as something broader
+ * than what it says.
  */
-static int parse_rule(char *s, struct shim_rule *r)
+static int parse_rule(char *s, struct shim_rule *r, char *why, size_t len)
 {
-	char *tok[3], *save = NULL, *addr, *port, *slash;
+	char *tok[3], *save = NULL, *addr, *port, *slash, *pfx, *t;
 	int n = 0;
 
-	for (char *t = strtok_r(s, " \t", &save); t && n < 3; t = strtok_r(NULL, " \t", &save))
+	for (t = strtok_r(s, " \t\r", &save); t && n < 3; t = strtok_r(NULL, " \t\r", &save))
 		tok[n++] = t;
-	if (n != 3)
+	if (n != 3 || t) {
+		snprintf(why, len, "not ACTION ROLE ADDRESS[/PREFIX][:PORT[-PORT]]");
 		return -EINVAL;
+	}
 	memset(r, 0, sizeof(*r));
-	if (!strcmp(tok[0], "include") || !strcmp(tok[0], "accel") || !strcmp(tok[0], "use"))
+	if (!strcmp(tok[0], "include") || !strcmp(tok[0], "accel") || !strcmp(tok[0], "use")) {
 		r->include = 1;
-	else if (!strcmp(tok[0], "exclude") || !strcmp(tok[0], "os") || !strcmp(tok[0], "tcp"))
+	} else if (!strcmp(tok[0], "exclude") || !strcmp(tok[0], "os") || !strcmp(tok[0], "tcp")) {
 		r->include = 0;
-	else
+	} else {
+		snprintf(why, len, "action '%s' is not include, accel, use, exclude, os or tcp",
+			 tok[0]);
 		return -EINVAL;
-	if (!strcmp(tok[1], "any"))
+	}
+	if (!strcmp(tok[1], "any")) {
 		r->role = 0;
-	else if (!strcmp(tok[1], "client"))
+	} else if (!strcmp(tok[1], "client")) {
 		r->role = 1;
-	else if (!strcmp(tok[1], "server"))
+	} else if (!strcmp(tok[1], "server")) {
 		r->role = 2;
-	else
+	} else {
+		snprintf(why, len, "role '%s' is not client, server or any", tok[1]);
 		return -EINVAL;
+	}
 	addr = tok[2];
 	port = NULL;
+	pfx = NULL;
 	if (addr[0] == '[') {
-		char *end = strchr(addr, ']');
+		char *rest = strchr(addr, ']');
 
-		if (!end)
+		if (!rest) {
+			snprintf(why, len, "'%s' has no closing ']'", addr);
 			return -EINVAL;
-		*end = '\0';
+		}
+		*rest++ = '\0';
 		addr++;
-		if (end[1] == ':')
-			port = end + 2;
-		else if (end[1])
+		if (*rest == '/') {
+			pfx = rest + 1;
+			rest = strchr(pfx, ':');
+			if (rest)
+				*rest++ = '\0';
+			port = rest;
+		} else if (*rest == ':') {
+			port = rest + 1;
+		} else if (*rest) {
+			snprintf(why, len, "'%s' after ']' is not /PREFIX or :PORT", rest);
 			return -EINVAL;
+		}
 	} else {
-		port = strrchr(addr, ':');
+		port = strchr(addr, ':');
+		if (port && strchr(port + 1, ':')) {
+			snprintf(why, len, "an IPv6 address must be in [brackets]: '%s'", addr);
+			return -EINVAL;
+		}
 		if (port)
 			*port++ = '\0';
 	}
-	r->prefix = -1;
 	slash = strchr(addr, '/');
-	if (slash)
-		*slash++ = '\0';
+	if (slash) {
+		if (pfx) {
+			snprintf(why, len, "two prefixes");
+			return -EINVAL;
+		}
+		*slash = '\0';
+		pfx = slash + 1;
+	}
+	r->prefix = -1;
 	if (strcmp(addr, "*") != 0) {
+		uint64_t p;
+
 		if (inet_pton(AF_INET, addr, r->addr) == 1) {
 			r->family = AF_INET;
 			r->prefix = 32;
@@ -198,54 +289,106 @@ static int parse_rule(char *s, struct shim_rule *r)
 			r->family = AF_INET6;
 			r->prefix = 128;
 		} else {
+			snprintf(why, len,
+				 "address '%s' is not *, an IPv4 address or an IPv6 address in"
+				 " [brackets]",
+				 addr);
 			return -EINVAL;
 		}
-		if (slash) {
-			int p = atoi(slash);
-
-			if (p < 0 || p > r->prefix)
+		if (pfx) {
+			if (parse_dec(pfx, NULL, (uint64_t)r->prefix, &p) < 0) {
+				snprintf(why, len, "prefix '/%s' is not a number in 0..%d", pfx,
+					 r->prefix);
 				return -EINVAL;
-			r->prefix = p;
+			}
+			r->prefix = (int)p;
 		}
+	} else if (pfx) {
+		snprintf(why, len, "'*' takes no prefix ('*/%s')", pfx);
+		return -EINVAL;
 	}
 	r->port_lo = 0;
 	r->port_hi = 65535;
-	if (port && strcmp(port, "*") != 0) {
-		char *dash = strchr(port, '-');
-
-		r->port_lo = (uint16_t)atoi(port);
-		r->port_hi = dash ? (uint16_t)atoi(dash + 1) : r->port_lo;
-	}
+	if (port && strcmp(port, "*") != 0)
+		return parse_ports(port, r, why, len);
 	return 0;
 }
 
+/* Parses the rules in text (';' or newline separated) and appends them;
+ * origin names where they come from in messages. Each invalid rule is
+ * reported on stderr (once: this runs in the constructor) and makes the
+ * whole process keep its connections on TCP. */
 static void parse_rules(const char *text, const char *origin)
 {
 	char *copy = strdup(text), *save = NULL;
 
-	if (!copy)
+	if (!copy) {
+		g_rules_invalid = 1;
 		return;
+	}
 	for (char *line = strtok_r(copy, ";\n", &save); line; line = strtok_r(NULL, ";\n", &save)) {
 		struct shim_rule r, *nr;
-		char *hash = strchr(line, '#');
+		char *hash = strchr(line, '#'), shown[160], why[160];
+		size_t n;
 
 		if (hash)
 			*hash = '\0';
 		while (isspace((unsigned char)*line))
 			line++;
+		n = strlen(line);
+		while (n && isspace((unsigned char)line[n - 1]))
+			line[--n] = '\0';
 		if (!*line)
 			continue;
-		if (parse_rule(line, &r) < 0) {
-			shim_log("%s: ignoring invalid rule '%s'", origin, line);
+		snprintf(shown, sizeof(shown), "%s", line);
+		if (parse_rule(line, &r, why, sizeof(why)) < 0) {
+			shim_log("%s: invalid rule '%s': %s; no connection of this process will use"
+				 " the rings (fallback reason \"rules\")",
+				 origin, shown, why);
+			g_rules_invalid = 1;
 			continue;
 		}
 		nr = realloc(shim_cfg.rules, sizeof(*nr) * (size_t)(shim_cfg.n_rules + 1));
-		if (!nr)
+		if (!nr) {
+			g_rules_invalid = 1;
 			break;
+		}
 		shim_cfg.rules = nr;
 		shim_cfg.rules[shim_cfg.n_rules++] = r;
 	}
 	free(copy);
+}
+
+/* The rules file, one rule per line (any length). An unreadable file is
+ * reported and, like an invalid rule, keeps everything on TCP: the
+ * exclusions it holds must not be silently dropped. */
+static void parse_rules_file(const char *path)
+{
+	char origin[300], *line = NULL;
+	size_t cap = 0;
+	unsigned no = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		shim_log("IVLINK_CONF %s: %s; no connection of this process will use the rings"
+			 " (fallback reason \"rules\")",
+			 path, strerror(errno));
+		g_rules_invalid = 1;
+		return;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		snprintf(origin, sizeof(origin), "%s:%u", path, ++no);
+		/* A ';' or NUL inside a line is a separator too. */
+		parse_rules(line, origin);
+	}
+	if (ferror(f)) {
+		shim_log("IVLINK_CONF %s: read error; no connection of this process will use"
+			 " the rings (fallback reason \"rules\")",
+			 path);
+		g_rules_invalid = 1;
+	}
+	free(line);
+	fclose(f);
 }
 
 static int prefix_match(const uint8_t *a, const uint8_t *b, int bits)
@@ -261,6 +404,15 @@ static int prefix_match(const uint8_t *a, const uint8_t *b, int bits)
 
 int shim_rules_allow(int role, int family, const uint8_t *addr, uint16_t port)
 {
+	if (g_rules_invalid) {
+		/* Join the region all the same (as an accelerated connection
+		 * would), so that the fallback is counted where ivlinkctl
+		 * shows it: a connection excluded by valid rules does not
+		 * make a process join, but this one is a configuration error
+		 * to make visible. */
+		shim_ep_get();
+		return 0;
+	}
 	for (int i = 0; i < shim_cfg.n_rules; i++) {
 		const struct shim_rule *r = &shim_cfg.rules[i];
 
@@ -312,19 +464,8 @@ static void load_config(void)
 	shim_cfg.ring_size = (uint32_t)v;
 	shim_cfg.endpoint = getenv(IVL_ENV_ENDPOINT);
 	s = getenv("IVLINK_CONF");
-	if (s && *s) {
-		FILE *f = fopen(s, "re");
-
-		if (f) {
-			char line[512];
-
-			while (fgets(line, sizeof(line), f))
-				parse_rules(line, s);
-			fclose(f);
-		} else {
-			shim_log("IVLINK_CONF %s: %s", s, strerror(errno));
-		}
-	}
+	if (s && *s)
+		parse_rules_file(s);
 	s = getenv("IVLINK_RULES");
 	if (s && *s)
 		parse_rules(s, "IVLINK_RULES");
@@ -354,9 +495,11 @@ __attribute__((constructor)) static void shim_init(void)
 	load_config();
 	save_env();
 	shim_hidden_ep_tag = (uint64_t)(uintptr_t)&shim_hidden_ep_tag;
-	SHIM_DBG("loaded (spin %lld ns, accept timeout %lld ms, ring %u, %d rules%s)",
+	SHIM_DBG("loaded (spin %lld ns, accept timeout %lld ms, ring %u, %d rules%s%s)",
 		 (long long)shim_cfg.spin_ns, (long long)(shim_cfg.accept_timeout_ns / 1000000),
-		 shim_cfg.ring_size, shim_cfg.n_rules, shim_cfg.disabled ? ", disabled" : "");
+		 shim_cfg.ring_size, shim_cfg.n_rules,
+		 g_rules_invalid ? ", rules invalid: everything on TCP" : "",
+		 shim_cfg.disabled ? ", disabled" : "");
 }
 
 
