@@ -23,6 +23,14 @@ struct shim_real shim_real;
 struct shim_config shim_cfg;
 uint64_t shim_hidden_ep_tag;
 
+/* Ranges of the IVLINK_* settings; ivlink-run checks the same ones. */
+#define SHIM_SPIN_NS_MAX	       1000000000LL
+#define SHIM_ACCEPT_TIMEOUT_MS_DEFAULT 1000
+#define SHIM_ACCEPT_TIMEOUT_MS_MAX     600000LL
+#define SHIM_RING_SIZE_DEFAULT	       (128u * 1024)
+#define SHIM_RING_SIZE_MIN	       4096
+#define SHIM_RING_SIZE_MAX	       (1 << 28)
+
 #define TAB_L2 1024
 #define TAB_L1 4096
 
@@ -445,23 +453,64 @@ static void save_env(void)
 			g_keep_env[k++] = strdup(*e);
 }
 
+/*
+ * A numeric IVLINK_* setting: a decimal integer in lo..hi (a leading '-'
+ * only when lo < 0), or dflt when unset or empty. These tune speed and
+ * never decide which connections use the rings, so a malformed value is
+ * reported (once: this runs in the constructor) and the default used.
+ * what names the value in the message; pow2: it must be a power of two.
+ */
+static int64_t env_num(const char *name, int64_t dflt, int64_t lo, int64_t hi, int pow2,
+		       const char *what)
+{
+	const char *s = getenv(name);
+	int neg = s && s[0] == '-' && lo < 0;
+	uint64_t v;
+
+	if (!s || !*s)
+		return dflt;
+	if (parse_dec(s + neg, NULL, neg ? (uint64_t)-lo : (uint64_t)hi, &v) == 0 &&
+	    (neg || (int64_t)v >= lo) && (!pow2 || (v & (v - 1)) == 0))
+		return neg ? -(int64_t)v : (int64_t)v;
+	shim_log("%s='%s' is not %s in %lld..%lld; using the default, %lld", name, s, what,
+		 (long long)lo, (long long)hi, (long long)dflt);
+	return dflt;
+}
+
+/* A boolean IVLINK_* setting: unset, empty or 0 is off, another number is
+ * on. Anything else is reported and taken as on: setting the variable at
+ * all shows the intent (for IVLINK_DISABLE, on is also the safe side). */
+static int env_bool(const char *name)
+{
+	const char *s = getenv(name);
+	uint64_t v;
+
+	if (!s || !*s)
+		return 0;
+	if (parse_dec(s, NULL, UINT64_MAX, &v) == 0)
+		return v != 0;
+	shim_log("%s='%s' is not 0 or 1; taken as 1", name, s);
+	return 1;
+}
+
 static void load_config(void)
 {
 	const char *s;
-	int64_t v;
 
-	shim_cfg.disabled = ivl__env_i64("IVLINK_DISABLE", 0) != 0;
-	shim_cfg.debug = ivl__env_i64("IVLINK_DEBUG", 0) != 0;
-	shim_cfg.spin_ns = ivl__env_i64(IVL_ENV_SPIN_NS, IVL_SPIN_NS_DEFAULT);
+	shim_cfg.disabled = env_bool("IVLINK_DISABLE");
+	shim_cfg.debug = env_bool("IVLINK_DEBUG");
+	/* libivlink's convention: a negative spin budget never spins. */
+	shim_cfg.spin_ns = env_num(IVL_ENV_SPIN_NS, IVL_SPIN_NS_DEFAULT, -1, SHIM_SPIN_NS_MAX, 0,
+				   "a number of nanoseconds");
 	if (shim_cfg.spin_ns < 0)
 		shim_cfg.spin_ns = 0;
-	shim_cfg.accept_timeout_ns = ivl__env_i64("IVLINK_ACCEPT_TIMEOUT_MS", 1000) * 1000000LL;
-	if (shim_cfg.accept_timeout_ns <= 0)
-		shim_cfg.accept_timeout_ns = 1000000000LL;
-	v = ivl__env_i64("IVLINK_RING_SIZE", 128 * 1024);
-	if (v < 4096 || v > (1 << 28) || (v & (v - 1)))
-		v = 128 * 1024;
-	shim_cfg.ring_size = (uint32_t)v;
+	shim_cfg.accept_timeout_ns =
+	    env_num("IVLINK_ACCEPT_TIMEOUT_MS", SHIM_ACCEPT_TIMEOUT_MS_DEFAULT, 1,
+		    SHIM_ACCEPT_TIMEOUT_MS_MAX, 0, "a number of milliseconds") *
+	    1000000LL;
+	shim_cfg.ring_size =
+	    (uint32_t)env_num("IVLINK_RING_SIZE", SHIM_RING_SIZE_DEFAULT, SHIM_RING_SIZE_MIN,
+			      SHIM_RING_SIZE_MAX, 1, "a power of two");
 	shim_cfg.endpoint = getenv(IVL_ENV_ENDPOINT);
 	s = getenv("IVLINK_CONF");
 	if (s && *s)
