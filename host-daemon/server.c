@@ -531,6 +531,20 @@ static int open_named(struct ivl_server *s, const char *dir, int *need_format)
 		slog(s, IVL_LOG_ERROR, "%s is not a regular file", s->file_path);
 		return -EINVAL;
 	}
+	/* A file we did not create may be someone else's: a local user who
+	 * pre-creates it keeps a read-write fd and owns the region without
+	 * ever passing the socket's mode or the allow-list. Serve only a file
+	 * of our own uid, with one link, that nobody else may write. */
+	if (!created && (st.st_uid != geteuid() || st.st_nlink != 1 || (st.st_mode & 002) ||
+			 ((st.st_mode & 020) && st.st_gid != getegid()))) {
+		slog(s, IVL_LOG_ERROR,
+		     "region %s exists but is not ours to serve (owner uid %u, mode %04o, %lu "
+		     "links; want uid %u, not writable by others, 1 link): remove it, or pick "
+		     "another name",
+		     s->file_path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+		     (unsigned long)st.st_nlink, (unsigned)geteuid());
+		return -EPERM;
+	}
 	if (created) {
 		*need_format = 1;
 		return 0;

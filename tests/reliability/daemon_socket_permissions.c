@@ -16,6 +16,12 @@
  *     ivl_endpoint_open() fails with -ECONNRESET. (tests/daemon/daemon_limits
  *     checks the same refusal for an allow-list without the caller's uid,
  *     on both sockets.)
+ *  4. A region file pre-created by another user (nobody, mode 0666) before
+ *     root starts `ivlinkd -m NAME --allow-uid 0`, and one of root's own
+ *     that others may write (0666), or with a second link: ivlinkd refuses
+ *     to start with a clear error, and the file's bytes are untouched (it
+ *     was not formatted, so its owner holds nothing of ours). A file of
+ *     ivlinkd's own (0600) is re-attached as before.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -118,6 +124,58 @@ static int nobody_not_allowed(void *arg)
 	return 0;
 }
 
+static char precreated[128];
+
+static int nobody_precreates(void *arg)
+{
+	int fd;
+
+	become_nobody();
+	fd = open(precreated, O_RDWR | O_CREAT | O_EXCL, 0666);
+	if (fd < 0 || fchmod(fd, 0666) < 0 || ftruncate(fd, 2 << 20) < 0 ||
+	    pwrite(fd, "mine", 4, 0) != 4)
+		return 10;
+	close(fd);
+	return 0;
+}
+
+/* Runs ivlinkd (which must refuse the file and exit) and checks its error
+ * and that the file still holds "mine" at offset 0. */
+static void refused_region(const char *ivlinkd, const char *name, const char *what)
+{
+	char log[256], buf[4096] = "", head[5] = "";
+	pid_t pid;
+	int st, fd;
+
+	snprintf(log, sizeof(log), "%s", rel_path("refused.log"));
+	pid = fork();
+	REL_CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(lfd, 2);
+		execl(ivlinkd, ivlinkd, "-F", "-S", rel_path("refused.sock"), "-l", "2M", "-n", "2",
+		      "-m", name, "--allow-uid", "0", (char *)NULL);
+		_exit(127);
+	}
+	rel_track_pid(pid);
+	st = rel_wait(pid, 10000);
+	fd = open(log, O_RDONLY);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+		buf[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	REL_CHECK(st != 0 && st != -1, "%s: ivlinkd served it (exit %d)", what, st);
+	REL_CHECK(strstr(buf, "not ours to serve"), "%s: no clear error:\n%s", what, buf);
+	fd = open(precreated, O_RDONLY);
+	REL_CHECK(fd >= 0 && pread(fd, head, 4, 0) == 4 && !strcmp(head, "mine"),
+		  "%s: the file was touched", what);
+	close(fd);
+	printf("%s: OK\n", what);
+}
+
 static void run_as_nobody(int (*fn)(void *), const char *what)
 {
 	int st = rel_wait(rel_spawn(fn, NULL), 20000);
@@ -164,6 +222,39 @@ int main(int argc, char **argv)
 		run_as_nobody(nobody_not_allowed,
 			      "mode 0666, --allow-uid 0: nobody refused without any message or fd");
 		rel_daemon_stop(&daemon_, SIGTERM);
+	}
+	{
+		char name[64], link2[160];
+		int fd;
+
+		snprintf(name, sizeof(name), "ivlrel-pre-%d", (int)getpid());
+		rel_track_shm(name);
+		snprintf(link2, sizeof(link2), "%s.link", name);
+		rel_track_shm(link2);
+		snprintf(precreated, sizeof(precreated), "/dev/shm/%s", name);
+		run_as_nobody(nobody_precreates, "nobody pre-creates the region file");
+		refused_region(ivlinkd, name, "a file of another user (0666) is refused");
+		REL_CHECK(chown(precreated, 0, 0) == 0, "chown: %s", strerror(errno));
+		refused_region(ivlinkd, name, "root's own file writable by others is refused");
+		REL_CHECK(chmod(precreated, 0600) == 0, "chmod: %s", strerror(errno));
+		snprintf(link2, sizeof(link2), "%s.link", precreated);
+		REL_CHECK(link(precreated, link2) == 0, "link: %s", strerror(errno));
+		refused_region(ivlinkd, name, "a file with a second link is refused");
+		unlink(link2);
+		unlink(precreated);
+		/* Our own file, as a previous ivlinkd left it: re-attached. */
+		{
+			const char *const extra[] = {"-l", "2M", "-n", "2", "-m", name, NULL};
+
+			rel_daemon_start(&daemon_, ivlinkd, "sock4", extra, 0);
+			rel_daemon_stop(&daemon_, SIGTERM);
+			rel_daemon_start(&daemon_, ivlinkd, "sock5", extra, 0);
+			rel_daemon_stop(&daemon_, SIGTERM);
+			fd = open(precreated, O_RDONLY);
+			REL_CHECK(fd >= 0, "own region file gone");
+			close(fd);
+			printf("ivlinkd's own region file is re-attached: OK\n");
+		}
 	}
 	printf("PASS daemon_socket_permissions\n");
 	return 0;
