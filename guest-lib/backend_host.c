@@ -32,6 +32,7 @@
 #include <ivlink/region.h>
 
 #include "backend.h"
+#include "region_guard.h"
 
 #define PROTOCOL_VERSION 0
 
@@ -48,6 +49,7 @@ struct ivl__backend {
 	uint32_t max_peers;
 	void *base;
 	uint64_t size;
+	int region_fd; /* kept for the region guard: restores a shrunk file */
 	/* Partial message: the stream may deliver a message in pieces; the
 	 * fd arrives with its first byte. */
 	uint8_t buf[8];
@@ -205,6 +207,12 @@ static int map_region(struct ivl__backend *be, int fd)
 		munmap(base, (size_t)st.st_size);
 		return rc;
 	}
+	/* Another member may shrink the file (named and hugetlbfs regions
+	 * cannot be sealed): the guard keeps that from killing us. */
+	rc = ivl__guard_add(base, (uint64_t)st.st_size, fd);
+	if (rc < 0)
+		ivl__logf(&be->log, IVL_LOG_WARN, "region guard: %s", strerror(-rc));
+	be->region_fd = fd;
 	be->base = base;
 	be->size = (uint64_t)st.st_size;
 	be->n_vectors = rg.hdr.n_vectors;
@@ -222,8 +230,12 @@ static void host_detach(struct ivl__backend *be)
 		close(be->pending_fd);
 	if (be->sock >= 0)
 		close(be->sock);
-	if (be->base)
+	if (be->base) {
+		ivl__guard_remove(be->base);
 		munmap(be->base, (size_t)be->size);
+	}
+	if (be->region_fd >= 0)
+		close(be->region_fd);
 	free(be);
 }
 
@@ -268,6 +280,7 @@ static int host_attach(struct ivl__backend **out, const char *target, int64_t ti
 	if (!be)
 		return -ENOMEM;
 	be->pending_fd = -1;
+	be->region_fd = -1;
 	be->log = *log;
 	be->sock = do_connect(target, deadline);
 	if (be->sock < 0) {
@@ -310,9 +323,10 @@ static int host_attach(struct ivl__backend **out, const char *target, int64_t ti
 		goto fail;
 	}
 	rc = map_region(be, fd);
-	close(fd);
-	if (rc < 0)
+	if (rc < 0) {
+		close(fd);
 		goto fail;
+	}
 	if (be->self >= be->max_peers) {
 		rc = -EPROTO;
 		goto fail;

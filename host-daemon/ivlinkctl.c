@@ -63,7 +63,10 @@ static const char usage_text[] =
     "\n"
     "JSON OUTPUT\n"
     "    {\"source\": PATH,\n"
-    "     \"daemon\": {pid, version, gen, uptime_s, socket, kind, file} or null,\n"
+    "     \"daemon\": {pid, version, gen, uptime_s, socket, kind, file, sealed,\n"
+    "                shrinks (times the region file was shrunk and restored),\n"
+    "                refused: {acl, full, status} (clients refused: not in the\n"
+    "                allow-list, all ids in use, status not allowed)} or null,\n"
     "     \"region\": {name, size, layout_version, max_peers, vectors, chan_slots,\n"
     "                section_size, daemon_pid, daemon_gen, created_unix_ns},\n"
     "     \"peers\": [{id, name, state (\"up\"|\"gone\"|\"free\"), epoch, backend,\n"
@@ -101,6 +104,8 @@ struct client_info {
 struct daemon_info {
 	int present;
 	long long pid, gen, uptime_s;
+	long long refused_acl, refused_full, refused_status; /* -1: daemon too old */
+	long long sealed, shrinks;
 	char version[32], socket[512], kind[32], file[512];
 	struct client_info clients[MAX_CLIENTS];
 	unsigned n_clients;
@@ -143,6 +148,9 @@ static void parse_status(char *text, struct daemon_info *d)
 			d->pid = kv_num(line, "pid", -1);
 			d->gen = kv_num(line, "gen", -1);
 			d->uptime_s = kv_num(line, "uptime_s", -1);
+			d->refused_acl = kv_num(line, "refused_acl", -1);
+			d->refused_full = kv_num(line, "refused_full", -1);
+			d->refused_status = kv_num(line, "refused_status", -1);
 			if (!kv_get(line, "version", d->version, sizeof(d->version)))
 				strcpy(d->version, "?");
 		} else if (strncmp(line, "socket ", 7) == 0) {
@@ -151,6 +159,8 @@ static void parse_status(char *text, struct daemon_info *d)
 			char *f = strstr(line, " file=");
 
 			kv_get(line, "kind", d->kind, sizeof(d->kind));
+			d->sealed = kv_num(line, "sealed", -1);
+			d->shrinks = kv_num(line, "shrinks", -1);
 			if (f)
 				snprintf(d->file, sizeof(d->file), "%s", f + 6);
 		} else if (strncmp(line, "client ", 7) == 0 && d->n_clients < MAX_CLIENTS) {
@@ -715,7 +725,9 @@ static void print_json(const char *source, const struct daemon_info *d, const st
 		json_str(d->kind);
 		printf(",\"file\":");
 		json_str(d->file);
-		printf("}");
+		printf(",\"sealed\":%lld,\"shrinks\":%lld,\"refused\":{\"acl\":%lld,\"full\":%lld,"
+		       "\"status\":%lld}}",
+		       d->sealed, d->shrinks, d->refused_acl, d->refused_full, d->refused_status);
 	} else {
 		printf("null");
 	}
@@ -821,7 +833,15 @@ static void print_text(const char *source, const struct daemon_info *d, const st
 	if (d->present)
 		printf(", ivlinkd %s, up %llds, %s%s%s", d->version, d->uptime_s, d->kind,
 		       strcmp(d->file, "-") ? " " : "", strcmp(d->file, "-") ? d->file : "");
-	printf(" (via %s)\n\n", source);
+	printf(" (via %s)\n", source);
+	if (d->present && (d->shrinks > 0 || d->refused_acl > 0 || d->refused_full > 0 ||
+			   d->refused_status > 0))
+		printf("attention: region file shrunk %lld time(s) (size restored); refused "
+		       "clients: %lld not allowed, %lld with all ids in use, %lld status\n",
+		       d->shrinks > 0 ? d->shrinks : 0, d->refused_acl > 0 ? d->refused_acl : 0,
+		       d->refused_full > 0 ? d->refused_full : 0,
+		       d->refused_status > 0 ? d->refused_status : 0);
+	printf("\n");
 
 	printf("%-3s %-16s %-5s %-6s %-8s %-8s %-6s %-13s %s\n", "ID", "NAME", "STATE", "EPOCH",
 	       "BACKEND", "PID", "UID", "PAGES", "CONNECTED");

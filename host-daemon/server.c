@@ -42,6 +42,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -49,6 +50,11 @@
 #include <sys/un.h>
 
 #include "server.h"
+#include "region_guard.h"
+
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26 /* linux/memfd.h: the huge page size's log2, from bit 26 */
+#endif
 
 #ifndef IVL_VERSION
 #define IVL_VERSION "0.0.0"
@@ -69,7 +75,7 @@ struct msg {
 	struct efd_ref *fd; /* NULL: no fd */
 };
 
-enum ep_kind { EP_LISTEN, EP_STATUS_LISTEN, EP_QUIT, EP_PEER, EP_STATUS };
+enum ep_kind { EP_LISTEN, EP_STATUS_LISTEN, EP_QUIT, EP_PEER, EP_STATUS, EP_INOTIFY };
 
 struct client {
 	enum ep_kind kind; /* first: epoll data points here */
@@ -109,10 +115,24 @@ struct ivl_server {
 	void *base;
 	struct ivl_region rg;
 	int reattached;
+	int sealed;	       /* a memfd (normal or huge pages): size sealed */
+	uint64_t shrinks;      /* times a client shrank the region file */
+	/* Refused connections, counted for the status, logged at most once
+	 * per REFUSAL_LOG_NS per uid (an abusive client must not flood the
+	 * log: the count of the ones not logged goes with the next line). */
+	uint64_t refused_acl, refused_full, refused_status;
+	struct refusal {
+		uint32_t uid;
+		uint64_t last_ns; /* 0: free */
+		uint64_t quiet;	  /* refused and not logged since last_ns */
+	} refusals[16];
+	uint64_t guard_faults; /* region guard faults already reported */
 
 	int listen_fd, status_fd, epfd, spare_fd;
 	struct stat listen_st, status_st; /* to remove only our own sockets */
-	enum ep_kind listen_tag, status_tag, quit_tag;
+	enum ep_kind listen_tag, status_tag, quit_tag, inotify_tag;
+	int ino_fd; /* inotify on an unsealed region file: size changes, -1: none */
+	int own_truncs; /* IN_MODIFY events our own ftruncate() will cause */
 
 	struct client *peers[IVL_PEERS_LIMIT];
 	struct client *clients;
@@ -272,6 +292,8 @@ int ivl_server_init(struct ivl_server **out, const struct ivl_server_config *cfg
 	s->listen_tag = EP_LISTEN;
 	s->status_tag = EP_STATUS_LISTEN;
 	s->quit_tag = EP_QUIT;
+	s->inotify_tag = EP_INOTIFY;
+	s->ino_fd = -1;
 
 	if (!cfg->socket_path || !*cfg->socket_path) {
 		slog(s, IVL_LOG_ERROR, "no socket path given");
@@ -370,6 +392,7 @@ unsigned ivl_server_n_peers(const struct ivl_server *s)
 static int map_region(struct ivl_server *s)
 {
 	void *p = mmap(NULL, s->cfg.size, PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
+	int rc;
 
 	if (p == MAP_FAILED) {
 		int err = -errno;
@@ -379,7 +402,21 @@ static int map_region(struct ivl_server *s)
 		return err;
 	}
 	s->base = p;
+	/* Named and hugetlbfs files cannot be sealed: a client may shrink
+	 * them under us. The guard restores the size instead of dying. */
+	rc = ivl__guard_add(p, s->cfg.size, s->sealed ? -1 : s->shm_fd);
+	if (rc < 0)
+		slog(s, IVL_LOG_WARN, "region guard: %s", strerror(-rc));
 	return 0;
+}
+
+static void unmap_region(struct ivl_server *s)
+{
+	if (!s->base)
+		return;
+	ivl__guard_remove(s->base);
+	munmap(s->base, s->cfg.size);
+	s->base = NULL;
 }
 
 static int format_region(struct ivl_server *s)
@@ -576,6 +613,18 @@ static int open_region(struct ivl_server *s)
 		}
 		if (s->shm_name) {
 			rc = open_named(s, s->hugetlb_dir, &need_format);
+		} else if ((unsigned long)sf.f_type == HUGETLBFS_MAGIC) {
+			/* An anonymous huge-page region: a hugetlb memfd of the
+			 * mount's page size, which, unlike a file, can be sealed. */
+			unsigned shift = (unsigned)__builtin_ctzl((unsigned long)sf.f_bsize);
+
+			s->shm_fd = memfd_create(s->region_name, MFD_CLOEXEC | MFD_ALLOW_SEALING |
+								     MFD_HUGETLB | shift << MFD_HUGE_SHIFT);
+			rc = s->shm_fd < 0 ? -errno : 0;
+			if (rc < 0)
+				slog(s, IVL_LOG_ERROR, "memfd_create (huge pages of %ld bytes): %s",
+				     (long)sf.f_bsize, strerror(-rc));
+			s->sealed = rc == 0;
 		} else {
 			char *tmpl;
 
@@ -599,22 +648,20 @@ static int open_region(struct ivl_server *s)
 		rc = s->shm_fd < 0 ? -errno : 0;
 		if (rc < 0)
 			slog(s, IVL_LOG_ERROR, "memfd_create: %s", strerror(-rc));
+		s->sealed = rc == 0;
 	}
 	if (rc < 0)
 		return rc;
 
 	if (need_format) {
-		if (s->base) {
-			munmap(s->base, s->cfg.size);
-			s->base = NULL;
-		}
+		unmap_region(s);
 		if (ftruncate(s->shm_fd, (off_t)s->cfg.size) < 0) {
 			rc = -errno;
 			slog(s, IVL_LOG_ERROR, "cannot size the region to %" PRIu64 ": %s",
 			     s->cfg.size, strerror(-rc));
 			return rc;
 		}
-		if (strcmp(s->kind, "memfd") == 0) {
+		if (s->sealed) {
 			/* Every client gets a read-write fd of the memfd. Seal
 			 * its size so that none can shrink it under the others
 			 * (SIGBUS) or grow it (QEMU takes the BAR size from
@@ -824,6 +871,17 @@ int ivl_server_start(struct ivl_server *s)
 		rc = ep_add(s, s->status_fd, EPOLLIN, &s->status_tag);
 	if (rc < 0)
 		return rc;
+	/* A file region cannot be sealed: watch its size (ftruncate() raises
+	 * IN_MODIFY; writes through the mapping do not). */
+	if (!s->sealed && s->file_path) {
+		s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (s->ino_fd < 0 || inotify_add_watch(s->ino_fd, s->file_path, IN_MODIFY) < 0 ||
+		    ep_add(s, s->ino_fd, EPOLLIN, &s->inotify_tag) < 0)
+			slog(s, IVL_LOG_WARN,
+			     "cannot watch %s for size changes (%s): shrinks are seen only when "
+			     "they fault",
+			     s->file_path, strerror(errno));
+	}
 
 	/* Only now, when nothing can fail any more, do we touch a re-attached
 	 * region's header and table. */
@@ -1203,12 +1261,69 @@ static void peer_leave(struct ivl_server *s, struct client *c)
 	     c->dead_why, ep, s->n_peers, s->rg.hdr.max_peers);
 }
 
+/*
+ * A named or hugetlbfs region file whose size someone changed (a client
+ * holds a read-write fd; a local user may own the file): put the size back
+ * before anyone else touches the lost pages, and the header with it, from
+ * our private copy (the pages beyond the new end read as zeros, which every
+ * reader validates). A client's region guard may have restored the size
+ * first (its SIGBUS handler), so any size change we did not make counts.
+ */
+static void check_region(struct ivl_server *s, int changed)
+{
+	uint64_t faults = ivl__guard_faults(s->base);
+	struct stat st;
+
+	if (s->sealed || s->shm_fd < 0 || fstat(s->shm_fd, &st) < 0)
+		return;
+	if (!changed && (uint64_t)st.st_size >= s->cfg.size && faults == s->guard_faults)
+		return;
+	s->guard_faults = faults;
+	if ((uint64_t)st.st_size < s->cfg.size) {
+		if (ftruncate(s->shm_fd, (off_t)s->cfg.size) < 0) {
+			slog(s, IVL_LOG_ERROR, "region %s shrunk to %lld bytes; cannot restore it: %s",
+			     s->file_path ? s->file_path : s->kind, (long long)st.st_size,
+			     strerror(errno));
+			return;
+		}
+		s->own_truncs++;
+	}
+	s->shrinks++;
+	if (memcmp(s->base, &s->rg.hdr, sizeof(s->rg.hdr)))
+		memcpy(s->base, &s->rg.hdr, sizeof(s->rg.hdr));
+	slog(s, IVL_LOG_ERROR,
+	     "region %s: its size was changed (now %lld bytes) by a client or a local user; "
+	     "size %" PRIu64 " restored, lost contents read as zeros (%" PRIu64 " time(s))",
+	     s->file_path ? s->file_path : s->kind, (long long)st.st_size, s->cfg.size,
+	     s->shrinks);
+}
+
+/* Drains the inotify fd; a size change someone else made is checked. */
+static void inotify_event(struct ivl_server *s)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int events = 0;
+	ssize_t n;
+
+	while ((n = read(s->ino_fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;
+		     p += sizeof(struct inotify_event) + ((struct inotify_event *)p)->len)
+			events++;
+	if (s->own_truncs >= events) {
+		s->own_truncs -= events;
+		return;
+	}
+	s->own_truncs = 0;
+	check_region(s, 1);
+}
+
 /* Removes dead clients (announcing peers' leaves, which may kill others
  * whose queues overflow) and flushes pending output, until stable. */
 static void reap(struct ivl_server *s)
 {
 	int again = 1;
 
+	check_region(s, 0);
 	while (again) {
 		struct client **pp = &s->clients;
 
@@ -1292,14 +1407,18 @@ static int build_status(struct ivl_server *s, struct client *sc)
 	rc |=
 	    sb_printf(&b, &len, &cap,
 		      "daemon pid=%d version=" IVL_VERSION " gen=%" PRIu64 " uptime_s=%" PRIu64
-		      " peers=%u max_peers=%u vectors=%u queue_limit=%u\n",
+		      " peers=%u max_peers=%u vectors=%u queue_limit=%u refused_acl=%" PRIu64
+		      " refused_full=%" PRIu64 " refused_status=%" PRIu64 "\n",
 		      (int)getpid(), s->rg.hdr.daemon_gen, (mono - s->start_mono_ns) / 1000000000u,
-		      s->n_peers, s->rg.hdr.max_peers, s->rg.hdr.n_vectors, s->queue_limit);
+		      s->n_peers, s->rg.hdr.max_peers, s->rg.hdr.n_vectors, s->queue_limit,
+		      s->refused_acl, s->refused_full, s->refused_status);
 	line_safe(path, sizeof(path), s->socket_path);
 	rc |= sb_printf(&b, &len, &cap, "socket %s\n", path);
 	line_safe(path, sizeof(path), s->file_path ? s->file_path : "-");
-	rc |= sb_printf(&b, &len, &cap, "region kind=%s size=%" PRIu64 " reattached=%d file=%s\n",
-			s->kind, s->rg.hdr.region_size, s->reattached, path);
+	rc |= sb_printf(&b, &len, &cap,
+			"region kind=%s size=%" PRIu64 " reattached=%d sealed=%d shrinks=%" PRIu64
+			" file=%s\n",
+			s->kind, s->rg.hdr.region_size, s->reattached, s->sealed, s->shrinks, path);
 	for (uint32_t id = 0; id < s->rg.hdr.max_peers; id++) {
 		struct client *c = s->peers[id];
 
@@ -1453,6 +1572,9 @@ int ivl_server_run(struct ivl_server *s, int quit_fd)
 					flush_peer(s, c);
 				peer_event(c, evs[i].events);
 				break;
+			case EP_INOTIFY:
+				inotify_event(s);
+				break;
 			case EP_STATUS:
 				if (c->dead)
 					break;
@@ -1521,8 +1643,9 @@ void ivl_server_close(struct ivl_server *s)
 		close(s->epfd);
 	if (s->spare_fd >= 0)
 		close(s->spare_fd);
-	if (s->base)
-		munmap(s->base, s->cfg.size);
+	if (s->ino_fd >= 0)
+		close(s->ino_fd);
+	unmap_region(s);
 	if (s->shm_fd >= 0)
 		close(s->shm_fd);
 	if (s->lock_fd >= 0)

@@ -59,11 +59,10 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		return real_mmap()(addr, len, prot, flags, fd, off);
 	p = real_mmap()(res + REL_GUARD_SIZE, len, prot, flags | MAP_FIXED, fd, off);
 	if (p == MAP_FAILED) {
-		int e = errno;
-
+		/* A hugetlbfs file maps only at huge-page-aligned addresses:
+		 * no guard pages for it, a plain mapping. */
 		real_munmap()(res, len + 2 * REL_GUARD_SIZE);
-		errno = e;
-		return MAP_FAILED;
+		return real_mmap()(addr, len, prot, flags, fd, off);
 	}
 	pthread_mutex_lock(&lock);
 	for (i = 0; i < MAX_MAPS && maps[i].base; i++)
