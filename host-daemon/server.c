@@ -1057,6 +1057,64 @@ static void ring_ctrl(struct ivl_server *s, struct client *c)
 
 /* ------------------------------------------------------------ join, leave */
 
+#define REFUSAL_LOG_NS (10 * 1000000000ULL)
+
+/*
+ * Whether a refusal of uid may be logged now; if so, *quiet is the number
+ * refused since the last line for that uid. A table of the 16 most recent
+ * uids: a uid not in it takes the least recently logged entry.
+ */
+static int refusal_log_ok(struct ivl_server *s, uint32_t uid, uint64_t *quiet)
+{
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	struct refusal *r = NULL, *oldest = &s->refusals[0];
+
+	for (size_t i = 0; i < sizeof(s->refusals) / sizeof(s->refusals[0]); i++) {
+		struct refusal *e = &s->refusals[i];
+
+		if (e->last_ns && e->uid == uid) {
+			r = e;
+			break;
+		}
+		if (e->last_ns < oldest->last_ns)
+			oldest = e;
+	}
+	if (!r) {
+		r = oldest;
+		r->uid = uid;
+		r->last_ns = 0;
+		r->quiet = 0;
+	}
+	if (r->last_ns && now - r->last_ns < REFUSAL_LOG_NS) {
+		r->quiet++;
+		return 0;
+	}
+	*quiet = r->quiet;
+	r->quiet = 0;
+	r->last_ns = now;
+	return 1;
+}
+
+/* Counts a refused client and logs it, rate-limited per uid. */
+static void refused(struct ivl_server *s, uint64_t *counter, const struct ucred *cr,
+		    const char *what, const char *why)
+{
+	uint64_t quiet;
+
+	(*counter)++;
+	if (!refusal_log_ok(s, (uint32_t)cr->uid, &quiet))
+		return;
+	if (quiet)
+		slog(s, IVL_LOG_WARN,
+		     "refused %s pid %d uid %u gid %u: %s (and %" PRIu64
+		     " more from uid %u in the last %llu s, not logged)",
+		     what, (int)cr->pid, (unsigned)cr->uid, (unsigned)cr->gid, why, quiet,
+		     (unsigned)cr->uid, REFUSAL_LOG_NS / 1000000000ULL);
+	else
+		slog(s, IVL_LOG_WARN, "refused %s pid %d uid %u gid %u: %s", what, (int)cr->pid,
+		     (unsigned)cr->uid, (unsigned)cr->gid, why);
+}
+
 static int allowed(const struct ivl_server *s, const struct ucred *cr)
 {
 	if (!s->cfg.n_allow_uid && !s->cfg.n_allow_gid)
@@ -1147,17 +1205,18 @@ static void peer_join(struct ivl_server *s, int fd)
 	if (get_cred(s, fd, &cr) < 0)
 		goto err_close;
 	if (!allowed(s, &cr)) {
-		slog(s, IVL_LOG_WARN, "refused client pid %d uid %u gid %u: not in the allow-list",
-		     (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid);
+		refused(s, &s->refused_acl, &cr, "client", "not in the allow-list");
 		goto err_close;
 	}
 	id = pick_id(s, &stale);
 	if (id < 0) {
-		slog(
-		    s, IVL_LOG_WARN,
-		    "refused client pid %d uid %u: all %u peer ids in use (%u connected, %u stale; "
-		    "see --max-peers, --reclaim-stale)",
-		    (int)cr.pid, (unsigned)cr.uid, s->rg.hdr.max_peers, s->n_peers, stale);
+		char why[160];
+
+		snprintf(why, sizeof(why),
+			 "all %u peer ids in use (%u connected, %u stale; see --max-peers, "
+			 "--reclaim-stale)",
+			 s->rg.hdr.max_peers, s->n_peers, stale);
+		refused(s, &s->refused_full, &cr, "client", why);
 		goto err_close;
 	}
 	c = client_new(EP_PEER, fd, &cr);
@@ -1457,9 +1516,7 @@ static void status_accept(struct ivl_server *s, int fd)
 	if (get_cred(s, fd, &cr) < 0)
 		goto err_close;
 	if (!allowed(s, &cr)) {
-		slog(s, IVL_LOG_WARN,
-		     "refused status client pid %d uid %u gid %u: not in the allow-list",
-		     (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid);
+		refused(s, &s->refused_status, &cr, "status client", "not in the allow-list");
 		goto err_close;
 	}
 	c = client_new(EP_STATUS, fd, &cr);

@@ -13,7 +13,10 @@
  *     then the only barrier, as documented).
  *  3. --socket-mode 0666 --allow-uid 0: nobody connects but is refused: the
  *     connection is closed before any message, no fd is ever passed, and
- *     ivl_endpoint_open() fails with -ECONNRESET. (tests/daemon/daemon_limits
+ *     ivl_endpoint_open() fails with -ECONNRESET; 300 more refusals in a
+ *     burst are all counted in `ivlinkctl status --json` (refused.acl) but
+ *     logged once, and the next line, 10 s later, says how many it did not
+ *     log. (tests/daemon/daemon_limits
  *     checks the same refusal for an allow-list without the caller's uid,
  *     on both sockets.)
  *  4. A region file pre-created by another user (nobody, mode 0666) before
@@ -176,6 +179,88 @@ static void refused_region(const char *ivlinkd, const char *name, const char *wh
 	printf("%s: OK\n", what);
 }
 
+#define BURST 300
+
+static char burst_sock[192];
+
+static int nobody_burst(void *arg)
+{
+	char c;
+
+	become_nobody();
+	for (int i = 0; i < (arg ? 1 : BURST); i++) {
+		int s = try_connect(burst_sock);
+
+		if (s < 0)
+			return 10;
+		if (read(s, &c, 1) > 0)
+			return 11; /* a refused client gets nothing */
+		close(s);
+	}
+	return 0;
+}
+
+static unsigned count_lines(const char *path, const char *needle)
+{
+	char line[1024];
+	unsigned n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Refusals are counted, and logged at most once per 10 s per uid. */
+static void refusals_rate_limited(const char *ivlinkd)
+{
+	char log[256], ctl[200], out[65536];
+	const char *p;
+	pid_t pid;
+	int64_t deadline;
+	int st;
+
+	snprintf(log, sizeof(log), "%s", rel_path("burst.log"));
+	snprintf(burst_sock, sizeof(burst_sock), "%s", rel_path("burst.sock"));
+	snprintf(ctl, sizeof(ctl), "%s.ctl", burst_sock);
+	pid = fork();
+	REL_CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(lfd, 2);
+		execl(ivlinkd, ivlinkd, "-F", "-S", burst_sock, "-l", "2M", "-n", "2",
+		      "--socket-mode", "0666", "--allow-uid", "0", (char *)NULL);
+		_exit(127);
+	}
+	rel_track_pid(pid);
+	deadline = rel_now_ns() + 10000000000LL;
+	while (!ts_can_connect(ctl)) {
+		REL_CHECK(rel_now_ns() < deadline, "ivlinkd did not start");
+		usleep(5000);
+	}
+	st = rel_wait(rel_spawn(nobody_burst, NULL), 30000);
+	REL_CHECK(st == 0, "burst: child exit %d", st);
+	REL_CHECK(rel_ivlinkctl_json(IVLINKCTL, burst_sock, out, sizeof(out)) == 0, "ivlinkctl");
+	p = strstr(out, "\"acl\":");
+	REL_CHECK(p && atoi(p + 6) == BURST, "refused.acl is not %d:\n%.600s", BURST, out);
+	REL_CHECK(count_lines(log, "refused client") == 1, "%u refusal lines for a burst of %d",
+		  count_lines(log, "refused client"), BURST);
+	sleep(11);
+	st = rel_wait(rel_spawn(nobody_burst, (void *)1), 30000);
+	REL_CHECK(st == 0, "late refusal: child exit %d", st);
+	usleep(200000);
+	REL_CHECK(count_lines(log, "refused client") == 2 &&
+		      count_lines(log, "and 299 more from uid 65534") == 1,
+		  "the next line does not tell the refusals it did not log");
+	kill(pid, SIGTERM);
+	rel_wait(pid, 10000);
+	printf("refusals: %d counted, logged once, then summarised: OK\n", BURST);
+}
+
 static void run_as_nobody(int (*fn)(void *), const char *what)
 {
 	int st = rel_wait(rel_spawn(fn, NULL), 20000);
@@ -223,6 +308,7 @@ int main(int argc, char **argv)
 			      "mode 0666, --allow-uid 0: nobody refused without any message or fd");
 		rel_daemon_stop(&daemon_, SIGTERM);
 	}
+	refusals_rate_limited(ivlinkd);
 	{
 		char name[64], link2[160];
 		int fd;
