@@ -190,10 +190,13 @@ int ivl_parse_size(const char *str, uint64_t *out)
 	uint64_t mult = 1;
 	char *end;
 
-	if (!str || !*str || *str == '-')
+	/* Decimal only, from the first character: base 0 would read "010M"
+	 * as 8M, and strtoull() alone takes blanks and a sign ("-1" is
+	 * ULLONG_MAX). */
+	if (!str || *str < '0' || *str > '9')
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(str, &end, 0);
+	v = strtoull(str, &end, 10);
 	if (errno || end == str)
 		return errno == ERANGE ? -ERANGE : -EINVAL;
 	switch (*end) {
