@@ -485,12 +485,25 @@ static int open_existing(struct ivl_server *s, const struct stat *st, int *need_
 		return 0;
 	}
 	if ((uint64_t)st->st_size != s->cfg.size) {
-		if (!s->cfg.force_format) {
+		uint64_t have = (uint64_t)st->st_size;
+
+		if (!s->cfg.force_format && (!is_pow2(have) || have < IVL_REGION_MIN_SIZE)) {
 			slog(s, IVL_LOG_ERROR,
-			     "region %s exists with size %lld, not %" PRIu64
-			     ": restart with -l %lld to re-attach, or --force-format to wipe it",
-			     s->file_path, (long long)st->st_size, s->cfg.size,
-			     (long long)st->st_size);
+			     "region %s exists with size %" PRIu64 ", which no -l accepts (a "
+			     "power of two of at least 1M): it cannot be re-attached; "
+			     "--force-format wipes it",
+			     s->file_path, have);
+			return -EEXIST;
+		}
+		if (!s->cfg.force_format) {
+			/* In the form -l takes: whole MiB, or GiB. */
+			slog(s, IVL_LOG_ERROR,
+			     "region %s exists with size %" PRIu64 ", not %" PRIu64
+			     ": restart with -l %" PRIu64 "%s to re-attach, or --force-format to "
+			     "wipe it",
+			     s->file_path, have, s->cfg.size,
+			     have % (1ull << 30) ? have >> 20 : have >> 30,
+			     have % (1ull << 30) ? "M" : "G");
 			return -EEXIST;
 		}
 		*need_format = 1;

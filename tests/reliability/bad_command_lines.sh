@@ -41,7 +41,7 @@ cleanup() {
 		wait "$p" 2>/dev/null
 	done
 	rm -rf "$T"
-	rm -f "/dev/shm/$SHM" "/dev/shm/$SHM-fifo" "/dev/shm/$SHM-link"
+	rm -f "/dev/shm/$SHM" "/dev/shm/$SHM-fifo" "/dev/shm/$SHM-link" "/dev/shm/$SHM-small"
 	rmdir "/dev/shm/$SHM-dir" 2>/dev/null
 }
 trap cleanup EXIT
@@ -193,6 +193,14 @@ good_daemon "2097152 1 1 1" -l 2MiB -n 1 --max-peers 1 --chan-slots 1 --allow-ui
 [ "${GOOD_MODE:-}" = 600 ] || bad "--socket-mode 600 gave mode ${GOOD_MODE:-?}"
 good_daemon "4194304 64 8 64" --size 4194304 --vectors=64 --allow-uid 4294967294 \
 	--allow-uid "$me"
+
+# An existing region of another size: the error gives an -l that works, or
+# says that none does.
+(umask 077 && truncate -s 4096 "/dev/shm/$SHM-small") || die "truncate"
+run 1 "which no -l accepts" "$IVLINKD" -F -S "$T/small.sock" -m "$SHM-small" -l 1M
+truncate -s 2M "/dev/shm/$SHM-small" || die "truncate"
+run 1 "restart with -l 2M to re-attach" "$IVLINKD" -F -S "$T/small.sock" -m "$SHM-small" -l 1M
+rm -f "/dev/shm/$SHM-small"
 
 # ---------------------------------------------------------------- ivlinkctl
 mkfifo "/dev/shm/$SHM-fifo" || die "mkfifo /dev/shm/$SHM-fifo"
