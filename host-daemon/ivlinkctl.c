@@ -72,6 +72,7 @@ static const char usage_text[] =
     "     \"peers\": [{id, name, state (\"up\"|\"gone\"|\"free\"), epoch, backend,\n"
     "                pid, uid, self_pid, n_vectors, joined_unix_ns, left_unix_ns,\n"
     "                section (\"ok\"|\"none\"), section_epoch, pages_used, heap_pages,\n"
+    "                stale (UP from an earlier ivlinkd: no new connections with it),\n"
     "                connected_s (daemon view, or null), queued (or null)}],\n"
     "     \"channels\": [{a: {peer, slot, state, epoch_ok}, b: {...} or null,\n"
     "                name, mode (\"stream\"|\"message\"), matched,\n"
@@ -460,7 +461,7 @@ static void json_str(const char *s);
 
 static const char *const fb_names[] = {
     "none",   "no-region", "no-listener", "peer-no-shim", "region-full", "timeout",  "declined",
-    "option", "rules",	   "peer-gone",	  "withdrawn",	  "proto",	 "internal",
+    "option", "rules",	   "peer-gone",	  "withdrawn",	  "proto",	 "internal", "peer-stale",
 };
 
 static const char *fb_name(uint32_t r)
@@ -753,11 +754,13 @@ static void print_json(const char *source, const struct daemon_info *d, const st
 		printf(",\"state\":\"%s\",\"epoch\":%u,\"backend\":\"%s\",\"pid\":%u,\"uid\":%u,"
 		       "\"self_pid\":%u,\"n_vectors\":%u,\"joined_unix_ns\":%" PRIu64
 		       ",\"left_unix_ns\":%" PRIu64 ",\"section\":\"%s\",\"section_epoch\":%u,"
-		       "\"pages_used\":%ld,\"heap_pages\":%u,\"connected_s\":",
+		       "\"pages_used\":%ld,\"heap_pages\":%u,\"stale\":%s,\"connected_s\":",
 		       state_name(p->e.state), p->e.epoch, backend_name(p->e.backend), p->e.pid,
 		       p->e.uid, p->e.self_pid, p->e.n_vectors, p->e.joined_unix_ns,
 		       p->e.left_unix_ns, p->section_ok ? "ok" : "none", p->section_epoch,
-		       p->section_ok ? p->pages_used : 0, p->heap_pages);
+		       p->section_ok ? p->pages_used : 0, p->heap_pages,
+		       p->e.state == IVL_PEER_UP && (p->e.daemon_flags & IVL_PEER_F_STALE) ? "true"
+											 : "false");
 		if (c)
 			printf("%lld,\"queued\":%lld}", c->age_s, c->queued);
 		else

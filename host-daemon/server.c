@@ -728,9 +728,13 @@ static void adopt_region(struct ivl_server *s)
 		if (ivl_region_peer_view(&s->rg, id, &v) < 0 || v.state != IVL_PEER_UP)
 			continue;
 		if (!s->cfg.reclaim_stale) {
+			/* Its channels keep running, but nobody may start a
+			 * new one with it: we cannot ring it or see it leave. */
+			__atomic_fetch_or(&e->daemon_flags, IVL_PEER_F_STALE, __ATOMIC_RELEASE);
 			slog(s, IVL_LOG_WARN,
-			     "peer %u is UP from a previous daemon (pid %u, epoch %u); its id is "
-			     "not handed out until a restart with --reclaim-stale",
+			     "peer %u is UP from a previous daemon (pid %u, epoch %u): marked stale "
+			     "(no new connections with it); its id is not handed out until a "
+			     "restart with --reclaim-stale",
 			     id, e->pid, v.epoch);
 			continue;
 		}

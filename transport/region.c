@@ -224,6 +224,7 @@ long ivl_region_peer_set(const struct ivl_region *rg, uint32_t id, uint32_t stat
 		e->backend = IVL_BACKEND_UNKNOWN;
 	}
 	__atomic_store_n(&e->epoch, epoch, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->daemon_flags, 0, __ATOMIC_RELAXED); /* a new incarnation */
 	__atomic_store_n(&e->state, state, __ATOMIC_RELEASE);
 	return epoch;
 }

@@ -137,7 +137,7 @@ const char *shim_reason_name(uint32_t r)
 	static const char *const n[] = {
 	    "none",	 "no-region", "no-listener", "peer-no-shim", "region-full",
 	    "timeout",	 "declined",  "option",	     "rules",	     "peer-gone",
-	    "withdrawn", "proto",     "internal",
+	    "withdrawn", "proto",     "internal",    "peer-stale",
 	};
 
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";

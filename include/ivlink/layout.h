@@ -153,6 +153,8 @@ enum ivl_fb_reason {
 	IVL_FB_WITHDRAWN = 10,	 /* server side: the client withdrew its proposal */
 	IVL_FB_PROTO = 11,	 /* the other side published malformed state */
 	IVL_FB_INTERNAL = 12,	 /* local error (memory, fds) */
+	IVL_FB_PEER_STALE = 13,	 /* the other peer's liveness is unknown (UP under an
+				  * earlier ivlinkd, or no doorbell to ring it) */
 	IVL_FB_REASONS = 20,	 /* size of the counter array */
 };
 
@@ -176,6 +178,11 @@ _Static_assert(offsetof(struct ivl_peer_shim, accelerated) == 8, "abi");
 _Static_assert(offsetof(struct ivl_peer_shim, by_reason) == 48, "abi");
 _Static_assert(sizeof(struct ivl_peer_shim) == 128, "abi");
 
+/* daemon_flags: this entry is UP from an earlier ivlinkd that died; the
+ * running daemon cannot vouch for the peer (it holds none of its doorbells
+ * and will never see it leave), so nothing new is started with it. */
+#define IVL_PEER_F_STALE 1u
+
 struct ivl_peer_entry {
 	/* Daemon-written. A peer is identified by (id, epoch): the epoch is
 	 * bumped at every join and every leave, so a value seen while the
@@ -187,7 +194,7 @@ struct ivl_peer_entry {
 	uint64_t joined_unix_ns;
 	uint64_t left_unix_ns;
 	uint32_t n_vectors; /* vectors this peer announced */
-	uint32_t daemon_flags;
+	uint32_t daemon_flags; /* IVL_PEER_F_*; cleared at each join and leave */
 	uint8_t daemon_reserved[24];
 	/* Peer-written (cache line 1). */
 	char name[IVL_PEER_NAME_MAX];
