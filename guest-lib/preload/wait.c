@@ -733,6 +733,56 @@ static int epoll_wake_fd(struct shim_epoll *e)
 	return e->wake_efd;
 }
 
+/* Takes the endpoint fds out of a set again. Caller holds reg lock. */
+static void unhide_eps(struct shim_epoll *e)
+{
+	int fds[MAX_EPS], n = shim_ep_fds(fds, MAX_EPS);
+
+	for (int i = 0; i < e->hidden_ep && i < n; i++)
+		REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, fds[i], NULL);
+	e->hidden_ep = 0;
+}
+
+/*
+ * A set the shim knows that holds none of its connections any more (they
+ * were closed; libuv and others keep their loop's set for good): the kernel
+ * answers alone, but what the shim registered in the set must neither
+ * reach the app (its data is the shim's tag) nor keep it awake. The
+ * endpoint fds leave the set; the wake fd stays (another thread may still
+ * be inside the slow path with it) and is filtered.
+ */
+static int plain_wait(struct shim_epoll *e, int epfd, struct epoll_event *evs, int max,
+		      int timeout_ms, const sigset_t *mask)
+{
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX
+					  : shim_now_ns() + (int64_t)timeout_ms * 1000000LL;
+
+	pthread_mutex_lock(&shim_reg_lock);
+	if (!e->regs && !e->nested && e->hidden_ep)
+		unhide_eps(e);
+	pthread_mutex_unlock(&shim_reg_lock);
+	for (;;) {
+		int ep_fired = 0, tcp_fired = 0, woken = 0, t = timeout_ms, n;
+
+		if (timeout_ms > 0) {
+			int64_t left = deadline - shim_now_ns();
+
+			t = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+		}
+		n = mask ? REAL(epoll_pwait)(epfd, evs, max, t, mask)
+			 : REAL(epoll_wait)(epfd, evs, max, t);
+		if (n <= 0)
+			return n < 0 ? -errno : 0;
+		n = filter(evs, n, &ep_fired, &tcp_fired, &woken);
+		if (woken)
+			efd_drain(e->wake_efd);
+		if (ep_fired)
+			shim_ep_process_all();
+		if (n > 0 || t == 0)
+			return n;
+	}
+}
+
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		    const sigset_t *mask)
 {
@@ -742,6 +792,11 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	int arm = 0, last = 0, wfd = -1, n;
 
 	shim_housekeeping();
+	if (e && !e->regs && !e->nested && max > 0) {
+		n = plain_wait(e, epfd, evs, max, timeout_ms, mask);
+		shim_put(o);
+		return n;
+	}
 	if (!e || (!e->regs && !e->nested) || max <= 0) {
 		shim_put(o);
 		n = mask ? REAL(epoll_pwait)(epfd, evs, max, timeout_ms, mask)
