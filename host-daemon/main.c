@@ -62,7 +62,7 @@ static const char usage_text[] =
     "    them GONE.\n"
     "    A region of another geometry is refused unless --force-format.\n"
     "\n"
-    "    A status socket (default SOCKET.ctl) serves ivlinkctl(1): it replies with\n"
+    "    A status socket (default SOCKET.ctl) serves ivlinkctl(8): it replies with\n"
     "    a text description of the connected clients and a read-only fd of the\n"
     "    region, and never makes the caller a peer.\n"
     "\n"
@@ -71,7 +71,9 @@ static const char usage_text[] =
     "    MODE, which is octal as for chmod(1). A value out of range, empty, with a\n"
     "    sign, blanks or trailing characters is an invalid command line.\n"
     "\n"
-    "    -S, --socket PATH     ivshmem socket (default " IVL_SERVER_DEFAULT_SOCKET ")\n"
+    "    -S, --socket PATH     ivshmem socket (default " IVL_SERVER_DEFAULT_SOCKET ");\n"
+    "                          a missing directory of PATH (the last one only) is\n"
+    "                          created, mode 0755, or 0750 with --socket-group\n"
     "    -l, --size SIZE       region size in bytes, a power of two >= 1M; suffixes\n"
     "                          K, M, G, T are binary (64M, 64MB and 64MiB are\n"
     "                          2^26 bytes) (default 64M)\n"
@@ -114,6 +116,12 @@ static const char usage_text[] =
     "                          octal mode 0..0777 of both sockets, whatever the\n"
     "                          umask (default 0600); a /dev/shm region file gets\n"
     "                          MODE & 0666\n"
+    "        --socket-group GROUP\n"
+    "                          group of both sockets and of a region file ivlinkd\n"
+    "                          creates (a gid 0..4294967294, or a group name), e.g.\n"
+    "                          the group QEMU runs as (libvirt-qemu under libvirt):\n"
+    "                          with --socket-mode 0660 its members may connect\n"
+    "                          (default: the daemon's group)\n"
     "        --status-socket PATH|none\n"
     "                          status socket for ivlinkctl (default SOCKET.ctl)\n"
     "        --reclaim-stale   at start, mark table entries left UP by a previous\n"
@@ -133,6 +141,7 @@ static const char usage_text[] =
     "FILES\n"
     "    " IVL_SERVER_DEFAULT_SOCKET "       default ivshmem socket\n"
     "    SOCKET.ctl                status socket (ivlinkctl status)\n"
+    "    /run/ivlink/              the default socket directory (created if missing)\n"
     "    /dev/shm/NAME             named region (-m NAME, -M NAME, --shm NAME)\n"
     "\n"
     "EXIT STATUS\n"
@@ -144,16 +153,19 @@ static const char usage_text[] =
     "EXAMPLES\n"
     "    ivlinkd -F -S /run/ivlink/ivlinkd.sock -l 64M -n 8\n"
     "        serve an anonymous 64 MiB region in the foreground\n"
-    "    ivlinkd -S /tmp/ivshmem_socket -m ivlink -l 256M -p /run/ivlinkd.pid\n"
-    "        daemonize; region /dev/shm/ivlink, re-attached on restart\n"
+    "    ivlinkd -m ivlink -l 256M -p /run/ivlinkd.pid\n"
+    "        daemonize, on the default socket; region /dev/shm/ivlink,\n"
+    "        re-attached on restart\n"
+    "    ivlinkd -F --socket-group libvirt-qemu --socket-mode 0660\n"
+    "        QEMU started by libvirt (group libvirt-qemu) may connect\n"
     "    ivlinkd -F --hugetlb /dev/hugepages --shm ivlink -l 1G --allow-gid kvm \\\n"
     "            --socket-mode 0660\n"
     "        huge pages, any member (primary group) of kvm may connect\n"
-    "    qemu-system-x86_64 ... -chardev socket,path=/tmp/ivshmem_socket,id=ivl \\\n"
+    "    qemu-system-x86_64 ... -chardev socket,path=" IVL_SERVER_DEFAULT_SOCKET ",id=ivl \\\n"
     "            -device ivshmem-doorbell,chardev=ivl,vectors=8\n"
     "\n"
     "SEE ALSO\n"
-    "    ivlinkctl(1), QEMU docs/specs/ivshmem-spec.rst\n";
+    "    ivlinkctl(8), ivlink(7), QEMU docs/specs/ivshmem-spec.rst\n";
 
 struct logger {
 	int use_syslog;
@@ -252,8 +264,8 @@ static uid_t parse_uid(const char *arg)
 	die_usage("--allow-uid: '%s' is not a uid in 0..%llu or a known user name", arg, ID_MAX);
 }
 
-/* As parse_uid, for a gid or a group name. */
-static gid_t parse_gid(const char *arg)
+/* As parse_uid, for a gid or a group name (opt names the option). */
+static gid_t parse_gid(const char *opt, const char *arg)
 {
 	unsigned long long v;
 	struct group *gr;
@@ -263,7 +275,7 @@ static gid_t parse_gid(const char *arg)
 		return (gid_t)v;
 	if (rc == -EINVAL && *arg && (gr = getgrnam(arg)) != NULL)
 		return gr->gr_gid;
-	die_usage("--allow-gid: '%s' is not a gid in 0..%llu or a known group name", arg, ID_MAX);
+	die_usage("%s: '%s' is not a gid in 0..%llu or a known group name", opt, arg, ID_MAX);
 }
 
 /* An octal mode, the convention of chmod(1) and ivshmem setups: octal
@@ -290,6 +302,7 @@ enum {
 	OPT_ALLOW_UID,
 	OPT_ALLOW_GID,
 	OPT_SOCKET_MODE,
+	OPT_SOCKET_GROUP,
 	OPT_NAME,
 	OPT_RECLAIM,
 	OPT_FORCE,
@@ -314,6 +327,7 @@ static const struct option long_opts[] = {
     {"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
     {"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
     {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+    {"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
     {"name", required_argument, NULL, OPT_NAME},
     {"reclaim-stale", no_argument, NULL, OPT_RECLAIM},
     {"force-format", no_argument, NULL, OPT_FORCE},
@@ -417,10 +431,13 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case OPT_ALLOW_GID:
 			if (a->cfg.n_allow_gid == IVL_SERVER_ALLOW_MAX)
 				die_usage("at most %d --allow-gid", IVL_SERVER_ALLOW_MAX);
-			a->cfg.allow_gid[a->cfg.n_allow_gid++] = parse_gid(optarg);
+			a->cfg.allow_gid[a->cfg.n_allow_gid++] = parse_gid("--allow-gid", optarg);
 			break;
 		case OPT_SOCKET_MODE:
 			a->cfg.socket_mode = parse_mode("--socket-mode", optarg);
+			break;
+		case OPT_SOCKET_GROUP:
+			a->cfg.socket_gid = parse_gid("--socket-group", optarg);
 			break;
 		case OPT_NAME:
 			if (strlen(optarg) >= IVL_REGION_NAME_MAX)

@@ -272,6 +272,7 @@ void ivl_server_config_default(struct ivl_server_config *cfg)
 	cfg->chan_slots = 64;
 	cfg->queue_limit = IVL_SERVER_QUEUE_DEFAULT;
 	cfg->socket_mode = 0600;
+	cfg->socket_gid = IVL_SERVER_NO_GID;
 }
 
 static int path_fits(const char *p)
@@ -556,6 +557,15 @@ static int open_named(struct ivl_server *s, const char *dir, int *need_format)
 		/* The file mode must not depend on our umask. */
 		if (fchmod(s->shm_fd, fmode) < 0)
 			slog(s, IVL_LOG_WARN, "chmod %s: %s", s->file_path, strerror(errno));
+		/* The group the sockets get, so that the mode's group bits
+		 * mean the same set of users for the file (ivlinkctl --shm). */
+		if (s->cfg.socket_gid != IVL_SERVER_NO_GID &&
+		    fchown(s->shm_fd, (uid_t)-1, s->cfg.socket_gid) < 0) {
+			rc = -errno;
+			slog(s, IVL_LOG_ERROR, "cannot give %s the group %u: %s", s->file_path,
+			     (unsigned)s->cfg.socket_gid, strerror(-rc));
+			return rc;
+		}
 	} else if (errno == EEXIST) {
 		s->shm_fd = open(s->file_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	}
@@ -588,8 +598,9 @@ static int open_named(struct ivl_server *s, const char *dir, int *need_format)
 	 * pre-creates it keeps a read-write fd and owns the region without
 	 * ever passing the socket's mode or the allow-list. Serve only a file
 	 * of our own uid, with one link, that nobody else may write. */
-	if (!created && (st.st_uid != geteuid() || st.st_nlink != 1 || (st.st_mode & 002) ||
-			 ((st.st_mode & 020) && st.st_gid != getegid()))) {
+	if (!created &&
+	    (st.st_uid != geteuid() || st.st_nlink != 1 || (st.st_mode & 002) ||
+	     ((st.st_mode & 020) && st.st_gid != getegid() && st.st_gid != s->cfg.socket_gid))) {
 		slog(s, IVL_LOG_ERROR,
 		     "region %s exists but is not ours to serve (owner uid %u, mode %04o, %lu "
 		     "links; want uid %u, not writable by others, 1 link): remove it, or pick "
@@ -827,6 +838,16 @@ static int listen_on(struct ivl_server *s, const char *path, int *out, struct st
 		slog(s, IVL_LOG_ERROR, "cannot set mode of %s: %s", path, strerror(-rc));
 		goto err_unlink;
 	}
+	/* Connecting needs write permission on the socket file: its group
+	 * is who the mode's group bits let in (--socket-group). Before
+	 * listen(), so that no client ever connects under the old group. */
+	if (s->cfg.socket_gid != IVL_SERVER_NO_GID &&
+	    (chown(path, (uid_t)-1, s->cfg.socket_gid) < 0 || lstat(path, st) < 0)) {
+		rc = -errno;
+		slog(s, IVL_LOG_ERROR, "cannot give %s the group %u: %s", path,
+		     (unsigned)s->cfg.socket_gid, strerror(-rc));
+		goto err_unlink;
+	}
 	if (listen(fd, SOMAXCONN) < 0) {
 		rc = -errno;
 		slog(s, IVL_LOG_ERROR, "cannot listen on %s: %s", path, strerror(-rc));
@@ -841,6 +862,48 @@ err_close:
 	return rc;
 }
 
+/*
+ * Creates the directory of a socket path if it is missing, as systemd's
+ * RuntimeDirectory= would: only the last component (/run/ivlink, never
+ * /run), mode 0755, or 0750 owned by the socket group so that exactly that
+ * group can reach the socket (QEMU under libvirt runs as libvirt-qemu). An
+ * existing directory is left as it is: it is the administrator's.
+ */
+static int ensure_socket_dir(struct ivl_server *s, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	int withgid = s->cfg.socket_gid != IVL_SERVER_NO_GID;
+	mode_t mode = withgid ? 0750 : 0755;
+	char *dir;
+	int rc = 0;
+
+	if (!slash || slash == path)
+		return 0; /* relative name in the cwd, or in / */
+	dir = strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return -ENOMEM;
+	if (mkdir(dir, mode) < 0) {
+		if (errno != EEXIST) {
+			rc = -errno;
+			slog(s, IVL_LOG_ERROR, "cannot create the socket directory %s: %s", dir,
+			     strerror(-rc));
+		}
+		goto out;
+	}
+	/* The mode whatever the umask, and the group before anyone looks. */
+	if ((withgid && chown(dir, (uid_t)-1, s->cfg.socket_gid) < 0) || chmod(dir, mode) < 0) {
+		rc = -errno;
+		slog(s, IVL_LOG_ERROR, "cannot set the owner or mode of %s: %s", dir,
+		     strerror(-rc));
+		rmdir(dir);
+		goto out;
+	}
+	slog(s, IVL_LOG_INFO, "created the socket directory %s (mode %04o)", dir, (unsigned)mode);
+out:
+	free(dir);
+	return rc;
+}
+
 static int ep_add(struct ivl_server *s, int fd, uint32_t events, void *tag)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = tag};
@@ -850,6 +913,7 @@ static int ep_add(struct ivl_server *s, int fd, uint32_t events, void *tag)
 
 int ivl_server_start(struct ivl_server *s)
 {
+	char gid_text[24] = "unchanged";
 	int rc;
 
 	s->start_mono_ns = now_ns(CLOCK_MONOTONIC);
@@ -858,6 +922,12 @@ int ivl_server_start(struct ivl_server *s)
 		return rc;
 	s->shm_ref.fd = s->shm_fd;
 	s->shm_ref.refs = 1; /* ours; never dropped to zero by clients */
+
+	rc = ensure_socket_dir(s, s->socket_path);
+	if (rc == 0 && s->status_path)
+		rc = ensure_socket_dir(s, s->status_path);
+	if (rc < 0)
+		return rc;
 
 	/* Probe the status socket first: it tells a live ivlinkd without
 	 * making the probe a peer (probing the main socket of a live daemon
@@ -907,9 +977,11 @@ int ivl_server_start(struct ivl_server *s)
 	 * region's header and table. */
 	adopt_region(s);
 	s->started = 1;
-	slog(s, IVL_LOG_INFO, "listening on %s%s%s (mode %04o)", s->socket_path,
+	if (s->cfg.socket_gid != IVL_SERVER_NO_GID)
+		snprintf(gid_text, sizeof(gid_text), "%u", (unsigned)s->cfg.socket_gid);
+	slog(s, IVL_LOG_INFO, "listening on %s%s%s (mode %04o, group %s)", s->socket_path,
 	     s->status_path ? ", status on " : "", s->status_path ? s->status_path : "",
-	     (unsigned)s->cfg.socket_mode);
+	     (unsigned)s->cfg.socket_mode, gid_text);
 	return 0;
 }
 

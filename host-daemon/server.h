@@ -45,7 +45,11 @@ typedef void (*ivl_log_fn)(void *ctx, enum ivl_log_level level, const char *msg)
 /* Default per-client output queue bound, in protocol messages. It is raised
  * automatically so that one complete handshake always fits. */
 #define IVL_SERVER_QUEUE_DEFAULT  4096u
-#define IVL_SERVER_DEFAULT_SOCKET "/tmp/ivshmem_socket"
+/* The one default socket path: ivlinkd's, ivlinkctl's, the unit's and the
+ * library's (IVL_ENDPOINT_DEFAULT in ivlink.h). */
+#define IVL_SERVER_DEFAULT_SOCKET "/run/ivlink/ivlinkd.sock"
+/* socket_gid when the sockets keep the daemon's group. */
+#define IVL_SERVER_NO_GID ((gid_t)-1)
 
 struct ivl_server_config {
 	const char *socket_path; /* ivshmem protocol socket (required) */
@@ -65,6 +69,10 @@ struct ivl_server_config {
 	uint32_t chan_slots;	 /* channel halves per section, 1..IVL_CHAN_SLOTS_LIMIT */
 	uint32_t queue_limit;	 /* messages per client before it is dropped */
 	mode_t socket_mode;	 /* both sockets; the shm file gets mode & 0666 */
+	/* Group of both sockets, of a named region file ivlinkd creates and
+	 * of the socket's directory if ivlinkd creates it (e.g. the group
+	 * QEMU runs as under libvirt); IVL_SERVER_NO_GID: the daemon's. */
+	gid_t socket_gid;
 	uid_t allow_uid[IVL_SERVER_ALLOW_MAX];
 	unsigned n_allow_uid;
 	gid_t allow_gid[IVL_SERVER_ALLOW_MAX];
@@ -78,7 +86,7 @@ struct ivl_server_config {
 struct ivl_server;
 
 /* Fills defaults: 64 MiB, 8 vectors, 8 peers, 64 channel slots, mode 0600,
- * memfd. */
+ * the daemon's group, memfd. */
 void ivl_server_config_default(struct ivl_server_config *cfg);
 
 /*
@@ -90,7 +98,9 @@ int ivl_server_init(struct ivl_server **out, const struct ivl_server_config *cfg
 
 /*
  * Creates or re-attaches the region, then binds and listens on the
- * socket(s). Returns 0, -EADDRINUSE (another daemon is live on a socket or
+ * socket(s). A missing directory of a socket (only the last component, e.g.
+ * /run/ivlink) is created, mode 0755, or 0750 with socket_gid as its group.
+ * Returns 0, -EADDRINUSE (another daemon is live on a socket or
  * holds the named region), -EEXIST (named region of another geometry, or
  * not an ivlink region, and no force_format), or another -errno.
  */

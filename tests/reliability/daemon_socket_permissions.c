@@ -25,6 +25,12 @@
  *     to start with a clear error, and the file's bytes are untouched (it
  *     was not formatted, so its owner holds nothing of ours). A file of
  *     ivlinkd's own (0600) is re-attached as before.
+ *  5. --socket-group 65534 --socket-mode 0660 with a named region and the
+ *     socket in a directory that does not exist yet: ivlinkd creates the
+ *     directory root:65534 mode 0750, both sockets and the region file are
+ *     group 65534 mode 0660; a client of uid nobody and gid 65534 (QEMU
+ *     under libvirt: user and group libvirt-qemu) connects to both sockets
+ *     and joins, while uid nobody with another gid gets EACCES.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -125,6 +131,48 @@ static int nobody_not_allowed(void *arg)
 	rc = ivl_endpoint_open(&ep, &o);
 	REL_CHECK(rc == -ECONNRESET, "ivl_endpoint_open: %s, want -ECONNRESET", strerror(-rc));
 	return 0;
+}
+
+/* 5: group 65534 reaches the sockets; gid 1 (same uid) does not. */
+static int group_member_joins(void *arg)
+{
+	struct ivl_endpoint_opts o = {.uri = daemon_.uri, .name = "group"};
+	struct ivl_endpoint *ep;
+	int rc;
+
+	become_nobody();
+	rc = try_connect(daemon_.ctl);
+	REL_CHECK(rc >= 0, "status socket as gid %d: %s", NOBODY, strerror(-rc));
+	close(rc);
+	rc = ivl_endpoint_open(&ep, &o);
+	REL_CHECK(rc == 0, "ivl_endpoint_open as gid %d: %s", NOBODY, strerror(-rc));
+	ivl_endpoint_close(ep);
+	return 0;
+}
+
+static int other_group_refused(void *arg)
+{
+	int rc;
+
+	REL_CHECK(setgroups(0, NULL) == 0 && setgid(1) == 0 && setuid(NOBODY) == 0,
+		  "cannot become uid %d gid 1: %s", NOBODY, strerror(errno));
+	rc = try_connect(daemon_.sock);
+	REL_CHECK(rc == -EACCES, "peer socket as gid 1: %s, want EACCES", strerror(-rc));
+	rc = try_connect(daemon_.ctl);
+	REL_CHECK(rc == -EACCES, "status socket as gid 1: %s, want EACCES", strerror(-rc));
+	return 0;
+}
+
+static void expect_owner(const char *path, mode_t type, gid_t gid, mode_t mode)
+{
+	struct stat st;
+
+	REL_CHECK(lstat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
+	REL_CHECK((st.st_mode & S_IFMT) == type && st.st_uid == 0 && st.st_gid == gid &&
+		      (st.st_mode & 07777) == mode,
+		  "%s: uid %u gid %u mode %04o, want 0 %u %04o", path, (unsigned)st.st_uid,
+		  (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777), (unsigned)gid,
+		  (unsigned)mode);
 }
 
 static char precreated[128];
@@ -307,6 +355,40 @@ int main(int argc, char **argv)
 		run_as_nobody(nobody_not_allowed,
 			      "mode 0666, --allow-uid 0: nobody refused without any message or fd");
 		rel_daemon_stop(&daemon_, SIGTERM);
+	}
+	{
+		char gname[64], file[128];
+		const char *const extra[] = {"-l",
+					     "2M",
+					     "-n",
+					     "2",
+					     "-m",
+					     gname,
+					     "--socket-mode",
+					     "0660",
+					     "--socket-group",
+					     "65534",
+					     NULL};
+
+		snprintf(gname, sizeof(gname), "ivlrel-grp-%d", (int)getpid());
+		rel_track_shm(gname);
+		rel_daemon_start(&daemon_, ivlinkd, "run-ivlink/sock6", extra, 0);
+		expect_owner(rel_path("run-ivlink"), S_IFDIR, NOBODY, 0750);
+		expect_owner(daemon_.sock, S_IFSOCK, NOBODY, 0660);
+		expect_owner(daemon_.ctl, S_IFSOCK, NOBODY, 0660);
+		snprintf(file, sizeof(file), "/dev/shm/%s", gname);
+		expect_owner(file, S_IFREG, NOBODY, 0660);
+		run_as_nobody(group_member_joins,
+			      "--socket-group 65534, mode 0660: a client of "
+			      "gid 65534 joins through a created 0750 directory");
+		run_as_nobody(other_group_refused, "--socket-group 65534: gid 1 gets EACCES");
+		rel_daemon_stop(&daemon_, SIGTERM);
+		/* Re-attached: a group-writable file of the socket group is ours. */
+		rel_daemon_start(&daemon_, ivlinkd, "run-ivlink/sock6", extra, 0);
+		rel_daemon_stop(&daemon_, SIGTERM);
+		/* The temp dir's cleanup removes files only. */
+		REL_CHECK(rmdir(rel_path("run-ivlink")) == 0, "rmdir: %s", strerror(errno));
+		printf("the group's region file (0660) is re-attached: OK\n");
 	}
 	refusals_rate_limited(ivlinkd);
 	{
