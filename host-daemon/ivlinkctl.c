@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -28,7 +29,9 @@
 #ifndef IVL_VERSION
 #define IVL_VERSION "0.0.0"
 #endif
-#define DEFAULT_SOCKET "/tmp/ivshmem_socket"
+/* ivlinkd's default socket, the library's IVL_ENDPOINT_DEFAULT. */
+#define DEFAULT_SOCKET "/run/ivlink/ivlinkd.sock"
+#define ENV_ENDPOINT   "IVLINK_ENDPOINT"
 #define EXIT_USAGE     2
 #define STATUS_MAX     (1u << 20)
 #define MAX_CLIENTS    IVL_PEERS_LIMIT
@@ -38,7 +41,7 @@ static const char usage_text[] =
     "    ivlinkctl - show the state of an ivlink region\n"
     "\n"
     "SYNOPSIS\n"
-    "    ivlinkctl status [--json] [--socket PATH | --status-socket PATH | --shm NAME]\n"
+    "    ivlinkctl status [-j] [-S PATH | --status-socket PATH | -m NAME]\n"
     "    ivlinkctl --help | --version\n"
     "\n"
     "DESCRIPTION\n"
@@ -49,17 +52,22 @@ static const char usage_text[] =
     "    doorbells the producer sent and suppressed. It never writes the region.\n"
     "\n"
     "    By default it asks the daemon over its status socket, which adds the\n"
-    "    daemon's view of its connected clients (pid, uid, connection age).\n"
+    "    daemon's view of its connected clients (pid, uid, connection age): the\n"
+    "    daemon socket named by $IVLINK_ENDPOINT (host:PATH or PATH, as the\n"
+    "    library reads it), else " DEFAULT_SOCKET ".\n"
     "    With --shm it reads /dev/shm/NAME directly, without a daemon.\n"
     "\n"
     "OPTIONS\n"
-    "    --socket PATH         the daemon's ivshmem socket; its status socket is\n"
-    "                          PATH.ctl (default " DEFAULT_SOCKET ")\n"
-    "    --status-socket PATH  the daemon's status socket itself\n"
-    "    --shm NAME            read the region /dev/shm/NAME (no daemon needed)\n"
-    "    --json                print one JSON object instead of tables\n"
-    "    -h, --help            show this help\n"
-    "    --version             show the version\n"
+    "    -S, --socket PATH     the daemon's ivshmem socket; its status socket is\n"
+    "                          PATH.ctl (default: $IVLINK_ENDPOINT, else\n"
+    "                          " DEFAULT_SOCKET ")\n"
+    "        --status-socket PATH\n"
+    "                          the daemon's status socket itself\n"
+    "    -m, --shm NAME        read the region /dev/shm/NAME (no daemon needed)\n"
+    "    -j, --json            print one JSON object instead of tables\n"
+    "    -h, --help            show this help and exit\n"
+    "        --version         show the version and exit\n"
+    "    Give only one of --socket, --status-socket and --shm.\n"
     "\n"
     "JSON OUTPUT\n"
     "    {\"source\": PATH,\n"
@@ -86,13 +94,23 @@ static const char usage_text[] =
     "           kicks, kicks_suppressed, consumer_kicks, flags: [\"done\",\n"
     "           \"closed\", \"abort\"]}\n"
     "\n"
+    "ENVIRONMENT\n"
+    "    IVLINK_ENDPOINT       the daemon when no option names one: \"host:PATH\"\n"
+    "                          or a PATH (its status socket is PATH.ctl); another\n"
+    "                          backend (\"vfio:\", \"poll:\", \"auto\") or an empty\n"
+    "                          value means " DEFAULT_SOCKET "\n"
+    "\n"
     "EXIT STATUS\n"
     "    0 success, 1 the daemon or region could not be read or is invalid,\n"
     "    2 invalid command line.\n"
     "\n"
     "EXAMPLES\n"
     "    ivlinkctl status --socket /run/ivlink/ivlinkd.sock\n"
-    "    ivlinkctl status --shm ivlink --json | python3 -m json.tool\n";
+    "    ivlinkctl status --shm ivlink --json | python3 -m json.tool\n"
+    "    IVLINK_ENDPOINT=host:/tmp/ivl/ivlinkd.sock ivlinkctl status\n"
+    "\n"
+    "SEE ALSO\n"
+    "    ivlinkd(8), ivlink-run(1), ivlink(7)\n";
 
 /* ------------------------------------------------------------ daemon view */
 
@@ -902,11 +920,44 @@ static const char *file_kind(mode_t m)
 			     : "another kind of file";
 }
 
+static void die_usage(const char *msg, const char *arg) __attribute__((noreturn));
+
 static void die_usage(const char *msg, const char *arg)
 {
 	fprintf(stderr, "ivlinkctl: %s%s%s\nTry 'ivlinkctl --help' for more information.\n", msg,
 		arg ? " " : "", arg ? arg : "");
 	exit(EXIT_USAGE);
+}
+
+enum { OPT_STATUS = 256, OPT_VERSION };
+
+static const struct option long_opts[] = {
+    {"socket", required_argument, NULL, 'S'},
+    {"status-socket", required_argument, NULL, OPT_STATUS},
+    {"shm", required_argument, NULL, 'm'},
+    {"json", no_argument, NULL, 'j'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/*
+ * The daemon socket of $IVLINK_ENDPOINT, read as the library reads it
+ * (guest-lib/endpoint.c): "host:PATH" or a bare path is the host backend on
+ * PATH; any other scheme ("vfio:", "poll:", "auto") is no daemon socket, so
+ * the default is used, as it is when the variable is unset or empty.
+ */
+static const char *env_socket(void)
+{
+	const char *e = getenv(ENV_ENDPOINT);
+
+	if (!e || !*e)
+		return DEFAULT_SOCKET;
+	if (strncmp(e, "host:", 5) == 0)
+		return e[5] ? e + 5 : DEFAULT_SOCKET;
+	if (e[0] == '/' || e[0] == '.')
+		return e;
+	return DEFAULT_SOCKET;
 }
 
 int main(int argc, char **argv)
@@ -919,44 +970,47 @@ int main(int argc, char **argv)
 	struct ivl_region rg;
 	struct stat st;
 	unsigned nch;
-	int json = 0, fd, rc, cmd = 0;
+	int json = 0, fd, rc, c, cmd = 0;
 	void *base;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hjS:m:", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
-		} else if (strcmp(a, "--version") == 0) {
+		case OPT_VERSION:
 			printf("ivlinkctl " IVL_VERSION " (region layout v%u)\n",
 			       IVL_LAYOUT_VERSION);
 			return 0;
-		} else if (strcmp(a, "status") == 0) {
-			cmd = 1;
-		} else if (strcmp(a, "--json") == 0) {
+		case 'j':
 			json = 1;
-		} else if (strcmp(a, "--socket") == 0 || strcmp(a, "-S") == 0) {
-			if (++i == argc)
-				die_usage("option needs an argument:", a);
-			sock = argv[i];
-		} else if (strncmp(a, "--socket=", 9) == 0) {
-			sock = a + 9;
-		} else if (strcmp(a, "--status-socket") == 0) {
-			if (++i == argc)
-				die_usage("option needs an argument:", a);
-			status = argv[i];
-		} else if (strncmp(a, "--status-socket=", 16) == 0) {
-			status = a + 16;
-		} else if (strcmp(a, "--shm") == 0 || strcmp(a, "-m") == 0) {
-			if (++i == argc)
-				die_usage("option needs an argument:", a);
-			shm = argv[i];
-		} else if (strncmp(a, "--shm=", 6) == 0) {
-			shm = a + 6;
-		} else {
-			die_usage(a[0] == '-' ? "unknown option" : "unknown command", a);
+			break;
+		case 'S':
+			sock = optarg;
+			break;
+		case OPT_STATUS:
+			status = optarg;
+			break;
+		case 'm':
+			shm = optarg;
+			break;
+		case ':':
+			die_usage("option needs an argument:", argv[optind - 1]);
+		default:
+			if (optopt) {
+				char o[3] = {'-', (char)optopt, 0};
+
+				die_usage("unknown option", o);
+			}
+			die_usage("unknown option", argv[optind - 1]);
 		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (strcmp(argv[i], "status") == 0 && !cmd)
+			cmd = 1;
+		else
+			die_usage(cmd ? "unexpected argument" : "unknown command", argv[i]);
 	}
 	if (!cmd)
 		die_usage("no command given (try 'status')", NULL);
@@ -983,7 +1037,7 @@ int main(int argc, char **argv)
 		if (status)
 			snprintf(source, sizeof(source), "%s", status);
 		else
-			snprintf(source, sizeof(source), "%s.ctl", sock ? sock : DEFAULT_SOCKET);
+			snprintf(source, sizeof(source), "%s.ctl", sock ? sock : env_socket());
 		fd = ask_daemon(source, d);
 		if (fd < 0) {
 			fprintf(stderr, "ivlinkctl: cannot get the region from %s: %s\n", source,
