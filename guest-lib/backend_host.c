@@ -32,6 +32,7 @@
 #include <ivlink/region.h>
 
 #include "backend.h"
+#include "fd_high.h"
 #include "region_guard.h"
 
 #define PROTOCOL_VERSION 0
@@ -118,7 +119,7 @@ static int read_msg(struct ivl__backend *be, int64_t *val, int *fd)
 				/* One fd per message; more is a protocol
 				 * violation we survive by closing extras. */
 				if (be->pending_fd < 0)
-					be->pending_fd = fds[i];
+					be->pending_fd = ivl__fd_high(fds[i]);
 				else
 					close(fds[i]);
 			}
@@ -247,7 +248,7 @@ static int do_connect(const char *path, int64_t deadline)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	s = ivl__fd_high(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
 	if (s < 0)
 		return -errno;
 	/* A UNIX stream connect completes at once unless the backlog is
@@ -409,7 +410,7 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 		return -EAGAIN;
 	/* A private duplicate: the peer's fds are closed when it leaves,
 	 * while a channel may still kick (harmlessly) until it is closed. */
-	fd = fcntl(p->fd[vector], F_DUPFD_CLOEXEC, 0);
+	fd = fcntl(p->fd[vector], F_DUPFD_CLOEXEC, ivl__fd_mark());
 	if (fd < 0)
 		return -errno;
 	k->fd = fd;

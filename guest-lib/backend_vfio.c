@@ -41,6 +41,7 @@
 
 #include <ivlink/region.h>
 
+#include "fd_high.h"
 #include "guestd_proto.h"
 #include "ivshmem_dev.h"
 
@@ -133,7 +134,7 @@ static void guest_detach(struct ivl__backend *be)
 
 static int new_efd(int *fd)
 {
-	*fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	*fd = ivl__fd_high(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	return *fd < 0 ? -errno : 0;
 }
 
@@ -266,6 +267,8 @@ static int recv_reply(int s, struct ivl__guestd_reply *r, int fds[3], int64_t de
 			close(fds[i]);
 		return -EPROTO;
 	}
+	for (int i = 0; i < nfd; i++)
+		fds[i] = ivl__fd_high(fds[i]);
 	return nfd;
 }
 
@@ -284,7 +287,7 @@ static int attach_agent(struct ivl__backend *be, const char *path, const char *t
 		return -EINVAL;
 	strcpy(sa.sun_path, path);
 	strcpy(h.target, target);
-	be->agent_sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	be->agent_sock = ivl__fd_high(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
 	if (be->agent_sock < 0)
 		return -errno;
 	if (connect(be->agent_sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {

@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fd_high.h"
 #include "internal.h"
 
 #define CONNECT_TIMEOUT_DEFAULT_NS 5000000000LL
@@ -433,7 +434,7 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 		goto err_vw;
 	}
 
-	ep->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ep->epfd = ivl__fd_high(epoll_create1(EPOLL_CLOEXEC));
 	if (ep->epfd < 0) {
 		rc = -errno;
 		goto err_lock;

@@ -4,6 +4,7 @@
  * their re-targeting, and the poll/select/epoll wait loops (spin, arm,
  * block). See shim.h, "Readiness".
  */
+#include "fd_high.h"
 #include "shim.h"
 
 #include <errno.h>
@@ -41,6 +42,8 @@ static int rfd_create(struct shim_conn *c)
 		return -errno;
 	/* The smallest send buffer: filling it (not writable) takes one or
 	 * two small writes. */
+	sv[0] = ivl__fd_high(sv[0]);
+	sv[1] = ivl__fd_high(sv[1]);
 	REAL(setsockopt)(sv[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
 	c->cfd = sv[1];
 	__atomic_store_n(&c->rfd, sv[0], __ATOMIC_RELEASE);
@@ -182,7 +185,7 @@ static pid_t self_tid(void)
 static int thread_efd(void)
 {
 	if (my_efd < 0)
-		my_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		my_efd = ivl__fd_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
 	return my_efd;
 }
 
@@ -720,7 +723,7 @@ static int epoll_wake_fd(struct shim_epoll *e)
 {
 	pthread_mutex_lock(&shim_reg_lock);
 	if (e->wake_efd < 0) {
-		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		int fd = ivl__fd_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
 		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = shim_hidden_ep_tag + 16};
 
 		if (fd >= 0 && REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
