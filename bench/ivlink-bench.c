@@ -2307,7 +2307,8 @@ static void usage(FILE *f)
 	      "                        guest (default $IVLINK_ENDPOINT)\n"
 	      "    --ivlink-run PATH   the shim's wrapper for mode shim-tcp\n"
 	      "    --timeout SEC       give up on a silent peer after SEC (default 60)\n"
-	      "    -h, --help          this text\n"
+	      "    -h, --help          show this help and exit\n"
+	      "        --version       show the version and exit\n"
 	      "\n"
 	      "ROLES (between VMs, or by hand)\n"
 	      "    --role server       serve tests until the client ends: prints\n"
@@ -2425,6 +2426,7 @@ enum {
 	OPT_FROM,
 	OPT_NO_TABLE,
 	OPT_REPEAT,
+	OPT_VERSION,
 };
 
 static bool no_table;
@@ -2458,10 +2460,11 @@ static int parse_opts(int argc, char **argv)
 	    {"no-table", 0, NULL, OPT_NO_TABLE},
 	    {"repeat", 1, NULL, OPT_REPEAT},
 	    {"help", 0, NULL, 'h'},
+	    {"version", 0, NULL, OPT_VERSION},
 	    {NULL, 0, NULL, 0},
 	};
 	bool iters_set = false, dur_set = false, tput_set = false;
-	int c;
+	int c, li = 0;
 
 	snprintf(o.modes, sizeof(o.modes), "%s", host_modes_default);
 	o.timeout_s = TIMEOUT_DEFAULT_S;
@@ -2474,11 +2477,24 @@ static int parse_opts(int argc, char **argv)
 	}
 	memcpy(o.lat_sizes, lat_sizes_default, sizeof(lat_sizes_default));
 	o.n_lat_sizes = sizeof(lat_sizes_default) / sizeof(lat_sizes_default[0]);
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", lo, &li)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case OPT_VERSION:
+			printf("ivlink-bench " IVL_VERSION "\n");
+			exit(0);
+		case ':':
+			msg("option '%s' needs an argument", argv[optind - 1]);
+			goto hint;
+		case '?':
+			if (optopt)
+				msg("unknown option '-%c'", optopt);
+			else
+				msg("unknown option '%s'", argv[optind - 1]);
+			goto hint;
 		case OPT_MODES:
 			snprintf(o.modes, sizeof(o.modes), "%s", optarg);
 			break;
@@ -2595,12 +2611,17 @@ static int parse_opts(int argc, char **argv)
 		o.n_tput_sizes = (uint32_t)n;
 	}
 	if (o.role && (!o.mode || !mode_find(o.mode))) {
-		msg("--role needs --mode MODE (see --help)");
-		return -EINVAL;
+		msg("--role needs --mode MODE");
+		goto hint;
 	}
 	return 0;
 bad:
-	msg("bad or unknown option (see --help)");
+	if (c == -1)
+		msg("unexpected argument '%s'", argv[optind]);
+	else
+		msg("--%s: bad value '%s'", lo[li].name, optarg ? optarg : "");
+hint:
+	fputs("Try 'ivlink-bench --help' for more information.\n", stderr);
 	return -EINVAL;
 }
 

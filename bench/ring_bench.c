@@ -1432,6 +1432,8 @@ static void usage(FILE *f)
 		"        Print one JSON object instead of the human report.\n"
 		"    -h, --help\n"
 		"        Print this page and exit.\n"
+		"    --version\n"
+		"        Print the version and exit.\n"
 		"\n"
 		"OUTPUT\n"
 		"    The human report has four parts: latencies (samples, p50, p99, p99.9 in\n"
@@ -1515,14 +1517,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"json", no_argument, NULL, 'j'},
 	    {"quick", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	uint32_t iters = 0, dur = 0;
-	int c;
+	int c, li = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->ring_kib = TPUT_RING_DEFAULT_KIB;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", lo, &li)) != -1) {
 		switch (c) {
 		case 'i':
 			if (parse_u32(optarg, 100, 100000000, &iters) < 0)
@@ -1546,19 +1550,35 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 'V':
+			printf("ivlink-ring-bench " IVL_VERSION "\n");
+			exit(0);
+		case ':':
+			fprintf(stderr, "ivlink-ring-bench: option '%s' needs an argument\n",
+				argv[optind - 1]);
+			goto hint;
 		default:
-			fprintf(stderr, "ivlink-ring-bench: see --help\n");
-			return -EINVAL;
+			if (optopt)
+				fprintf(stderr, "ivlink-ring-bench: unknown option '-%c'\n",
+					optopt);
+			else
+				fprintf(stderr, "ivlink-ring-bench: unknown option '%s'\n",
+					argv[optind - 1]);
+			goto hint;
 		}
 	}
-	if (optind != argc)
-		goto bad;
+	if (optind != argc) {
+		fprintf(stderr, "ivlink-ring-bench: unexpected argument '%s'\n", argv[optind]);
+		goto hint;
+	}
 	o->iters = iters ? iters : o->quick ? ITERS_QUICK : ITERS_DEFAULT;
 	o->duration_ms = dur ? dur : o->quick ? DURATION_QUICK_MS : DURATION_DEFAULT_MS;
 	o->slow_iters = o->iters / SLOW_DIV < SLOW_MIN ? SLOW_MIN : o->iters / SLOW_DIV;
 	return 0;
 bad:
-	fprintf(stderr, "ivlink-ring-bench: bad option value or stray argument (see --help)\n");
+	fprintf(stderr, "ivlink-ring-bench: --%s: bad value '%s'\n", lo[li].name, optarg);
+hint:
+	fputs("Try 'ivlink-ring-bench --help' for more information.\n", stderr);
 	return -EINVAL;
 }
 

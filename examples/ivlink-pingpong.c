@@ -393,40 +393,92 @@ static int tcp_connect(struct conn *c)
 	return 0;
 }
 
+#ifndef IVL_VERSION
+#define IVL_VERSION "0.0.0"
+#endif
+
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ivlink-pingpong [OPTIONS]\n"
-		"  --uri URI         endpoint (default $IVLINK_ENDPOINT, else auto: host daemon,\n"
-		"                    guest agent, VFIO, polling)\n"
-		"  --peer P          remote peer: id, peer-table name, or auto (the one other\n"
-		"                    peer; default)\n"
-		"  --role R          client (measures, sends the parameters) or server\n"
-		"  --channel NAME    channel name (default pingpong)\n"
-		"  --count N         ping-pong round trips (default 1000; 0: none)\n"
-		"  --size B          ping-pong message bytes (default 64)\n"
-		"  --block-count N   then N round trips, the client pausing --gap-us before\n"
-		"                    each so the server sleeps: the interrupt path (default 0)\n"
-		"  --gap-us US       pause of the blocking round trips (default 200)\n"
-		"  --bulk-mib M      then M MiB each way at once, checked (default 0)\n"
-		"  --spin NS         spin budget before sleeping (-1: never spin; default lib)\n"
-		"  --ring-kib K      tx ring size (default 1024)\n"
-		"  --name NAME       own peer-table name\n"
-		"  --timeout S       peer/channel/io timeout (default 120)\n"
-		"  --tcp HOST:PORT   the same over TCP (server: listens on PORT)\n"
-		"  --expect-reset    exit 3 if the peer is reset (ECONNRESET), 1 otherwise\n"
-		"  -v                verbose\n");
+	fprintf(f, "NAME\n"
+		   "    ivlink-pingpong - round trips and a checked bulk transfer over ivlink\n"
+		   "\n"
+		   "SYNOPSIS\n"
+		   "    ivlink-pingpong [--role client|server] [OPTIONS]\n"
+		   "    ivlink-pingpong --help | --version\n"
+		   "\n"
+		   "DESCRIPTION\n"
+		   "    An example of the native API: the client opens a channel to the server\n"
+		   "    peer, measures ping-pong round trips (percentiles), optionally a blocking\n"
+		   "    series that makes the server sleep, then a bulk transfer each way whose\n"
+		   "    bytes are checked. --tcp runs the same over TCP for comparison.\n"
+		   "\n"
+		   "OPTIONS\n"
+		   "    -r, --role R          client (the default: measures, sends the\n"
+		   "                          parameters) or server\n"
+		   "    -u, --uri URI         endpoint (default $IVLINK_ENDPOINT, else auto: host\n"
+		   "                          daemon, guest agent, VFIO, polling)\n"
+		   "    -p, --peer P          remote peer: id, peer-table name, or auto (the one\n"
+		   "                          other peer; default)\n"
+		   "    -c, --channel NAME    channel name (default pingpong)\n"
+		   "    -n, --count N         ping-pong round trips (default 1000; 0: none)\n"
+		   "    -s, --size B          ping-pong message bytes (default 64)\n"
+		   "    -B, --block-count N   then N round trips, the client pausing --gap-us\n"
+		   "                          before each so the server sleeps: the interrupt\n"
+		   "                          path (default 0)\n"
+		   "    -G, --gap-us US       pause of the blocking round trips (default 200)\n"
+		   "    -b, --bulk-mib M      then M MiB each way at once, checked (default 0)\n"
+		   "    -S, --spin NS         spin budget before sleeping (-1: never spin;\n"
+		   "                          default: the library's)\n"
+		   "    -k, --ring-kib K      tx ring size (default 1024)\n"
+		   "    -N, --name NAME       own peer-table name\n"
+		   "    -t, --timeout S       peer/channel/io timeout (default 120)\n"
+		   "    -T, --tcp HOST:PORT   the same over TCP (server: listens on PORT)\n"
+		   "    -R, --expect-reset    exit 3 if the peer is reset (ECONNRESET), 1\n"
+		   "                          otherwise\n"
+		   "    -v, --verbose         verbose\n"
+		   "    -h, --help            show this help and exit\n"
+		   "        --version         show the version and exit\n"
+		   "\n"
+		   "EXIT STATUS\n"
+		   "    0 success, 1 failure, 2 invalid command line, 3 reset as expected\n"
+		   "    (--expect-reset).\n"
+		   "\n"
+		   "SEE ALSO\n"
+		   "    ivlink(7), ivlinkd(8)\n");
+}
+
+static void die_usage(const char *msg, const char *arg) __attribute__((noreturn));
+
+static void die_usage(const char *msg, const char *arg)
+{
+	fprintf(stderr,
+		"ivlink-pingpong: %s%s%s\nTry 'ivlink-pingpong --help' for more information.\n",
+		msg, arg ? " " : "", arg ? arg : "");
+	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"uri", 1, 0, 'u'},		 {"peer", 1, 0, 'p'},	 {"role", 1, 0, 'r'},
-	    {"channel", 1, 0, 'c'},	 {"count", 1, 0, 'n'},	 {"size", 1, 0, 's'},
-	    {"bulk-mib", 1, 0, 'b'},	 {"spin", 1, 0, 'S'},	 {"ring-kib", 1, 0, 'k'},
-	    {"name", 1, 0, 'N'},	 {"timeout", 1, 0, 't'}, {"tcp", 1, 0, 'T'},
-	    {"expect-reset", 0, 0, 'R'}, {"help", 0, 0, 'h'},	 {"block-count", 1, 0, 'B'},
-	    {"gap-us", 1, 0, 'G'},	 {0, 0, 0, 0},
+	    {"uri", 1, 0, 'u'},
+	    {"peer", 1, 0, 'p'},
+	    {"role", 1, 0, 'r'},
+	    {"channel", 1, 0, 'c'},
+	    {"count", 1, 0, 'n'},
+	    {"size", 1, 0, 's'},
+	    {"bulk-mib", 1, 0, 'b'},
+	    {"spin", 1, 0, 'S'},
+	    {"ring-kib", 1, 0, 'k'},
+	    {"name", 1, 0, 'N'},
+	    {"timeout", 1, 0, 't'},
+	    {"tcp", 1, 0, 'T'},
+	    {"expect-reset", 0, 0, 'R'},
+	    {"help", 0, 0, 'h'},
+	    {"block-count", 1, 0, 'B'},
+	    {"gap-us", 1, 0, 'G'},
+	    {"verbose", 0, 0, 'v'},
+	    {"version", 0, 0, 'V'},
+	    {0, 0, 0, 0},
 	};
 	struct ivl_endpoint_opts eo = {0};
 	struct ivl_channel_opts co = {0};
@@ -436,7 +488,9 @@ int main(int argc, char **argv)
 	int opt, rc;
 	long peer;
 
-	while ((opt = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":u:p:r:c:n:s:b:S:k:N:t:T:RB:G:vh", lo, NULL)) !=
+	       -1) {
 		switch (opt) {
 		case 'u':
 			o.uri = optarg;
@@ -489,17 +543,26 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("ivlink-pingpong " IVL_VERSION "\n");
+			return 0;
+		case ':':
+			die_usage("option needs an argument:", argv[optind - 1]);
 		default:
-			usage(stderr);
-			return 2;
+			if (optopt) {
+				char so[3] = {'-', (char)optopt, 0};
+
+				die_usage("unknown option", so);
+			}
+			die_usage("unknown option", argv[optind - 1]);
 		}
 	}
+	if (optind < argc)
+		die_usage("unexpected argument", argv[optind]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	o.is_client = strcmp(o.role, "client") == 0;
-	if (!o.is_client && strcmp(o.role, "server") != 0) {
-		usage(stderr);
-		return 2;
-	}
+	if (!o.is_client && strcmp(o.role, "server") != 0)
+		die_usage("--role: not client or server:", o.role);
 	me = o.is_client ? "client" : "server";
 
 	if (o.tcp) {

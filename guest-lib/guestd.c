@@ -560,17 +560,86 @@ static void guestd_close(struct guestd *g)
 
 /* ---------------------------------------------------------------- main */
 
-static void usage(FILE *f)
+#ifndef IVL_VERSION
+#define IVL_VERSION "0.0.0"
+#endif
+
+static const char usage_text[] =
+    "NAME\n"
+    "    ivlink-guestd - ivlink guest agent: shares a VM's ivshmem devices\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    ivlink-guestd [-b] [-v] [-S SOCKET] [-d DEVICE]\n"
+    "    ivlink-guestd --help | --version\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    In a guest, a VFIO group is opened by one process at a time, so one\n"
+    "    agent per VM owns the ivshmem-doorbell devices and lets every local\n"
+    "    process use them. At start it binds each device to vfio-pci and enables\n"
+    "    all its MSI-X vectors. A client of its socket (libivlink's vfio: and\n"
+    "    auto backends, when the socket exists) receives the VFIO device fd, a\n"
+    "    control eventfd and an eventfd for an MSI-X vector of its own; with\n"
+    "    more clients than vectors a vector is shared and forwarded. Vector 0\n"
+    "    (join/leave and channel announcements) is forwarded to every client.\n"
+    "    When a client exits, the channels it left open are aborted, so that\n"
+    "    the other VM sees ECONNRESET instead of waiting.\n"
+    "\n"
+    "    It needs a virtual IOMMU with interrupt remapping (QEMU: -device\n"
+    "    intel-iommu,intremap=on; guest: intel_iommu=on) and the vfio, vfio-pci\n"
+    "    and vfio_iommu_type1 modules.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -S, --socket SOCKET   UNIX socket for local processes (default\n"
+    "                          $" IVL_ENV_GUESTD ", else " IVL_GUESTD_SOCK_DEFAULT ")\n"
+    "    -d, --device DEVICE   serve only this ivshmem device: a PCI address\n"
+    "                          (0000:00:03.0) or name=REGION (default: every\n"
+    "                          ivshmem device with an ivlink region)\n"
+    "    -b, --background      go to the background once the socket is ready\n"
+    "    -v, --verbose         debug logs\n"
+    "    -h, --help            show this help and exit\n"
+    "        --version         show the version and exit\n"
+    "\n"
+    "SIGNALS\n"
+    "    SIGTERM, SIGINT   clean shutdown: clients are closed, the socket removed.\n"
+    "\n"
+    "ENVIRONMENT\n"
+    "    " IVL_ENV_GUESTD "         the socket path (also read by libivlink; \"off\"\n"
+    "                          makes the library open the device itself)\n"
+    "\n"
+    "FILES\n"
+    "    " IVL_GUESTD_SOCK_DEFAULT "  default socket\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0  clean shutdown (or --help, --version)\n"
+    "    1  start-up or runtime failure (message on stderr)\n"
+    "    2  invalid command line\n"
+    "\n"
+    "EXAMPLES\n"
+    "    ivlink-guestd -b && ivlink-run redis-server\n"
+    "\n"
+    "SEE ALSO\n"
+    "    ivlink-run(1), ivlinkd(8), ivlink(7)\n";
+
+static void die_usage(const char *msg, const char *arg) __attribute__((noreturn));
+
+static void die_usage(const char *msg, const char *arg)
 {
-	fprintf(f, "usage: ivlink-guestd [-S SOCKET] [-d DEVICE] [-b] [-v]\n"
-		   "  -S SOCKET  UNIX socket for local processes (default $" IVL_ENV_GUESTD
-		   " or " IVL_GUESTD_SOCK_DEFAULT ")\n"
-		   "  -d DEVICE  serve only this ivshmem device: a PCI address or name=REGION\n"
-		   "             (default: every ivshmem device with an ivlink region)\n"
-		   "  -b         go to the background once the socket is ready\n"
-		   "  -v         debug logs\n"
-		   "Needs a vIOMMU (VFIO). libivlink uses the agent when its socket exists.\n");
+	fprintf(stderr, "ivlink-guestd: %s%s%s\nTry 'ivlink-guestd --help' for more information.\n",
+		msg, arg ? " " : "", arg ? arg : "");
+	exit(2);
 }
+
+enum { OPT_VERSION = 256 };
+
+static const struct option long_opts[] = {
+    {"socket", required_argument, NULL, 'S'},
+    {"device", required_argument, NULL, 'd'},
+    {"background", no_argument, NULL, 'b'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
 
 int main(int argc, char **argv)
 {
@@ -580,7 +649,8 @@ int main(int argc, char **argv)
 
 	if (!sock || !*sock || strcmp(sock, "off") == 0)
 		sock = IVL_GUESTD_SOCK_DEFAULT;
-	while ((opt = getopt(argc, argv, "S:d:bvh")) != -1) {
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":S:d:bvh", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'S':
 			sock = optarg;
@@ -595,13 +665,26 @@ int main(int argc, char **argv)
 			verbose = 1;
 			break;
 		case 'h':
-			usage(stdout);
+			fputs(usage_text, stdout);
 			return 0;
+		case OPT_VERSION:
+			printf("ivlink-guestd " IVL_VERSION "\n");
+			return 0;
+		case ':':
+			die_usage("option needs an argument:", argv[optind - 1]);
 		default:
-			usage(stderr);
-			return 2;
+			if (optopt) {
+				char o[3] = {'-', (char)optopt, 0};
+
+				die_usage("unknown option", o);
+			}
+			die_usage("unknown option", argv[optind - 1]);
 		}
 	}
+	if (optind < argc)
+		die_usage("unexpected argument", argv[optind]);
+	if (!*sock)
+		die_usage("--socket: empty path", NULL);
 	rc = guestd_init(&g, sock, target);
 	if (rc < 0) {
 		guestd_close(&g);
