@@ -7,6 +7,15 @@
 # daemon it started. Figures are not judged: only that every row that can
 # run here was measured and reported (results.json, CSV, PNG).
 #
+# With libvirt's default qemu.conf (issue 14): QEMU must run as
+# libvirt-qemu, not root, and still join ivlinkd's region through the
+# socket (ivlinkd --socket-group): both QEMU processes' uids are checked in
+# /proc, and `ivlinkctl status --json` must show exactly two peers UP whose
+# pids are those two QEMU processes. /etc/libvirt/qemu.conf must be the
+# same after the test as before (absent, or byte for byte); the accounts
+# and folders that up created for libvirtd (RUN/host-created) are removed
+# again on every path.
+#
 # Usage: libvirt_up_bench_down.sh IVLINK-LIBVIRT BUILD-DIR
 # Exit 0 pass, 1 fail (also when a program it needs is missing or a tool is
 # not built), 77 skipped (not root: libvirt's system instance needs root).
@@ -39,11 +48,34 @@ fi
 command -v python3 >/dev/null || fail_missing python3 apps
 command -v nm >/dev/null || fail_missing nm build
 
+conf_sum() { if [ -e /etc/libvirt/qemu.conf ]; then sha256sum </etc/libvirt/qemu.conf; else echo absent; fi; }
+pre_conf=$(conf_sum)
+
 rm -rf "$RUN"
 down_done=0
+restored=0
+# Undoes what up created on the host for libvirtd (accounts, folders), in
+# reverse order, once libvirtd is down.
+restore_host() {
+	local what name
+	[ "$restored" = 0 ] && [ -f "$RUN/host-created" ] || return 0
+	restored=1
+	if running_named libvirtd; then
+		echo "[libvirt-test] libvirtd still runs: leaving $(tr '\n' ' ' <"$RUN/host-created")"
+		return 0
+	fi
+	tac "$RUN/host-created" | while read -r what name; do
+		case $what in
+		user) userdel "$name" && echo "[libvirt-test] removed user $name (created by up)" ;;
+		group) groupdel "$name" && echo "[libvirt-test] removed group $name (created by up)" ;;
+		dir) rm -rf "$name" && echo "[libvirt-test] removed $name (created by up)" ;;
+		esac
+	done
+}
 # shellcheck disable=SC2317 # a trap
 cleanup() {
 	[ "$down_done" = 1 ] || "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down || true
+	restore_host || true
 }
 trap cleanup EXIT
 trap 'exit 143' TERM
@@ -79,6 +111,35 @@ check "$([ $rc = 0 ] && echo 1 || echo 0)" "up ($rc) in $(($(date +%s) - t0)) s"
 if [ $rc = 0 ]; then
 	check "$(yes_if running "$PREFIX-west")" "$PREFIX-west running"
 	check "$(yes_if running "$PREFIX-east")" "$PREFIX-east running"
+	# QEMU as libvirt's default user, joined through the socket.
+	qemu_pids=""
+	want_uid=$(id -u libvirt-qemu 2>/dev/null || echo none)
+	for g in west east; do
+		qp=$(cat "/run/libvirt/qemu/$PREFIX-$g.pid" 2>/dev/null || true)
+		uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$qp/status" 2>/dev/null || true)
+		qemu_pids="$qemu_pids $qp"
+		check "$([ -n "$qp" ] && [ "$uids" = "$want_uid $want_uid $want_uid $want_uid" ] && echo 1 || echo 0)" \
+			"QEMU of $PREFIX-$g (pid ${qp:-?}) runs as libvirt-qemu (uid $want_uid; real, effective, saved, fs: ${uids:-?})"
+	done
+	sock=$RUN/sock/ivlinkd.sock
+	check "$([ "$(stat -c '%G %a' "$sock" 2>/dev/null)" = "libvirt-qemu 660" ] && echo 1 || echo 0)" \
+		"ivlinkd's socket is group libvirt-qemu, mode 0660 ($(stat -c '%U:%G %a' "$sock" 2>/dev/null))"
+	"$BUILD/host-daemon/ivlinkctl" status --json --socket "$sock" >"$RUN/status.json" 2>&1 || true
+	python3 - "$RUN/status.json" "$qemu_pids" <<'PY' || fail=1
+import json, sys
+want = sorted(int(p) for p in sys.argv[2].split())
+try:
+    j = json.load(open(sys.argv[1]))
+except ValueError as e:
+    print("[libvirt-test] FAIL: ivlinkctl status --json: %s: %s" % (e, open(sys.argv[1]).read()[:400]))
+    sys.exit(1)
+up = [p for p in j["peers"] if p["state"] == "up"]
+pids = sorted(p["pid"] for p in up)
+ok = len(up) == 2 and pids == want
+print("[libvirt-test] %s: ivlinkctl status --json: %d peers UP, pids %s (QEMU pids %s)"
+      % ("ok" if ok else "FAIL", len(up), pids, want))
+sys.exit(0 if ok else 1)
+PY
 	rc2=0
 	"$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" up >/dev/null 2>&1 || rc2=$?
 	check "$([ $rc2 = 0 ] && echo 1 || echo 0)" "a second up is a no-op ($rc2)"
@@ -136,5 +197,8 @@ fi
 rc=0
 "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down >/dev/null 2>&1 || rc=$?
 check "$([ $rc = 0 ] && echo 1 || echo 0)" "a second down is a no-op ($rc)"
+check "$([ "$(conf_sum)" = "$pre_conf" ] && echo 1 || echo 0)" \
+	"/etc/libvirt/qemu.conf unchanged ($pre_conf)"
+restore_host
 echo "[libvirt-test] $([ $fail = 0 ] && echo passed || echo FAILED) in $(($(date +%s) - t0)) s"
 exit $fail
