@@ -21,6 +21,7 @@
  * checked on the fd a client receives.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -277,16 +278,24 @@ static void memfd_is_sealed(const char *ivlinkd)
 	struct ivl_endpoint *ep;
 	struct ivl_region rg;
 	char self[64], path[320];
+	struct dirent *de;
+	DIR *dir;
 	int fd, found = 0;
 
 	rel_daemon_start(&d, ivlinkd, "memfd.sock", extra, 0);
 	ep = rel_open(&d, "sealed", 0);
 	REL_CHECK(rel_guard_region(&rg) == 0, "memfd: no region mapping");
-	/* Find the region fd this process holds (libivlink keeps it). */
-	for (fd = 3; fd < 1024 && !found; fd++) {
+	/* Find the region fd this process holds (libivlink keeps it, high:
+	 * guest-lib/fd_high.c). */
+	dir = opendir("/proc/self/fd");
+	REL_CHECK(dir, "opendir /proc/self/fd: %s", strerror(errno));
+	while (!found && (de = readdir(dir)) != NULL) {
 		struct stat st;
 		ssize_t n;
 
+		if (de->d_name[0] == '.')
+			continue;
+		fd = atoi(de->d_name);
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
 		n = readlink(self, path, sizeof(path) - 1);
 		if (n <= 0)
@@ -299,6 +308,7 @@ static void memfd_is_sealed(const char *ivlinkd)
 			  "memfd: ftruncate was not refused by a seal (%s)", strerror(errno));
 		found = 1;
 	}
+	closedir(dir);
 	REL_CHECK(found, "memfd: the region fd is not among this process's fds");
 	ivl_endpoint_close(ep);
 	rel_daemon_stop(&d, SIGTERM);
