@@ -680,6 +680,7 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	if (REAL(connect)(c->fd, sa, len) == 0) {
 		c->deadline_ns = shim_now_ns() + shim_cfg.accept_timeout_ns;
 		set_state(c, SS_CLI_PENDING);
+		shim_progress_kick();
 		return 0;
 	}
 	rc = -errno;
@@ -716,6 +717,7 @@ int shim_connecting_check(struct shim_conn *c, int consumed_error)
 		c->deadline_ns = shim_now_ns() + shim_cfg.accept_timeout_ns;
 		set_state(c, SS_CLI_PENDING);
 		st = SS_CLI_PENDING;
+		shim_progress_kick();
 		SHIM_DBG("fd %d: connected, waiting for the server's answer", c->fd);
 	} else {
 		close_half(c);
@@ -1121,6 +1123,7 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	ensure_kick(c, m.remote_rx_vector);
 	set_state(c, SS_SRV_PENDING);
 	shim_active_add(c);
+	shim_progress_kick();
 	poke(sep, pr.peer);
 	SHIM_DBG("fd %d: accepted %s from peer %u, waiting for confirmation", nfd, pr.name,
 		 pr.peer);

@@ -834,6 +834,125 @@ void shim_ep_process_all(void)
 	free(v);
 }
 
+/* ------------------------------------------------------------ progress */
+
+/*
+ * A pending rendezvous (a connect in progress, a proposal or an accept
+ * waiting for the other side's answer) moves on in this process's socket
+ * calls. A program that writes and then makes no socket call for a while
+ * (it computes, sleeps, or waits on something the shim does not see)
+ * used to hold its bytes back until its next call, seconds later, where
+ * TCP delivers them at once. So while any connection of the process is
+ * pending, a helper thread moves it on: every 50 us at first, backing off
+ * to 1 ms, and it sleeps on a condition variable as soon as nothing is
+ * pending. It only calls shim_progress(), which any thread of a program
+ * may call at any time; it blocks every signal, so the program's handlers
+ * never run on it.
+ */
+static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t prog_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t prog_thread;
+static int prog_running, prog_stop, prog_kicked;
+
+/* What the thread moves on: an answer awaited. Not a connect in progress
+ * (SS_CONNECTING): the thread that called connect() owns that transition
+ * and the program learns of it by a call of its own anyway. */
+static int pending(int st)
+{
+	return st == SS_CLI_PENDING || st == SS_SRV_PENDING;
+}
+
+static int get_state_of(struct shim_conn *c)
+{
+	return __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+}
+
+/* Moves every pending connection on; returns how many are still pending. */
+static int progress_pending(void)
+{
+	struct shim_conn **v;
+	int n = active_snapshot(&v), left = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (pending(get_state_of(v[i]))) {
+			shim_progress(v[i]);
+			left += pending(get_state_of(v[i]));
+		}
+		shim_put(&v[i]->o);
+	}
+	free(v);
+	return left;
+}
+
+static void *prog_main(void *arg)
+{
+	long interval_ns = 50000;
+
+	(void)arg;
+	shim_thread_init();
+	pthread_mutex_lock(&prog_lock);
+	while (!prog_stop) {
+		int left;
+
+		prog_kicked = 0;
+		pthread_mutex_unlock(&prog_lock);
+		left = progress_pending();
+		pthread_mutex_lock(&prog_lock);
+		if (prog_stop)
+			break;
+		if (!left) {
+			interval_ns = 50000;
+			while (!prog_kicked && !prog_stop)
+				pthread_cond_wait(&prog_cond, &prog_lock);
+			continue;
+		}
+		if (prog_kicked) {
+			interval_ns = 50000;
+			continue;
+		}
+		pthread_mutex_unlock(&prog_lock);
+		nanosleep(&(struct timespec){0, interval_ns}, NULL);
+		if (interval_ns < 1000000)
+			interval_ns *= 2;
+		pthread_mutex_lock(&prog_lock);
+	}
+	pthread_mutex_unlock(&prog_lock);
+	return NULL;
+}
+
+void shim_progress_kick(void)
+{
+	pthread_mutex_lock(&prog_lock);
+	prog_kicked = 1;
+	if (!prog_running && !prog_stop) {
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		prog_running = pthread_create(&prog_thread, NULL, prog_main, NULL) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (!prog_running)
+			SHIM_DBG("no progress thread: %s; pending connections move in socket calls",
+				 strerror(errno));
+	}
+	pthread_cond_signal(&prog_cond);
+	pthread_mutex_unlock(&prog_lock);
+}
+
+static void progress_stop(void)
+{
+	int running;
+
+	pthread_mutex_lock(&prog_lock);
+	prog_stop = 1;
+	running = prog_running;
+	pthread_cond_signal(&prog_cond);
+	pthread_mutex_unlock(&prog_lock);
+	if (running && !pthread_equal(pthread_self(), prog_thread))
+		pthread_join(prog_thread, NULL);
+	prog_running = 0;
+}
+
 /*
  * At exit: close every connection as close() would, so that the remotes
  * read our last bytes and then EOF rather than a reset. Nothing waits for
@@ -843,7 +962,10 @@ void shim_ep_process_all(void)
 __attribute__((destructor)) static void shim_fini(void)
 {
 	struct shim_conn **v;
-	int n = active_snapshot(&v);
+	int n;
+
+	progress_stop();
+	n = active_snapshot(&v);
 
 	for (int i = 0; i < n; i++) {
 		shim_conn_last_close(v[i]);
@@ -892,6 +1014,11 @@ void shim_fork_parent(int failed)
 
 void shim_fork_child(void)
 {
+	/* The progress thread is the parent's; ours starts with our next
+	 * pending connection. */
+	pthread_mutex_init(&prog_lock, NULL);
+	pthread_cond_init(&prog_cond, NULL);
+	prog_running = prog_kicked = 0;
 	pthread_mutex_init(&shim_active_lock, NULL);
 	pthread_mutex_init(&ep_lock, NULL);
 	pthread_mutex_init(&shim_reg_lock, NULL);

@@ -25,6 +25,9 @@
  * Only the client decides (CAS on its proposal's rdv word), so the two ends
  * can never disagree: the server reads the client's ring only after it saw
  * CONFIRMED, and a withdrawing side replays everything its peer never read.
+ * The pending states move on in the process's socket calls and, so that a
+ * program that writes and then makes no call is not held back, in a
+ * progress thread that runs only while a connection is pending (core.c).
  *
  * Close, exit and a remote that left
  * ----------------------------------
@@ -344,6 +347,10 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len);
 int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock);
 int shim_connecting_check(struct shim_conn *c, int consumed_error);
 void shim_progress(struct shim_conn *c);
+/* A connection became pending (SS_CLI_PENDING, SS_SRV_PENDING): the
+ * progress thread (core.c) moves it on even if the program makes no
+ * further socket call. */
+void shim_progress_kick(void);
 ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov, int cnt, int flags);
 ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov, int cnt, int flags);
 int shim_shutdown(struct shim_conn *c, int how);
