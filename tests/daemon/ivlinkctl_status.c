@@ -2,8 +2,10 @@
 /*
  * ivlinkctl status against a live ivlinkd with two raw peers joined and one
  * channel between them carrying data: the text output names both peers and
- * the channel, --json parses (python3) and carries the same numbers, --shm
- * reads the region without the daemon, and ivlinkctl never writes it.
+ * the channel, --json parses (python3) and carries the same numbers, without
+ * an option it asks the daemon $IVLINK_ENDPOINT names (host:PATH or PATH;
+ * --socket wins), --shm reads the region without the daemon, and ivlinkctl
+ * never writes it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -139,6 +141,29 @@ int main(void)
 		DT_EXPECT(system(py) == 0, "JSON check failed: %s", out);
 	} else {
 		printf("python3 not found: JSON not validated\n");
+	}
+
+	/* No option: the daemon of $IVLINK_ENDPOINT, in its host:PATH and
+	 * bare PATH forms (as the library reads it), the same region. */
+	snprintf(args, sizeof(args), "status --json");
+	{
+		char ep[300];
+
+		snprintf(ep, sizeof(ep), "host:%s", dt_path("sock"));
+		setenv("IVLINK_ENDPOINT", ep, 1);
+		DT_EXPECT(run(args, dt_path("out3.json"), out, sizeof(out)) == 0,
+			  "ivlinkctl with IVLINK_ENDPOINT=%s failed", ep);
+		DT_CHECK(strstr(out, "\"west\"") && strstr(out, "\"east\""));
+		setenv("IVLINK_ENDPOINT", dt_path("sock"), 1);
+		DT_EXPECT(run(args, dt_path("out3.json"), out, sizeof(out)) == 0,
+			  "ivlinkctl with IVLINK_ENDPOINT=%s failed", dt_path("sock"));
+		DT_CHECK(strstr(out, "\"west\"") && strstr(out, "\"east\""));
+		/* An option wins over the variable. */
+		setenv("IVLINK_ENDPOINT", "host:/nonexistent/sock", 1);
+		snprintf(args, sizeof(args), "status --json --socket %s", dt_path("sock"));
+		DT_CHECK(run(args, dt_path("out3.json"), out, sizeof(out)) == 0);
+		DT_CHECK(run("status", dt_path("e"), out, sizeof(out)) == 1);
+		unsetenv("IVLINK_ENDPOINT");
 	}
 
 	/* --shm: no daemon needed, same peers. */
