@@ -225,6 +225,24 @@ int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, s
 	return rc;
 }
 
+int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
+		      struct ivl__kick *k, int64_t timeout_ns)
+{
+	int64_t deadline = ivl__now_mono_ns() + timeout_ns;
+	int rc;
+
+	while ((rc = ivl__ep_kick_open(ep, peer, vector, k)) == -EAGAIN) {
+		struct pollfd p = {.fd = ep->ctl_fd, .events = POLLIN};
+
+		/* Only a daemon connection we read can still bring them. */
+		if (!ep->ops->process || ep->ctl_lost || ep->ctl_fd < 0 ||
+		    ivl__now_mono_ns() >= deadline)
+			break;
+		poll(&p, 1, 1);
+	}
+	return rc;
+}
+
 void ivl__ep_link(struct ivl_endpoint *ep, struct ivl_channel *ch)
 {
 	pthread_mutex_lock(&ep->lock);

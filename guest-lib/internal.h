@@ -151,8 +151,21 @@ int ivl__vwait_block(struct ivl_endpoint *ep, uint32_t v, uint32_t snap, int64_t
 /* Opens a kick handle for (peer, vector), processing daemon messages as
  * needed. Returns 0, -EAGAIN, or -errno. */
 int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, struct ivl__kick *k);
+/* ivl__ep_kick_open(), waiting up to timeout_ns for a peer's doorbells that
+ * are on their way (its join message not yet read from the daemon); at once
+ * -EAGAIN if no daemon connection of ours can bring them. */
+int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
+		      struct ivl__kick *k, int64_t timeout_ns);
 /* Runs the backend's process() if no other thread does. */
 void ivl__ep_try_process(struct ivl_endpoint *ep);
+/*
+ * In a child after fork: ivl_endpoint_fd() becomes a set of the child's
+ * own over the vector eventfds only. The inherited set is shared with the
+ * parent and holds the daemon connection, which only the parent reads:
+ * readable whenever a peer joins or leaves, it kept every forked worker
+ * of a pre-fork server (nginx) spinning. Returns 0 or -errno.
+ */
+int ivl__ep_fork_child(struct ivl_endpoint *ep);
 
 void ivl__ep_link(struct ivl_endpoint *ep, struct ivl_channel *ch);
 void ivl__ep_unlink(struct ivl_endpoint *ep, struct ivl_channel *ch);

@@ -189,7 +189,10 @@ static int peer_vouched(struct shim_ep *sep, uint32_t peer)
 
 	if (!e || (__atomic_load_n(&e->daemon_flags, __ATOMIC_ACQUIRE) & IVL_PEER_F_STALE))
 		return 0;
-	if (ivl__ep_kick_open(sep->ep, peer, IVL_CTRL_VECTOR, &k) < 0)
+	/* A peer that just joined: its doorbells may still be in our daemon
+	 * socket (the daemon tells everyone, we may read it later than the
+	 * peer connects). 100 ms at most, and only if we read that socket. */
+	if (ivl__ep_kick_wait(sep->ep, peer, IVL_CTRL_VECTOR, &k, 100000000LL) < 0)
 		return 0;
 	sep->ep->ops->kick_close(&k);
 	return 1;
