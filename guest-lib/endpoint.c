@@ -356,6 +356,27 @@ static void write_self_entry(struct ivl_endpoint *ep, const char *name, uint32_t
 	__atomic_store_n(&e->self_epoch, ep->self_epoch, __ATOMIC_RELEASE);
 }
 
+/* A new epoll set over our own vector eventfds (data: the vector), the fd
+ * ivl_endpoint_fd() returns; the control fd is added by the caller. */
+static int vectors_epoll(struct ivl_endpoint *ep)
+{
+	int fd = ivl__fd_high(epoll_create1(EPOLL_CLOEXEC));
+
+	if (fd < 0)
+		return -errno;
+	for (uint32_t v = 0; v < ep->n_vectors; v++) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = v};
+
+		if (epoll_ctl(fd, EPOLL_CTL_ADD, ep->vfd[v], &ev) < 0) {
+			int rc = -errno;
+
+			close(fd);
+			return rc;
+		}
+	}
+	return fd;
+}
+
 int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts *opts)
 {
 	static const struct ivl_endpoint_opts defaults;
@@ -452,18 +473,11 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 		goto err_vw;
 	}
 
-	ep->epfd = ivl__fd_high(epoll_create1(EPOLL_CLOEXEC));
+	ep->epfd = vectors_epoll(ep);
 	if (ep->epfd < 0) {
-		rc = -errno;
+		rc = ep->epfd;
+		ep->epfd = -1;
 		goto err_lock;
-	}
-	for (uint32_t v = 0; v < ep->n_vectors; v++) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = v};
-
-		if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->vfd[v], &ev) < 0) {
-			rc = -errno;
-			goto err_epoll;
-		}
 	}
 	if (ep->ctl_fd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
@@ -586,6 +600,19 @@ uint32_t ivl__ep_pick_vector(struct ivl_endpoint *ep, uint32_t slot)
 int ivl_endpoint_fd(struct ivl_endpoint *ep)
 {
 	return ep->epfd;
+}
+
+int ivl__ep_fork_child(struct ivl_endpoint *ep)
+{
+	int fd = vectors_epoll(ep);
+
+	if (fd < 0)
+		return fd;
+	/* The inherited set is the parent's too (one open file description):
+	 * closing our copy leaves it to the parent. */
+	close(ep->epfd);
+	ep->epfd = fd;
+	return 0;
 }
 
 /*

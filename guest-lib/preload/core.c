@@ -1037,6 +1037,9 @@ void shim_fork_child(void)
 			s->inherited = 1;
 		}
 		pthread_mutex_init(&s->ep->lock, NULL);
+		/* Wait on the doorbells only, never on the parent's daemon
+		 * connection (it would wake us for ever). */
+		ivl__ep_fork_child(s->ep);
 	}
 	g_own = NULL;
 	g_attach_retry_ns = 0;
