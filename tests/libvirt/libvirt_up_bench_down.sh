@@ -60,7 +60,7 @@ restore_host() {
 	local what name
 	[ "$restored" = 0 ] && [ -f "$RUN/host-created" ] || return 0
 	restored=1
-	if running_named libvirtd; then
+	if [ -n "$(libvirtd_here)" ]; then
 		echo "[libvirt-test] libvirtd still runs: leaving $(tr '\n' ' ' <"$RUN/host-created")"
 		return 0
 	fi
@@ -86,15 +86,16 @@ check() { # ok message
 	if [ "$1" = 1 ]; then echo "[libvirt-test] ok: $2"; else echo "[libvirt-test] FAIL: $2"; fail=1; fi
 }
 yes_if() { "$@" >/dev/null 2>&1 && echo 1 || echo 0; }
-# running_named NAME: a process whose command name is NAME runs (from /proc:
-# minimal systems have no procps, and a missing pgrep must not read as "no
-# libvirtd").
-running_named() {
-	local c
-	for c in /proc/[0-9]*/comm; do
-		[ "$(cat "$c" 2>/dev/null)" = "$1" ] && return 0
-	done
-	return 1
+# libvirtd_here: the pid of the libvirtd of this root (its /run/libvirtd.pid,
+# alive and really libvirtd), or nothing. Not a match by name: the pid
+# namespace can hold another root's libvirtd (in scripts/fresh-check's
+# chroot, the host's), and minimal systems have no pgrep.
+is_libvirtd() { [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = libvirtd ]; }
+libvirtd_here() {
+	local p
+	p=$(cat /run/libvirtd.pid 2>/dev/null || true)
+	is_libvirtd "$p" && echo "$p"
+	return 0
 }
 # Persistent definitions live here whether libvirtd runs or not.
 # shellcheck disable=SC2317 # called through yes_if
@@ -103,7 +104,7 @@ undefined() { [ ! -e "/etc/libvirt/qemu/$1.xml" ]; }
 running() { [ "$(virsh -q -c qemu:///system domstate "$1" 2>/dev/null)" = running ]; }
 
 # Whether libvirtd ran before: down must then leave it running.
-pre_libvirtd=$(yes_if running_named libvirtd)
+pre_libvirtd=$(libvirtd_here)
 
 rc=0
 "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" up || rc=$?
@@ -182,6 +183,8 @@ sys.exit(1 if bad else 0)
 PY
 fi
 
+# The libvirtd up started (down forgets it).
+up_libvirtd=$(cat "$RUN/libvirtd.started" 2>/dev/null || true)
 rc=0
 "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down || rc=$?
 down_done=1
@@ -189,10 +192,11 @@ check "$([ $rc = 0 ] && echo 1 || echo 0)" "down ($rc)"
 check "$(yes_if undefined "$PREFIX-west")" "$PREFIX-west undefined"
 check "$(yes_if undefined "$PREFIX-east")" "$PREFIX-east undefined"
 check "$(yes_if test ! -e "$RUN/ivlinkd.pid")" "ivlinkd stopped"
-if [ "$pre_libvirtd" = 0 ]; then
-	check "$(yes_if test "$(yes_if running_named libvirtd)" = 0)" "libvirtd (started by up) stopped"
+if [ -z "$pre_libvirtd" ]; then
+	check "$([ -n "$up_libvirtd" ] && ! is_libvirtd "$up_libvirtd" && [ -z "$(libvirtd_here)" ] &&
+		echo 1 || echo 0)" "libvirtd (started by up, pid ${up_libvirtd:-none recorded}) stopped"
 else
-	check "$(yes_if running_named libvirtd)" "libvirtd (not ours) left running"
+	check "$(yes_if is_libvirtd "$pre_libvirtd")" "libvirtd (not ours, pid $pre_libvirtd) left running"
 fi
 rc=0
 "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down >/dev/null 2>&1 || rc=$?
