@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "sd_daemon.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -139,6 +140,12 @@ static const char usage_text[] =
     "    SIGHUP            logged and ignored (nothing to reload).\n"
     "    SIGPIPE           ignored (failed sends drop the client).\n"
     "\n"
+    "ENVIRONMENT\n"
+    "    NOTIFY_SOCKET     systemd's notification socket (Type=notify): READY=1 once\n"
+    "                      both sockets listen, STOPPING=1 at shutdown\n"
+    "    JOURNAL_STREAM    when it names stderr, log lines start with their syslog\n"
+    "                      priority (<3> error ... <7> debug) for the journal\n"
+    "\n"
     "FILES\n"
     "    " IVL_SERVER_DEFAULT_SOCKET "       default ivshmem socket\n"
     "    SOCKET.ctl                status socket (ivlinkctl status)\n"
@@ -170,6 +177,10 @@ static const char usage_text[] =
 
 struct logger {
 	int use_syslog;
+	/* stderr is systemd's journal stream: each line starts with its
+	 * syslog priority ("<3>"), which the journal strips and keeps as
+	 * PRIORITY=, and the journal adds the name and pid itself. */
+	int journal;
 	enum ivl_log_level max;
 	int startup_fd; /* daemon start-up: errors also go to the parent */
 };
@@ -187,8 +198,30 @@ static void log_cb(void *ctx, enum ivl_log_level level, const char *msg)
 		return;
 	if (lg->use_syslog)
 		syslog(prio[level], "%s", msg);
+	else if (lg->journal)
+		fprintf(stderr, "<%d>%s: %s\n", prio[level], level_names[level], msg);
 	else
 		fprintf(stderr, "ivlinkd[%d]: %s: %s\n", (int)getpid(), level_names[level], msg);
+}
+
+/* Tells systemd (sd_notify protocol) fmt; a failure is logged as a
+ * warning, as the daemon works without it. */
+static void notify(struct logger *lg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void notify(struct logger *lg, const char *fmt, ...)
+{
+	char state[512], msg[600];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(state, sizeof(state), fmt, ap);
+	va_end(ap);
+	rc = ivl__sd_notify(state);
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "cannot notify $NOTIFY_SOCKET: %s", strerror(-rc));
+		log_cb(lg, IVL_LOG_WARN, msg);
+	}
 }
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -558,12 +591,13 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	struct args a;
 	sigset_t set;
-	int sfd = -1, rc, ret = 1, pid_written = 0;
+	int sfd = -1, rc, ret = 1, pid_written = 0, notified = 0;
 
 	memset(&a, 0, sizeof(a));
 	parse_args(&a, argc, argv);
 	lg.max = a.level;
 	lg.use_syslog = a.log_set == 2 || (a.log_set == 0 && !a.foreground);
+	lg.journal = !lg.use_syslog && ivl__journal_stream_is(STDERR_FILENO);
 	a.cfg.log = log_cb;
 	a.cfg.log_ctx = &lg;
 
@@ -617,6 +651,10 @@ int main(int argc, char **argv)
 		lg.startup_fd = -1;
 		stdio_to_null();
 	}
+	/* Type=notify: both sockets listen now (ivl_server_start), so a unit
+	 * ordered after ivlinkd.service finds the socket accepting. */
+	notify(&lg, "READY=1\nSTATUS=serving %s", a.cfg.socket_path);
+	notified = 1;
 
 	for (;;) {
 		rc = ivl_server_run(srv, sfd);
@@ -635,6 +673,8 @@ int main(int argc, char **argv)
 	}
 	ret = rc < 0 ? 1 : 0;
 out:
+	if (notified)
+		notify(&lg, "STOPPING=1\nSTATUS=%s", ret ? "event loop failed" : "shutting down");
 	ivl_server_close(srv);
 	if (pid_written)
 		unlink(a.pidfile);
