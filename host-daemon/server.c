@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,17 @@ struct ivl_server {
 		uint64_t quiet;	  /* refused and not logged since last_ns */
 	} refusals[16];
 	uint64_t guard_faults; /* region guard faults already reported */
+	/* Counters since start or since the last "reset-stats" request
+	 * (ivlinkctl stats [--reset]). The absolute counters above stay as
+	 * they are: the status shows both. */
+	struct ivl_server_stats {
+		uint64_t since_real_ns;
+		uint64_t resets; /* never reset itself */
+		uint64_t joins, leaves;
+		uint64_t refused_acl, refused_full, refused_status;
+		uint64_t queue_kills; /* peers dropped: their output queue was full */
+		uint64_t shrinks;
+	} stats;
 
 	int listen_fd, status_fd, epfd, spare_fd;
 	struct stat listen_st, status_st; /* to remove only our own sockets */
@@ -917,6 +929,7 @@ int ivl_server_start(struct ivl_server *s)
 	int rc;
 
 	s->start_mono_ns = now_ns(CLOCK_MONOTONIC);
+	s->stats.since_real_ns = now_ns(CLOCK_REALTIME);
 	rc = open_region(s);
 	if (rc < 0)
 		return rc;
@@ -1023,6 +1036,7 @@ static void enqueue(struct ivl_server *s, struct client *c, int64_t val, struct 
 	if (c->dead)
 		return;
 	if (c->q_len >= s->queue_limit) {
+		s->stats.queue_kills++;
 		mark_dead(c, 0, "output queue full (%u messages): the client does not read",
 			  c->q_len);
 		return;
@@ -1297,6 +1311,7 @@ static void peer_join(struct ivl_server *s, int fd)
 	if (get_cred(s, fd, &cr) < 0)
 		goto err_close;
 	if (!allowed(s, &cr)) {
+		s->stats.refused_acl++;
 		refused(s, &s->refused_acl, &cr, "client", "not in the allow-list");
 		goto err_close;
 	}
@@ -1308,6 +1323,7 @@ static void peer_join(struct ivl_server *s, int fd)
 			 "all %u peer ids in use (%u connected, %u stale; see --max-peers, "
 			 "--reclaim-stale)",
 			 s->rg.hdr.max_peers, s->n_peers, stale);
+		s->stats.refused_full++;
 		refused(s, &s->refused_full, &cr, "client", why);
 		goto err_close;
 	}
@@ -1352,6 +1368,7 @@ static void peer_join(struct ivl_server *s, int fd)
 	c->epoch = (uint32_t)ep;
 	s->peers[id] = c;
 	s->n_peers++;
+	s->stats.joins++;
 	c->next = s->clients;
 	s->clients = c;
 
@@ -1399,6 +1416,7 @@ static void peer_leave(struct ivl_server *s, struct client *c)
 	 * stop trusting it once they have read what is there. */
 	s->peers[c->id] = NULL;
 	s->n_peers--;
+	s->stats.leaves++;
 	for (uint32_t o = 0; o < s->rg.hdr.max_peers; o++) {
 		struct client *p = s->peers[o];
 
@@ -1440,6 +1458,7 @@ static void check_region(struct ivl_server *s, int changed)
 		s->own_truncs++;
 	}
 	s->shrinks++;
+	s->stats.shrinks++;
 	if (memcmp(s->base, &s->rg.hdr, sizeof(s->rg.hdr)))
 		memcpy(s->base, &s->rg.hdr, sizeof(s->rg.hdr));
 	slog(s, IVL_LOG_ERROR,
@@ -1506,6 +1525,49 @@ static void reap(struct ivl_server *s)
 
 /* ---------------------------------------------------------------- status */
 
+/*
+ * The status protocol. A status client connects; the daemon sends one text
+ * reply, "ivlinkd-status 1\n" then one record per line ("daemon", "socket",
+ * "region", "stats", "client" ..., "end"), the first byte carrying a
+ * read-only fd of the region, and closes. Readers skip lines they do not
+ * know, so a line added later (as "stats" was) breaks no older ivlinkctl.
+ *
+ * A client asks for more with the name it binds its own socket to before
+ * connecting, which ivlinkd learns from accept() together with the
+ * connection: the abstract name "\0" STATUS_REQ_PREFIX "REQUEST/anything"
+ * (ivlinkctl adds its pid and a counter, so that two clients never collide).
+ * The one request is "reset-stats": the "stats" counters are reset before
+ * the reply is built, and the reply carries a "reset-stats ok" line after the
+ * header. Carried with the connection, a request is never late and costs no
+ * wait: ivlinkd need not read from status clients (it never did), and an
+ * older ivlinkctl, which binds no name, is served exactly as before. An
+ * older ivlinkd ignores the name: its reply has no "stats" line, which tells
+ * the new client that it cannot reset. Only clients that pass the
+ * allow-list get this far, as for the status itself.
+ */
+#define STATUS_REQ_PREFIX "ivlink-status-req/"
+
+/* The request a new status client's bound name carries: 1 for
+ * "reset-stats", 0 for none (or one we do not know, which is ignored). */
+static int status_request(const struct sockaddr_un *a, socklen_t alen)
+{
+	static const char want[] = STATUS_REQ_PREFIX "reset-stats/";
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+
+	return alen >= off + 1 + sizeof(want) - 1 && a->sun_path[0] == '\0' &&
+	       memcmp(a->sun_path + 1, want, sizeof(want) - 1) == 0;
+}
+
+static void stats_reset(struct ivl_server *s, const struct ucred *cr)
+{
+	uint64_t resets = s->stats.resets + 1;
+
+	memset(&s->stats, 0, sizeof(s->stats));
+	s->stats.resets = resets;
+	s->stats.since_real_ns = now_ns(CLOCK_REALTIME);
+	slog(s, IVL_LOG_INFO, "statistics reset by pid %d uid %u", (int)cr->pid, (unsigned)cr->uid);
+}
+
 static int sb_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -1543,7 +1605,7 @@ static void line_safe(char *dst, size_t len, const char *src)
 	dst[i] = '\0';
 }
 
-static int build_status(struct ivl_server *s, struct client *sc)
+static int build_status(struct ivl_server *s, struct client *sc, int reset_done)
 {
 	size_t cap = 1024, len = 0;
 	char *b = malloc(cap);
@@ -1555,6 +1617,8 @@ static int build_status(struct ivl_server *s, struct client *sc)
 		return -ENOMEM;
 	b[0] = '\0';
 	rc |= sb_printf(&b, &len, &cap, "ivlinkd-status 1\n");
+	if (reset_done)
+		rc |= sb_printf(&b, &len, &cap, "reset-stats ok\n");
 	rc |=
 	    sb_printf(&b, &len, &cap,
 		      "daemon pid=%d version=" IVL_VERSION " gen=%" PRIu64 " uptime_s=%" PRIu64
@@ -1570,6 +1634,13 @@ static int build_status(struct ivl_server *s, struct client *sc)
 			"region kind=%s size=%" PRIu64 " reattached=%d sealed=%d shrinks=%" PRIu64
 			" file=%s\n",
 			s->kind, s->rg.hdr.region_size, s->reattached, s->sealed, s->shrinks, path);
+	rc |= sb_printf(&b, &len, &cap,
+			"stats since_unix=%" PRIu64 " resets=%" PRIu64 " joins=%" PRIu64
+			" leaves=%" PRIu64 " refused_acl=%" PRIu64 " refused_full=%" PRIu64
+			" refused_status=%" PRIu64 " queue_kills=%" PRIu64 " shrinks=%" PRIu64 "\n",
+			s->stats.since_real_ns / 1000000000u, s->stats.resets, s->stats.joins,
+			s->stats.leaves, s->stats.refused_acl, s->stats.refused_full,
+			s->stats.refused_status, s->stats.queue_kills, s->stats.shrinks);
 	for (uint32_t id = 0; id < s->rg.hdr.max_peers; id++) {
 		struct client *c = s->peers[id];
 
@@ -1600,21 +1671,27 @@ static int build_status(struct ivl_server *s, struct client *sc)
 	return 0;
 }
 
-static void status_accept(struct ivl_server *s, int fd)
+static void status_accept(struct ivl_server *s, int fd, const struct sockaddr_un *a, socklen_t alen)
 {
 	struct ucred cr;
 	struct client *c;
+	int reset = 0;
 
 	if (get_cred(s, fd, &cr) < 0)
 		goto err_close;
 	if (!allowed(s, &cr)) {
+		s->stats.refused_status++;
 		refused(s, &s->refused_status, &cr, "status client", "not in the allow-list");
 		goto err_close;
 	}
 	c = client_new(EP_STATUS, fd, &cr);
 	if (!c)
 		goto err_close;
-	if (build_status(s, c) < 0 || ep_add(s, fd, 0, c) < 0) {
+	if (status_request(a, alen)) {
+		stats_reset(s, &cr);
+		reset = 1;
+	}
+	if (build_status(s, c, reset) < 0 || ep_add(s, fd, 0, c) < 0) {
 		slog(s, IVL_LOG_ERROR, "cannot serve status client pid %d", (int)cr.pid);
 		c->fd = -1;
 		client_free(c);
@@ -1634,7 +1711,9 @@ err_close:
 static void do_accept(struct ivl_server *s, int lfd, int status)
 {
 	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_un a;
+		socklen_t alen = sizeof(a);
+		int fd = accept4(lfd, (struct sockaddr *)&a, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -1655,7 +1734,7 @@ static void do_accept(struct ivl_server *s, int lfd, int status)
 			return;
 		}
 		if (status)
-			status_accept(s, fd);
+			status_accept(s, fd, &a, alen);
 		else
 			peer_join(s, fd);
 	}
