@@ -15,7 +15,7 @@ BYTES=100000
 P=$(free_port)
 IVLINK_ACCEPT_TIMEOUT_MS=300 bg srv-late shim "$APPS_BIN/tcp_pair" server "$P" 1500
 SP=$LASTPID
-wait_listen "$P"
+wait_listen "$P" "$SP"
 out=$(IVLINK_ACCEPT_TIMEOUT_MS=300 timeout 30 "$IVLRUN" "$APPS_BIN/tcp_pair" client "$P" $BYTES) ||
 	fail "client (late accept): $out"
 wait "$SP" || fail "server (late accept) failed"
@@ -28,7 +28,7 @@ ref=$(echo "$out" | cut -d' ' -f3)
 P=$(free_port)
 bg srv-prompt shim "$APPS_BIN/tcp_pair" server "$P" 0
 SP=$LASTPID
-wait_listen "$P"
+wait_listen "$P" "$SP"
 acc0=$(shim_total accelerated)
 out=$(timeout 30 "$IVLRUN" "$APPS_BIN/tcp_pair" client "$P" $BYTES) || fail "client (prompt): $out"
 wait "$SP" || fail "server (prompt) failed"

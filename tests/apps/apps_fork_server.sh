@@ -15,7 +15,7 @@ PP=$(free_port)
 bg fork-shim shim socat "TCP-LISTEN:$PS,bind=127.0.0.1,reuseaddr,fork" PIPE
 FS=$LASTPID
 bg fork-plain socat "TCP-LISTEN:$PP,bind=127.0.0.1,reuseaddr,fork" PIPE
-wait_listen "$PS"
+wait_listen "$PS" "$FS"
 wait_listen "$PP"
 for i in 1 2 3 4; do
 	for mode in shim plain; do

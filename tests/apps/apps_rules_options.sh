@@ -19,7 +19,7 @@ pair() { # what port server-env client-env; sets SUM, the reply's checksum
 	local what=$1 P=$2 srv_env=$3 cli_env=$4 out
 	bg "srv-$what" shim env ${srv_env:+"$srv_env"} "$APPS_BIN/tcp_pair" server "$P" 0
 	local sp=$LASTPID
-	wait_listen "$P"
+	wait_listen "$P" "$sp"
 	out=$(env ${cli_env:+"$cli_env"} IVLINK_DEBUG=1 timeout 30 "$IVLRUN" \
 		"$APPS_BIN/tcp_pair" client "$P" $BYTES 2>"$T/$what.err") ||
 		fail "$what: client: $out $(cat "$T/$what.err")"

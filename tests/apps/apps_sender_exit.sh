@@ -19,7 +19,7 @@ for how in exit _exit kill; do
 		bg "sink-$how-$mode" "${run[@]}" "$APPS_BIN/tcp_pair" sink "$P" 300
 		SP=$LASTPID
 		# Not wait_port: the sink takes one connection only.
-		wait_listen "$P"
+		wait_listen "$P" "$SP"
 		start=$(date +%s%N)
 		timeout 30 "${run[@]}" "$APPS_BIN/tcp_pair" send-exit "$P" $BYTES $how
 		rc=$?

@@ -14,7 +14,7 @@ for mode in shim plain; do
 	[ $mode = shim ] && run=("$IVLRUN")
 	bg "srv-$mode" "${run[@]}" socat -u "TCP-LISTEN:$P,bind=127.0.0.1,reuseaddr" "OPEN:$T/dst-$mode.bin,creat,trunc"
 	SP=$LASTPID
-	wait_listen "$P"
+	wait_listen "$P" "$SP"
 	start=$(date +%s.%N)
 	timeout 60 "${run[@]}" socat -u "OPEN:$T/src.bin" "TCP:127.0.0.1:$P" || fail "socat client ($mode)"
 	for _ in $(seq 200); do

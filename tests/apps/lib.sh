@@ -73,11 +73,15 @@ wait_port() {
 	fail "nothing listens on port $1"
 }
 
-# wait_listen PORT: until something listens on PORT (5 s), without
-# connecting: for servers that take one connection only.
+# wait_listen PORT [PID]: until something listens on PORT (5 s), without
+# connecting: for servers that take one connection only. With PID (the
+# server's), a server that exits first fails at once, saying so (its log,
+# e.g. "Address already in use", follows), not as a missing listener.
 wait_listen() {
 	for _ in $(seq 100); do
 		tcp_listening "$1" && return 0
+		[ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null &&
+			fail "the server (pid $2) exited before it listened on $1"
 		sleep 0.05
 	done
 	fail "no listener on $1"
