@@ -846,8 +846,8 @@ void shim_ep_process_all(void)
  * pending, a helper thread moves it on: every 50 us at first, backing off
  * to 1 ms, and it sleeps on a condition variable as soon as nothing is
  * pending. It only calls shim_progress(), which any thread of a program
- * may call at any time; it blocks every signal, so the program's handlers
- * never run on it.
+ * may call at any time; it blocks every signal but the synchronous faults,
+ * so the program's handlers never run on it.
  */
 static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t prog_cond = PTHREAD_COND_INITIALIZER;
@@ -927,7 +927,16 @@ void shim_progress_kick(void)
 	if (!prog_running && !prog_stop) {
 		sigset_t all, old;
 
+		/* The program's asynchronous signals go to its own threads.
+		 * Faults stay deliverable: a blocked SIGBUS raised by an access
+		 * is forced to its default action by the kernel, and the region
+		 * guard (region_guard.c) must see a shrunk region's. */
 		sigfillset(&all);
+		sigdelset(&all, SIGBUS);
+		sigdelset(&all, SIGSEGV);
+		sigdelset(&all, SIGILL);
+		sigdelset(&all, SIGFPE);
+		sigdelset(&all, SIGTRAP);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		prog_running = pthread_create(&prog_thread, NULL, prog_main, NULL) == 0;
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
