@@ -202,17 +202,19 @@ static int map_region(struct ivl__backend *be, int fd)
 	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		return -errno;
-	rc = ivl_region_attach(&rg, base, (uint64_t)st.st_size);
-	if (rc < 0) {
-		ivl__logf(&be->log, IVL_LOG_ERROR, "region rejected: %s", strerror(-rc));
-		munmap(base, (size_t)st.st_size);
-		return rc;
-	}
 	/* Another member may shrink the file (named and hugetlbfs regions
-	 * cannot be sealed): the guard keeps that from killing us. */
+	 * cannot be sealed): the guard keeps that from killing us, from the
+	 * first read of the header on. */
 	rc = ivl__guard_add(base, (uint64_t)st.st_size, fd);
 	if (rc < 0)
 		ivl__logf(&be->log, IVL_LOG_WARN, "region guard: %s", strerror(-rc));
+	rc = ivl_region_attach(&rg, base, (uint64_t)st.st_size);
+	if (rc < 0) {
+		ivl__logf(&be->log, IVL_LOG_ERROR, "region rejected: %s", strerror(-rc));
+		ivl__guard_remove(base);
+		munmap(base, (size_t)st.st_size);
+		return rc;
+	}
 	be->region_fd = fd;
 	be->base = base;
 	be->size = (uint64_t)st.st_size;
