@@ -18,6 +18,22 @@
 
 #include <urcu/urcu-memb.h>
 
+/*
+ * Entry points that no header included here declares: glibc's fortified
+ * variants (_FORTIFY_SOURCE turns read() into __read_chk() in the
+ * program) and sendfile/sendfile64 (<sys/sendfile.h>, not included: its
+ * off64_t variant has this signature on every 64-bit target).
+ */
+SHIM_API ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+SHIM_API ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+SHIM_API ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+				struct sockaddr *from, socklen_t *fromlen);
+SHIM_API ssize_t sendfile(int out, int in, off_t *off, size_t count);
+SHIM_API ssize_t sendfile64(int out, int in, off_t *off, size_t count);
+SHIM_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+SHIM_API int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+			 const sigset_t *mask, size_t fdslen);
+
 static long ret_errno(long rc)
 {
 	if (rc < 0) {
