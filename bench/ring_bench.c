@@ -350,16 +350,11 @@ enum rtt_how {
  * space and no flush before waiting is needed. */
 #define LAZY_HEAD_BYTES (RTT_RING_SIZE / 4)
 
-static void set_cons_sleep_seq(struct ivl_ring *r, uint32_t seq)
-{
-	r->sleep_seq = seq;
-	__atomic_store_n(&r->cons->sleep_seq, seq, __ATOMIC_RELAXED);
-}
-
 /*
  * Waits for data without spinning at all: advertise sleep, re-check, block,
  * the handshake ring.h describes and ring.c's wait_loop() runs after its
- * spin phase.
+ * spin phase, through ring.c's own ivl_ring_arm()/ivl_ring_disarm() (the
+ * handshake lives in ring.c only).
  *
  * WORKAROUND: ivl_ring_wait_readable() with spin_ns = 0 still polls the ring
  * 64 times before it first reads the clock (wait_loop() tests the time only
@@ -380,21 +375,19 @@ static int wait_readable_sleeping(struct ivl_ring *r, int64_t timeout_ns)
 			if (rc < 0)
 				return rc;
 		}
-		set_cons_sleep_seq(r, r->sleep_seq | 1u);
-		/* F1 as in ring.c: pairs with F2 in the producer's
-		 * publish_tail(): either we see its tail or it sees our odd
-		 * sleep_seq and kicks. */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		/* Odd sleep_seq and F1: either we see the producer's tail
+		 * below or it sees our sleep and kicks. */
+		ivl_ring_arm(r);
 		if (ivl_ring_readable(r)) {
-			set_cons_sleep_seq(r, r->sleep_seq + 1);
+			ivl_ring_disarm(r);
 			return 0;
 		}
 		if (bench_now_ns() > deadline) {
-			set_cons_sleep_seq(r, r->sleep_seq + 1);
+			ivl_ring_disarm(r);
 			return -ETIMEDOUT;
 		}
 		rc = r->notify.block(r->notify.ctx, IVL_BLOCK_SLICE_NS);
-		set_cons_sleep_seq(r, r->sleep_seq + 1);
+		ivl_ring_disarm(r);
 		if (rc < 0 && rc != -ETIMEDOUT)
 			return rc;
 	}

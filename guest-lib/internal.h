@@ -83,35 +83,19 @@ int64_t ivl__now_mono_ns(void);
 /* The integer in environment variable name, or dflt if unset or invalid. */
 int64_t ivl__env_i64(const char *name, int64_t dflt);
 
-/*
- * Asks for one doorbell on ring r without sleeping (epoll and poll users,
- * non-blocking calls): a new odd sleep_seq, which the other side kicks
- * once, then a full fence that pairs with F2 in ring.c's
- * publish_tail()/publish_head() exactly as F1 in its wait_loop() does. The
- * caller re-checks the ring afterwards. *armed records it for disarm.
- */
+/* ivl_ring_arm() / ivl_ring_disarm() (ring.c, which holds the handshake),
+ * recording in *armed whether a disarm is due. */
 static inline void ivl__ring_arm(struct ivl_ring *r, int *armed)
 {
-	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
-
-	r->sleep_seq = (r->sleep_seq + 2) | 1u;
-	__atomic_store_n(p, r->sleep_seq, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	ivl_ring_arm(r);
 	*armed = 1;
 }
 
-/* Before a blocking wait: ring.c's wait_loop() keeps an odd sleep_seq as it
- * is, and the other side kicks each odd value only once, so a value already
- * kicked for ivl__ring_arm() would never be kicked again. */
 static inline void ivl__ring_disarm(struct ivl_ring *r, int *armed)
 {
-	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
-
 	if (!*armed)
 		return;
-	if (r->sleep_seq & 1u)
-		r->sleep_seq++;
-	__atomic_store_n(p, r->sleep_seq, __ATOMIC_RELAXED);
+	ivl_ring_disarm(r);
 	*armed = 0;
 }
 

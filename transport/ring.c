@@ -19,7 +19,9 @@
  *      sleep_seq, F1, then re-reads the index; a publisher stores the index,
  *      F2, then reads sleep_seq. Without the fences each side's load could
  *      pass its own earlier store (store buffering, allowed even on x86) and
- *      both would miss the other: a lost wake-up.
+ *      both would miss the other: a lost wake-up. ivl_ring_arm() is F1
+ *      without a sleep (poll and epoll users; channels and the shim call
+ *      it, so the handshake has no copy outside this file).
  */
 #include <errno.h>
 #include <string.h>
@@ -743,10 +745,11 @@ static int is_ready(struct ivl_ring *r, size_t need)
 	return r->is_producer ? ivl_ring_writable(r, need) : ivl_ring_readable(r);
 }
 
+static uint32_t *own_sleep_seq(struct ivl_ring *r);
+
 int ivl_ring_adopt(struct ivl_ring *r)
 {
-	uint32_t *seqp = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
-	uint32_t seq = __atomic_load_n(seqp, __ATOMIC_RELAXED);
+	uint32_t seq = __atomic_load_n(own_sleep_seq(r), __ATOMIC_RELAXED);
 	uint64_t tail, head;
 
 	if (r->error)
@@ -769,12 +772,30 @@ int ivl_ring_adopt(struct ivl_ring *r)
 	return 0;
 }
 
+static uint32_t *own_sleep_seq(struct ivl_ring *r)
+{
+	return r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
+}
+
 static void set_sleep_seq(struct ivl_ring *r, uint32_t seq)
 {
-	uint32_t *p = r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
-
 	r->sleep_seq = seq;
-	__atomic_store_n(p, seq, __ATOMIC_RELAXED);
+	__atomic_store_n(own_sleep_seq(r), seq, __ATOMIC_RELAXED);
+}
+
+void ivl_ring_arm(struct ivl_ring *r)
+{
+	set_sleep_seq(r, (r->sleep_seq + 2) | 1u);
+	/* F1: pairs with F2 in wake_if_asleep(); see the file comment. The
+	 * caller re-checks the ring after this. */
+	full_fence();
+}
+
+void ivl_ring_disarm(struct ivl_ring *r)
+{
+	if (r->sleep_seq & 1u)
+		r->sleep_seq++;
+	__atomic_store_n(own_sleep_seq(r), r->sleep_seq, __ATOMIC_RELAXED);
 }
 
 static int wait_loop(struct ivl_ring *r, size_t need, int64_t timeout_ns)

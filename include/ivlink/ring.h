@@ -234,6 +234,17 @@ int ivl_ring_adopt(struct ivl_ring *r);
 /* ---------------------------------------------------------------- waiting */
 
 /*
+ * Asks for one doorbell without sleeping (poll and epoll users, non-blocking
+ * calls): a new odd sleep_seq, which the other side kicks once, and the
+ * fence F1 of the handshake (ring.c). The caller re-checks the ring
+ * afterwards (readable/writable) and calls ivl_ring_disarm() before a
+ * blocking wait, since the wait keeps an odd value as it is and the other
+ * side kicks each odd value only once.
+ */
+void ivl_ring_arm(struct ivl_ring *r);
+void ivl_ring_disarm(struct ivl_ring *r);
+
+/*
  * Waits until ivl_ring_readable() (consumer) or ivl_ring_writable(need)
  * (producer): spins for spin_ns, then advertises sleep and blocks on the
  * notifier in slices of at most IVL_BLOCK_SLICE_NS. timeout_ns < 0 waits
