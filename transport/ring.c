@@ -204,6 +204,24 @@ int ivl_ring_init_consumer(struct ivl_ring *r, struct ivl_ring_prod *prod,
 	return rc;
 }
 
+int ivl_ring_set_cons_block(struct ivl_ring *r, struct ivl_ring_cons *cons)
+{
+	uint64_t head;
+
+	if (!r->is_producer || !cons)
+		return -EINVAL;
+	/* Everything about the consumer is read through r->cons (its head,
+	 * flags and sleep_seq), so one pointer moves them all. The new
+	 * block's head is read once and validated as refresh_head() would. */
+	head = load_acq64(&cons->head);
+	r->cons = cons;
+	if (r->p_tail - head > r->size ||
+	    (r->mode == IVL_MODE_MESSAGE && (head & (IVL_REC_ALIGN - 1))))
+		return poison(r);
+	r->p_head_cache = head;
+	return 0;
+}
+
 /* ---------------------------------------------------------------- producer */
 
 /* Re-reads the consumer's head and flags. Returns 0, -EPIPE, -ECONNRESET or

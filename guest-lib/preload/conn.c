@@ -940,8 +940,12 @@ static void cli_progress(struct shim_conn *c)
 		c->remote_slot = m.remote_slot;
 		c->remote_gen = m.remote_gen;
 		c->remote_epoch = m.remote_epoch;
+		/* From the private block we wrote against while pending to the
+		 * server's: through the ring's call, which moves everything it
+		 * reads of the consumer (head, flags, sleep_seq) at once. A
+		 * poisoned handle shows as a reset at the next write. */
 		pthread_mutex_lock(&c->tx.lock);
-		c->tx.ring.cons = &theirs->rx_cons;
+		(void)ivl_ring_set_cons_block(&c->tx.ring, &theirs->rx_cons);
 		pthread_mutex_unlock(&c->tx.lock);
 		ensure_kick(c, m.remote_rx_vector);
 		set_state(c, SS_ACCEL);

@@ -135,6 +135,15 @@ int ivl_ring_init_consumer(struct ivl_ring *r, struct ivl_ring_prod *prod,
 			   enum ivl_ring_mode mode, uint32_t max_record,
 			   const struct ivl_notifier *n);
 
+/*
+ * Moves a producer handle to another consumer block (the socket shim's
+ * client writes before the server's half exists, against a private block,
+ * then moves to the server's). The new block's head is read and validated
+ * as at attach. Returns 0, -EINVAL (not a producer handle) or -EPROTO
+ * (poisoned: the head is impossible for what we published).
+ */
+int ivl_ring_set_cons_block(struct ivl_ring *r, struct ivl_ring_cons *cons);
+
 /* ---------------------------------------------------------------- producer */
 
 /*
