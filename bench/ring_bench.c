@@ -1029,6 +1029,9 @@ static int run_tput(struct bench *b, uint32_t size, struct tput *res)
 		return rc;
 	res->size = size;
 	res->stream = stream;
+	/* The shared counters trail the handles' until a flush (the
+	 * producer's set_flags at its end flushed its own). */
+	ivl_ring_flush_stats(&rx);
 	/* Ring calls per message, whole run: how finely the ring chops a
 	 * message (stream mode) or how well batching holds (message mode). */
 	res->commits_per_msg = (double)ring_prod(b, RING_TPUT)->msgs / (double)msgs;

@@ -210,7 +210,10 @@ static int map_region(struct ivl__backend *be, int fd)
 		ivl__logf(&be->log, IVL_LOG_WARN, "region guard: %s", strerror(-rc));
 	rc = ivl_region_attach(&rg, base, (uint64_t)st.st_size);
 	if (rc < 0) {
-		ivl__logf(&be->log, IVL_LOG_ERROR, "region rejected: %s", strerror(-rc));
+		char why[256];
+
+		ivl__logf(&be->log, IVL_LOG_ERROR, "region rejected: %s",
+			  ivl_region_strerror(rc, base, (uint64_t)st.st_size, why, sizeof(why)));
 		ivl__guard_remove(base);
 		munmap(base, (size_t)st.st_size);
 		return rc;

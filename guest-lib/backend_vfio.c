@@ -145,9 +145,11 @@ static int finish_attach(struct ivl__backend *be, uint64_t rx_vectors,
 	int rc = ivl_region_attach(&be->rg, be->mem, be->mem_size);
 
 	if (rc < 0) {
+		char why[256];
+
 		ivl__logf(&be->log, IVL_LOG_ERROR,
 			  "BAR2 holds no valid ivlink region (%s): is ivlinkd the server?",
-			  strerror(-rc));
+			  ivl_region_strerror(rc, be->mem, be->mem_size, why, sizeof(why)));
 		return rc;
 	}
 	be->self = ivl__reg_read(be->regs, IVL__REG_IVPOSITION);

@@ -1201,8 +1201,11 @@ static int snap_take(const struct opts *o, struct snap *s, const char *req)
 	s->size = (size_t)st.st_size;
 	rc = ivl_region_attach(&s->rg, s->base, (uint64_t)st.st_size);
 	if (rc < 0) {
+		char why[256];
+
 		fprintf(stderr, "ivlinkctl: %s: not a valid ivlink layout v%u region: %s\n",
-			o->source, IVL_LAYOUT_VERSION, strerror(-rc));
+			o->source, IVL_LAYOUT_VERSION,
+			ivl_region_strerror(rc, s->base, (uint64_t)st.st_size, why, sizeof(why)));
 		return 1;
 	}
 	read_peers(&s->rg, s->pi);

@@ -528,10 +528,13 @@ static int open_existing(struct ivl_server *s, const struct stat *st, int *need_
 	rc = ivl_region_attach(&s->rg, s->base, s->cfg.size);
 	if (rc < 0) {
 		if (!s->cfg.force_format) {
+			char msg[256];
+
 			slog(s, IVL_LOG_ERROR,
 			     "%s exists but holds no valid ivlink layout v%u header (%s); "
 			     "use --force-format to wipe it",
-			     s->file_path, IVL_LAYOUT_VERSION, strerror(-rc));
+			     s->file_path, IVL_LAYOUT_VERSION,
+			     ivl_region_strerror(rc, s->base, s->cfg.size, msg, sizeof(msg)));
 			return -EEXIST;
 		}
 		*need_format = 1;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Region layout v1: format, validate, peer table, section heap and channel
+ * Region layout v2: format, validate, peer table, section heap and channel
  * table (see include/ivlink/layout.h for the picture).
  *
  * Section geometry is always computed from the validated local copy of the
@@ -9,6 +9,8 @@
  * bitmap, and the bitmap is only ever indexed by page numbers we computed.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <ivlink/region.h>
@@ -101,8 +103,13 @@ int ivl_region_hdr_validate(const struct ivl_region_hdr *h, uint64_t map_size)
 {
 	uint64_t peer_end, min_section;
 
-	if (h->magic != IVL_REGION_MAGIC || h->version != IVL_LAYOUT_VERSION ||
-	    h->hdr_size != IVL_REGION_HDR_SIZE || h->peer_entry_size != IVL_PEER_ENTRY_SIZE ||
+	if (h->magic != IVL_REGION_MAGIC)
+		return -EPROTO;
+	/* A region of another layout version is told apart from garbage, so
+	 * that tools can say which versions met (ivl_region_strerror). */
+	if (h->version != IVL_LAYOUT_VERSION)
+		return -EPROTONOSUPPORT;
+	if (h->hdr_size != IVL_REGION_HDR_SIZE || h->peer_entry_size != IVL_PEER_ENTRY_SIZE ||
 	    h->chan_half_size != IVL_CHAN_HALF_SIZE)
 		return -EPROTO;
 	/* format() only writes powers of two (a QEMU BAR size): anything
@@ -133,6 +140,25 @@ int ivl_region_hdr_validate(const struct ivl_region_hdr *h, uint64_t map_size)
 	if (h->section_size * h->max_peers > h->region_size - h->section_off)
 		return -EPROTO;
 	return 0;
+}
+
+const char *ivl_region_strerror(int rc, const void *base, uint64_t map_size, char *buf,
+				size_t len)
+{
+	uint32_t version = 0;
+
+	if (rc == -EPROTONOSUPPORT && base && map_size >= sizeof(struct ivl_region_hdr)) {
+		memcpy(&version, (const uint8_t *)base + offsetof(struct ivl_region_hdr, version),
+		       sizeof(version));
+		snprintf(buf, len,
+			 "region layout v%u, but this build reads layout v%u only "
+			 "(restart every peer with one version; ivlinkd --force-format "
+			 "re-creates the region)",
+			 version, IVL_LAYOUT_VERSION);
+	} else {
+		snprintf(buf, len, "%s", strerror(rc < 0 ? -rc : rc));
+	}
+	return buf;
 }
 
 int ivl_region_attach(struct ivl_region *rg, void *base, uint64_t map_size)

@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * SPSC ring: see include/ivlink/ring.h for the contract and the wake-up
- * handshake. Memory-ordering pairs used in this file:
+ * handshake.
+ *
+ * Layout v2 (layout.h): each side's block is an index line (tail or head,
+ * written at every publish) and a control line (flags, sleep_seq, counters,
+ * written only around a sleep, a flag change or a counter flush). The other
+ * side reads an index line only when its cached copy runs out; it reads the
+ * control line after each publish (sleep_seq) and polls its flags, which
+ * stay in its cache while this side is awake.
+ *
+ * Memory-ordering pairs used in this file:
  *
  *   R1 (publish_tail, release store of prod->tail)
  *      pairs with A2 (refresh_tail, acquire load of prod->tail):
@@ -16,12 +25,24 @@
  *      before the tail load): a consumer that sees DONE_WRITING also sees
  *      every byte published before it, so EOF is never reported early.
  *   F1/F2 (full fences): the sleep/wake handshake. A sleeper stores an odd
- *      sleep_seq, F1, then re-reads the index; a publisher stores the index,
- *      F2, then reads sleep_seq. Without the fences each side's load could
- *      pass its own earlier store (store buffering, allowed even on x86) and
- *      both would miss the other: a lost wake-up. ivl_ring_arm() is F1
- *      without a sleep (poll and epoll users; channels and the shim call
- *      it, so the handshake has no copy outside this file).
+ *      sleep_seq (its control line), F1, then re-reads the other side's
+ *      index and flags; a publisher stores its index (or flags), F2, then
+ *      reads the other side's sleep_seq. Both fences are sequentially
+ *      consistent, hence totally ordered: if F1 comes first the publisher
+ *      sees the odd value and kicks; if F2 comes first the sleeper sees the
+ *      new index and does not sleep. Without the fences each side's load
+ *      could pass its own earlier store (store buffering, allowed even on
+ *      x86) and both would miss the other: a lost wake-up. That the sleep
+ *      word and the index sit on different lines changes nothing in this
+ *      argument; it is what keeps the publisher's load of sleep_seq a cache
+ *      hit while the other side is awake. ivl_ring_arm() is F1 without a
+ *      sleep (poll and epoll users; channels and the shim call it, so the
+ *      handshake has no copy outside this file).
+ *
+ * The counters on the control line are plain relaxed stores of the
+ * handle's own counts (stats_store), never read back: a flush cannot lose
+ * an update, because each side's counts are kept and written by that side
+ * alone.
  */
 #include <errno.h>
 #include <string.h>
@@ -276,9 +297,10 @@ static long reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 
 	/* A closed or aborted consumer is reported at once, not only when the
 	 * ring fills up: otherwise a writer to a closed channel would see up
-	 * to a ring's worth of writes succeed. The flags share a cache line
-	 * with the sleep_seq that every publish reads anyway, so this load
-	 * rarely misses. */
+	 * to a ring's worth of writes succeed. The flags are on the consumer's
+	 * control line, with the sleep_seq that every publish reads anyway,
+	 * and that line changes only when the consumer sleeps or closes, so
+	 * this load hits in our cache. */
 	if (__atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED) &
 	    (IVL_RING_F_CLOSED | IVL_RING_F_ABORT)) {
 		rc = refresh_head(r);
@@ -331,15 +353,36 @@ static void kick_peer(struct ivl_ring *r)
 		(void)r->notify.kick(r->notify.ctx);
 }
 
+/* Stores this side's counters on its control line (layout.h): diagnostics
+ * for ivlinkctl, written by this side only, never read back. */
+static void stats_store(struct ivl_ring *r)
+{
+	if (r->is_producer) {
+		store_relaxed64(&r->prod->kicks, r->p_kicks);
+		store_relaxed64(&r->prod->kicks_suppressed, r->p_suppressed);
+		store_relaxed64(&r->prod->msgs, r->p_msgs);
+	} else {
+		store_relaxed64(&r->cons->kicks, r->c_kicks);
+		store_relaxed64(&r->cons->kicks_suppressed, r->c_suppressed);
+		store_relaxed64(&r->cons->msgs, r->c_msgs);
+	}
+}
+
+void ivl_ring_flush_stats(struct ivl_ring *r)
+{
+	stats_store(r);
+}
+
 /*
  * The second half of a publish, the same for both sides: after the index
  * store, F2 then the other side's sleep_seq. Kicks each odd value (one
- * sleep) once; counts the kicks sent and the ones suppressed, locally and
- * in our shared block for ivlinkctl.
+ * sleep) once; counts the kicks sent and the ones suppressed in the handle.
+ * The counters go to our control line with each kick and every
+ * IVL_RING_STATS_EVERY suppressed kicks: stored at every publish, as in
+ * layout v1, they would take the line the other side reads right now.
  */
 static void wake_if_asleep(struct ivl_ring *r, const uint32_t *their_seq, uint32_t *kicked,
-			   uint64_t *kicks, uint64_t *shared_kicks, uint64_t *suppressed,
-			   uint64_t *shared_suppressed)
+			   uint64_t *kicks, uint64_t *suppressed)
 {
 	uint32_t seq;
 
@@ -348,22 +391,19 @@ static void wake_if_asleep(struct ivl_ring *r, const uint32_t *their_seq, uint32
 	seq = __atomic_load_n(their_seq, __ATOMIC_RELAXED);
 	if ((seq & 1) && seq != *kicked) {
 		*kicked = seq;
-		store_relaxed64(shared_kicks, ++*kicks);
+		++*kicks;
+		stats_store(r);
 		kick_peer(r);
-	} else {
-		store_relaxed64(shared_suppressed, ++*suppressed);
+	} else if ((++*suppressed & (IVL_RING_STATS_EVERY - 1)) == 0) {
+		stats_store(r);
 	}
 }
 
 static int publish_tail(struct ivl_ring *r)
 {
-	struct ivl_ring_prod *prod = r->prod;
-
 	/* R1: pairs with A2 in refresh_tail(). */
-	store_rel64(&prod->tail, r->p_tail);
-	store_relaxed64(&prod->msgs, r->p_msgs);
-	wake_if_asleep(r, &r->cons->sleep_seq, &r->p_kicked_seq, &r->p_kicks, &prod->kicks,
-		       &r->p_suppressed, &prod->kicks_suppressed);
+	store_rel64(&r->prod->tail, r->p_tail);
+	wake_if_asleep(r, &r->cons->sleep_seq, &r->p_kicked_seq, &r->p_kicks, &r->p_suppressed);
 	return 0;
 }
 
@@ -501,6 +541,7 @@ int ivl_ring_set_flags(struct ivl_ring *r, uint32_t flags)
 		return -EINVAL;
 	if (!r->error && __atomic_load_n(&r->prod->tail, __ATOMIC_RELAXED) != r->p_tail)
 		rc = publish_tail(r);
+	stats_store(r);
 	old = __atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED);
 	/* R3: pairs with A3 in refresh_tail(). */
 	store_rel32(&r->prod->flags, old | flags);
@@ -564,8 +605,8 @@ long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 		return -EINVAL;
 
 	/* ABORT discards pending data, so it is honoured even while cached
-	 * data remains. The flags share a line with the sleep_seq that every
-	 * publish_head() reads, so this load is nearly free. */
+	 * data remains. The flags are on the producer's control line, with
+	 * the sleep_seq that every publish_head() reads: a cache hit. */
 	if (__atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED) & IVL_RING_F_ABORT)
 		return -ECONNRESET;
 
@@ -605,13 +646,9 @@ long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 
 static int publish_head(struct ivl_ring *r)
 {
-	struct ivl_ring_cons *cons = r->cons;
-
 	/* R2: pairs with A1 in refresh_head(). */
-	store_rel64(&cons->head, r->c_head);
-	store_relaxed64(&cons->msgs, r->c_msgs);
-	wake_if_asleep(r, &r->prod->sleep_seq, &r->c_kicked_seq, &r->c_kicks, &cons->kicks,
-		       &r->c_suppressed, &cons->kicks_suppressed);
+	store_rel64(&r->cons->head, r->c_head);
+	wake_if_asleep(r, &r->prod->sleep_seq, &r->c_kicked_seq, &r->c_kicks, &r->c_suppressed);
 	return 0;
 }
 
@@ -731,8 +768,10 @@ int ivl_ring_set_cons_flags(struct ivl_ring *r, uint32_t flags)
 
 	if (r->is_producer)
 		return -EINVAL;
+	stats_store(r);
 	old = __atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED);
 	store_rel32(&r->cons->flags, old | flags);
+	/* F2: a producer asleep on a full ring must see the close. */
 	full_fence();
 	if ((__atomic_load_n(&r->prod->sleep_seq, __ATOMIC_RELAXED) & 1) && r->notify.kick)
 		return r->notify.kick(r->notify.ctx);
@@ -795,8 +834,12 @@ static uint32_t *own_sleep_seq(struct ivl_ring *r)
 	return r->is_producer ? &r->prod->sleep_seq : &r->cons->sleep_seq;
 }
 
+/* Advertises seq; an odd one (a sleep) also flushes the counters, since
+ * our control line changes now anyway. */
 static void set_sleep_seq(struct ivl_ring *r, uint32_t seq)
 {
+	if (seq & 1u)
+		stats_store(r);
 	r->sleep_seq = seq;
 	__atomic_store_n(own_sleep_seq(r), seq, __ATOMIC_RELAXED);
 }

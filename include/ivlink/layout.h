@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ivlink region layout, version 1.
+ * ivlink region layout, version 2.
  *
  * This file is an ABI: every VM and host process that maps an ivlink region
  * agrees on these structures byte for byte. All fields are fixed width and
@@ -20,6 +20,18 @@
  *   | section header 4K  | channel table              | heap: ring data pages |
  *   | magic, page bitmap | chan_slots x 512 B halves  | 4 KiB pages           |
  *   +--------------------+----------------------------+-----------------------+
+ *
+ *   channel half (512 B, one cache line per row; all of it written by its
+ *   owner only, so the adjacent-line prefetcher's 128-byte pairs never mix
+ *   the two sides' writes):
+ *     0   descriptor (2 lines)            before OFFERED
+ *   128   tx_prod index: tail             every publish of our tx ring
+ *   192   tx_prod control: flags,         when we sleep for space, close,
+ *           sleep_seq, counters             flush counters
+ *   256   rx_cons index: head             every release of our rx ring
+ *   320   rx_cons control: flags,         when we sleep for data, close,
+ *           sleep_seq, counters             flush counters
+ *   384   shim block (2 lines)            socket shim rendezvous
  *
  * Who writes what: the daemon writes the region header (once, at format time,
  * plus daemon_gen/daemon_pid at each start) and the daemon half of every peer
@@ -44,7 +56,10 @@ extern "C" {
 /* "IVLINK01" read as a little-endian 64-bit integer. */
 #define IVL_REGION_MAGIC 0x31304b4e494c5649ULL
 #define IVL_SECTION_MAGIC 0x54434553u /* "SECT" */
-#define IVL_LAYOUT_VERSION 1u
+/* Version 2 (ring blocks of two lines: an index line and a control line,
+ * the shim block moved to 384) cannot read version 1 regions, nor version 1
+ * binaries version 2 ones: the validator refuses any other version. */
+#define IVL_LAYOUT_VERSION 2u
 
 #define IVL_CACHELINE 64u
 #define IVL_PAGE_SIZE 4096u
@@ -218,9 +233,20 @@ _Static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 /* Ring control blocks. A ring's data lives in the producer's section heap;  */
 /* its producer block sits in the producer's channel half and its consumer   */
 /* block in the consumer's channel half. Each block is written by one side   */
-/* only and occupies a cache line of its own, so the two sides never         */
-/* false-share (the same reason DPDK's rte_ring_core.h gives for its          */
-/* separate prod/cons headtail lines).                                        */
+/* only (so the two sides never false-share, the reason DPDK's               */
+/* rte_ring_core.h gives for its separate prod/cons headtail lines) and is   */
+/* two cache lines:                                                           */
+/*                                                                            */
+/*   line 0, the index line: tail (head). Written at every publish; the      */
+/*     other side reads it only when its cached copy runs out.                */
+/*   line 1, the control line: flags, sleep_seq and the diagnostic counters. */
+/*     Written only around a sleep, at a flag change and when the counters   */
+/*     are flushed (ring.c); the other side reads sleep_seq after each of    */
+/*     its publishes and polls the flags, which hit in its cache as long as  */
+/*     this side does not sleep.                                              */
+/*                                                                            */
+/* In layout v1 flags, sleep_seq and counters shared the index line, so      */
+/* every publish cost the other side a second coherence miss there.          */
 
 /* Flags in ivl_ring_prod.flags (producer to consumer), after SMC's
  * peer_done_writing / peer_conn_closed / peer_conn_abort. */
@@ -228,34 +254,52 @@ _Static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 #define IVL_RING_F_CLOSED 0x2u	     /* side closed the channel */
 #define IVL_RING_F_ABORT 0x4u	     /* reset: pending data is discarded */
 
+/* Counters (kicks, kicks_suppressed, msgs) are diagnostics: kept in the
+ * handle and stored here when the side waits, kicks, changes its flags, on
+ * an explicit ivl_ring_flush_stats() and at least every IVL_RING_STATS_EVERY
+ * publishes, so they may trail the truth by that much. */
+#define IVL_RING_STATS_EVERY 1024u
+
 struct ivl_ring_prod {
-	uint64_t tail;	    /* free-running: bytes ever published */
+	/* Line 0: index. */
+	uint64_t tail; /* free-running: bytes ever published */
+	uint8_t reserved0[IVL_CACHELINE - 8];
+	/* Line 1: control. */
 	uint32_t flags;	    /* IVL_RING_F_* */
 	uint32_t sleep_seq; /* odd while the producer waits for space */
 	uint64_t kicks;	    /* doorbells sent (diagnostics) */
 	uint64_t kicks_suppressed;
 	uint64_t msgs; /* records or write calls published */
-	uint8_t reserved[IVL_CACHELINE - 40];
+	uint8_t reserved1[IVL_CACHELINE - 32];
 };
 
 struct ivl_ring_cons {
-	uint64_t head;	    /* free-running: bytes ever consumed */
+	/* Line 0: index. */
+	uint64_t head; /* free-running: bytes ever consumed */
+	uint8_t reserved0[IVL_CACHELINE - 8];
+	/* Line 1: control. */
 	uint32_t flags;	    /* IVL_RING_F_CLOSED | IVL_RING_F_ABORT */
 	uint32_t sleep_seq; /* odd while the consumer waits for data */
 	uint64_t kicks;
 	uint64_t kicks_suppressed;
 	uint64_t msgs;
-	uint8_t reserved[IVL_CACHELINE - 40];
+	uint8_t reserved1[IVL_CACHELINE - 32];
 };
 
 _Static_assert(offsetof(struct ivl_ring_prod, tail) == 0, "abi");
-_Static_assert(offsetof(struct ivl_ring_prod, flags) == 8, "abi");
-_Static_assert(offsetof(struct ivl_ring_prod, sleep_seq) == 12, "abi");
-_Static_assert(sizeof(struct ivl_ring_prod) == IVL_CACHELINE, "abi");
+_Static_assert(offsetof(struct ivl_ring_prod, flags) == IVL_CACHELINE, "abi");
+_Static_assert(offsetof(struct ivl_ring_prod, sleep_seq) == IVL_CACHELINE + 4, "abi");
+_Static_assert(offsetof(struct ivl_ring_prod, kicks) == IVL_CACHELINE + 8, "abi");
+_Static_assert(offsetof(struct ivl_ring_prod, kicks_suppressed) == IVL_CACHELINE + 16, "abi");
+_Static_assert(offsetof(struct ivl_ring_prod, msgs) == IVL_CACHELINE + 24, "abi");
+_Static_assert(sizeof(struct ivl_ring_prod) == 2 * IVL_CACHELINE, "abi");
 _Static_assert(offsetof(struct ivl_ring_cons, head) == 0, "abi");
-_Static_assert(offsetof(struct ivl_ring_cons, flags) == 8, "abi");
-_Static_assert(offsetof(struct ivl_ring_cons, sleep_seq) == 12, "abi");
-_Static_assert(sizeof(struct ivl_ring_cons) == IVL_CACHELINE, "abi");
+_Static_assert(offsetof(struct ivl_ring_cons, flags) == IVL_CACHELINE, "abi");
+_Static_assert(offsetof(struct ivl_ring_cons, sleep_seq) == IVL_CACHELINE + 4, "abi");
+_Static_assert(offsetof(struct ivl_ring_cons, kicks) == IVL_CACHELINE + 8, "abi");
+_Static_assert(offsetof(struct ivl_ring_cons, kicks_suppressed) == IVL_CACHELINE + 16, "abi");
+_Static_assert(offsetof(struct ivl_ring_cons, msgs) == IVL_CACHELINE + 24, "abi");
+_Static_assert(sizeof(struct ivl_ring_cons) == 2 * IVL_CACHELINE, "abi");
 
 /* Message mode: every record starts with this header, 8-byte aligned; the
  * payload follows and is padded to 8 bytes. Records may wrap. */
@@ -330,7 +374,7 @@ enum ivl_shim_rdv {
 
 #define IVL_SHIM_ADDRS 3u
 
-/* The shim block of a channel half (offset 256, 128 bytes). Written by the
+/* The shim block of a channel half (offset 384, 128 bytes). Written by the
  * owner before the half's state is published, except rdv (client CAS),
  * reason and procs. Addresses are in network byte order, IPv4 in the first
  * 4 bytes, family in Linux's values (AF_INET 2, AF_INET6 10). */
@@ -383,13 +427,12 @@ struct ivl_chan_half {
 	uint32_t reserved0;
 	char name[IVL_NAME_MAX];
 	uint8_t reserved1[2 * IVL_CACHELINE - 64 - IVL_NAME_MAX];
-	/* Line 2: producer block of this side's tx ring. */
+	/* Lines 2-3: producer block of this side's tx ring (index, control). */
 	struct ivl_ring_prod tx_prod;
-	/* Line 3: consumer block of the remote's tx ring (our rx ring). */
+	/* Lines 4-5: consumer block of the remote's tx ring (our rx ring). */
 	struct ivl_ring_cons rx_cons;
-	/* Lines 4-5: socket shim block (zero for native channels). */
+	/* Lines 6-7: socket shim block (zero for native channels). */
 	struct ivl_shim_half shim;
-	uint8_t reserved2[IVL_CHAN_HALF_SIZE - 4 * IVL_CACHELINE - sizeof(struct ivl_shim_half)];
 };
 
 _Static_assert(offsetof(struct ivl_chan_half, state) == 0, "abi");
@@ -400,8 +443,10 @@ _Static_assert(offsetof(struct ivl_chan_half, tx_data_off) == 40, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, tx_size) == 48, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, name) == 64, "abi");
 _Static_assert(offsetof(struct ivl_chan_half, tx_prod) == 128, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, rx_cons) == 192, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, shim) == 256, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, tx_prod.flags) == 192, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, rx_cons) == 256, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, rx_cons.flags) == 320, "abi");
+_Static_assert(offsetof(struct ivl_chan_half, shim) == 384, "abi");
 _Static_assert(sizeof(struct ivl_chan_half) == IVL_CHAN_HALF_SIZE, "abi");
 
 /* ------------------------------------------------------------------------ */

@@ -43,7 +43,7 @@ struct ivl_region_params {
 void ivl_region_params_default(struct ivl_region_params *p);
 
 /*
- * Writes a fresh layout v1 header and peer table into base (size bytes,
+ * Writes a fresh layout v2 header and peer table into base (size bytes,
  * zeroed by the caller or not). Sections are left uninitialised until their
  * peer joins (ivl_section_reset). Returns 0 or -EINVAL when the parameters
  * do not fit.
@@ -52,14 +52,23 @@ int ivl_region_format(void *base, uint64_t size, const struct ivl_region_params 
 
 /*
  * Validates the header at base against the mapped size and fills rg.
- * Returns 0, -EPROTO (bad magic, version, or a section outside the
- * mapping), -EOVERFLOW (the header claims more than is mapped: a truncated
- * region).
+ * Returns 0, -EPROTO (bad magic, or a size, offset or section outside the
+ * mapping), -EPROTONOSUPPORT (a valid magic, but another layout version
+ * than IVL_LAYOUT_VERSION), -EOVERFLOW (the header claims more than is
+ * mapped: a truncated region).
  */
 int ivl_region_attach(struct ivl_region *rg, void *base, uint64_t map_size);
 
 /* Same checks on a header copy; used by attach and by tools. */
 int ivl_region_hdr_validate(const struct ivl_region_hdr *h, uint64_t map_size);
+
+/*
+ * A sentence for an error of ivl_region_attach() on the region at base:
+ * for -EPROTONOSUPPORT it names the region's layout version and ours, else
+ * strerror(). Written into buf (len bytes, NUL terminated); returns buf.
+ */
+const char *ivl_region_strerror(int rc, const void *base, uint64_t map_size, char *buf,
+				size_t len);
 
 /* Accessors: NULL when the index is out of range. */
 struct ivl_peer_entry *ivl_region_peer(const struct ivl_region *rg, uint32_t id);

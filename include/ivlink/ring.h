@@ -3,8 +3,9 @@
  * ivlink SPSC ring: one producer, one consumer, in shared memory.
  *
  * A ring is three pieces of shared memory (see layout.h): the producer block
- * (tail, flags, sleep_seq), the consumer block (head, flags, sleep_seq) and a
- * power-of-two data area. struct ivl_ring is a process-local handle for ONE
+ * (an index line with the tail, a control line with flags, sleep_seq and
+ * counters), the consumer block (the same with the head) and a power-of-two
+ * data area. struct ivl_ring is a process-local handle for ONE
  * side of a ring: a producer handle only calls the producer functions, a
  * consumer handle only the consumer functions. Handles are not thread safe:
  * one thread at a time per handle, as with a socket's send or receive side.
@@ -143,6 +144,14 @@ int ivl_ring_init_consumer(struct ivl_ring *r, struct ivl_ring_prod *prod,
  * (poisoned: the head is impossible for what we published).
  */
 int ivl_ring_set_cons_block(struct ivl_ring *r, struct ivl_ring_cons *cons);
+
+/*
+ * Stores this side's counters (kicks, kicks_suppressed, msgs) into its
+ * control line. The ring does so itself when the side sleeps, kicks or sets
+ * flags, and every IVL_RING_STATS_EVERY publishes; call this for exact
+ * shared counters (tests, before a final status).
+ */
+void ivl_ring_flush_stats(struct ivl_ring *r);
 
 /* ---------------------------------------------------------------- producer */
 

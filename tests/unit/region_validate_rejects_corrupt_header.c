@@ -10,6 +10,8 @@
  */
 #include <stddef.h>
 
+#include <string.h>
+
 #include "ivl_test.h"
 
 #define RSIZE (4u << 20)
@@ -86,9 +88,10 @@ int main(void)
 	    {"magic 0", F(magic), 0, -EPROTO},
 	    {"magic off by one", F(magic), IVL_REGION_MAGIC + 1, -EPROTO},
 	    {"magic byte-swapped", F(magic), __builtin_bswap64(IVL_REGION_MAGIC), -EPROTO},
-	    {"version 0", F(version), 0, -EPROTO},
-	    {"version 2", F(version), 2, -EPROTO},
-	    {"version -1", F(version), UINT32_MAX, -EPROTO},
+	    {"version 0", F(version), 0, -EPROTONOSUPPORT},
+	    {"version 1 (layout v1)", F(version), 1, -EPROTONOSUPPORT},
+	    {"version 3", F(version), 3, -EPROTONOSUPPORT},
+	    {"version -1", F(version), UINT32_MAX, -EPROTONOSUPPORT},
 	    {"hdr_size 0", F(hdr_size), 0, -EPROTO},
 	    {"hdr_size 4095", F(hdr_size), 4095, -EPROTO},
 	    {"hdr_size 8192", F(hdr_size), 8192, -EPROTO},
@@ -156,6 +159,20 @@ int main(void)
 		rc = ivl_region_attach(&rg, m.base, RSIZE);
 		CHECK(rc == c->want, "%s: attach returned %d, expected %ld", c->what, rc, c->want);
 		CHECK(rg.base == NULL, "%s: a failed attach left a usable handle", c->what);
+	}
+	/* A layout v1 region (an older ivlinkd's) is refused by its version,
+	 * and the message names both versions. */
+	{
+		struct ivl_region_hdr h = good;
+		char why[256];
+
+		h.version = 1;
+		memcpy(m.base, &h, sizeof(h));
+		CHECK_EQ(ivl_region_attach(&rg, m.base, RSIZE), -EPROTONOSUPPORT);
+		ivl_region_strerror(-EPROTONOSUPPORT, m.base, RSIZE, why, sizeof(why));
+		CHECK(strstr(why, "layout v1") && strstr(why, "layout v2"), "message: %s", why);
+		ivl_region_strerror(-EPROTO, m.base, RSIZE, why, sizeof(why));
+		CHECK(strcmp(why, strerror(EPROTO)) == 0, "message: %s", why);
 	}
 	memcpy(m.base, &good, sizeof(good));
 	CHECK_EQ(ivl_region_attach(&rg, m.base, RSIZE), 0);
@@ -232,7 +249,7 @@ int main(void)
 				accepted++;
 				check_accepted(&rg, RSIZE);
 			} else {
-				CHECK(rc == -EPROTO || rc == -EOVERFLOW, "attach returned %d", rc);
+				CHECK(rc == -EPROTO || rc == -EPROTONOSUPPORT || rc == -EOVERFLOW, "attach returned %d", rc);
 				refused++;
 			}
 		}
