@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ring_inline.h"
 
 #define MATCH_POLL_MIN_NS 1000000LL  /* 1 ms */
 #define MATCH_POLL_MAX_NS 20000000LL /* 20 ms */
@@ -513,13 +514,36 @@ static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 	}
 }
 
+/*
+ * One buffer: the ring's inline write first, with no deadline computed and
+ * no iovec; only a full ring (or a partial stream write) goes on to
+ * send_iov(), which waits. The liveness check stays per call: a send to a
+ * remote known to be gone fails at once, as documented in ivlink.h.
+ */
 ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned flags)
 {
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct iovec iov;
+	ssize_t rest;
+	long n;
+	int rc;
 
 	if (!ch || (len && !buf))
 		return -EINVAL;
-	return send_iov(ch, &iov, 1, len, flags);
+	rc = tx_usable(ch);
+	if (rc < 0)
+		return rc;
+	n = ivl__ring_write(&ch->tx.ring, buf, len, flags & IVL_MORE);
+	if (ivl__likely(n >= 0 && (ch->mode == IVL_MODE_MESSAGE || (size_t)n == len)))
+		return n;
+	if (n < 0 && n != -EAGAIN)
+		return map_err(ch, n);
+	if (n < 0)
+		n = 0;
+	iov = (struct iovec){.iov_base = (uint8_t *)buf + n, .iov_len = len - (size_t)n};
+	rest = send_iov(ch, &iov, 1, len - (size_t)n, flags);
+	if (n == 0)
+		return rest;
+	return rest < 0 ? n : n + rest;
 }
 
 /* Copies an iovec array that the calls may advance. */
@@ -600,13 +624,40 @@ static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 	}
 }
 
+/* One buffer: the ring's inline read first; an empty ring (or the rest of
+ * an IVL_WAITALL) goes on to recv_iov(), which waits. The copy is
+ * validated after it was made, as in recv_iov(). */
 ssize_t ivl_recv(struct ivl_channel *ch, void *buf, size_t len, unsigned flags)
 {
-	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct iovec iov;
+	ssize_t rest;
+	long n;
+	int rc;
 
 	if (!ch || (len && !buf))
 		return -EINVAL;
-	return recv_iov(ch, &iov, 1, len, flags);
+	rc = rx_alive(ch);
+	if (rc < 0)
+		return rc;
+	n = ivl__ring_read(&ch->rx.ring, buf, len);
+	if (ivl__likely(n > 0 || (n == 0 && ch->mode == IVL_MODE_MESSAGE))) {
+		rc = rx_alive(ch);
+		if (rc < 0)
+			return rc;
+		if (ch->mode == IVL_MODE_MESSAGE || !(flags & IVL_WAITALL) || (size_t)n == len)
+			return n;
+	} else if (n == 0) {
+		return 0; /* end of stream */
+	} else if (n != -EAGAIN) {
+		return map_err(ch, n);
+	} else {
+		n = 0;
+	}
+	iov = (struct iovec){.iov_base = (uint8_t *)buf + n, .iov_len = len - (size_t)n};
+	rest = recv_iov(ch, &iov, 1, len - (size_t)n, flags);
+	if (n == 0)
+		return rest;
+	return rest < 0 ? n : n + rest;
 }
 
 ssize_t ivl_recvv(struct ivl_channel *ch, const struct iovec *iov, int iovcnt, unsigned flags)
@@ -638,7 +689,7 @@ ssize_t ivl_reserve(struct ivl_channel *ch, size_t len, struct ivl_span sp[2], u
 	if (rc < 0)
 		return rc;
 	for (;;) {
-		n = ivl_ring_reserve(&ch->tx.ring, len, sp);
+		n = ivl__ring_reserve(&ch->tx.ring, len, sp);
 		if (n != -EAGAIN)
 			return n < 0 ? map_err(ch, n) : n;
 		rc = wait_tx(ch, ch->mode == IVL_MODE_MESSAGE ? len : 1, flags, deadline);
@@ -649,7 +700,7 @@ ssize_t ivl_reserve(struct ivl_channel *ch, size_t len, struct ivl_span sp[2], u
 
 int ivl_commit(struct ivl_channel *ch, size_t len, unsigned flags)
 {
-	return (int)map_err(ch, ivl_ring_commit(&ch->tx.ring, len, flags & IVL_MORE));
+	return (int)map_err(ch, ivl__ring_commit(&ch->tx.ring, len, flags & IVL_MORE));
 }
 
 int ivl_flush(struct ivl_channel *ch)
@@ -669,7 +720,7 @@ ssize_t ivl_peek(struct ivl_channel *ch, struct ivl_span sp[2], unsigned flags)
 	if (rc < 0)
 		return rc;
 	for (;;) {
-		n = ivl_ring_peek(&ch->rx.ring, sp);
+		n = ivl__ring_peek(&ch->rx.ring, sp);
 		if (n != -EAGAIN)
 			return n < 0 ? map_err(ch, n) : n;
 		rc = wait_rx_more(ch, flags, deadline);
@@ -686,7 +737,7 @@ int ivl_release(struct ivl_channel *ch, size_t len, unsigned flags)
 	 * remote is still the incarnation we matched. */
 	if (rc < 0)
 		return rc;
-	return (int)map_err(ch, ivl_ring_release(&ch->rx.ring, len, flags & IVL_MORE));
+	return (int)map_err(ch, ivl__ring_release(&ch->rx.ring, len, flags & IVL_MORE));
 }
 
 /* ---------------------------------------------------------------- poll, stats */

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * SPSC ring: see include/ivlink/ring.h for the contract and the wake-up
- * handshake.
+ * handshake. The fast paths (reserve/commit/peek/release, single-buffer
+ * write/read, the publish itself) are inline in ring_inline.h, which channels
+ * and the socket shim call directly; everything else, and every case the
+ * fast paths hand over, is here. This comment is the one description of the
+ * ordering for both files.
  *
  * Layout v2 (layout.h): each side's block is an index line (tail or head,
  * written at every publish) and a control line (flags, sleep_seq, counters,
@@ -10,20 +14,22 @@
  * control line after each publish (sleep_seq) and polls its flags, which
  * stay in its cache while this side is awake.
  *
- * Memory-ordering pairs used in this file:
+ * Memory-ordering pairs:
  *
- *   R1 (publish_tail, release store of prod->tail)
- *      pairs with A2 (refresh_tail, acquire load of prod->tail):
- *      payload and record headers written before R1 are visible to the
- *      consumer once it sees the new tail.
- *   R2 (publish_head, release store of cons->head)
+ *   R1 (ivl__ring_publish_tail, release store of prod->tail)
+ *      pairs with A2 (refresh_tail / ivl__ring_avail, acquire load of
+ *      prod->tail): payload and record headers written before R1 are
+ *      visible to the consumer once it sees the new tail.
+ *   R2 (ivl__ring_publish_head, release store of cons->head)
  *      pairs with A1 (refresh_head, acquire load of cons->head):
  *      the consumer's reads of released bytes complete before the producer
  *      sees the space as free and overwrites it.
  *   R3 (set_flags, release store of prod->flags after the final tail)
  *      pairs with A3 (refresh_tail's acquire load of prod->flags, done
  *      before the tail load): a consumer that sees DONE_WRITING also sees
- *      every byte published before it, so EOF is never reported early.
+ *      every byte published before it, so EOF is never reported early. The
+ *      inline read path loads only the tail (A2) and hands an empty ring to
+ *      refresh_tail(), so EOF is always decided here, with A3 first.
  *   F1/F2 (full fences): the sleep/wake handshake. A sleeper stores an odd
  *      sleep_seq (its control line), F1, then re-reads the other side's
  *      index and flags; a publisher stores its index (or flags), F2, then
@@ -37,19 +43,19 @@
  *      argument; it is what keeps the publisher's load of sleep_seq a cache
  *      hit while the other side is awake. ivl_ring_arm() is F1 without a
  *      sleep (poll and epoll users; channels and the shim call it, so the
- *      handshake has no copy outside this file).
+ *      handshake has no copy outside ring.c and ring_inline.h).
  *
  * The counters on the control line are plain relaxed stores of the
- * handle's own counts (stats_store), never read back: a flush cannot lose
- * an update, because each side's counts are kept and written by that side
- * alone.
+ * handle's own counts (ivl__ring_stats_store), never read back: a flush
+ * cannot lose an update, because each side's counts are kept and written by
+ * that side alone.
  */
 #include <errno.h>
 #include <string.h>
 
 #include <ivlink/ring.h>
 
-#include "os.h"
+#include "ring_inline.h"
 
 #define RING_MIN_SIZE 64u
 #define RING_MAX_SIZE (1u << 30)
@@ -62,11 +68,6 @@ static inline uint64_t load_acq64(const uint64_t *p)
 static inline uint32_t load_acq32(const uint32_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static inline void store_rel64(uint64_t *p, uint64_t v)
-{
-	__atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
 static inline void store_rel32(uint32_t *p, uint32_t v)
@@ -143,8 +144,9 @@ void ivl_ring_format(struct ivl_ring_prod *prod, struct ivl_ring_cons *cons)
 }
 
 /* Reads both published indices (A1/A2: acquire, pairing with the release
- * stores of publish_tail/head) and checks them as a pair: no further apart
- * than one ring, record-aligned in message mode. 0 or -EPROTO. */
+ * stores of ivl__ring_publish_tail/head) and checks them as a pair: no
+ * further apart than one ring, record-aligned in message mode. 0 or
+ * -EPROTO. */
 static int load_indices(const struct ivl_ring *r, uint64_t *tail, uint64_t *head)
 {
 	*tail = load_acq64(&r->prod->tail);
@@ -249,7 +251,7 @@ int ivl_ring_set_cons_block(struct ivl_ring *r, struct ivl_ring_cons *cons)
  * -EPROTO. */
 static int refresh_head(struct ivl_ring *r)
 {
-	/* A1: pairs with R2 in publish_head(). */
+	/* A1: pairs with R2 in ivl__ring_publish_head(). */
 	uint64_t head = load_acq64(&r->cons->head);
 	uint32_t flags = load_acq32(&r->cons->flags);
 
@@ -334,11 +336,16 @@ static long reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 	return (long)len;
 }
 
-long ivl_ring_reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
+long ivl__ring_reserve_slow(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 {
 	if (len == 0)
 		return r->error ? r->error : -EINVAL;
 	return reserve(r, len, sp);
+}
+
+long ivl_ring_reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
+{
+	return ivl__ring_reserve(r, len, sp);
 }
 
 /*
@@ -355,7 +362,7 @@ static void kick_peer(struct ivl_ring *r)
 
 /* Stores this side's counters on its control line (layout.h): diagnostics
  * for ivlinkctl, written by this side only, never read back. */
-static void stats_store(struct ivl_ring *r)
+void ivl__ring_stats_store(struct ivl_ring *r)
 {
 	if (r->is_producer) {
 		store_relaxed64(&r->prod->kicks, r->p_kicks);
@@ -370,65 +377,27 @@ static void stats_store(struct ivl_ring *r)
 
 void ivl_ring_flush_stats(struct ivl_ring *r)
 {
-	stats_store(r);
+	ivl__ring_stats_store(r);
 }
 
-/*
- * The second half of a publish, the same for both sides: after the index
- * store, F2 then the other side's sleep_seq. Kicks each odd value (one
- * sleep) once; counts the kicks sent and the ones suppressed in the handle.
- * The counters go to our control line with each kick and every
- * IVL_RING_STATS_EVERY suppressed kicks: stored at every publish, as in
- * layout v1, they would take the line the other side reads right now.
- */
-static void wake_if_asleep(struct ivl_ring *r, const uint32_t *their_seq, uint32_t *kicked,
-			   uint64_t *kicks, uint64_t *suppressed)
+/* The other side advertised sleep value seq, not kicked yet (the publish
+ * in ring_inline.h saw it after F2): kick it once. */
+void ivl__ring_wake(struct ivl_ring *r, uint32_t seq)
 {
-	uint32_t seq;
-
-	/* F2: pairs with F1 in wait_loop(); see the file comment. */
-	full_fence();
-	seq = __atomic_load_n(their_seq, __ATOMIC_RELAXED);
-	if ((seq & 1) && seq != *kicked) {
-		*kicked = seq;
-		++*kicks;
-		stats_store(r);
-		kick_peer(r);
-	} else if ((++*suppressed & (IVL_RING_STATS_EVERY - 1)) == 0) {
-		stats_store(r);
+	if (r->is_producer) {
+		r->p_kicked_seq = seq;
+		r->p_kicks++;
+	} else {
+		r->c_kicked_seq = seq;
+		r->c_kicks++;
 	}
-}
-
-static int publish_tail(struct ivl_ring *r)
-{
-	/* R1: pairs with A2 in refresh_tail(). */
-	store_rel64(&r->prod->tail, r->p_tail);
-	wake_if_asleep(r, &r->cons->sleep_seq, &r->p_kicked_seq, &r->p_kicks, &r->p_suppressed);
-	return 0;
+	ivl__ring_stats_store(r);
+	kick_peer(r);
 }
 
 int ivl_ring_commit(struct ivl_ring *r, size_t len, unsigned flags)
 {
-	if (r->error)
-		return r->error;
-	if (!r->p_active || len > r->p_reserved)
-		return -EINVAL;
-	if (r->mode == IVL_MODE_MESSAGE) {
-		struct ivl_rec_hdr h = { .len = (uint32_t)len, .magic = IVL_REC_MAGIC };
-
-		/* The header is 8-byte aligned and the ring size a power of
-		 * two >= 64, so the header never wraps. */
-		memcpy(r->data + ((uint32_t)r->p_tail & r->mask), &h, sizeof(h));
-		r->p_tail += ivl_rec_footprint(len);
-	} else {
-		r->p_tail += len;
-	}
-	r->p_active = 0;
-	r->p_reserved = 0;
-	r->p_msgs++;
-	if (flags & IVL_MORE)
-		return 0;
-	return publish_tail(r);
+	return ivl__ring_commit(r, len, flags);
 }
 
 int ivl_ring_flush(struct ivl_ring *r)
@@ -437,7 +406,8 @@ int ivl_ring_flush(struct ivl_ring *r)
 		return r->error;
 	if (__atomic_load_n(&r->prod->tail, __ATOMIC_RELAXED) == r->p_tail)
 		return 0;
-	return publish_tail(r);
+	ivl__ring_publish_tail(r);
+	return 0;
 }
 
 /* Gathers len bytes from an iovec array, skipping the first skip bytes. */
@@ -492,8 +462,8 @@ static long writev_stream(struct ivl_ring *r, const struct iovec *iov, int iovcn
 	return (long)done;
 }
 
-long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
-		     unsigned flags)
+static long writev_slow(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
+			unsigned flags)
 {
 	struct ivl_span sp[2];
 	size_t total = 0;
@@ -525,11 +495,24 @@ long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
 	return rc < 0 ? rc : n;
 }
 
+long ivl__ring_write_slow(struct ivl_ring *r, const void *buf, size_t len, unsigned flags)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+
+	return writev_slow(r, &iov, 1, flags);
+}
+
+long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
+		     unsigned flags)
+{
+	if (iovcnt == 1 && iov)
+		return ivl__ring_write(r, iov[0].iov_base, iov[0].iov_len, flags);
+	return writev_slow(r, iov, iovcnt, flags);
+}
+
 long ivl_ring_write(struct ivl_ring *r, const void *buf, size_t len, unsigned flags)
 {
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-
-	return ivl_ring_writev(r, &iov, 1, flags);
+	return ivl__ring_write(r, buf, len, flags);
 }
 
 int ivl_ring_set_flags(struct ivl_ring *r, uint32_t flags)
@@ -540,8 +523,8 @@ int ivl_ring_set_flags(struct ivl_ring *r, uint32_t flags)
 	if (!r->is_producer)
 		return -EINVAL;
 	if (!r->error && __atomic_load_n(&r->prod->tail, __ATOMIC_RELAXED) != r->p_tail)
-		rc = publish_tail(r);
-	stats_store(r);
+		ivl__ring_publish_tail(r);
+	ivl__ring_stats_store(r);
 	old = __atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED);
 	/* R3: pairs with A3 in refresh_tail(). */
 	store_rel32(&r->prod->flags, old | flags);
@@ -582,7 +565,7 @@ static long refresh_tail(struct ivl_ring *r)
 	/* A3: pairs with R3 in ivl_ring_set_flags(); read before the tail so
 	 * that a DONE_WRITING seen here comes with its final tail. */
 	uint32_t flags = load_acq32(&r->prod->flags);
-	/* A2: pairs with R1 in publish_tail(). */
+	/* A2: pairs with R1 in ivl__ring_publish_tail(). */
 	uint64_t tail = load_acq64(&r->prod->tail);
 
 	if (tail - r->c_head > r->size)
@@ -593,7 +576,7 @@ static long refresh_tail(struct ivl_ring *r)
 	return flags;
 }
 
-long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
+long ivl__ring_peek_slow(struct ivl_ring *r, struct ivl_span sp[2])
 {
 	uint64_t avail;
 	struct ivl_rec_hdr h;
@@ -606,7 +589,7 @@ long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 
 	/* ABORT discards pending data, so it is honoured even while cached
 	 * data remains. The flags are on the producer's control line, with
-	 * the sleep_seq that every publish_head() reads: a cache hit. */
+	 * the sleep_seq that every publish_head reads: a cache hit. */
 	if (__atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED) & IVL_RING_F_ABORT)
 		return -ECONNRESET;
 
@@ -644,32 +627,14 @@ long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 	return (long)h.len;
 }
 
-static int publish_head(struct ivl_ring *r)
+long ivl_ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 {
-	/* R2: pairs with A1 in refresh_head(). */
-	store_rel64(&r->cons->head, r->c_head);
-	wake_if_asleep(r, &r->prod->sleep_seq, &r->c_kicked_seq, &r->c_kicks, &r->c_suppressed);
-	return 0;
+	return ivl__ring_peek(r, sp);
 }
 
 int ivl_ring_release(struct ivl_ring *r, size_t len, unsigned flags)
 {
-	if (r->error)
-		return r->error;
-	if (r->c_peeked == 0)
-		return -EINVAL;
-	if (r->mode == IVL_MODE_MESSAGE) {
-		r->c_head += r->c_peeked;
-	} else {
-		if (len > r->c_peeked)
-			return -EINVAL;
-		r->c_head += len;
-	}
-	r->c_peeked = 0;
-	r->c_msgs++;
-	if (flags & IVL_MORE)
-		return 0;
-	return publish_head(r);
+	return ivl__ring_release(r, len, flags);
 }
 
 int ivl_ring_release_flush(struct ivl_ring *r)
@@ -678,7 +643,8 @@ int ivl_ring_release_flush(struct ivl_ring *r)
 		return r->error;
 	if (__atomic_load_n(&r->cons->head, __ATOMIC_RELAXED) == r->c_head)
 		return 0;
-	return publish_head(r);
+	ivl__ring_publish_head(r);
+	return 0;
 }
 
 /* Scatters len bytes from ring position pos into an iovec array. */
@@ -702,7 +668,7 @@ static void scatter(const struct ivl_ring *r, uint64_t pos,
 	}
 }
 
-long ivl_ring_readv(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
+static long readv_slow(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
 {
 	struct ivl_span sp[2];
 	size_t cap = 0;
@@ -755,11 +721,23 @@ long ivl_ring_readv(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
 	}
 }
 
+long ivl__ring_read_slow(struct ivl_ring *r, void *buf, size_t len)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+
+	return readv_slow(r, &iov, 1);
+}
+
+long ivl_ring_readv(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
+{
+	if (iovcnt == 1 && iov)
+		return ivl__ring_read(r, iov[0].iov_base, iov[0].iov_len);
+	return readv_slow(r, iov, iovcnt);
+}
+
 long ivl_ring_read(struct ivl_ring *r, void *buf, size_t len)
 {
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-
-	return ivl_ring_readv(r, &iov, 1);
+	return ivl__ring_read(r, buf, len);
 }
 
 int ivl_ring_set_cons_flags(struct ivl_ring *r, uint32_t flags)
@@ -768,7 +746,7 @@ int ivl_ring_set_cons_flags(struct ivl_ring *r, uint32_t flags)
 
 	if (r->is_producer)
 		return -EINVAL;
-	stats_store(r);
+	ivl__ring_stats_store(r);
 	old = __atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED);
 	store_rel32(&r->cons->flags, old | flags);
 	/* F2: a producer asleep on a full ring must see the close. */
@@ -839,7 +817,7 @@ static uint32_t *own_sleep_seq(struct ivl_ring *r)
 static void set_sleep_seq(struct ivl_ring *r, uint32_t seq)
 {
 	if (seq & 1u)
-		stats_store(r);
+		ivl__ring_stats_store(r);
 	r->sleep_seq = seq;
 	__atomic_store_n(own_sleep_seq(r), seq, __ATOMIC_RELAXED);
 }
@@ -847,8 +825,8 @@ static void set_sleep_seq(struct ivl_ring *r, uint32_t seq)
 void ivl_ring_arm(struct ivl_ring *r)
 {
 	set_sleep_seq(r, (r->sleep_seq + 2) | 1u);
-	/* F1: pairs with F2 in wake_if_asleep(); see the file comment. The
-	 * caller re-checks the ring after this. */
+	/* F1: pairs with F2 in ivl__ring_after_publish(); see the file
+	 * comment. The caller re-checks the ring after this. */
 	full_fence();
 }
 
@@ -902,7 +880,7 @@ static int wait_loop(struct ivl_ring *r, size_t need, int64_t timeout_ns)
 				return rc;
 		}
 		set_sleep_seq(r, r->sleep_seq | 1u);
-		/* F1: pairs with F2 in publish_tail()/publish_head(). */
+		/* F1: pairs with F2 in ivl__ring_after_publish(). */
 		full_fence();
 		if (is_ready(r, need)) {
 			set_sleep_seq(r, r->sleep_seq + 1);

@@ -18,6 +18,8 @@
 
 #include <ivlink/region.h>
 
+#include "ring_inline.h"
+
 #define INHERITED_SLICE_NS 2000000LL /* fork-shared vectors: poll this often */
 #define PENDING_SLICE_NS   5000000LL
 #define TCP_PROBE_NS	   50000000LL
@@ -1252,7 +1254,9 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			ret = done ? (ssize_t)done : -ECONNRESET;
 			break;
 		}
-		n = total == done ? 0 : ivl_ring_writev(&c->tx.ring, iov, cnt, 0);
+		n = total == done ? 0
+		    : cnt == 1	  ? ivl__ring_write(&c->tx.ring, iov->iov_base, iov->iov_len, 0)
+				  : ivl_ring_writev(&c->tx.ring, iov, cnt, 0);
 		if (n > 0) {
 			done += (size_t)n;
 			if (st == SS_ACCEL)
@@ -1399,7 +1403,9 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		if (flags & MSG_PEEK)
 			n = ring_peek_copy(c, iov, cnt);
 		else
-			n = total == done ? 0 : ivl_ring_readv(&c->rx.ring, iov, cnt);
+			n = total == done ? 0
+			    : cnt == 1	  ? ivl__ring_read(&c->rx.ring, iov->iov_base, iov->iov_len)
+					  : ivl_ring_readv(&c->rx.ring, iov, cnt);
 		if (n > 0) {
 			/* Validate after the copy, as channel.c does: the
 			 * section must still hold the remote we matched. */
