@@ -19,6 +19,8 @@
 #include <ivlink/region.h>
 #include <ivlink/ring.h>
 
+#include "fuzz_region.h"
+
 #define RSIZE (1u << 20)
 #define SLOTS 8u
 
@@ -31,7 +33,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ivl_ctab_params cp = {
 	    .name = "c", .remote = 1, .mode = IVL_MODE_STREAM, .ring_size = 4096};
-	struct ivl_region_params p;
 	struct ivl_region rg;
 	struct ivl_ctab_remote m;
 	struct ivl_section_hdr *rs;
@@ -39,22 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	long e0;
 	int slot, rc;
 
-	if (!base)
-		base = malloc(RSIZE);
-	if (!base)
+	e0 = fuzz_two_peers(&base, RSIZE, SLOTS, &rg);
+	if (!e0)
 		return 0;
-	memset(base, 0, RSIZE);
-	ivl_region_params_default(&p);
-	p.size = RSIZE;
-	p.max_peers = 2;
-	p.n_vectors = 4;
-	p.chan_slots = SLOTS;
-	if (ivl_region_format(base, RSIZE, &p) < 0 || ivl_region_attach(&rg, base, RSIZE) < 0)
-		abort();
-	ivl_section_reset(&rg, 0, 1);
-	ivl_section_reset(&rg, 1, 1);
-	e0 = ivl_region_peer_set(&rg, 0, IVL_PEER_UP, 1, 0, 4);
-	ivl_region_peer_set(&rg, 1, IVL_PEER_UP, 2, 0, 4);
 	/* The last byte picks our mode (the first is the remote's state). */
 	if (size > 0 && (data[size - 1] & 1)) {
 		cp.mode = IVL_MODE_MESSAGE;

@@ -33,6 +33,8 @@
 #include <ivlink/region.h>
 #include <ivlink/ring.h>
 
+#include "fuzz_region.h"
+
 #define RSIZE (1u << 20)
 #define SLOTS 8u
 #define LIVE  8u
@@ -112,28 +114,14 @@ static int pages_set(const struct ivl_region *rg, const struct ivl_ctab_own *o)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ivl_notifier n = {.kick = noop_kick, .block = noop_block, .check = noop_check};
-	struct ivl_region_params p;
 	struct ivl_region rg;
 	long e0;
 	int next_name = 0;
 
-	if (!base)
-		base = malloc(RSIZE);
-	if (!base)
+	e0 = fuzz_two_peers(&base, RSIZE, SLOTS, &rg);
+	if (!e0)
 		return 0;
-	memset(base, 0, RSIZE);
 	memset(lv, 0, sizeof(lv));
-	ivl_region_params_default(&p);
-	p.size = RSIZE;
-	p.max_peers = 2;
-	p.n_vectors = 4;
-	p.chan_slots = SLOTS;
-	if (ivl_region_format(base, RSIZE, &p) < 0 || ivl_region_attach(&rg, base, RSIZE) < 0)
-		abort();
-	ivl_section_reset(&rg, 0, 1);
-	ivl_section_reset(&rg, 1, 1);
-	e0 = ivl_region_peer_set(&rg, 0, IVL_PEER_UP, 1, 0, 4);
-	ivl_region_peer_set(&rg, 1, IVL_PEER_UP, 2, 0, 4);
 
 	for (size_t at = 0; at + 4 <= size; at += 4) {
 		uint8_t op = data[at], arg = data[at + 1], field = data[at + 2], val = data[at + 3];

@@ -26,6 +26,8 @@
 
 #include <ivlink/region.h>
 
+#include "fuzz_region.h"
+
 #include "rdv.h"
 
 #define RSIZE (1u << 20)
@@ -40,7 +42,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint8_t lo4[16] = {127, 0, 0, 1}, lo6[16] = {[15] = 1};
 	static const uint8_t net4[16] = {192, 0, 2, 1}, list4[16] = {192, 0, 2, 7};
 	static const uint8_t net6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
-	struct ivl_region_params p;
 	struct ivl_region rg;
 	struct shim_proposal pr;
 	const uint8_t *dst;
@@ -51,22 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	if (!base)
-		base = malloc(RSIZE);
-	if (!base)
+	if (!fuzz_two_peers(&base, RSIZE, SLOTS, &rg))
 		return 0;
-	memset(base, 0, RSIZE);
-	ivl_region_params_default(&p);
-	p.size = RSIZE;
-	p.max_peers = 2;
-	p.n_vectors = 4;
-	p.chan_slots = SLOTS;
-	if (ivl_region_format(base, RSIZE, &p) < 0 || ivl_region_attach(&rg, base, RSIZE) < 0)
-		abort();
-	ivl_section_reset(&rg, 0, 1);
-	ivl_section_reset(&rg, 1, 1);
-	ivl_region_peer_set(&rg, 0, IVL_PEER_UP, 1, 0, 4);
-	ivl_region_peer_set(&rg, 1, IVL_PEER_UP, 2, 0, 4);
 
 	sel = data[0];
 	data++, size--;
