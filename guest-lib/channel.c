@@ -306,17 +306,6 @@ static int open_kick(struct ivl_channel *ch, uint32_t vector, int64_t deadline)
 	}
 }
 
-/* Closes our half; its pages are freed from the private copy of the offer
- * (now, or by a later gc once the remote has let go). */
-static void release_own(struct ivl_channel *ch)
-{
-	struct ivl_endpoint *ep = ch->ep;
-
-	if (ivl_ctab_release(&ep->rg, ep->self, &ch->own) < 0)
-		ivl_ctab_close(&ep->rg, ep->self, ch->slot);
-	ivl_ctab_gc(&ep->rg, ep->self);
-}
-
 static int attach_rings(struct ivl_channel *ch, const struct ivl_ctab_remote *m,
 			const struct ivl_ctab_params *p)
 {
@@ -426,7 +415,7 @@ int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_
 err_kick:
 	ep->ops->kick_close(&ch->kick);
 err_close:
-	release_own(ch);
+	ivl_ctab_drop(&ep->rg, ep->self, ch->slot, &ch->own);
 	if (rc != -ETIMEDOUT)
 		ivl__logf(&ep->log, IVL_LOG_WARN, "channel '%s' to peer %u: %s", name, remote_peer,
 			  strerror(-rc));
@@ -445,7 +434,7 @@ int ivl_channel_close(struct ivl_channel *ch)
 	/* Our own blocks only: the remote reads what is left, then EOF. */
 	ivl_ring_set_flags(&ch->tx.ring, IVL_RING_F_CLOSED);
 	ivl_ring_set_cons_flags(&ch->rx.ring, IVL_RING_F_CLOSED);
-	release_own(ch);
+	ivl_ctab_drop(&ep->rg, ep->self, ch->slot, &ch->own);
 	ep->ops->kick_close(&ch->kick);
 	free(ch);
 	return 0;

@@ -751,6 +751,14 @@ int ivl_ctab_release(const struct ivl_region *rg, uint32_t self, const struct iv
 	return 1;
 }
 
+void ivl_ctab_drop(const struct ivl_region *rg, uint32_t self, uint32_t slot,
+		   const struct ivl_ctab_own *own)
+{
+	if (!own || !own->tx_pages || own->slot != slot || ivl_ctab_release(rg, self, own) < 0)
+		ivl_ctab_close(rg, self, slot);
+	ivl_ctab_gc(rg, self);
+}
+
 /* 1 when [off, off + pages) is a run of self's heap whose pages are all in
  * use: the most a geometry read from a half can be checked against. */
 static int pages_in_use(const struct ivl_region *rg, uint32_t self, uint64_t off,

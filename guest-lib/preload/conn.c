@@ -208,13 +208,7 @@ static int peer_vouched(struct shim_ep *sep, uint32_t peer)
  */
 static void close_half(struct shim_conn *c)
 {
-	int rc = -ESTALE;
-
-	if (c->own.tx_pages && c->own.slot == c->slot)
-		rc = ivl_ctab_release(rg_of(c), self_of(c), &c->own);
-	if (rc < 0)
-		ivl_ctab_close(rg_of(c), self_of(c), c->slot);
-	ivl_ctab_gc(rg_of(c), self_of(c));
+	ivl_ctab_drop(rg_of(c), self_of(c), c->slot, &c->own);
 	memset(&c->own, 0, sizeof(c->own));
 	c->slot = IVL_SLOT_NONE;
 }

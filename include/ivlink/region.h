@@ -208,6 +208,14 @@ int ivl_ctab_close(const struct ivl_region *rg, uint32_t self, uint32_t slot);
 int ivl_ctab_release(const struct ivl_region *rg, uint32_t self, const struct ivl_ctab_own *own);
 
 /*
+ * Closes self's half at slot for good, whatever it is: released from own
+ * when own describes it (an offer's ring), else only closed (a note, a half
+ * reused meanwhile, or own NULL); then ivl_ctab_gc() frees what it can.
+ */
+void ivl_ctab_drop(const struct ivl_region *rg, uint32_t self, uint32_t slot,
+		   const struct ivl_ctab_own *own);
+
+/*
  * Frees self's CLOSED halves that the remote no longer reads (remote half
  * closed, gone, or matched elsewhere), returning their pages. This is the
  * path for halves whose owner left without freeing them (a process of a
