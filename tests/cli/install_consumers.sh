@@ -14,16 +14,10 @@
 set -u
 CMAKE=${1:?usage: $0 CMAKE BUILD_DIR SOURCE_DIR CC VERSION}
 BUILD=${2:?} SRC=${3:?} CC=${4:?} VERSION=${5:?}
-T=$(mktemp -d /tmp/ivl-consumers-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-FAILS=0
-bad() {
-	echo "FAIL: $*"
-	FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/../support/checks.sh"
+ivl_checks_init consumers
 
-"$CMAKE" --install "$BUILD" --prefix "$T/usr" >"$T/install.log" 2>&1 ||
-	{ cat "$T/install.log"; echo "FAIL: cmake --install"; exit 1; }
+ivl_install_scratch "$CMAKE" "$BUILD" "$T/usr"
 SO=$(find "$T/usr" -name libivlink.so.0 -print -quit)
 [ -n "$SO" ] || { echo "FAIL: no libivlink.so.0 installed"; exit 1; }
 LIBDIR=$(dirname "$SO")
@@ -45,7 +39,7 @@ check() {
 	elif [ "$(LD_LIBRARY_PATH=${3:-} "$bin" --version)" != "ivlink-pingpong $VERSION" ]; then
 		bad "$name: --version: '$(LD_LIBRARY_PATH=${3:-} "$bin" --version)'"
 	else
-		echo "ok: $name: runs against ${lib#"$T"/}"
+		ok "$name: runs against ${lib#"$T"/}"
 	fi
 }
 
@@ -72,7 +66,7 @@ printf 'cmake_minimum_required(VERSION 3.18)\nproject(p LANGUAGES C)\nfind_packa
 if "$CMAKE" -S "$T/too-new" -B "$T/too-new/b" -DCMAKE_PREFIX_PATH="$T/usr" >"$T/too-new.log" 2>&1; then
 	bad "find_package(ivlink 99) succeeded against version $VERSION"
 else
-	echo "ok: find_package(ivlink 99) refused"
+	ok "find_package(ivlink 99) refused"
 fi
 
 # 2. pkg-config.
@@ -92,5 +86,4 @@ else
 	fi
 fi
 
-[ "$FAILS" = 0 ] || { echo "$FAILS failure(s)"; exit 1; }
-echo "examples/ builds and runs against the installed copy (find_package, pkg-config)"
+ivl_checks_end "examples/ builds and runs against the installed copy (find_package, pkg-config)"

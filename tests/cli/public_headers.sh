@@ -17,17 +17,11 @@
 set -u
 CMAKE=${1:?usage: $0 CMAKE BUILD_DIR CC CXX VERSION}
 BUILD=${2:?} CC=${3:?} CXX=${4:?} VERSION=${5:?}
-T=$(mktemp -d /tmp/ivl-headers-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-FAILS=0
-bad() {
-	echo "FAIL: $*"
-	FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/../support/checks.sh"
+ivl_checks_init headers
 WARN=(-Wall -Wextra -Werror -pedantic)
 
-"$CMAKE" --install "$BUILD" --prefix "$T/usr" >"$T/install.log" 2>&1 ||
-	{ cat "$T/install.log"; echo "FAIL: cmake --install"; exit 1; }
+ivl_install_scratch "$CMAKE" "$BUILD" "$T/usr"
 INC=$T/usr/include
 LIB=$(find "$T/usr" -name libivlink.so -print -quit)
 [ -n "$LIB" ] || { echo "FAIL: no libivlink.so installed"; exit 1; }
@@ -44,12 +38,12 @@ for h in "${HEADERS[@]}"; do
 	printf '#include <%s>\ntypedef int ivl_test_nonempty;\n' "$h" >"$T/alone.c"
 	cp "$T/alone.c" "$T/alone.cc"
 	if "$CC" -std=c11 "${WARN[@]}" -I"$INC" -fsyntax-only "$T/alone.c" 2>"$T/err"; then
-		echo "ok: $h alone as C11"
+		ok "$h alone as C11"
 	else
 		bad "$h alone as C11: $(head -c 600 "$T/err")"
 	fi
 	if "$CXX" -std=c++17 "${WARN[@]}" -I"$INC" -fsyntax-only "$T/alone.cc" 2>"$T/err"; then
-		echo "ok: $h alone as C++17"
+		ok "$h alone as C++17"
 	else
 		bad "$h alone as C++17: $(head -c 600 "$T/err")"
 	fi
@@ -61,7 +55,7 @@ for h in "${HEADERS[@]}"; do
 	if [ "$got_c" -lt "$want" ] || [ "$got_cxx" -lt "$want" ]; then
 		bad "$h: $want static asserts, the C compiler sees $got_c, C++ $got_cxx"
 	else
-		echo "ok: $h: all $want static asserts reach C and C++"
+		ok "$h: all $want static asserts reach C and C++"
 	fi
 done
 
@@ -80,7 +74,7 @@ if "$CC" -std=c11 -I"$INC" -aux-info "$T/aux" -c "$T/all.c" -o "$T/all.o" 2>"$T/
 		bad "declared (-) vs exported by $(basename "$LIB") (+):"
 		sed -n '3,$p' "$T/diff" | grep '^[-+]'
 	else
-		echo "ok: the headers declare exactly the $(wc -l <"$T/exported") exported calls"
+		ok "the headers declare exactly the $(wc -l <"$T/exported") exported calls"
 	fi
 else
 	bad "all headers together: $(head -c 600 "$T/err")"
@@ -114,9 +108,8 @@ for lang in c cc; do
 	if [ "$got" != "$want" ]; then
 		bad "ver.$lang: '$got', want '$want' (macros, string, number, ivl_version())"
 	else
-		echo "ok: ver.$lang: $got"
+		ok "ver.$lang: $got"
 	fi
 done
 
-[ "$FAILS" = 0 ] || { echo "$FAILS failure(s)"; exit 1; }
-echo "all public header checks passed"
+ivl_checks_end "all public header checks passed"

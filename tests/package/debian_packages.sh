@@ -22,14 +22,8 @@ set -u
 SRC=${1:?usage: $0 SOURCE_DIR VERSION}
 VERSION=${2:?usage: $0 SOURCE_DIR VERSION}
 JOBS=${JOBS:-2}
-T=$(mktemp -d /tmp/ivl-deb-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-FAILS=0
-bad() {
-	echo "FAIL: $*"
-	FAILS=$((FAILS + 1))
-}
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/../support/checks.sh"
+ivl_checks_init deb
 
 for tool in dpkg-buildpackage dh lintian; do
 	command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/ivl-deps package)"; exit 1; }
@@ -85,28 +79,23 @@ for p in "${PKGS[@]}"; do
 		bad "dpkg -x $p"
 	dpkg-deb -e "$T/${p}_${DEBVER#*:}_$ARCH.deb" "$T/control/$p" || bad "dpkg-deb -e $p"
 done
-# has PKG PATH...: each PATH exists in PKG's root (file or link).
-has() {
-	local p=$1 f
-	shift
+# has PKG PATH...: each PATH is in PKG's root (file or link);
+# lacks PKG PATH...: none is.
+in_root() { # yes|no PKG PATH...
+	local want=$1 p=$2 f there
+	shift 2
 	for f in "$@"; do
-		if [ -e "$T/root/$p/$f" ] || [ -L "$T/root/$p/$f" ]; then
-			ok "$p: /$f"
-		else
-			bad "$p: no /$f"
-		fi
+		there=no
+		{ [ -e "$T/root/$p/$f" ] || [ -L "$T/root/$p/$f" ]; } && there=yes
+		case $want$there in
+		yesyes) ok "$p: /$f" ;;
+		yesno) bad "$p: no /$f" ;;
+		noyes) bad "$p: /$f should not be there" ;;
+		esac
 	done
 }
-# lacks PKG PATH...: no PATH in PKG's root.
-lacks() {
-	local p=$1 f
-	shift
-	for f in "$@"; do
-		if [ -e "$T/root/$p/$f" ] || [ -L "$T/root/$p/$f" ]; then
-			bad "$p: /$f should not be there"
-		fi
-	done
-}
+has() { in_root yes "$@"; }
+lacks() { in_root no "$@"; }
 L=usr/lib/$MA
 
 has libivlink0 "$L/libivlink.so.0" "$L/libivlink.so.$VERSION"
@@ -210,5 +199,4 @@ lib=$(LD_LIBRARY_PATH=$T/all/$L ldd "$T/all/usr/bin/ivlink-pingpong" | awk '$1 =
 [ "$lib" = "$T/all/$L/libivlink.so.0" ] && ok "ivlink-pingpong links libivlink.so.0" ||
 	bad "ivlink-pingpong: libivlink.so.0 from '$lib'"
 
-[ "$FAILS" = 0 ] || { echo "$FAILS failure(s)"; exit 1; }
-echo "the Debian packages build, are lintian clean and hold the expected layout"
+ivl_checks_end "the Debian packages build, are lintian clean and hold the expected layout"
