@@ -8,7 +8,9 @@
 #                          else print TEXT (the test's verdict)
 #   ivl_install_scratch CMAKE BUILD_DIR PREFIX
 #                          cmake --install BUILD_DIR --prefix PREFIX, or
-#                          exit 1 with the install's output
+#                          exit 1 with the install's output; also when a
+#                          rule installed anything outside PREFIX (a path
+#                          fixed at configure time writes into the system)
 ivl_checks_init() {
 	T=$(mktemp -d "/tmp/ivl-$1-XXXXXX") || exit 1
 	trap 'rm -rf "$T"' EXIT
@@ -26,4 +28,10 @@ ivl_checks_end() {
 ivl_install_scratch() {
 	"$1" --install "$2" --prefix "$3" >"$T/install.log" 2>&1 ||
 		{ cat "$T/install.log"; echo "FAIL: cmake --install $2 --prefix $3"; exit 1; }
+	if grep -E '^-- (Installing|Up-to-date): ' "$T/install.log" | sed -E 's/^-- [^:]*: //; s/ -> .*//' |
+		grep -v "^$3/" >"$T/outside"; then
+		echo "FAIL: cmake --install --prefix $3 installed outside it:"
+		cat "$T/outside"
+		exit 1
+	fi
 }
