@@ -153,6 +153,8 @@ has ivlink-guestd usr/sbin/ivlink-guestd lib/systemd/system/ivlink-guestd.servic
 	usr/share/man/man8/ivlink-guestd.8.gz
 
 has ivlink-tools usr/bin/ivlink-bench usr/bin/ivlink-ring-bench usr/bin/ivlink-pingpong \
+	usr/share/man/man1/ivlink-bench.1.gz usr/share/man/man1/ivlink-ring-bench.1.gz \
+	usr/share/man/man1/ivlink-pingpong.1.gz \
 	usr/libexec/ivlink/ivlink-vm usr/libexec/ivlink/build-image \
 	usr/libexec/ivlink/guest/ivlink-probe usr/libexec/ivlink/guest/ivlink-vfio-probe \
 	usr/share/ivlink/install.conf usr/share/ivlink/VERSION
