@@ -9,6 +9,7 @@
 #  - the functions the installed headers declare are exactly the ones
 #    libivlink.so exports (gcc -aux-info against nm -D): no header declares
 #    a call the library does not have, and no export is undocumented;
+#  - the installed libivlink(3) names exactly those calls in its SYNOPSIS;
 #  - IVL_VERSION_MAJOR/MINOR/PATCH and IVL_VERSION_STRING match VERSION,
 #    and ivl_version() of the installed library returns IVL_VERSION_NUMBER,
 #    from a C and from a C++ program.
@@ -75,6 +76,19 @@ if "$CC" -std=c11 -I"$INC" -aux-info "$T/aux" -c "$T/all.c" -o "$T/all.o" 2>"$T/
 		sed -n '3,$p' "$T/diff" | grep '^[-+]'
 	else
 		ok "the headers declare exactly the $(wc -l <"$T/exported") exported calls"
+	fi
+	page=$(find "$T/usr" -name libivlink.3 -print -quit)
+	if [ -z "$page" ]; then
+		bad "libivlink.3 is not installed"
+	else
+		sed -n '/^\.SH SYNOPSIS/,/^\.SH /p' "$page" | sed 's/\\-/-/g' |
+			grep -Eo '\bivl_[a-z0-9_]+\(' | tr -d '(' | LC_ALL=C sort -u >"$T/documented"
+		if diff -u "$T/declared" "$T/documented" >"$T/diff"; then
+			ok "libivlink(3) names every declared call"
+		else
+			bad "declared (-) vs named in libivlink(3)'s SYNOPSIS (+):"
+			sed -n '3,$p' "$T/diff" | grep '^[-+]'
+		fi
 	fi
 else
 	bad "all headers together: $(head -c 600 "$T/err")"

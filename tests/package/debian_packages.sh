@@ -110,7 +110,7 @@ fi
 
 has libivlink-dev usr/include/ivlink/ivlink.h usr/include/ivlink/layout.h usr/include/ivlink/version.h \
 	"$L/libivlink.so" "$L/pkgconfig/ivlink.pc" "$L/cmake/ivlink/ivlinkConfig.cmake" \
-	"$L/cmake/ivlink/ivlinkConfigVersion.cmake"
+	"$L/cmake/ivlink/ivlinkConfigVersion.cmake" usr/share/man/man3/libivlink.3.gz
 lacks libivlink-dev usr/include/ivlink/ring.h usr/include/ivlink/region.h usr/include/ivlink/notify.h
 pcprefix=$(PKG_CONFIG_LIBDIR=$T/root/libivlink-dev/$L/pkgconfig pkg-config --variable=libdir ivlink)
 [ "$(readlink -f "$pcprefix")" = "$T/root/libivlink-dev/$L" ] && ok "libivlink-dev: ivlink.pc libdir /$L" ||
