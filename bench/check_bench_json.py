@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Runs `ivlink-ring-bench --quick --json` and checks that the object has
-every key documented in ring_bench.c, each figure a positive number, each
+every key documented in ring-bench/ring_bench.h, each figure a positive number, each
 array one positive entry per message size. The list is written out here on
 purpose (not taken from the binary), so that a key dropped or renamed there
 fails this test. No timing is asserted: the goals are only reported."""
