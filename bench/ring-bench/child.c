@@ -17,7 +17,7 @@ static int child_floor(struct bench *b, uint64_t count, int pause)
 		/* B1: pairs with the parent's release store of want. */
 		while (__atomic_load_n(ball, __ATOMIC_ACQUIRE) != want) {
 			if (pause)
-				cpu_relax();
+				ivl__cpu_relax();
 			if ((++spins & 0xffff) == 0) {
 				if (!b->pinned)
 					sched_yield();
@@ -169,7 +169,7 @@ static int child_xcopy(struct bench *b, uint32_t nslots)
 				return 0;
 			if ((spins & 0xfff) == 0 && bench_now_ns() > deadline)
 				return -ETIMEDOUT;
-			cpu_relax();
+			ivl__cpu_relax();
 		}
 		memcpy(slots + (size_t)i * XCOPY_SIZE, b->src, XCOPY_SIZE);
 		/* X1: pairs with the parent's acquire load of 1. */
@@ -193,7 +193,7 @@ static uint32_t child_wait_cmd(struct bench *b, uint32_t last)
 		if (getppid() != b->parent)
 			_exit(1); /* orphaned: the parent died */
 		if (bench_now_ns() < spin_end) {
-			cpu_relax();
+			ivl__cpu_relax();
 		} else {
 			struct timespec ts = {0, 20000};
 

@@ -93,10 +93,6 @@ static void usage(FILE *f)
 		"      ring_block_kicks_per_rtt  eventfd kicks per blocking round trip\n"
 		"      ring_lazy_rtt_p50_ns  diagnostic: spinning, consumer publishes its head\n"
 		"                            once per quarter ring, p50\n"
-		"      ring_lib_spin0_rtt_p50_ns  diagnostic: ivl_ring_wait_readable() with\n"
-		"                            spin_ns = 0, p50\n"
-		"      ring_lib_spin0_kicks_per_rtt  diagnostic (may be 0): its kicks per\n"
-		"                            round trip\n"
 		"      tcp_rtt_p50_ns, tcp_rtt_p99_ns, tcp_rtt_p999_ns      TCP, 64 B\n"
 		"      tcp_1b_rtt_p50_ns, tcp_1b_rtt_p99_ns, tcp_1b_rtt_p999_ns  TCP, 1 B\n"
 		"      unix_rtt_p50_ns, unix_rtt_p99_ns, unix_rtt_p999_ns   UNIX, 64 B\n"
@@ -275,9 +271,6 @@ static int run_all(struct bench *b, struct results *r)
 	if ((rc = rb_run_ring_rtt(b, RTT_SLEEP, b->o.slow_iters, &r->ring_block,
 				  &r->block_kicks_per_rtt)) < 0)
 		return fail("ring round trip (blocking)", rc);
-	if ((rc = rb_run_ring_rtt(b, RTT_LIB_SPIN0, b->o.slow_iters, &r->ring_spin0,
-				  &r->spin0_kicks_per_rtt)) < 0)
-		return fail("ring round trip (library wait, spin_ns = 0)", rc);
 	if ((rc = rb_run_ring_rtt(b, RTT_LAZY_HEAD, b->o.iters, &r->ring_lazy, NULL)) < 0)
 		return fail("ring round trip (lazy head)", rc);
 	if ((rc = rb_run_sock_rtt(b, 0, 1, &r->tcp1)) < 0)

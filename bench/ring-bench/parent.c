@@ -37,7 +37,7 @@ static int wait_ack(struct bench *b)
 
 	/* C2: pairs with the release store at the end of child_main()'s loop. */
 	while (__atomic_load_n(&b->ctl->ack_seq, __ATOMIC_ACQUIRE) != b->seq) {
-		cpu_relax();
+		ivl__cpu_relax();
 		if ((++spins & 0xfff) == 0) {
 			if (rb_child_gone(b))
 				return -ECONNRESET;
@@ -83,7 +83,7 @@ int rb_run_floor(struct bench *b, int pause, struct lat *out)
 		/* B2: pairs with the child's release store of v + 1. */
 		while (__atomic_load_n(ball, __ATOMIC_ACQUIRE) != v + 1) {
 			if (pause)
-				cpu_relax();
+				ivl__cpu_relax();
 			if ((++spins & 0xffff) == 0) {
 				if (!b->pinned)
 					sched_yield();
@@ -377,7 +377,7 @@ int rb_run_xcopy(struct bench *b, double *gbps)
 		deadline = bench_now_ns() + WAIT_NS;
 		/* X1: pairs with the child's release store of 1. */
 		for (unsigned spins = 1; __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 1; spins++) {
-			cpu_relax();
+			ivl__cpu_relax();
 			if ((spins & 0xfff) == 0 &&
 			    (bench_now_ns() > deadline || rb_child_gone(b))) {
 				rc = -ETIMEDOUT;

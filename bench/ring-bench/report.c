@@ -82,14 +82,12 @@ void rb_print_human(const struct bench *b, const struct results *r)
 	print_lat("ring 64 B, spinning", &r->ring);
 	print_lat("ring 64 B, blocking (spin_ns=0)", &r->ring_block);
 	print_lat("diag: ring, lazy head publication", &r->ring_lazy);
-	print_lat("diag: ring, library wait spin_ns=0", &r->ring_spin0);
 	print_lat("TCP loopback 1 B, TCP_NODELAY", &r->tcp1);
 	print_lat("TCP loopback 64 B, TCP_NODELAY", &r->tcp64);
 	print_lat("UNIX socketpair 1 B", &r->unix1);
 	print_lat("UNIX socketpair 64 B", &r->unix64);
-	printf("  (eventfd kicks per round trip, 2.00 when every wait slept: blocking %.2f,\n"
-	       "   library wait with spin_ns=0 %.2f)\n\n",
-	       r->block_kicks_per_rtt, r->spin0_kicks_per_rtt);
+	printf("  (eventfd kicks per blocking round trip, 2.00 when every wait slept: %.2f)\n\n",
+	       r->block_kicks_per_rtt);
 
 	printf("One-way throughput (median of %u windows, ring %u KiB; batched below 64 KiB)\n",
 	       b->o.quick ? 3 : 5, b->o.ring_kib);
@@ -201,8 +199,6 @@ void rb_print_json(const struct bench *b, const struct results *r)
 	json_lat("ring_block", &r->ring_block, 1);
 	printf("  \"ring_block_kicks_per_rtt\": %.3f,\n", r->block_kicks_per_rtt);
 	printf("  \"ring_lazy_rtt_p50_ns\": %" PRId64 ",\n", r->ring_lazy.p50);
-	printf("  \"ring_lib_spin0_rtt_p50_ns\": %" PRId64 ",\n", r->ring_spin0.p50);
-	printf("  \"ring_lib_spin0_kicks_per_rtt\": %.3f,\n", r->spin0_kicks_per_rtt);
 	json_lat("tcp", &r->tcp64, 1);
 	json_lat("tcp_1b", &r->tcp1, 1);
 	json_lat("unix", &r->unix64, 1);

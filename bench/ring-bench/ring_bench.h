@@ -18,8 +18,8 @@
  *      is the floor any shared-memory round trip pays (two line transfers).
  *   2. ring round trip, 64-byte messages, message mode, one ring each way:
  *      spinning (the spin budget never runs out) and blocking (no spin at
- *      all: every wait advertises sleep and is woken by an eventfd kick;
- *      see wait_readable_sleeping() for why not ivl_ring_wait_readable()).
+ *      all: ivl_ring_wait_readable() with spin_ns = 0, so every wait
+ *      advertises sleep and is woken by an eventfd kick).
  *   3. TCP loopback (TCP_NODELAY) and UNIX socketpair round trips, 1 and
  *      64 bytes, blocking sockets: the baselines the ring replaces.
  *   4. one-way throughput for 64 B .. 1 MiB messages: message mode with
@@ -72,10 +72,6 @@
  *   ring_lazy_rtt_p50_ns      diagnostic: spinning round trip with the
  *                             consumer publishing its head once per quarter
  *                             ring instead of per record, p50
- *   ring_lib_spin0_rtt_p50_ns diagnostic: round trip through
- *                             ivl_ring_wait_readable() with spin_ns = 0, p50
- *   ring_lib_spin0_kicks_per_rtt  diagnostic, may be 0: its kicks per round
- *                             trip (below 2.0: some waits never slept)
  *   tcp_rtt_p50_ns, tcp_rtt_p99_ns, tcp_rtt_p999_ns
  *                             TCP loopback round trip, 64 B, TCP_NODELAY
  *   tcp_1b_rtt_p50_ns, tcp_1b_rtt_p99_ns, tcp_1b_rtt_p999_ns   the same, 1 B
@@ -138,6 +134,7 @@
 #include <ivlink/ring.h>
 
 #include "bench_common.h"
+#include "os.h" /* transport/: ivl__cpu_relax() */
 
 /* ------------------------------------------------------------------ setup */
 
@@ -222,9 +219,8 @@ struct results {
 	double clock_ns;
 	struct lat floor, floor_pause, ring, ring_block;
 	double block_kicks_per_rtt;
-	struct lat ring_spin0, ring_lazy; /* diagnostics */
-	double spin0_kicks_per_rtt;
-	double xcopy_gbps; /* diagnostic: cross-core copy ceiling, 64 KiB */
+	struct lat ring_lazy; /* diagnostic */
+	double xcopy_gbps;    /* diagnostic: cross-core copy ceiling, 64 KiB */
 	struct lat tcp64, tcp1, unix64, unix1;
 	struct tput tp[N_SIZES];
 };
@@ -250,17 +246,6 @@ struct bench {
 	int64_t *samples;   /* o.iters entries */
 	uint8_t *src, *dst; /* message buffers, TPUT_RING_MAX bytes each */
 };
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield" ::: "memory");
-#else
-	__asm__ volatile("" ::: "memory");
-#endif
-}
 
 /* Keeps the compiler from dropping copies whose result nobody reads. */
 static inline void clobber(void *p)
@@ -291,13 +276,12 @@ static inline uint32_t *xcopy_flag(struct bench *b, uint32_t i)
 
 /*
  * How a ring round trip waits and consumes. RTT_SPIN and RTT_SLEEP are the
- * two figures issue 2 asks for; the other two are diagnostics for the ring's
- * owners (see the report in print_human()).
+ * two figures issue 2 asks for; RTT_LAZY_HEAD is a diagnostic for the ring's
+ * owners (see the report in rb_print_human()).
  */
 enum rtt_how {
 	RTT_SPIN,      /* ivl_ring_wait_readable, spin budget never runs out */
-	RTT_SLEEP,     /* every wait advertises sleep and blocks, no spin */
-	RTT_LIB_SPIN0, /* ivl_ring_wait_readable with spin_ns = 0 */
+	RTT_SLEEP,     /* ivl_ring_wait_readable with spin_ns = 0: every wait sleeps */
 	RTT_LAZY_HEAD, /* RTT_SPIN, but the consumer publishes its head lazily */
 };
 

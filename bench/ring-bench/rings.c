@@ -50,56 +50,12 @@ void rb_copy_spans(uint8_t *dst, const struct ivl_span sp[2], size_t n)
 		memcpy(dst + first, sp[1].base, n - first);
 }
 
-/*
- * Waits for data without spinning at all: advertise sleep, re-check, block,
- * the handshake ring.h describes and ring.c's wait_loop() runs after its
- * spin phase, through ring.c's own ivl_ring_arm()/ivl_ring_disarm() (the
- * handshake lives in ring.c only).
- *
- * WORKAROUND: ivl_ring_wait_readable() with spin_ns = 0 still polls the ring
- * 64 times before it first reads the clock (wait_loop() tests the time only
- * when (++i & 63) == 0), a few microseconds with pause. In a ping-pong the
- * reply nearly always lands inside that poll, so the "blocking" figure would
- * really be a spinning one (RTT_LIB_SPIN0 shows it: well under one kick per
- * round trip). Go back to ivl_ring_wait_readable() once ring.c skips the
- * spin phase when spin_ns is 0.
- */
-static int wait_readable_sleeping(struct ivl_ring *r, int64_t timeout_ns)
-{
-	int64_t deadline = bench_now_ns() + timeout_ns;
-	int rc;
-
-	while (!ivl_ring_readable(r)) {
-		if (r->notify.check) {
-			rc = r->notify.check(r->notify.ctx);
-			if (rc < 0)
-				return rc;
-		}
-		/* Odd sleep_seq and F1: either we see the producer's tail
-		 * below or it sees our sleep and kicks. */
-		ivl_ring_arm(r);
-		if (ivl_ring_readable(r)) {
-			ivl_ring_disarm(r);
-			return 0;
-		}
-		if (bench_now_ns() > deadline) {
-			ivl_ring_disarm(r);
-			return -ETIMEDOUT;
-		}
-		rc = r->notify.block(r->notify.ctx, IVL_BLOCK_SLICE_NS);
-		ivl_ring_disarm(r);
-		if (rc < 0 && rc != -ETIMEDOUT)
-			return rc;
-	}
-	return 0;
-}
-
 /* Attaches the two rings of a round trip: the parent produces into PING and
  * consumes PONG, the child the reverse. */
 int rb_rtt_attach(struct bench *b, struct ivl_ring *rx, struct ivl_ring *tx, int parent,
 		  enum rtt_how how)
 {
-	int64_t spin_ns = how == RTT_SLEEP || how == RTT_LIB_SPIN0 ? 0 : SPIN_FOREVER_NS;
+	int64_t spin_ns = how == RTT_SLEEP ? 0 : SPIN_FOREVER_NS;
 	int rc;
 
 	rc = rb_ring_attach(b, rx, parent ? RING_PONG : RING_PING, 0, RTT_RING_SIZE,
@@ -118,10 +74,7 @@ long rb_rtt_recv(struct ivl_ring *rx, enum rtt_how how, uint8_t *buf, uint32_t *
 	long n;
 	int rc;
 
-	if (how == RTT_SLEEP)
-		rc = wait_readable_sleeping(rx, WAIT_NS);
-	else
-		rc = ivl_ring_wait_readable(rx, WAIT_NS);
+	rc = ivl_ring_wait_readable(rx, WAIT_NS);
 	if (rc < 0)
 		return rc;
 	if (how != RTT_LAZY_HEAD)
