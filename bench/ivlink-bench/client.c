@@ -19,7 +19,7 @@ struct client {
 
 static int client_connect(struct client *cl, struct conn *c)
 {
-	int64_t deadline = bench_now_ns() + (int64_t)ivb_opt.timeout_s * 1000000000LL;
+	int64_t deadline = ivl__now_ns() + (int64_t)ivb_opt.timeout_s * 1000000000LL;
 
 	c->kind = cl->m->kind;
 	c->fd = -1;
@@ -41,7 +41,7 @@ static int client_connect(struct client *cl, struct conn *c)
 		c->fd = -1;
 		if ((err != ECONNREFUSED && err != ENOENT && err != EHOSTUNREACH &&
 		     err != ENETUNREACH && err != ETIMEDOUT) ||
-		    bench_now_ns() > deadline)
+		    ivl__now_ns() > deadline)
 			return -err;
 		usleep(100000);
 	}
@@ -80,11 +80,11 @@ static int client_lat(struct client *cl, uint32_t size, struct lat_row *row)
 		return rc;
 	rc = ivb_conn_send(&c, &h, sizeof(h));
 	memset(cl->buf, 0xa5, size);
-	prev = bench_now_ns();
+	prev = ivl__now_ns();
 	for (uint64_t i = 0; rc >= 0 && i < n + w; i++) {
 		if (i == w) {
 			c0 = bench_cpu_ns();
-			prev = bench_now_ns();
+			prev = ivl__now_ns();
 		}
 		rc = ivb_conn_send(&c, cl->buf, size);
 		if (rc < 0)
@@ -94,7 +94,7 @@ static int client_lat(struct client *cl, uint32_t size, struct lat_row *row)
 			rc = rc < 0 ? rc : -ECONNRESET;
 			break;
 		}
-		t = bench_now_ns();
+		t = ivl__now_ns();
 		if (i >= w)
 			cl->samples[i - w] = t - prev;
 		prev = t;
@@ -146,14 +146,14 @@ static int client_tput(struct client *cl, uint32_t size, struct tput_row *row)
 		return rc;
 	memset(cl->buf, 0x5a, size);
 	rc = ivb_conn_send(&c, &h, sizeof(h));
-	t0 = bench_now_ns();
+	t0 = ivl__now_ns();
 	c0 = bench_cpu_ns();
 	while (rc >= 0) {
 		rc = ivb_conn_send(&c, cl->buf, size);
 		sent++;
 		/* The clock is read every few messages: at 64 B a clock read
 		 * per send would be a visible share of the native path. */
-		if ((sent & 15) == 0 && bench_now_ns() - t0 >= dur)
+		if ((sent & 15) == 0 && ivl__now_ns() - t0 >= dur)
 			break;
 	}
 	if (rc >= 0)

@@ -141,7 +141,7 @@ int ivb_native_open(const char *name, int64_t spin_ns, struct ivl_endpoint **ep)
  * not NULL, alt; returns its id or -ETIMEDOUT. */
 long ivb_native_find_peer(struct ivl_endpoint *ep, const char *want, const char *alt)
 {
-	int64_t deadline = bench_now_ns() + (int64_t)ivb_opt.timeout_s * 1000000000LL;
+	int64_t deadline = ivl__now_ns() + (int64_t)ivb_opt.timeout_s * 1000000000LL;
 	uint32_t self = ivl_endpoint_id(ep);
 	struct ivl_peer_info pi[64];
 
@@ -159,7 +159,7 @@ long ivb_native_find_peer(struct ivl_endpoint *ep, const char *want, const char 
 		}
 		if (count == 1)
 			return found;
-		if (bench_now_ns() > deadline)
+		if (ivl__now_ns() > deadline)
 			return -ETIMEDOUT;
 		ivl_endpoint_process(ep);
 		usleep(2000);

@@ -119,7 +119,7 @@ static int read_line(int fd, char *buf, size_t len, int64_t deadline)
 
 	while (n + 1 < len) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int64_t left = (deadline - bench_now_ns()) / 1000000;
+		int64_t left = (deadline - ivl__now_ns()) / 1000000;
 		ssize_t r;
 
 		if (left <= 0)
@@ -175,7 +175,7 @@ static int start_daemon(char *endpoint, size_t len)
 		_exit(127);
 	}
 	ivb_daemon_pid = pid;
-	deadline = bench_now_ns() + 10000000000LL;
+	deadline = ivl__now_ns() + 10000000000LL;
 	for (;;) {
 		struct stat sb;
 		int status;
@@ -187,7 +187,7 @@ static int start_daemon(char *endpoint, size_t len)
 			ivb_msg("ivlinkd (%s) exited at start; see its log above", bin);
 			return -ECHILD;
 		}
-		if (bench_now_ns() > deadline)
+		if (ivl__now_ns() > deadline)
 			return -ETIMEDOUT;
 		usleep(10000);
 	}
@@ -268,7 +268,7 @@ static int run_mode(const struct mode_def *m, const char *endpoint, const char *
 	spid = spawn(sargv, &sfd, ivb_opt.cpus[1]);
 	if (spid < 0)
 		return (int)spid;
-	deadline = bench_now_ns() + (int64_t)ivb_opt.timeout_s * 1000000000LL;
+	deadline = ivl__now_ns() + (int64_t)ivb_opt.timeout_s * 1000000000LL;
 	for (;;) {
 		rc = read_line(sfd, ready, sizeof(ready), deadline);
 		if (rc <= 0) {
@@ -300,9 +300,9 @@ static int run_mode(const struct mode_def *m, const char *endpoint, const char *
 		goto out;
 	}
 	/* Generous: every test's timeout could be spent once. */
-	deadline = bench_now_ns() + (int64_t)(ivb_opt.timeout_s * 2u +
-					      (ivb_opt.n_lat_sizes + ivb_opt.n_tput_sizes) * 5u) *
-					1000000000LL;
+	deadline = ivl__now_ns() + (int64_t)(ivb_opt.timeout_s * 2u +
+					     (ivb_opt.n_lat_sizes + ivb_opt.n_tput_sizes) * 5u) *
+				       1000000000LL;
 	while ((rc = read_line(cfd, line, sizeof(line), deadline)) > 0)
 		lines += ivb_parse_result_line(line);
 	if (rc < 0)

@@ -17,7 +17,7 @@ static int serve_one(struct conn *c, uint8_t *buf, bool *end)
 		return rc < 0 ? rc : -ECONNRESET;
 	if (h.magic != WIRE_MAGIC || h.size > MAX_MSG)
 		return -EPROTO;
-	t0 = bench_now_ns();
+	t0 = ivl__now_ns();
 	c0 = bench_cpu_ns();
 	switch (h.op) {
 	case OP_LAT:
@@ -48,7 +48,7 @@ static int serve_one(struct conn *c, uint8_t *buf, bool *end)
 	default:
 		return -EPROTO;
 	}
-	r.elapsed_ns = (uint64_t)(bench_now_ns() - t0);
+	r.elapsed_ns = (uint64_t)(ivl__now_ns() - t0);
 	r.cpu_ns = (uint64_t)(bench_cpu_ns() - c0);
 	r.status = rc < 0 ? rc : 0;
 	rc = ivb_conn_send(c, &r, sizeof(r));

@@ -8,7 +8,7 @@
 static int child_floor(struct bench *b, uint64_t count, int pause)
 {
 	uint64_t *ball = b->ball;
-	int64_t deadline = bench_now_ns() + WAIT_NS;
+	int64_t deadline = ivl__now_ns() + WAIT_NS;
 
 	for (uint64_t i = 0; i < count; i++) {
 		uint64_t want = 2 * i + 1;
@@ -21,7 +21,7 @@ static int child_floor(struct bench *b, uint64_t count, int pause)
 			if ((++spins & 0xffff) == 0) {
 				if (!b->pinned)
 					sched_yield();
-				if (bench_now_ns() > deadline)
+				if (ivl__now_ns() > deadline)
 					return -ETIMEDOUT;
 			}
 		}
@@ -157,7 +157,7 @@ static int child_tput(struct bench *b, uint32_t size, uint32_t ring_size)
 static int child_xcopy(struct bench *b, uint32_t nslots)
 {
 	uint8_t *slots = ring_data(b, RING_TPUT);
-	int64_t deadline = bench_now_ns() + WAIT_NS;
+	int64_t deadline = ivl__now_ns() + WAIT_NS;
 
 	for (uint32_t i = 0;; i = (i + 1) % nslots) {
 		uint32_t *flag = xcopy_flag(b, i);
@@ -167,14 +167,14 @@ static int child_xcopy(struct bench *b, uint32_t nslots)
 		for (unsigned spins = 1; __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 0; spins++) {
 			if (__atomic_load_n(&b->ctl->stop, __ATOMIC_RELAXED))
 				return 0;
-			if ((spins & 0xfff) == 0 && bench_now_ns() > deadline)
+			if ((spins & 0xfff) == 0 && ivl__now_ns() > deadline)
 				return -ETIMEDOUT;
 			ivl__cpu_relax();
 		}
 		memcpy(slots + (size_t)i * XCOPY_SIZE, b->src, XCOPY_SIZE);
 		/* X1: pairs with the parent's acquire load of 1. */
 		__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
-		deadline = bench_now_ns() + WAIT_NS;
+		deadline = ivl__now_ns() + WAIT_NS;
 	}
 }
 
@@ -182,7 +182,7 @@ static int child_xcopy(struct bench *b, uint32_t nslots)
  * then sleep in short steps so an idle child does not burn a shared CPU. */
 static uint32_t child_wait_cmd(struct bench *b, uint32_t last)
 {
-	int64_t spin_end = bench_now_ns() + 1000000;
+	int64_t spin_end = ivl__now_ns() + 1000000;
 	uint32_t seq;
 
 	for (;;) {
@@ -192,7 +192,7 @@ static uint32_t child_wait_cmd(struct bench *b, uint32_t last)
 			return seq;
 		if (getppid() != b->parent)
 			_exit(1); /* orphaned: the parent died */
-		if (bench_now_ns() < spin_end) {
+		if (ivl__now_ns() < spin_end) {
 			ivl__cpu_relax();
 		} else {
 			struct timespec ts = {0, 20000};

@@ -303,7 +303,7 @@ static int run_all(struct bench *b, struct results *r)
 static int accept_child(struct bench *b, int lfd)
 {
 	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
-	int64_t deadline = bench_now_ns() + WAIT_NS;
+	int64_t deadline = ivl__now_ns() + WAIT_NS;
 	int fd, one = 1;
 
 	for (;;) {
@@ -315,7 +315,7 @@ static int accept_child(struct bench *b, int lfd)
 			break;
 		if (rb_child_gone(b))
 			return -ECONNRESET;
-		if (bench_now_ns() > deadline)
+		if (ivl__now_ns() > deadline)
 			return -ETIMEDOUT;
 	}
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -32,7 +32,7 @@ void rb_issue(struct bench *b, enum cmd cmd)
 
 static int wait_ack(struct bench *b)
 {
-	int64_t deadline = bench_now_ns() + WAIT_NS;
+	int64_t deadline = ivl__now_ns() + WAIT_NS;
 	unsigned spins = 0;
 
 	/* C2: pairs with the release store at the end of child_main()'s loop. */
@@ -41,7 +41,7 @@ static int wait_ack(struct bench *b)
 		if ((++spins & 0xfff) == 0) {
 			if (rb_child_gone(b))
 				return -ECONNRESET;
-			if (bench_now_ns() > deadline)
+			if (ivl__now_ns() > deadline)
 				return -ETIMEDOUT;
 			if (!b->pinned)
 				sched_yield();
@@ -52,12 +52,12 @@ static int wait_ack(struct bench *b)
 
 double rb_clock_overhead(void)
 {
-	int64_t t0 = bench_now_ns(), t1;
+	int64_t t0 = ivl__now_ns(), t1;
 	const int n = 100000;
 
 	for (int i = 0; i < n; i++)
-		t1 = bench_now_ns();
-	t1 = bench_now_ns();
+		t1 = ivl__now_ns();
+	t1 = ivl__now_ns();
 	return (double)(t1 - t0) / (n + 1);
 }
 
@@ -65,7 +65,7 @@ int rb_run_floor(struct bench *b, int pause, struct lat *out)
 {
 	size_t iters = b->o.iters, warm = rb_warmup_of(iters), total = iters + warm;
 	uint64_t *ball = b->ball;
-	int64_t t0, t1, deadline = bench_now_ns() + WAIT_NS;
+	int64_t t0, t1, deadline = ivl__now_ns() + WAIT_NS;
 	int rc;
 
 	__atomic_store_n(ball, 0, __ATOMIC_RELAXED);
@@ -73,7 +73,7 @@ int rb_run_floor(struct bench *b, int pause, struct lat *out)
 	b->ctl->arg = (uint32_t)pause;
 	rb_issue(b, CMD_FLOOR);
 
-	t0 = bench_now_ns();
+	t0 = ivl__now_ns();
 	for (size_t i = 0; i < total; i++) {
 		uint64_t v = 2 * (uint64_t)i + 1;
 		unsigned spins = 0;
@@ -87,11 +87,11 @@ int rb_run_floor(struct bench *b, int pause, struct lat *out)
 			if ((++spins & 0xffff) == 0) {
 				if (!b->pinned)
 					sched_yield();
-				if (bench_now_ns() > deadline || rb_child_gone(b))
+				if (ivl__now_ns() > deadline || rb_child_gone(b))
 					return -ETIMEDOUT;
 			}
 		}
-		t1 = bench_now_ns();
+		t1 = ivl__now_ns();
 		if (i >= warm)
 			b->samples[i - warm] = t1 - t0;
 		t0 = t1;
@@ -130,7 +130,7 @@ int rb_run_ring_rtt(struct bench *b, enum rtt_how how, size_t iters, struct lat 
 	b->ctl->arg = how;
 	rb_issue(b, CMD_RING_ECHO);
 
-	t0 = bench_now_ns();
+	t0 = ivl__now_ns();
 	for (size_t i = 0; i < total; i++) {
 		long n = ivl_ring_write(&tx, msg, sizeof(msg), 0);
 
@@ -143,7 +143,7 @@ int rb_run_ring_rtt(struct bench *b, enum rtt_how how, size_t iters, struct lat 
 			rc = n < 0 ? (int)n : -EPROTO;
 			break;
 		}
-		t1 = bench_now_ns();
+		t1 = ivl__now_ns();
 		if (i >= warm)
 			b->samples[i - warm] = t1 - t0;
 		t0 = t1;
@@ -178,12 +178,12 @@ int rb_run_sock_rtt(struct bench *b, int unix_sock, uint32_t size, struct lat *o
 	b->ctl->size = size;
 	b->ctl->arg = (uint32_t)unix_sock;
 	rb_issue(b, CMD_SOCK_ECHO);
-	t0 = bench_now_ns();
+	t0 = ivl__now_ns();
 	for (size_t i = 0; i < total && rc == 0; i++) {
 		rc = bench_send_all(fd, buf, size);
 		if (rc == 0)
 			rc = bench_recv_all(fd, buf, size);
-		t1 = bench_now_ns();
+		t1 = ivl__now_ns();
 		if (i >= warm)
 			b->samples[i - warm] = t1 - t0;
 		t0 = t1;
@@ -242,7 +242,7 @@ int rb_run_tput(struct bench *b, uint32_t size, struct tput *res)
 	b->ctl->ring_size = ring_size;
 	rb_issue(b, CMD_TPUT);
 
-	t_start = bench_now_ns();
+	t_start = ivl__now_ns();
 	t_win = t_start;
 	t_end = t_start + win_ns / 2; /* warm-up: half a window */
 	for (;;) {
@@ -300,7 +300,7 @@ int rb_run_tput(struct bench *b, uint32_t size, struct tput *res)
 		if (stopping || ++since_check < check_every)
 			continue;
 		since_check = 0;
-		int64_t t = bench_now_ns();
+		int64_t t = ivl__now_ns();
 
 		if (t < t_end)
 			continue;
@@ -368,18 +368,18 @@ int rb_run_xcopy(struct bench *b, double *gbps)
 	b->ctl->ring_size = nslots * XCOPY_SIZE;
 	rb_issue(b, CMD_XCOPY);
 
-	t = bench_now_ns();
+	t = ivl__now_ns();
 	t_win = t;
 	t_end = t + win_ns / 2;
 	for (uint32_t i = 0; w < (int)nwin; i = (i + 1) % nslots) {
 		uint32_t *flag = xcopy_flag(b, i);
 
-		deadline = bench_now_ns() + WAIT_NS;
+		deadline = ivl__now_ns() + WAIT_NS;
 		/* X1: pairs with the child's release store of 1. */
 		for (unsigned spins = 1; __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 1; spins++) {
 			ivl__cpu_relax();
 			if ((spins & 0xfff) == 0 &&
-			    (bench_now_ns() > deadline || rb_child_gone(b))) {
+			    (ivl__now_ns() > deadline || rb_child_gone(b))) {
 				rc = -ETIMEDOUT;
 				goto out;
 			}
@@ -389,7 +389,7 @@ int rb_run_xcopy(struct bench *b, double *gbps)
 		/* X2: pairs with the child's acquire load of 0. */
 		__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
 		bytes += XCOPY_SIZE;
-		t = bench_now_ns();
+		t = ivl__now_ns();
 		if (t < t_end)
 			continue;
 		if (w >= 0)
@@ -426,14 +426,14 @@ double rb_run_memcpy(struct bench *b, uint32_t size)
 	for (unsigned w = 0; w < nwin; w++) {
 		uint64_t copies = 0;
 
-		t0 = bench_now_ns();
+		t0 = ivl__now_ns();
 		do {
 			for (uint32_t i = 0; i < per_check; i++) {
 				memcpy(b->dst, b->src, size);
 				clobber(b->dst);
 			}
 			copies += per_check;
-			t = bench_now_ns();
+			t = ivl__now_ns();
 		} while (t - t0 < win_ns);
 		rate[w] = (double)copies * size / ((double)(t - t0) / 1e9);
 	}

@@ -134,7 +134,6 @@
 #include <ivlink/ring.h>
 
 #include "bench_common.h"
-#include "os.h" /* transport/: ivl__cpu_relax() */
 
 /* ------------------------------------------------------------------ setup */
 

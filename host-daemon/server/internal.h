@@ -56,6 +56,7 @@
 #include <sys/un.h>
 
 #include "server.h"
+#include "os.h" /* transport/: ivl__now_ns(), ivl__realtime_ns() */
 #include "region_guard.h"
 
 #ifndef MFD_HUGE_SHIFT
@@ -157,14 +158,6 @@ struct ivl_server {
 	uint64_t start_mono_ns;
 	int started;
 };
-
-static inline uint64_t now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static inline int is_pow2(uint64_t v)
 {

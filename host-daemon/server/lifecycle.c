@@ -161,7 +161,7 @@ void ivl_server_close(struct ivl_server *s)
 			if (!c)
 				continue;
 			e = ivl_region_peer(&s->rg, id);
-			e->left_unix_ns = now_ns(CLOCK_REALTIME);
+			e->left_unix_ns = (uint64_t)ivl__realtime_ns();
 			ivl_region_peer_set(&s->rg, id, IVL_PEER_GONE, 0, 0, 0);
 		}
 		for (uint32_t id = 0; id < s->rg.hdr.max_peers; id++)

@@ -13,7 +13,7 @@
  */
 static int refusal_log_ok(struct ivl_server *s, uint32_t uid, uint64_t *quiet)
 {
-	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	uint64_t now = (uint64_t)ivl__now_ns();
 	struct refusal *r = NULL, *oldest = &s->refusals[0];
 
 	for (size_t i = 0; i < sizeof(s->refusals) / sizeof(s->refusals[0]); i++) {
@@ -122,8 +122,8 @@ struct client *ivl__srv_client_new(enum ep_kind kind, int fd, const struct ucred
 	c->pid = cr->pid;
 	c->uid = cr->uid;
 	c->gid = cr->gid;
-	c->since_real_ns = now_ns(CLOCK_REALTIME);
-	c->since_mono_ns = now_ns(CLOCK_MONOTONIC);
+	c->since_real_ns = (uint64_t)ivl__realtime_ns();
+	c->since_mono_ns = (uint64_t)ivl__now_ns();
 	return c;
 }
 
@@ -250,7 +250,7 @@ static void peer_leave(struct ivl_server *s, struct client *c)
 	struct ivl_peer_entry *e = ivl_region_peer(&s->rg, (uint32_t)c->id);
 	long ep;
 
-	e->left_unix_ns = now_ns(CLOCK_REALTIME);
+	e->left_unix_ns = (uint64_t)ivl__realtime_ns();
 	ep = ivl_region_peer_set(&s->rg, (uint32_t)c->id, IVL_PEER_GONE, 0, 0, 0);
 	/* The section is NOT wiped here: a section belongs to its id and no
 	 * other peer can use it, so reclaiming it early gains nothing, while

@@ -56,7 +56,7 @@ static int format_region(struct ivl_server *s)
 		return rc;
 	}
 	/* The daemon owns these header fields; format() leaves them zero. */
-	h->created_unix_ns = now_ns(CLOCK_REALTIME);
+	h->created_unix_ns = (uint64_t)ivl__realtime_ns();
 	h->daemon_gen = 0;
 	return 0;
 }
@@ -377,7 +377,7 @@ void ivl__srv_adopt_region(struct ivl_server *s)
 			    id, e->pid, v.epoch);
 			continue;
 		}
-		e->left_unix_ns = now_ns(CLOCK_REALTIME);
+		e->left_unix_ns = (uint64_t)ivl__realtime_ns();
 		ep = ivl_region_peer_set(&s->rg, id, IVL_PEER_GONE, 0, 0, 0);
 		if (ep > 0)
 			ivl_section_reset(&s->rg, id, (uint32_t)ep);

@@ -157,8 +157,8 @@ int ivl_server_start(struct ivl_server *s)
 	char gid_text[24] = "unchanged";
 	int rc;
 
-	s->start_mono_ns = now_ns(CLOCK_MONOTONIC);
-	s->stats.since_real_ns = now_ns(CLOCK_REALTIME);
+	s->start_mono_ns = (uint64_t)ivl__now_ns();
+	s->stats.since_real_ns = (uint64_t)ivl__realtime_ns();
 	rc = ivl__srv_open_region(s);
 	if (rc < 0)
 		return rc;

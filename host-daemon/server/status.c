@@ -42,7 +42,7 @@ static void stats_reset(struct ivl_server *s, const struct ucred *cr)
 
 	memset(&s->stats, 0, sizeof(s->stats));
 	s->stats.resets = resets;
-	s->stats.since_real_ns = now_ns(CLOCK_REALTIME);
+	s->stats.since_real_ns = (uint64_t)ivl__realtime_ns();
 	ivl__srv_log(s, IVL_LOG_INFO, "statistics reset by pid %d uid %u", (int)cr->pid,
 		     (unsigned)cr->uid);
 }
@@ -88,7 +88,7 @@ static int build_status(struct ivl_server *s, struct client *sc, int reset_done)
 {
 	size_t cap = 1024, len = 0;
 	char *b = malloc(cap);
-	uint64_t mono = now_ns(CLOCK_MONOTONIC);
+	uint64_t mono = (uint64_t)ivl__now_ns();
 	char path[PATH_MAX];
 	int rc = 0;
 
