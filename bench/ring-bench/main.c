@@ -7,6 +7,7 @@
 const uint32_t rb_tput_sizes[N_SIZES] = {
     64, 256, 1024, 4096, 16384, 65536, 262144, 1048576,
 };
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -16,7 +17,7 @@ static void usage(FILE *f)
 		"\n"
 		"SYNOPSIS\n"
 		"    ivlink-ring-bench [--quick] [--json] [--iters N] [--duration-ms MS]\n"
-		"                      [--ring-kib K]\n"
+		"                      [--ring-kib K] [--rounds N] [--instructions]\n"
 		"    ivlink-ring-bench --help\n"
 		"\n"
 		"DESCRIPTION\n"
@@ -39,7 +40,16 @@ static void usage(FILE *f)
 		"    - memcpy of the same sizes in one process between two buffers of the\n"
 		"      message size (cache-resident, as the ring's data is);\n"
 		"    - a cross-core copy ceiling at 64 KiB: the same copies in and out of\n"
-		"      shared 64 KiB slots handed over with one flag each, no ring code.\n"
+		"      shared 64 KiB slots handed over with one flag each, no ring code;\n"
+		"    - the peers: ivlink's ring (message and stream mode) next to the SPSC\n"
+		"      queues Debian offers, Boost.Lockfree spsc_queue and DPDK rte_ring\n"
+		"      SP/SC (each built when found: scripts/ivl-deps bench), between two\n"
+		"      threads pinned to the same two CPUs, 64 B messages copied in and\n"
+		"      out, in interleaved rounds that each measure the cache-line floor\n"
+		"      first: round trip p50 and its ratio to that round's floor, one-way\n"
+		"      messages/s, medians over the rounds; memcpy of 64 B in and out as\n"
+		"      the one-thread ceiling. With --instructions, instructions per\n"
+		"      send+recv pair of each, counted by callgrind.\n"
 		"\n"
 		"    Latencies are nearest-rank percentiles of per-round-trip samples taken\n"
 		"    with clock_gettime(CLOCK_MONOTONIC) (one call per round trip, so its\n"
@@ -63,6 +73,21 @@ static void usage(FILE *f)
 		"    --quick\n"
 		"        A short run (under 10 s) for CI smoke tests. Explicit --iters and\n"
 		"        --duration-ms still apply.\n"
+		"    --rounds N\n"
+		"        Interleaved rounds of the peers comparison, 1 to %u. Default 7;\n"
+		"        3 with --quick. Per round each queue runs a tenth of --iters\n"
+		"        round trips (at least 2000) and one way for a tenth of\n"
+		"        --duration-ms (at least 10 ms).\n"
+		"    --instructions\n"
+		"        Also count each peer's instructions per send+recv pair: this\n"
+		"        program re-executed under valgrind --tool=callgrind with --pairs\n"
+		"        (a few seconds per queue; reported as not counted without\n"
+		"        valgrind).\n"
+		"    --pairs QUEUE [--pairs-n N]\n"
+		"        Only run N (default 100000) send+recv pairs of one queue in one\n"
+		"        thread, in rb_pairs_loop(), and exit: what --instructions runs\n"
+		"        under callgrind. QUEUE: memcpy, ivlink_msg, ivlink_stream,\n"
+		"        boost_spsc, dpdk_rte_ring (those built).\n"
 		"    --json\n"
 		"        Print one JSON object instead of the human report.\n"
 		"    -h, --help\n"
@@ -71,9 +96,9 @@ static void usage(FILE *f)
 		"        Print the version and exit.\n"
 		"\n"
 		"OUTPUT\n"
-		"    The human report has four parts: latencies (samples, p50, p99, p99.9 in\n"
+		"    The human report has five parts: latencies (samples, p50, p99, p99.9 in\n"
 		"    ns), throughput per size (msgs/s, GB/s = 10^9 bytes/s, memcpy GB/s and\n"
-		"    the ring's share of it), ratios, and the goals.\n"
+		"    the ring's share of it), ratios, the peers, and the goals.\n"
 		"\n"
 		"    With --json, one object with these keys (every figure is > 0 in a\n"
 		"    successful run; (meta) marks descriptive keys):\n"
@@ -113,6 +138,14 @@ static void usage(FILE *f)
 		"      tput_msgs_per_s, tput_gbps, memcpy_gbps, tput_pct_of_memcpy\n"
 		"                            arrays, one entry per size\n"
 		"      tput_commits_per_msg  array, diagnostic: producer commits per message\n"
+		"      peers                 object: rounds, rtt_iters, oneway_ms,\n"
+		"                            msg_bytes (64), instructions (counted, bool),\n"
+		"                            instr_why (null or why not), rows: an array\n"
+		"                            of {key, name, built, why_not, rtt_p50_ns,\n"
+		"                            rtt_vs_floor, msgs_per_s, instr_per_pair} for\n"
+		"                            floor, memcpy, ivlink_msg, ivlink_stream,\n"
+		"                            boost_spsc, dpdk_rte_ring; null where a\n"
+		"                            figure does not apply or was not measured\n"
 		"      goals                 object: rtt_vs_floor, tcp_vs_ring,\n"
 		"                            gbps_64k_pct_of_memcpy, msgs_per_s_64b, each\n"
 		"                            {\"target\": x, \"value\": y, \"met\": bool}\n"
@@ -123,7 +156,7 @@ static void usage(FILE *f)
 		"        stopped answering, a ring reported an error\n"
 		"    2   bad command line\n",
 		SLOW_DIV, SLOW_MIN, ITERS_DEFAULT, ITERS_QUICK, DURATION_DEFAULT_MS,
-		DURATION_QUICK_MS, TPUT_RING_MAX >> 10, TPUT_RING_DEFAULT_KIB);
+		DURATION_QUICK_MS, TPUT_RING_MAX >> 10, TPUT_RING_DEFAULT_KIB, RB_PEER_ROUNDS_MAX);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -147,6 +180,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"ring-kib", required_argument, NULL, 'r'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"quick", no_argument, NULL, 'q'},
+	    {"rounds", required_argument, NULL, 'R'},
+	    {"instructions", no_argument, NULL, 'I'},
+	    {"pairs", required_argument, NULL, 'P'},
+	    {"pairs-n", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -177,6 +214,20 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'q':
 			o->quick = true;
+			break;
+		case 'R':
+			if (parse_u32(optarg, 1, RB_PEER_ROUNDS_MAX, &o->rounds) < 0)
+				goto bad;
+			break;
+		case 'I':
+			o->instructions = true;
+			break;
+		case 'P':
+			o->pairs_key = optarg;
+			break;
+		case 'N':
+			if (parse_u32(optarg, 1, 100000000, &o->pairs_n) < 0)
+				goto bad;
 			break;
 		case 'h':
 			usage(stdout);
@@ -298,6 +349,24 @@ static int run_all(struct bench *b, struct results *r)
 	return 0;
 }
 
+/* The peers comparison's parameters: rounds, round trips per queue and
+ * round (a tenth of --iters, at least 2000), one-way time per queue and
+ * round (a tenth of --duration-ms, at least 10 ms). */
+static int run_peers(struct bench *b, struct rb_peers *pr)
+{
+	int rc;
+
+	pr->rounds = b->o.rounds ? b->o.rounds : b->o.quick ? 3 : 7;
+	pr->rtt_iters = b->o.iters / 10 < 2000 ? 2000 : b->o.iters / 10;
+	if (pr->rtt_iters > b->o.iters)
+		pr->rtt_iters = b->o.iters;
+	pr->oneway_ms = b->o.duration_ms / 10 < 10 ? 10 : b->o.duration_ms / 10;
+	pr->instructions = b->o.instructions;
+	pr->samples = b->samples;
+	rc = rb_run_peers(b, pr);
+	return rc < 0 ? fail("peers (SPSC queues in two threads)", rc) : 0;
+}
+
 /* Accepts the child's TCP connection, giving up if the child dies first
  * (it exits when its connect() fails) rather than waiting for ever. */
 static int accept_child(struct bench *b, int lfd)
@@ -335,6 +404,8 @@ int main(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &b.o) < 0)
 		return 2;
+	if (b.o.pairs_key)
+		return rb_peers_pairs_main(b.o.pairs_key, b.o.pairs_n ? b.o.pairs_n : 100000);
 	memset(&r, 0, sizeof(r));
 	signal(SIGPIPE, SIG_IGN);
 	/* Last resort against a hang: the child dies with us (PDEATHSIG). */
@@ -416,7 +487,14 @@ int main(int argc, char **argv)
 
 	rc = run_all(&b, &r);
 	if (rc == 0) {
+		/* The peers run in two threads of this process, one on the
+		 * child's CPU: the child must be gone, not idling there. */
 		rb_issue(&b, CMD_EXIT);
+		waitpid(b.child, &st, 0);
+		b.child = -1;
+		rc = run_peers(&b, &r.peers);
+	}
+	if (rc == 0) {
 		if (b.o.json)
 			rb_print_json(&b, &r);
 		else

@@ -59,6 +59,83 @@ static void print_lat(const char *name, const struct lat *l)
 	       l->p999);
 }
 
+/* A figure of the peers table: "-" where it does not apply. */
+static void peer_fig(char *buf, size_t len, double v, double scale, int prec, const char *unit)
+{
+	if (v < 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.*f%s", prec, v / scale, unit);
+}
+
+static void print_peers(const struct bench *b, const struct rb_peers *pr)
+{
+	printf("\nPeers: %u B messages between two threads on CPUs %d and %d, both sides\n"
+	       "copying, %u interleaved rounds (%zu round trips, %u ms one way per queue\n"
+	       "and round), medians; RTT/floor against the floor of the same round\n",
+	       RB_PEER_MSG, b->cpu[0], b->cpu[1], pr->rounds, pr->rtt_iters, pr->oneway_ms);
+	printf("  %-34s %10s %10s %12s %11s\n", "queue", "RTT p50 ns", "RTT/floor", "1-way msgs/s",
+	       "instr/pair");
+	for (int i = 0; i < RB_PEERS; i++) {
+		const struct rb_peer_row *row = &pr->row[i];
+		char rtt[32], ratio[32], mps[32], ins[32];
+
+		if (row->why_not) {
+			printf("  %-34s %s\n", row->name, row->why_not);
+			continue;
+		}
+		peer_fig(rtt, sizeof(rtt), row->rtt_p50_ns, 1, 0, "");
+		peer_fig(ratio, sizeof(ratio), row->rtt_vs_floor, 1, 2, "x");
+		peer_fig(mps, sizeof(mps), row->msgs_per_s, 1e6, 1, " M");
+		peer_fig(ins, sizeof(ins), row->instr_per_pair, 1, 0, "");
+		printf("  %-34s %10s %10s %12s %11s\n", row->name, rtt, ratio, mps, ins);
+	}
+	if (!pr->instructions)
+		printf("  (instructions per send+recv pair: --instructions, under callgrind)\n");
+	else if (pr->instr_why)
+		printf("  (instructions not counted: %s)\n", pr->instr_why);
+	else
+		printf("  (instructions: callgrind, one thread, per send+recv pair)\n");
+}
+
+/* A JSON number, or null for -1 (does not apply, not measured). */
+static void json_fig(const char *key, double v, const char *sep)
+{
+	if (v < 0)
+		printf("\"%s\": null%s", key, sep);
+	else
+		printf("\"%s\": %.3f%s", key, v, sep);
+}
+
+static void json_peers(const struct rb_peers *pr)
+{
+	printf("  \"peers\": {\n    \"rounds\": %u, \"rtt_iters\": %zu, \"oneway_ms\": %u,\n",
+	       pr->rounds, pr->rtt_iters, pr->oneway_ms);
+	printf("    \"msg_bytes\": %u, \"instructions\": %s, \"instr_why\": ", RB_PEER_MSG,
+	       pr->instr_done ? "true" : "false");
+	if (pr->instr_why)
+		printf("\"%s\",\n", pr->instr_why);
+	else
+		printf("null,\n");
+	printf("    \"rows\": [\n");
+	for (int i = 0; i < RB_PEERS; i++) {
+		const struct rb_peer_row *row = &pr->row[i];
+
+		printf("      {\"key\": \"%s\", \"name\": \"%s\", \"built\": %s, \"why_not\": ",
+		       row->key, row->name, row->why_not ? "false" : "true");
+		if (row->why_not)
+			printf("\"%s\", ", row->why_not);
+		else
+			printf("null, ");
+		json_fig("rtt_p50_ns", row->why_not ? -1 : row->rtt_p50_ns, ", ");
+		json_fig("rtt_vs_floor", row->why_not ? -1 : row->rtt_vs_floor, ", ");
+		json_fig("msgs_per_s", row->why_not ? -1 : row->msgs_per_s, ", ");
+		json_fig("instr_per_pair", row->instr_per_pair, "}");
+		printf("%s\n", i + 1 < RB_PEERS ? "," : "");
+	}
+	printf("    ]\n  },\n");
+}
+
 void rb_print_human(const struct bench *b, const struct results *r)
 {
 	struct goals g;
@@ -117,6 +194,8 @@ void rb_print_human(const struct bench *b, const struct results *r)
 	    "  64 KiB ring GB/s / cross-core copy %7.1f%%   (diag ceiling, no ring: %.2f GB/s)\n",
 	    100.0 * t64k->gbps / r->xcopy_gbps, r->xcopy_gbps);
 	printf("  64 B messages/s                   %8.2f M\n", t64->msgs_per_s / 1e6);
+
+	print_peers(b, &r->peers);
 
 	printf("\nGoals (issue 2; reported, not enforced)\n");
 	for (int i = 0; i < 4; i++) {
@@ -220,6 +299,7 @@ void rb_print_json(const struct bench *b, const struct results *r)
 	json_array("memcpy_gbps", r, 4, 0);
 	json_array("tput_pct_of_memcpy", r, 5, 0);
 	json_array("tput_commits_per_msg", r, 6, 0);
+	json_peers(&r->peers);
 	printf("  \"goals\": {\n");
 	for (int i = 0; i < 4; i++)
 		printf("    \"%s\": {\"target\": %g, \"value\": %.3f, \"met\": %s}%s\n",

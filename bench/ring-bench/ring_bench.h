@@ -99,6 +99,17 @@
  *   tput_commits_per_msg      array, diagnostic: producer commits (publish
  *                             units) per message; above 1 in stream mode
  *                             means messages were cut into pieces
+ *   peers                     object, the peers comparison (peers.c):
+ *                             rounds, rtt_iters, oneway_ms, msg_bytes (meta);
+ *                             instructions (meta) true when counted;
+ *                             instr_why (meta) null or why not; rows, an
+ *                             array in this order: floor, memcpy, ivlink_msg,
+ *                             ivlink_stream, boost_spsc, dpdk_rte_ring, each
+ *                             {key, name, built, why_not (meta), rtt_p50_ns,
+ *                             rtt_vs_floor, msgs_per_s, instr_per_pair}, a
+ *                             figure null where it does not apply (memcpy
+ *                             has no round trip, the floor no one-way rate
+ *                             nor instructions) or was not measured
  *   goals                     object, one member per goal of issue 2, each
  *                             {"target": x, "value": y, "met": bool}:
  *                             rtt_vs_floor (value <= 2), tcp_vs_ring (value
@@ -134,6 +145,7 @@
 #include <ivlink/ring.h>
 
 #include "bench_common.h"
+#include "peer_queue.h"
 
 /* ------------------------------------------------------------------ setup */
 
@@ -214,6 +226,29 @@ struct tput {
 	double commits_per_msg, releases_per_msg; /* diagnostics */
 };
 
+/* The peers comparison (peers.c): rows in report order. */
+#define RB_PEERS	   6 /* floor, memcpy, ivlink message, ivlink stream, Boost, DPDK */
+#define RB_PEER_ROUNDS_MAX 15u
+
+struct rb_peer_row {
+	const char *key, *name;
+	const char *why_not; /* NULL: measured; else why not (not built) */
+	/* Medians over the rounds; -1: does not apply (the floor has no
+	 * one-way rate, memcpy no round trip) or was not measured. */
+	double rtt_p50_ns, rtt_vs_floor, msgs_per_s;
+	double instr_per_pair; /* callgrind, --instructions */
+};
+
+struct rb_peers {
+	unsigned rounds, oneway_ms;
+	size_t rtt_iters;
+	bool instructions, instr_done; /* asked for; counted */
+	const char *instr_why;	       /* why not counted, or NULL */
+	uint64_t *ball;		       /* the floor's line */
+	int64_t *samples;	       /* rtt_iters entries */
+	struct rb_peer_row row[RB_PEERS];
+};
+
 struct results {
 	double clock_ns;
 	struct lat floor, floor_pause, ring, ring_block;
@@ -222,11 +257,16 @@ struct results {
 	double xcopy_gbps;    /* diagnostic: cross-core copy ceiling, 64 KiB */
 	struct lat tcp64, tcp1, unix64, unix1;
 	struct tput tp[N_SIZES];
+	struct rb_peers peers;
 };
 
 struct opts {
 	uint32_t iters, slow_iters, duration_ms, ring_kib;
+	uint32_t rounds; /* peers: rounds (0: default) */
 	bool json, quick;
+	bool instructions;     /* peers: callgrind counts */
+	const char *pairs_key; /* --pairs: run rb_pairs_loop() only */
+	uint32_t pairs_n;
 };
 
 struct bench {
@@ -321,5 +361,10 @@ void rb_print_json(const struct bench *b, const struct results *r);
 
 /* main.c */
 extern const uint32_t rb_tput_sizes[N_SIZES];
+
+/* peers.c */
+int rb_run_peers(struct bench *b, struct rb_peers *pr);
+long rb_pairs_loop(const struct rb_queue_ops *ops, void *q, long n);
+int rb_peers_pairs_main(const char *key, long n);
 
 #endif /* IVLINK_RING_BENCH_H */
