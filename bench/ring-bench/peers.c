@@ -7,11 +7,11 @@
  *     use, every queue moving 64-byte messages, both sides copying (send
  *     copies a message in, recv copies one out), every wait a poll with
  *     ivl__cpu_relax() in it;
- *   - rounds interleaved: each round measures the cache-line floor, then
- *     every queue's round trip and one-way rate, starting one queue later
- *     each round so that no queue always runs first; a round's ratio is
- *     against the floor of the same round, and the report gives medians
- *     over the rounds;
+ *   - rounds interleaved: each round measures every queue's round trip and
+ *     one-way rate, starting one queue later each round so that no queue
+ *     always runs first; each round trip right after a measurement of the
+ *     cache-line floor, its ratio against that floor; the report gives
+ *     medians over the rounds;
  *   - the floor is a bare cache-line ping-pong through the same poll loop;
  *     memcpy is the one-thread ceiling: a 64-byte copy in and one out;
  *   - with --instructions, each queue's instructions per send+recv pair in
@@ -622,6 +622,8 @@ int rb_run_peers(struct bench *b, struct rb_peers *pr)
 {
 	double rtt[RB_PEERS][RB_PEER_ROUNDS_MAX], ratio[RB_PEERS][RB_PEER_ROUNDS_MAX];
 	double mps[RB_PEERS][RB_PEER_ROUNDS_MAX];
+	double floors[(RB_PEERS - 2) * RB_PEER_ROUNDS_MAX];
+	unsigned n_floors = 0;
 	const unsigned nq = RB_PEERS - 2; /* queues[], without floor and memcpy */
 	unsigned rounds = pr->rounds;
 	int rc = 0;
@@ -635,24 +637,27 @@ int rb_run_peers(struct bench *b, struct rb_peers *pr)
 		pr->row[i].instr_per_pair = -1;
 	pr->ball = (uint64_t *)(b->shm + OFF_BALL);
 
+	/* The floor is measured again right before each queue's round trips,
+	 * and the queue's ratio taken against that one: the two vCPUs can
+	 * move between a shared core complex and distant cores within a
+	 * round (BENCHMARKS.md), and a ratio must compare one placement. */
 	for (unsigned r = 0; r < rounds && rc == 0; r++) {
-		int64_t floor_p50, p50 = 0;
-
-		rc = rtt_p50(pr, NULL, b->cpu[1], &floor_p50);
-		if (rc < 0)
-			break;
-		rtt[0][r] = (double)floor_p50;
-		ratio[0][r] = 1.0;
 		rc = memcpy_rate(pr->oneway_ms, &mps[1][r]);
 		for (unsigned k = 0; k < nq && rc == 0; k++) {
 			unsigned i = (r + k) % nq; /* a different queue first each round */
 			const struct rb_queue_ops *ops = queues[i];
+			int64_t floor_p50, p50 = 0;
 
 			if (ops->why_not)
 				continue;
-			rc = rtt_p50(pr, ops, b->cpu[1], &p50);
+			rc = rtt_p50(pr, NULL, b->cpu[1], &floor_p50);
+			if (rc == 0)
+				rc = rtt_p50(pr, ops, b->cpu[1], &p50);
 			if (rc == 0)
 				rc = oneway_rate(ops, b->cpu[1], pr->oneway_ms, &mps[2 + i][r]);
+			if (rc < 0)
+				break;
+			floors[n_floors++] = (double)floor_p50;
 			rtt[2 + i][r] = (double)p50;
 			ratio[2 + i][r] = (double)p50 / (double)floor_p50;
 		}
@@ -664,8 +669,13 @@ int rb_run_peers(struct bench *b, struct rb_peers *pr)
 
 		if (row->why_not)
 			continue;
-		row->rtt_p50_ns = i == 1 ? -1 : median(rtt[i], rounds);
-		row->rtt_vs_floor = i == 1 ? -1 : median(ratio[i], rounds);
+		if (i == 0) {
+			row->rtt_p50_ns = median(floors, n_floors);
+			row->rtt_vs_floor = 1.0;
+		} else {
+			row->rtt_p50_ns = i == 1 ? -1 : median(rtt[i], rounds);
+			row->rtt_vs_floor = i == 1 ? -1 : median(ratio[i], rounds);
+		}
 		row->msgs_per_s = i == 0 ? -1 : median(mps[i], rounds);
 	}
 	if (pr->instructions)

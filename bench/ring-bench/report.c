@@ -72,7 +72,7 @@ static void print_peers(const struct bench *b, const struct rb_peers *pr)
 {
 	printf("\nPeers: %u B messages between two threads on CPUs %d and %d, both sides\n"
 	       "copying, %u interleaved rounds (%zu round trips, %u ms one way per queue\n"
-	       "and round), medians; RTT/floor against the floor of the same round\n",
+	       "and round), medians; RTT/floor against a floor measured just before\n",
 	       RB_PEER_MSG, b->cpu[0], b->cpu[1], pr->rounds, pr->rtt_iters, pr->oneway_ms);
 	printf("  %-34s %10s %10s %12s %11s\n", "queue", "RTT p50 ns", "RTT/floor", "1-way msgs/s",
 	       "instr/pair");
