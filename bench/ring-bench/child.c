@@ -8,20 +8,24 @@
 static int child_floor(struct bench *b, uint64_t count, int pause)
 {
 	uint64_t *ball = b->ball;
-	int64_t deadline = ivl__now_ns() + WAIT_NS;
 
 	for (uint64_t i = 0; i < count; i++) {
 		uint64_t want = 2 * i + 1;
 		unsigned spins = 0;
+		int64_t deadline = 0; /* set at the first clock read of this wait */
 
 		/* B1: pairs with the parent's release store of want. */
 		while (__atomic_load_n(ball, __ATOMIC_ACQUIRE) != want) {
 			if (pause)
 				ivl__cpu_relax();
 			if ((++spins & 0xffff) == 0) {
+				int64_t now = ivl__now_ns();
+
 				if (!b->pinned)
 					sched_yield();
-				if (ivl__now_ns() > deadline)
+				if (!deadline)
+					deadline = now + WAIT_NS;
+				else if (now > deadline)
 					return -ETIMEDOUT;
 			}
 		}
