@@ -244,16 +244,15 @@ static int recv_wait(const struct rb_queue_ops *ops, void *q, struct rb_peer_msg
 /* The floor's helper half: B1/B2 as in child.c's floor, pause included. */
 static int floor_echo(struct job *j)
 {
-	int64_t deadline = ivl__now_ns() + PEER_TIMEOUT_NS;
-
 	for (uint64_t i = 0; i < j->count; i++) {
 		uint64_t want = 2 * i + 1;
+		int64_t deadline = 0;
 
 		/* B1: pairs with the main thread's release store of want. */
 		for (unsigned spins = 1; __atomic_load_n(j->ball, __ATOMIC_ACQUIRE) != want;
 		     spins++) {
 			ivl__cpu_relax();
-			if ((spins & 0xffff) == 0 && ivl__now_ns() > deadline)
+			if (spin_deadline(spins, &deadline) < 0)
 				return -ETIMEDOUT;
 		}
 		/* B2: pairs with the main thread's acquire load of want + 1. */
