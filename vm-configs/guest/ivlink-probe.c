@@ -23,6 +23,7 @@
 #include <ivlink/region.h>
 
 #include "ivshmem_dev.h"
+#include "os.h"
 
 struct dev {
 	char bdf[32];
@@ -232,14 +233,6 @@ static int cmd_heap(struct dev *d, uint32_t id)
 	return 0;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int main(int argc, char **argv)
 {
 	const char *want_bdf = NULL, *want_name = NULL, *cmd;
@@ -325,12 +318,12 @@ int main(int argc, char **argv)
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			return 0;
 		}
-		t0 = now_ms();
+		t0 = (uint64_t)ivl__now_ns() / 1000000u;
 		for (;;) {
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
 			if (memcmp(p, want, len) == 0)
 				return 0;
-			if (cmd[0] == 'e' || now_ms() - t0 >= ms)
+			if (cmd[0] == 'e' || ((uint64_t)ivl__now_ns() / 1000000u) - t0 >= ms)
 				break;
 			usleep(1000);
 		}
