@@ -378,7 +378,7 @@ static int client(int port, uint32_t idle, uint32_t active, long rounds, size_t 
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Active connections first (0..active-1), then the idle ones. */
-	t0 = bench_now_ns();
+	t0 = ivl__now_ns();
 	for (uint32_t i = 0; i < cl.n; i++) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
 		int fd = dial(port);
@@ -394,9 +394,9 @@ static int client(int port, uint32_t idle, uint32_t active, long rounds, size_t 
 			goto out;
 		}
 	}
-	open_ns = bench_now_ns() - t0;
+	open_ns = ivl__now_ns() - t0;
 	for (long r = 0; r < rounds; r++) {
-		t0 = bench_now_ns();
+		t0 = ivl__now_ns();
 		for (uint32_t i = 0; i < active; i++)
 			if (send_msg(&cl, i, size) < 0) {
 				fprintf(stderr, "ivlink-conn-scale: send on connection %u: %s\n", i,
@@ -405,7 +405,7 @@ static int client(int port, uint32_t idle, uint32_t active, long rounds, size_t 
 			}
 		if (await_echo(&cl, 0, active) < 0)
 			goto out;
-		lat[r] = bench_now_ns() - t0;
+		lat[r] = ivl__now_ns() - t0;
 	}
 	/* Every idle connection must still work: one checked round trip
 	 * each, a batch at a time. */
