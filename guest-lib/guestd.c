@@ -292,8 +292,11 @@ static void client_drop(struct guestd *g, int i)
 	if (c.ready) {
 		c.dev->users[c.vector]--;
 		rebind(g, c.dev, c.vector);
+		/* Another connection of the same process to the same device
+		 * may still use the halves; one to another device may not. */
 		for (int j = 0; j < g->n_clients; j++)
-			if (g->clients[j].ready && g->clients[j].pid == c.pid)
+			if (g->clients[j].ready && g->clients[j].pid == c.pid &&
+			    g->clients[j].dev == c.dev)
 				others = 1;
 		if (!others)
 			reap_halves(g, c.dev, c.pid);
