@@ -4,7 +4,7 @@
 # on a bridge in a network namespace of the launcher's. Every pair opens a
 # native channel at the same time (full mesh, 6 channels, 3 programs per
 # guest through ivlink-guestd): ping-pong, a blocking series that keeps the
-# channels busy for seconds, then 8 MiB each way, every word checked and the
+# channels busy for 8 s at least, then 8 MiB each way, every word checked and the
 # checksums crossed. While all six are open, `ivlinkctl status` must show
 # them joined; then g4's QEMU is killed (SIGKILL). The three channels
 # without g4 must keep moving bytes and finish intact; the three with g4
@@ -27,13 +27,14 @@ for i in 1 2 3 4; do
 	f=$tmp/g$i.sh
 	{
 		echo 'ivlink-guestd -b || exit 1'
-		[ $i = 1 ] && echo 'ping -c2 -w30 192.0.2.14 >/dev/null && echo "check: g1 pings g4 over the bridge" || echo "check: no ping to g4"'
+		# busybox ping gives up at once while g4 still boots: retry.
+		[ $i = 1 ] && echo 'ok=0; for k in $(seq 60); do ping -c1 -W1 192.0.2.14 >/dev/null && ok=1 && break; sleep 0.5; done; [ $ok = 1 ] && echo "check: g1 pings g4 over the bridge" || echo "check: no ping to g4"'
 		for j in 1 2 3 4; do
 			[ $i = $j ] && continue
 			if [ $i -lt $j ]; then ch=m-g$i-g$j role=client; else ch=m-g$j-g$i role=server; fi
 			extra=""
 			[ $j = 4 ] && extra="--expect-reset"
-			echo "( ivlink-pingpong --role $role --peer g$j --channel $ch --count 200 --block-count 1500 --gap-us 2000 --bulk-mib 8 --ring-kib 256 --timeout 120 $extra >/tmp/$ch.log 2>&1; echo \$? >/tmp/$ch.rc ) &"
+			echo "( ivlink-pingpong --role $role --peer g$j --channel $ch --count 200 --block-count 4000 --gap-us 2000 --bulk-mib 8 --ring-kib 256 --timeout 120 $extra >/tmp/$ch.log 2>&1; echo \$? >/tmp/$ch.rc ) &"
 		done
 		echo 'wait'
 		echo 'for f in /tmp/m-*.log; do ch=$(basename $f .log); sed "s/^/$ch /" $f; echo "$ch rc=$(cat /tmp/$ch.rc)"; done'
@@ -79,9 +80,16 @@ if [ "$all_open" = 1 ] && [ -s "$tmp/logs/g4.pid" ]; then
 	"$CTL" status -S "$tmp/ivlinkd.sock" >"$tmp/st3" 2>&1 || true
 fi
 vmt_check "$killed" "g4 killed mid-traffic"
+# A pair that opened long before the last one may already be done (both
+# directions' 8 MiB moved): that is not a stall. Whether it is intact is
+# checked below from both ends.
 for ch in m-g1-g2 m-g1-g3 m-g2-g3; do
 	b2=$(chan_bytes "$tmp/st2" $ch) b3=$(chan_bytes "$tmp/st3" $ch)
-	vmt_check "$(vmt_gt "$b3" "$b2")" "$ch still moving bytes after g4 died ($b2 -> $b3)"
+	if [ "$(vmt_gt "$b3" "$b2")" = 1 ]; then
+		vmt_check 1 "$ch still moving bytes after g4 died ($b2 -> $b3)"
+	else
+		vmt_check "$(vmt_gt "$b2" $((2 * 8 * 1048576 - 1)))" "$ch had already moved everything before g4 died ($b2 bytes)"
+	fi
 done
 
 lrc=0
