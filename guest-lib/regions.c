@@ -40,8 +40,8 @@ static void set_name(struct ivl_region_info *ri, const char *name, size_t max)
 
 static void uri_for(struct ivl_region_info *ri, const char *bdf)
 {
-	snprintf(ri->uri, sizeof(ri->uri), "%s:%s",
-		 ivl__pci_has_iommu_group(bdf) ? "vfio" : "poll", bdf);
+	snprintf(ri->uri, sizeof(ri->uri), "%s:%s", ivl__pci_has_iommu_group(bdf) ? "vfio" : "poll",
+		 bdf);
 }
 
 /* Asks the agent at path. Returns the number of devices it serves, or

@@ -17,8 +17,8 @@
 
 #include "harness.h"
 
-#define BYTES (16u << 20)
-#define CHUNK (64u << 10)
+#define BYTES	   (16u << 20)
+#define CHUNK	   (64u << 10)
 #define TIMEOUT_NS 20000000000LL
 
 static struct it_daemon red, blue;
@@ -56,8 +56,7 @@ static int leaf_main(void *arg)
 	rc = ivl_channel_open(ep, "tenant", hub, NULL, TIMEOUT_NS, &ch);
 	IT_CHECK(rc == 0, "%s: channel to hub: %s", l->name, strerror(-rc));
 	/* The hub and we are up; the other leaf is in the other region only. */
-	IT_CHECK(!has_peer(ep, l->other), "%s sees %s in region %s", l->name, l->other,
-		 l->region);
+	IT_CHECK(!has_peer(ep, l->other), "%s sees %s in region %s", l->name, l->other, l->region);
 	for (;;) {
 		ssize_t n = ivl_recv(ch, buf, sizeof(buf), 0);
 

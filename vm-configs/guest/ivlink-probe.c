@@ -314,8 +314,8 @@ static int cmd_scan(const char *text)
 		while (bar < 6 && fgets(line, sizeof(line), f)) {
 			unsigned long long start, end, flags;
 
-			if (sscanf(line, "%llx %llx %llx", &start, &end, &flags) == 3 && end > start &&
-			    (flags & IORESOURCE_MEM)) {
+			if (sscanf(line, "%llx %llx %llx", &start, &end, &flags) == 3 &&
+			    end > start && (flags & IORESOURCE_MEM)) {
 				int h = scan_bar(e->d_name, bar, end - start + 1, text, &bytes);
 
 				if (h < 0)
