@@ -423,6 +423,8 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 	if (info.self_id >= ep->rg.hdr.max_peers || info.n_vectors != ep->rg.hdr.n_vectors)
 		goto err_detach;
 	ep->self = info.self_id;
+	memcpy(ep->region_name, ep->rg.hdr.name, sizeof(ep->region_name));
+	ep->region_name[sizeof(ep->region_name) - 1] = '\0';
 	ep->n_vectors = info.n_vectors;
 	ep->vfd = info.vector_fds;
 	ep->ctl_fd = info.ctl_fd;

@@ -46,6 +46,7 @@ struct ivl_endpoint {
 	pthread_mutex_t lock;  /* backend process/kick_open, channel list */
 	struct ivl_channel *channels;
 	int ctl_lost;
+	char region_name[IVL_REGION_NAME_MAX]; /* from rg.hdr, NUL terminated */
 	/* Called after vector v's doorbell was consumed here (the socket
 	 * shim wakes its other threads waiting on v, preload/wait.c). */
 	void (*drained)(uint32_t v);
