@@ -20,7 +20,7 @@ build: deps
 	@cmake --build $(BUILD) -j$(JOBS)
 
 test:
-	@scripts/ivl-deps build sanitize vm apps libvirt plot docs systemd package
+	@scripts/ivl-deps build sanitize vm apps libvirt plot bench docs systemd package
 	@scripts/run-tests
 
 demo:
@@ -28,8 +28,10 @@ demo:
 	@$(MAKE) --no-print-directory build
 	@scripts/demo
 
-bench: build
-	@$(BUILD)/bench/ivlink-ring-bench
+bench:
+	@scripts/ivl-deps bench
+	@$(MAKE) --no-print-directory build
+	@$(BUILD)/bench/ivlink-ring-bench --instructions
 
 install: build
 	@cmake --install $(BUILD)

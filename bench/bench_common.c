@@ -10,14 +10,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-int64_t bench_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 int64_t bench_cpu_ns(void)
 {
 	struct timespec ts;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the benchmarks (ivlink-ring-bench, ivlink-bench):
- * clocks, percentiles, CPU pinning and whole-buffer socket I/O. Private to
+ * CPU time, percentiles, CPU pinning and whole-buffer socket I/O. Private to
  * bench/: not part of the library's API.
  *
  * Conventions as in the library: >= 0 on success, -errno on failure.
@@ -12,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t bench_now_ns(void);
+/* The benchmarks' one clock is the library's: ivl__now_ns(), CLOCK_MONOTONIC
+ * in nanoseconds; and ivl__cpu_relax() in spin loops. */
+#include "os.h"
 
 /* CPU time of the whole process (every thread), in nanoseconds: what one
  * end of a transport costs, spinning, copies and system calls included. */

@@ -54,7 +54,7 @@ struct params {
 };
 
 struct opts {
-	const char *uri, *peer, *role, *channel, *tcp, *name;
+	const char *uri, *peer, *role, *channel, *tcp, *name, *fill;
 	uint64_t count, bulk_mib, block_count, gap_us;
 	uint32_t size, ring_kib;
 	int64_t spin_ns, timeout_s;
@@ -196,6 +196,9 @@ static void print_stats(struct conn *c, const char *phase)
 	       phase, k, ks, sl);
 }
 
+static uint8_t fill_buf[1u << 16];
+static size_t fill_len;
+
 static int pingpong(struct conn *c, const struct params *p, uint64_t count, uint64_t gap_ns,
 		    const char *phase)
 {
@@ -207,6 +210,13 @@ static int pingpong(struct conn *c, const struct params *p, uint64_t count, uint
 		free(buf);
 		free(rtt);
 		return -ENOMEM;
+	}
+	/* --fill: the text after the 8-byte sequence number, echoed back. */
+	if (o.is_client && o.fill && p->size > 8) {
+		fill_len = p->size - 8;
+		for (size_t k = 0; k < fill_len; k++)
+			fill_buf[k] = (uint8_t)o.fill[k % strlen(o.fill)];
+		memcpy(buf + 8, fill_buf, fill_len);
 	}
 	for (uint64_t i = 0; i < count && rc == 0; i++) {
 		if (o.is_client) {
@@ -225,6 +235,11 @@ static int pingpong(struct conn *c, const struct params *p, uint64_t count, uint
 			if (rc == 0)
 				rc = xfer(c, buf, p->size, 0);
 			rtt[i] = now_ns() - t0;
+			if (rc == 0 && fill_len && memcmp(buf + 8, fill_buf, fill_len) != 0) {
+				printf("%s: %s: round trip %" PRIu64 " came back altered\n", me,
+				       phase, i);
+				rc = -EIO;
+			}
 		} else {
 			rc = xfer(c, buf, p->size, 0);
 			if (rc == 0)
@@ -427,6 +442,10 @@ static void usage(FILE *f)
 		   "                          default: the library's)\n"
 		   "    -k, --ring-kib K      tx ring size (default 1024)\n"
 		   "    -N, --name NAME       own peer-table name\n"
+		   "    -F, --fill TEXT       client: ping-pong messages carry TEXT repeated\n"
+		   "                          after their sequence number, checked on return\n"
+		   "    -L, --regions         list the regions this process can attach to\n"
+		   "                          (ivl_regions(): URI, name, size, own id), exit\n"
 		   "    -t, --timeout S       peer/channel/io timeout (default 120)\n"
 		   "    -T, --tcp HOST:PORT   the same over TCP (server: listens on PORT)\n"
 		   "    -R, --expect-reset    exit 3 if the peer is reset (ECONNRESET), 1\n"
@@ -444,6 +463,27 @@ static void usage(FILE *f)
 }
 
 static void die_usage(const char *msg, const char *arg) __attribute__((noreturn));
+
+/* --regions: one line per region, as scripts read them. */
+static int list_regions(void)
+{
+	struct ivl_region_info ri[16];
+	int n = ivl_regions(ri, 16);
+
+	if (n < 0) {
+		fprintf(stderr, "ivlink-pingpong: ivl_regions: %s\n", strerror(-n));
+		return 1;
+	}
+	printf("%d region(s)\n", n);
+	for (int i = 0; i < n && i < 16; i++) {
+		printf("region uri=%s name=%s size=%" PRIu64 " max_peers=%u", ri[i].uri,
+		       ri[i].name[0] ? ri[i].name : "-", ri[i].size, ri[i].max_peers);
+		if (ri[i].self_id != UINT32_MAX)
+			printf(" self=%u", ri[i].self_id);
+		printf("\n");
+	}
+	return 0;
+}
 
 static void die_usage(const char *msg, const char *arg)
 {
@@ -466,6 +506,8 @@ int main(int argc, char **argv)
 	    {"spin", 1, 0, 'S'},
 	    {"ring-kib", 1, 0, 'k'},
 	    {"name", 1, 0, 'N'},
+	    {"fill", 1, 0, 'F'},
+	    {"regions", 0, 0, 'L'},
 	    {"timeout", 1, 0, 't'},
 	    {"tcp", 1, 0, 'T'},
 	    {"expect-reset", 0, 0, 'R'},
@@ -485,7 +527,7 @@ int main(int argc, char **argv)
 	long peer;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":u:p:r:c:n:s:b:S:k:N:t:T:RB:G:vh", lo, NULL)) !=
+	while ((opt = getopt_long(argc, argv, ":u:p:r:c:n:s:b:S:k:N:F:Lt:T:RB:G:vh", lo, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 'u':
@@ -518,6 +560,13 @@ int main(int argc, char **argv)
 		case 'N':
 			o.name = optarg;
 			break;
+		case 'F':
+			if (!*optarg)
+				die_usage("--fill: empty text", NULL);
+			o.fill = optarg;
+			break;
+		case 'L':
+			return list_regions();
 		case 't':
 			o.timeout_s = strtoll(optarg, NULL, 0);
 			break;
@@ -596,8 +645,8 @@ int main(int argc, char **argv)
 		}
 		ivl_channel_set_timeouts(c.ch, o.timeout_s * 1000000000LL,
 					 o.timeout_s * 1000000000LL);
-		printf("%s: peer %u <-> peer %ld, channel '%s'\n", me, ivl_endpoint_id(ep), peer,
-		       o.channel);
+		printf("%s: peer %u <-> peer %ld, channel '%s', region '%s'\n", me,
+		       ivl_endpoint_id(ep), peer, o.channel, ivl_endpoint_region(ep));
 	}
 
 	/* The client's parameters win: the server only needs --role. */

@@ -50,6 +50,7 @@ struct ivl__kick {
 	int fd;			     /* eventfd to write, or -1 */
 	volatile uint32_t *doorbell; /* MMIO register, or NULL */
 	uint32_t value;		     /* peer_id << 16 | vector */
+	struct ivl__kick_ref *ref;   /* backend's shared fd, or NULL */
 };
 
 struct ivl__log {

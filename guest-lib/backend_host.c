@@ -33,12 +33,30 @@
 
 #include "backend.h"
 #include "fd_high.h"
+#include "os.h"
 #include "region_guard.h"
 
 #define PROTOCOL_VERSION 0
 
+/*
+ * One duplicate of a peer's vector eventfd, shared by every kick handle of
+ * this process that rings it: a server with 10,000 connections from one
+ * peer holds one fd per vector, not one per connection (which hit
+ * RLIMIT_NOFILE, and a kick that cannot be opened is a lost wake-up).
+ * The peer table holds a reference while the peer's incarnation lasts;
+ * each handle holds one until it is closed, so a handle outliving the
+ * peer still writes to its own, now harmless, eventfd and never to an fd
+ * number that was reused. Taken under the endpoint's lock (kick_open is
+ * serialised with process()); dropped from any thread.
+ */
+struct ivl__kick_ref {
+	int fd;
+	int refs;
+};
+
 struct peer_fds {
 	int fd[IVL_VECTORS_LIMIT];
+	struct ivl__kick_ref *ref[IVL_VECTORS_LIMIT];
 	uint32_t count;
 };
 
@@ -60,18 +78,22 @@ struct ivl__backend {
 	struct peer_fds peers[IVL_PEERS_LIMIT];
 };
 
-static int64_t now_ns(void)
+static void kick_ref_put(struct ivl__kick_ref *r)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		close(r->fd);
+		free(r);
+	}
 }
 
 static void close_fds(struct peer_fds *p)
 {
-	for (uint32_t i = 0; i < p->count; i++)
+	for (uint32_t i = 0; i < p->count; i++) {
 		close(p->fd[i]);
+		if (p->ref[i])
+			kick_ref_put(p->ref[i]);
+		p->ref[i] = NULL;
+	}
 	p->count = 0;
 }
 
@@ -146,7 +168,7 @@ static int read_msg_wait(struct ivl__backend *be, int64_t *val, int *fd, int64_t
 
 		if (rc != 0)
 			return rc;
-		left = deadline - now_ns();
+		left = deadline - ivl__now_ns();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		rc = poll(&p, 1, (int)(left / 1000000 + 1));
@@ -262,7 +284,7 @@ static int do_connect(const char *path, int64_t deadline)
 		rc = -errno;
 		if (rc == -EINTR)
 			continue;
-		if (rc != -EAGAIN || now_ns() >= deadline) {
+		if (rc != -EAGAIN || ivl__now_ns() >= deadline) {
 			close(s);
 			return rc == -EAGAIN ? -ETIMEDOUT : rc;
 		}
@@ -274,7 +296,7 @@ static int do_connect(const char *path, int64_t deadline)
 static int host_attach(struct ivl__backend **out, const char *target, int64_t timeout_ns,
 		       const struct ivl__log *log, struct ivl__attach_info *info)
 {
-	int64_t deadline = now_ns() + timeout_ns;
+	int64_t deadline = ivl__now_ns() + timeout_ns;
 	struct ivl__backend *be;
 	struct peer_fds *own;
 	int64_t val;
@@ -413,12 +435,25 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 	p = &be->peers[peer];
 	if (p->count <= vector)
 		return -EAGAIN;
-	/* A private duplicate: the peer's fds are closed when it leaves,
-	 * while a channel may still kick (harmlessly) until it is closed. */
-	fd = fcntl(p->fd[vector], F_DUPFD_CLOEXEC, ivl__fd_mark());
-	if (fd < 0)
-		return -errno;
-	k->fd = fd;
+	/* The peer's fds are closed when it leaves, while a channel may
+	 * still kick until it is closed: a duplicate, shared (above). */
+	if (!p->ref[vector]) {
+		struct ivl__kick_ref *r = malloc(sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		fd = fcntl(p->fd[vector], F_DUPFD_CLOEXEC, ivl__fd_mark());
+		if (fd < 0) {
+			free(r);
+			return -errno;
+		}
+		r->fd = fd;
+		r->refs = 1; /* the peer table's */
+		p->ref[vector] = r;
+	}
+	__atomic_add_fetch(&p->ref[vector]->refs, 1, __ATOMIC_RELAXED);
+	k->ref = p->ref[vector];
+	k->fd = k->ref->fd;
 	k->doorbell = NULL;
 	k->value = peer << 16 | vector;
 	return 0;
@@ -442,8 +477,11 @@ static int host_kick(const struct ivl__kick *k)
 
 static void host_kick_close(struct ivl__kick *k)
 {
-	if (k->fd >= 0)
+	if (k->ref)
+		kick_ref_put(k->ref);
+	else if (k->fd >= 0)
 		close(k->fd);
+	k->ref = NULL;
 	k->fd = -1;
 }
 

@@ -49,6 +49,8 @@
 
 #define MAX_CLIENTS 256
 
+_Static_assert(IVL__GUESTD_LIST_MAX >= IVL__MAX_DEVICES, "a list reply holds every device");
+
 struct gdev {
 	struct ivl__vfio_dev vd;
 	struct ivl_region rg;
@@ -292,8 +294,11 @@ static void client_drop(struct guestd *g, int i)
 	if (c.ready) {
 		c.dev->users[c.vector]--;
 		rebind(g, c.dev, c.vector);
+		/* Another connection of the same process to the same device
+		 * may still use the halves; one to another device may not. */
 		for (int j = 0; j < g->n_clients; j++)
-			if (g->clients[j].ready && g->clients[j].pid == c.pid)
+			if (g->clients[j].ready && g->clients[j].pid == c.pid &&
+			    g->clients[j].dev == c.dev)
 				others = 1;
 		if (!others)
 			reap_halves(g, c.dev, c.pid);
@@ -331,15 +336,43 @@ static int send_reply(int fd, const struct ivl__guestd_reply *r, const int *fds,
 	return 0;
 }
 
+/* A list request: describe every device served, then the client is done
+ * (-ENOTCONN drops it quietly). */
+static int client_list(struct guestd *g, struct gclient *c)
+{
+	struct ivl__guestd_list_reply r = {.magic = IVL__GUESTD_LIST_MAGIC,
+					   .version = IVL__GUESTD_VERSION};
+
+	for (int i = 0; i < g->n_devs && r.count < IVL__GUESTD_LIST_MAX; i++) {
+		struct gdev *d = &g->devs[i];
+		struct ivl__guestd_dev_desc *e = &r.dev[r.count++];
+
+		snprintf(e->bdf, sizeof(e->bdf), "%s", d->vd.bdf);
+		/* rg.hdr is the validated private copy of the header. */
+		memcpy(e->name, d->rg.hdr.name, sizeof(e->name));
+		e->name[sizeof(e->name) - 1] = '\0';
+		e->size = d->vd.mem_size;
+		e->max_peers = d->rg.hdr.max_peers;
+		e->peer_id = d->self;
+	}
+	if (send(c->fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(r))
+		return -errno;
+	return -ENOTCONN;
+}
+
 /* The hello: pick the device and a vector, answer with the three fds.
  * Returns 0, or -errno when the client must be dropped. */
 static int client_hello(struct guestd *g, struct gclient *c)
 {
+	union {
+		struct ivl__guestd_hello h;
+		struct ivl__guestd_list_req l;
+	} u;
 	struct ivl__guestd_hello h;
 	struct ivl__guestd_reply r = {.magic = IVL__GUESTD_MAGIC, .version = IVL__GUESTD_VERSION};
 	struct ucred cr;
 	socklen_t crl = sizeof(cr);
-	ssize_t n = recv(c->fd, &h, sizeof(h), MSG_DONTWAIT);
+	ssize_t n = recv(c->fd, &u, sizeof(u), MSG_DONTWAIT);
 	struct gdev *d;
 	int fds[3], rc;
 
@@ -347,6 +380,10 @@ static int client_hello(struct guestd *g, struct gclient *c)
 		return -ENOTCONN;
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n == (ssize_t)sizeof(u.l) && u.l.magic == IVL__GUESTD_LIST_MAGIC &&
+	    u.l.version == IVL__GUESTD_VERSION)
+		return client_list(g, c);
+	h = u.h;
 	if (n != (ssize_t)sizeof(h) || h.magic != IVL__GUESTD_MAGIC ||
 	    h.version != IVL__GUESTD_VERSION) {
 		r.status = -EPROTO;

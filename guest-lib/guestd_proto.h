@@ -22,6 +22,12 @@
  * agent frees the vector and aborts the channel halves the process left
  * behind. Both sides are the same build; the version guards against a stale
  * agent.
+ *
+ * A client that only wants to know which regions the VM has (ivl_regions())
+ * sends a list request instead of the hello; the agent answers with one
+ * list reply (no fds) describing every device it serves, and closes the
+ * connection. An agent older than the list request answers a reply with
+ * status -EPROTO, which the client tells apart by its size.
  */
 #ifndef IVLINK_GUEST_LIB_GUESTD_PROTO_H
 #define IVLINK_GUEST_LIB_GUESTD_PROTO_H
@@ -52,6 +58,30 @@ struct ivl__guestd_reply {
 	uint32_t peer_id;   /* IVPosition */
 	uint32_t reserved;
 	char bdf[32];
+};
+
+#define IVL__GUESTD_LIST_MAGIC 0x54534c47u /* "GLST" */
+#define IVL__GUESTD_LIST_MAX   16u	   /* == IVL__MAX_DEVICES */
+
+struct ivl__guestd_list_req {
+	uint32_t magic; /* IVL__GUESTD_LIST_MAGIC */
+	uint32_t version;
+};
+
+struct ivl__guestd_dev_desc {
+	char bdf[32];
+	char name[IVL_REGION_NAME_MAX]; /* NUL padded */
+	uint64_t size;
+	uint32_t max_peers;
+	uint32_t peer_id; /* IVPosition */
+};
+
+struct ivl__guestd_list_reply {
+	uint32_t magic; /* IVL__GUESTD_LIST_MAGIC */
+	uint32_t version;
+	int32_t status;
+	uint32_t count; /* entries of dev used */
+	struct ivl__guestd_dev_desc dev[IVL__GUESTD_LIST_MAX];
 };
 
 #endif /* IVLINK_GUEST_LIB_GUESTD_PROTO_H */

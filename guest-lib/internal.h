@@ -15,6 +15,7 @@
 #include <ivlink/ring.h>
 
 #include "backend.h"
+#include "os.h" /* transport/: ivl__now_ns(), ivl__cpu_relax() */
 
 /*
  * Per-vector waiting state, process local (see endpoint.c). One cache line
@@ -45,6 +46,7 @@ struct ivl_endpoint {
 	pthread_mutex_t lock;  /* backend process/kick_open, channel list */
 	struct ivl_channel *channels;
 	int ctl_lost;
+	char region_name[IVL_REGION_NAME_MAX]; /* from rg.hdr, NUL terminated */
 	/* Called after vector v's doorbell was consumed here (the socket
 	 * shim wakes its other threads waiting on v, preload/wait.c). */
 	void (*drained)(uint32_t v);
@@ -79,7 +81,13 @@ struct ivl_channel {
 	struct ivl__chan_dir rx; /* consumer */
 };
 
-int64_t ivl__now_mono_ns(void);
+/* transport/os.h's ivl__now_ns() under its older name, for the callers
+ * not yet renamed (channel.c); new code calls ivl__now_ns(). */
+static inline int64_t ivl__now_mono_ns(void)
+{
+	return ivl__now_ns();
+}
+
 /* The integer in environment variable name, or dflt if unset or invalid. */
 int64_t ivl__env_i64(const char *name, int64_t dflt);
 

@@ -450,6 +450,38 @@ fail:
 	return rc;
 }
 
+int ivl__sysfs_read_hdr(const char *bdf, struct ivl_region_hdr *h, uint64_t *bar_size)
+{
+	char path[512], drv[64];
+	struct stat st;
+	void *p;
+	int fd, rc;
+
+	ivl__pci_driver(bdf, drv, sizeof(drv));
+	if (drv[0])
+		return -EBUSY;
+	/* Without memory decoding the BAR reads as all ones. */
+	enable_memory(bdf);
+	snprintf(path, sizeof(path), IVL__PCI_SYSFS "/%s/resource2", bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(*h)) {
+		close(fd);
+		return -EIO;
+	}
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	rc = p == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (rc < 0)
+		return rc;
+	/* Read once into private memory, then validate only the copy. */
+	memcpy(h, p, sizeof(*h));
+	munmap(p, 4096);
+	*bar_size = (uint64_t)st.st_size;
+	return ivl_region_hdr_validate(h, *bar_size) < 0 ? -EPROTO : 0;
+}
+
 void ivl__sysfs_close(struct ivl__sysfs_dev *d)
 {
 	if (d->regs)

@@ -103,6 +103,13 @@ struct ivl__sysfs_dev {
 	uint64_t mem_size;
 };
 
+/*
+ * Copies the region header of bdf through sysfs resource2 (first page, read
+ * only; no driver may be bound) and validates it against the BAR's size.
+ * Returns 0, -EBUSY (a driver is bound), -EPROTO (no valid region), -errno.
+ */
+int ivl__sysfs_read_hdr(const char *bdf, struct ivl_region_hdr *h, uint64_t *bar_size);
+
 /* Returns 0, -EBUSY (a driver is bound), or -errno. */
 int ivl__sysfs_open(struct ivl__sysfs_dev *d, const char *bdf, const struct ivl__log *log);
 void ivl__sysfs_close(struct ivl__sysfs_dev *d);

@@ -30,6 +30,8 @@
 #include <ivlink/layout.h>
 #include <ivlink/region.h>
 
+#include "os.h" /* transport/: ivl__now_ns(), ivl__realtime_ns() */
+
 #ifndef IVL_VERSION
 #define IVL_VERSION "0.0.0"
 #endif
@@ -1126,14 +1128,6 @@ static const char *file_kind(mode_t m)
 			     : "another kind of file";
 }
 
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void snap_free(struct snap *s)
 {
 	free(s->ch);
@@ -1172,8 +1166,8 @@ static int snap_take(const struct opts *o, struct snap *s, const char *req)
 			return 1;
 		}
 	}
-	s->mono_ns = clock_ns(CLOCK_MONOTONIC);
-	s->real_ns = clock_ns(CLOCK_REALTIME);
+	s->mono_ns = (uint64_t)ivl__now_ns();
+	s->real_ns = (uint64_t)ivl__realtime_ns();
 	if (fstat(fd, &st) < 0) {
 		fprintf(stderr, "ivlinkctl: %s: cannot stat the region: %s\n", o->source,
 			strerror(errno));

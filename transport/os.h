@@ -15,6 +15,17 @@ static inline int64_t ivl__now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Wall-clock nanoseconds since the Epoch, for timestamps people read (the
+ * region's created/left times, ivlinkctl's snapshots); never for intervals,
+ * which use ivl__now_ns(): the wall clock may jump. */
+static inline int64_t ivl__realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /* Tells the CPU we are spinning: saves power and lets a sibling hyperthread
  * (or, under TCG and KVM, the host) run. */
 static inline void ivl__cpu_relax(void)

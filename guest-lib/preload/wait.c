@@ -666,10 +666,10 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int sync)
  * the set's vectors with wake_fd (if >= 0). Readiness-fd registrations get
  * their fd brought up to date instead. *slow is set when some connection needs the
  * snapshot pass (epoll_conns: connect and rendezvous progress, inherited
- * connections).
+ * connections), *rings when some connection's data is on the rings.
  */
 static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int arm, int wake_fd,
-		     int *slow)
+		     int *slow, int *rings)
 {
 	unsigned count = 0, skip;
 	uint64_t vmask = 0;
@@ -698,6 +698,8 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 			if (st == SS_CONNECTING || st == SS_CLI_PENDING || st == SS_SRV_PENDING ||
 			    (c->inherited && st == SS_ACCEL))
 				*slow = 1;
+			if (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING)
+				*rings = 1;
 			if (r->target != SHIM_TARGET_USER) {
 				if (r->target == c->rfd && st == SS_ACCEL)
 					shim_sync(c);
@@ -813,7 +815,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	deadline = timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000LL;
 	spin_until = start + shim_cfg.spin_ns;
 	for (;;) {
-		int ep_fired = 0, tcp_fired = 0, woken = 0, slow = 0, t = 0, nu, nk;
+		int ep_fired = 0, tcp_fired = 0, woken = 0, slow = 0, rings = 0, t = 0, nu, nk;
 		int64_t now, next = INT64_MAX;
 
 		/* With arm, the rings are armed before they are checked, so a
@@ -822,15 +824,22 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		 * first. */
 		if (arm && wfd < 0)
 			wfd = epoll_wake_fd(e);
-		nu = user_scan(e, evs, max, arm, wfd, &slow);
+		nu = user_scan(e, evs, max, arm, wfd, &slow, &rings);
 		if (slow) {
 			next = epoll_conns(e, 0, arm);
 			/* Connections that became accelerated just now may
 			 * hold data already (no doorbell will come for it):
 			 * look again, armed, before sleeping. */
 			if (arm && !nu)
-				nu = user_scan(e, evs, max, arm, wfd, &slow);
+				nu = user_scan(e, evs, max, arm, wfd, &slow, &rings);
 		}
+		/* Nothing on the rings (every connection fell back to TCP,
+		 * or only listeners): all readiness is the kernel's, and
+		 * spinning would only take the CPU from the peer that is
+		 * to answer. Sleep in the kernel at once, as without the
+		 * shim. */
+		if (!rings && !slow && !nu)
+			arm = 1;
 		now = shim_now_ns();
 		if (arm && !nu && now < deadline) {
 			int64_t until = deadline < next ? deadline : next;

@@ -238,6 +238,43 @@ IVL_API int ivl_endpoint_fd(struct ivl_endpoint *ep);
  */
 IVL_API int ivl_endpoint_process(struct ivl_endpoint *ep);
 
+/* ---------------------------------------------------------------- regions */
+
+/*
+ * Several regions (since IVLINK_0.1). A process reaches each region it is
+ * attached to through an endpoint of its own: on the host one per ivlinkd
+ * socket ("host:/run/ivlink/tenant-a.sock", ...); in a guest one per
+ * ivshmem device (one device per region), named by its PCI address
+ * ("vfio:0000:00:10.0") or by the region's name ("vfio:name=tenant-a").
+ * Peer ids are per region: the same VM has a different id in each.
+ */
+struct ivl_region_info {
+	char uri[128];			/* for ivl_endpoint_opts.uri */
+	char name[IVL_REGION_NAME_MAX]; /* region name ("" if unknown) */
+	uint64_t size;			/* region bytes (0 if unknown) */
+	uint32_t max_peers;		/* 0 if unknown */
+	uint32_t self_id;		/* own peer id (IVPosition), or UINT32_MAX */
+	uint64_t reserved[2];
+};
+
+/*
+ * Lists the regions this process can attach to, without attaching. In a
+ * guest: every ivshmem device in PCI address order, with the URI that opens
+ * exactly it ("vfio:BDF" when it has an IOMMU group, else "poll:BDF"); the
+ * name, size, peers and own id come from the agent (ivlink-guestd) when it
+ * runs, else from the device's header through sysfs (no driver bound); a
+ * device owned by another process directly is listed with name "". On the
+ * host: the default daemon socket if it exists (uri = its path, name ""),
+ * since daemons' sockets can live anywhere; open each known socket instead.
+ * Fills at most n entries of out (out may be NULL when n is 0) and returns
+ * the number of regions found (may exceed n), or -EINVAL. Thread safe.
+ */
+IVL_API int ivl_regions(struct ivl_region_info *out, size_t n);
+
+/* The name of ep's region (from its validated header; "" if unnamed). Valid
+ * until ivl_endpoint_close(). Never fails. Since IVLINK_0.1. */
+IVL_API const char *ivl_endpoint_region(const struct ivl_endpoint *ep);
+
 /* ---------------------------------------------------------------- channels */
 
 struct ivl_channel_opts {

@@ -75,11 +75,11 @@ extern "C" {
 /* Hard limits a validator enforces whatever the header claims. */
 #define IVL_PEERS_LIMIT 64u /* ids 0..63 */
 #define IVL_VECTORS_LIMIT 64u
-/* 4096 halves (2 MiB of table per section): a process under the socket
+/* 65536 halves (32 MiB of table per section): a process under the socket
  * shim uses one half per connection plus its listeners and the halves of
- * closed connections not yet collected, so 1,000 concurrent connections
- * need more than 1024 (ivlinkd --chan-slots). */
-#define IVL_CHAN_SLOTS_LIMIT 4096u
+ * closed connections not yet collected, so a server holding 10,000
+ * connections needs more than 10,000 (ivlinkd --chan-slots). */
+#define IVL_CHAN_SLOTS_LIMIT 65536u
 #define IVL_REGION_MIN_SIZE (1u << 20)
 #define IVL_NAME_MAX 48u      /* channel names, NUL included */
 #define IVL_PEER_NAME_MAX 32u /* peer names, NUL included */

@@ -87,10 +87,11 @@ wait_listen() {
 	fail "no listener on $1"
 }
 
-# Starts ivlinkd in $T; exports IVLINK_ENDPOINT for the shimmed processes.
+# daemon_start [IVLINKD-ARGS...]: starts ivlinkd in $T; exports
+# IVLINK_ENDPOINT for the shimmed processes.
 daemon_start() {
 	[ -x "$IVLINKD" ] || fail "$IVLINKD not built"
-	"$IVLINKD" -F -S "$T/ivlinkd.sock" -l 256M -n 8 --max-peers 24 --log-level=warn \
+	"$IVLINKD" -F -S "$T/ivlinkd.sock" -l 256M -n 8 --max-peers 24 --log-level=warn "$@" \
 		>"$T/ivlinkd.log" 2>&1 &
 	PIDS+=($!)
 	for _ in $(seq 100); do

@@ -14,15 +14,19 @@
 #include "harness.h"
 #include "support.h"
 
-static char tmpdir[128];
+/* One temp dir per daemon (a test may run several: one per region). */
+#define MAX_DAEMONS 4
+static char tmpdirs[MAX_DAEMONS][128];
 static pid_t owner_pid;
 
-static void rm_tmpdir(void)
+static void rm_tmpdir(const char *dir)
 {
-	if (!tmpdir[0])
-		return;
-	ts_rm_tree(tmpdir);
-	tmpdir[0] = '\0';
+	for (int i = 0; i < MAX_DAEMONS; i++) {
+		if (!tmpdirs[i][0] || (dir && strcmp(dir, tmpdirs[i]) != 0))
+			continue;
+		ts_rm_tree(tmpdirs[i]);
+		tmpdirs[i][0] = '\0';
+	}
 }
 
 /* Kills what we started and removes the temp dir; async-signal-safe
@@ -32,7 +36,7 @@ static void cleanup(void)
 	if (getpid() != owner_pid)
 		return;
 	ts_kill_tracked();
-	rm_tmpdir();
+	rm_tmpdir(NULL);
 }
 
 static void on_signal(int sig)
@@ -74,22 +78,36 @@ int64_t it_now_ns(void)
 
 void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size, unsigned vectors)
 {
-	char nvec[16];
+	it_daemon_start_named(d, ivlinkd, size, vectors, NULL);
+}
+
+void it_daemon_start_named(struct it_daemon *d, const char *ivlinkd, const char *size,
+			   unsigned vectors, const char *name)
+{
+	char nvec[16], *dir = NULL;
 	int64_t deadline;
 
 	memset(d, 0, sizeof(*d));
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ivl-itest-XXXXXX");
-	IT_CHECK(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
-	snprintf(d->dir, sizeof(d->dir), "%s", tmpdir);
-	snprintf(d->sock, sizeof(d->sock), "%s/ivlinkd.sock", tmpdir);
+	for (int i = 0; i < MAX_DAEMONS && !dir; i++)
+		if (!tmpdirs[i][0])
+			dir = tmpdirs[i];
+	IT_CHECK(dir, "more than %d daemons", MAX_DAEMONS);
+	snprintf(dir, sizeof(tmpdirs[0]), "/tmp/ivl-itest-XXXXXX");
+	IT_CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(d->dir, sizeof(d->dir), "%s", dir);
+	snprintf(d->sock, sizeof(d->sock), "%s/ivlinkd.sock", dir);
 	snprintf(d->uri, sizeof(d->uri), "host:%s", d->sock);
 	snprintf(nvec, sizeof(nvec), "%u", vectors);
 
 	d->pid = fork();
 	IT_CHECK(d->pid >= 0, "fork: %s", strerror(errno));
 	if (d->pid == 0) {
-		execl(ivlinkd, ivlinkd, "-F", "-S", d->sock, "-l", size, "-n", nvec, "--max-peers",
-		      "8", "--log-level=warn", (char *)NULL);
+		if (name)
+			execl(ivlinkd, ivlinkd, "-F", "-S", d->sock, "-l", size, "-n", nvec,
+			      "--max-peers", "8", "--log-level=warn", "--name", name, (char *)NULL);
+		else
+			execl(ivlinkd, ivlinkd, "-F", "-S", d->sock, "-l", size, "-n", nvec,
+			      "--max-peers", "8", "--log-level=warn", (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", ivlinkd, strerror(errno));
 		_exit(127);
 	}
@@ -110,7 +128,7 @@ void it_daemon_stop(struct it_daemon *d)
 		return;
 	ts_stop(d->pid, SIGTERM, 3000000000LL);
 	d->pid = 0;
-	rm_tmpdir();
+	rm_tmpdir(d->dir);
 }
 
 pid_t it_spawn(int (*fn)(void *), void *arg)
@@ -119,7 +137,9 @@ pid_t it_spawn(int (*fn)(void *), void *arg)
 
 	IT_CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		tmpdir[0] = '\0';
+		/* The temp dirs are the parent's to remove. */
+		for (int i = 0; i < MAX_DAEMONS; i++)
+			tmpdirs[i][0] = '\0';
 		exit(fn(arg));
 	}
 	return pid;

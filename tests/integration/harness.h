@@ -43,6 +43,10 @@ const char *it_init(int argc, char **argv, unsigned timeout_s);
 /* Starts ivlinkd -F -S <tmp>/sock -l <size> -n <vectors> --max-peers 8,
  * waits until its socket accepts connections. Fails the test on error. */
 void it_daemon_start(struct it_daemon *d, const char *ivlinkd, const char *size, unsigned vectors);
+/* The same with --name NAME (the region's name in its header); up to four
+ * daemons at once, each in a temp dir of its own. */
+void it_daemon_start_named(struct it_daemon *d, const char *ivlinkd, const char *size,
+			   unsigned vectors, const char *name);
 void it_daemon_stop(struct it_daemon *d);
 
 /* Forks a child running fn(arg) and exiting with its return value. */

@@ -53,6 +53,11 @@ pre_conf=$(conf_sum)
 
 rm -rf "$RUN"
 down_done=0
+# The second phase: three guests in two regions, next to the first pair.
+RUN2=$BUILD/libvirt-test-run2
+PREFIX2=$PREFIX-td
+rm -rf "$RUN2"
+down2_done=1
 restored=0
 # Undoes what up created on the host for libvirtd (accounts, folders), in
 # reverse order, once libvirtd is down.
@@ -74,6 +79,8 @@ restore_host() {
 }
 # shellcheck disable=SC2317 # a trap
 cleanup() {
+	[ "$down2_done" = 1 ] || "$TOOL" -B "$BUILD" -r "$RUN2" -p "$PREFIX2" down || true
+	rm -rf "$RUN2"
 	[ "$down_done" = 1 ] || "$TOOL" -B "$BUILD" -r "$RUN" -p "$PREFIX" down || true
 	restore_host || true
 }
@@ -182,6 +189,66 @@ print("[libvirt-test] skipped rows: %s" % j["skipped"])
 sys.exit(1 if bad else 0)
 PY
 fi
+
+# Issue 13: more guests and regions as libvirt domains, while the first
+# run's libvirtd is up: a in regions r1 and r2, b only in r1, c only in r2.
+# Each region has its ivlinkd; each domain one <shmem> per region, at PCI
+# slot 0x10+k; each region has exactly its two QEMUs UP; down removes it all.
+rc=0
+down2_done=0
+"$TOOL" -B "$BUILD" -r "$RUN2" -p "$PREFIX2" -g a,b,c --region r1 --region r2 \
+	--attach b=r1 --attach c=r2 up || rc=$?
+check "$([ $rc = 0 ] && echo 1 || echo 0)" "up of a, b, c in regions r1, r2 ($rc)"
+if [ $rc = 0 ]; then
+	for g in a b c; do
+		check "$(yes_if running "$PREFIX2-$g")" "$PREFIX2-$g running"
+		virsh -q -c qemu:///system dumpxml "$PREFIX2-$g" >"$RUN2/$g.live.xml" 2>/dev/null || true
+	done
+	shm_of() { # guest -> "socket:slot" of each shmem, sorted
+		python3 - "$RUN2/$1.live.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+d = ET.parse(sys.argv[1]).getroot()
+out = []
+for s in d.iter("shmem"):
+    a = s.find("address")
+    out.append("%s:%s" % (s.find("server").get("path").rsplit("/", 1)[-1],
+                          int(a.get("slot"), 16) if a is not None else "?"))
+print(" ".join(sorted(out)))
+PY
+	}
+	check "$([ "$(shm_of a)" = "r1.sock:16 r2.sock:17" ] && echo 1 || echo 0)" "a has r1 at slot 0x10 and r2 at 0x11 ($(shm_of a))"
+	check "$([ "$(shm_of b)" = "r1.sock:16" ] && echo 1 || echo 0)" "b has only r1 ($(shm_of b))"
+	check "$([ "$(shm_of c)" = "r2.sock:17" ] && echo 1 || echo 0)" "c has only r2 ($(shm_of c))"
+	# virtio-net links the first two guests only (the bench pair).
+	nics=$(for g in a b c; do grep -c "<interface type='udp'>" "$RUN2/$g.live.xml" || true; done | tr '\n' ' ')
+	check "$([ "$nics" = "1 1 0 " ] && echo 1 || echo 0)" "UDP interfaces of a, b, c: $nics(want 1 1 0)"
+	pid_of() { cat "/run/libvirt/qemu/$PREFIX2-$1.pid" 2>/dev/null || echo none; }
+	for r in r1 r2; do
+		case $r in r1) want="$(pid_of a) $(pid_of b)" ;; r2) want="$(pid_of a) $(pid_of c)" ;; esac
+		"$BUILD/host-daemon/ivlinkctl" status --json --socket "$RUN2/sock/$r.sock" >"$RUN2/$r.json" 2>&1 || true
+		python3 - "$RUN2/$r.json" "$want" "$r" <<'PY' || fail=1
+import json, sys
+want = sorted(int(p) for p in sys.argv[2].split() if p.isdigit())
+try:
+    j = json.load(open(sys.argv[1]))
+except ValueError as e:
+    print("[libvirt-test] FAIL: ivlinkctl status --json of %s: %s" % (sys.argv[3], e))
+    sys.exit(1)
+pids = sorted(p["pid"] for p in j["peers"] if p["state"] == "up")
+ok = len(want) == 2 and pids == want and j["region"]["name"] == sys.argv[3]
+print("[libvirt-test] %s: region %s (name %s): peers UP %s, want the QEMUs %s"
+      % ("ok" if ok else "FAIL", sys.argv[3], j["region"]["name"], pids, want))
+sys.exit(0 if ok else 1)
+PY
+	done
+fi
+rc=0
+"$TOOL" -B "$BUILD" -r "$RUN2" -p "$PREFIX2" down || rc=$?
+down2_done=1
+check "$([ $rc = 0 ] && echo 1 || echo 0)" "down of a, b, c ($rc)"
+for g in a b c; do check "$(yes_if undefined "$PREFIX2-$g")" "$PREFIX2-$g undefined"; done
+check "$(yes_if test ! -e "$RUN2/ivlinkd-r1.pid" -a ! -e "$RUN2/ivlinkd-r2.pid")" "both region daemons stopped"
+rm -rf "$RUN2"
 
 # The libvirtd up started (down forgets it).
 up_libvirtd=$(cat "$RUN/libvirtd.started" 2>/dev/null || true)

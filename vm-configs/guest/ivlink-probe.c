@@ -8,6 +8,8 @@
  * it shows which peer id the server gave this VM, checks the region header
  * the daemon wrote, and reads, writes and waits for bytes at region offsets.
  */
+#define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,6 +25,7 @@
 #include <ivlink/region.h>
 
 #include "ivshmem_dev.h"
+#include "os.h"
 
 struct dev {
 	char bdf[32];
@@ -48,6 +51,9 @@ static void usage(FILE *f)
 		"  expect OFF HEX       exit 1 unless the bytes at OFF equal HEX\n"
 		"  wait OFF HEX [MS]    poll until the bytes at OFF equal HEX (default 10000 ms)\n"
 		"  ring PEER VECTOR     write the Doorbell register (PEER << 16 | VECTOR)\n"
+		"  scan TEXT            look for TEXT in every memory BAR of every PCI\n"
+		"                       device (sysfs resourceN, read only); exit 0 if\n"
+		"                       absent everywhere, 3 if found, 1 on errors\n"
 		"Options: -d BDF picks the PCI device, -n REGION the one whose region\n"
 		"header carries that name. Offsets and lengths accept 0x prefixes.\n"
 		"The device must have no driver bound (sysfs resource mapping).\n");
@@ -232,12 +238,100 @@ static int cmd_heap(struct dev *d, uint32_t id)
 	return 0;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
+/*
+ * scan: what a guest can see. Every memory BAR that sysfs lets us map is
+ * copied with aligned 32-bit reads (MMIO may not take wider or unaligned
+ * ones) and searched. A BAR of a device with a driver bound cannot be
+ * mapped (CONFIG_IO_STRICT_DEVMEM): it is reported, and counted as an
+ * error, so that the caller unbinds what it wants scanned.
+ */
+#define IORESOURCE_MEM 0x200u
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+static int scan_bar(const char *bdf, int bar, uint64_t size, const char *text, uint64_t *bytes)
+{
+	char path[512];
+	volatile uint32_t *p;
+	uint32_t *copy;
+	size_t tl = strlen(text);
+	int fd, hits = 0;
+
+	snprintf(path, sizeof(path), IVL__PCI_SYSFS "/%s/resource%d", bdf, bar);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		printf("scan %s bar%d: cannot open: %s\n", bdf, bar, strerror(errno));
+		return -1;
+	}
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		printf("scan %s bar%d: cannot map: %s\n", bdf, bar, strerror(errno));
+		return -1;
+	}
+	copy = malloc(size);
+	if (!copy) {
+		munmap((void *)p, size);
+		return -1;
+	}
+	for (uint64_t i = 0; i < size / 4; i++)
+		copy[i] = p[i];
+	munmap((void *)p, size);
+	for (const uint8_t *at = (const uint8_t *)copy, *end = at + size;
+	     (at = memmem(at, (size_t)(end - at), text, tl)) != NULL; at += tl) {
+		if (hits++ == 0)
+			printf("scan %s bar%d: FOUND at offset 0x%zx\n", bdf, bar,
+			       (size_t)(at - (const uint8_t *)copy));
+	}
+	printf("scan %s bar%d: %" PRIu64 " bytes, %d hit(s)\n", bdf, bar, size, hits);
+	free(copy);
+	*bytes += size;
+	return hits;
+}
+
+static int cmd_scan(const char *text)
+{
+	DIR *dir = opendir(IVL__PCI_SYSFS);
+	struct dirent *e;
+	uint64_t bytes = 0;
+	int bars = 0, hits = 0, errs = 0;
+
+	if (!dir || !*text) {
+		fprintf(stderr, "ivlink-probe: scan: %s\n", dir ? "empty text" : strerror(errno));
+		if (dir)
+			closedir(dir);
+		return 1;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		char path[512], line[256];
+		FILE *f;
+		int bar = 0;
+
+		if (e->d_name[0] == '.')
+			continue;
+		/* "start end flags" per resource; the first six are the BARs. */
+		snprintf(path, sizeof(path), IVL__PCI_SYSFS "/%s/resource", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (bar < 6 && fgets(line, sizeof(line), f)) {
+			unsigned long long start, end, flags;
+
+			if (sscanf(line, "%llx %llx %llx", &start, &end, &flags) == 3 &&
+			    end > start && (flags & IORESOURCE_MEM)) {
+				int h = scan_bar(e->d_name, bar, end - start + 1, text, &bytes);
+
+				if (h < 0)
+					errs++;
+				else
+					hits += h, bars++;
+			}
+			bar++;
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	printf("scan: %d memory BAR(s), %" PRIu64 " bytes, %d hit(s), %d not mappable\n", bars,
+	       bytes, hits, errs);
+	return hits ? 3 : errs ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -280,6 +374,8 @@ int main(int argc, char **argv)
 		}
 		return n > 0 ? 0 : 1;
 	}
+	if (strcmp(cmd, "scan") == 0 && argc == 1)
+		return cmd_scan(argv[0]);
 	if (select_dev(want_bdf, want_name, &d) < 0)
 		return 1;
 
@@ -325,12 +421,12 @@ int main(int argc, char **argv)
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			return 0;
 		}
-		t0 = now_ms();
+		t0 = (uint64_t)ivl__now_ns() / 1000000u;
 		for (;;) {
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
 			if (memcmp(p, want, len) == 0)
 				return 0;
-			if (cmd[0] == 'e' || now_ms() - t0 >= ms)
+			if (cmd[0] == 'e' || ((uint64_t)ivl__now_ns() / 1000000u) - t0 >= ms)
 				break;
 			usleep(1000);
 		}

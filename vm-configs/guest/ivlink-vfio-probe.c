@@ -44,6 +44,7 @@
 #include <ivlink/region.h>
 
 #include "ivshmem_dev.h"
+#include "os.h"
 
 #define READY_MAGIC 0x59444552564c5649ULL /* "IVLVREDY" */
 
@@ -68,14 +69,6 @@ static int fail(const char *what, int err)
 static void log_stderr(void *ctx, enum ivl_log_level level, const char *msg)
 {
 	fprintf(stderr, "ivlink-vfio-probe: %s\n", msg);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Binds vfio-pci, opens container/group/device, sets memory + bus master,
@@ -154,7 +147,7 @@ static int peer_epoch(struct vdev *v, uint32_t id, uint32_t *epoch)
 /* Waits until one other peer is UP; returns its id or -ETIMEDOUT. */
 static long other_peer(struct vdev *v, int ms)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = (uint64_t)ivl__now_ns();
 
 	for (;;) {
 		long found = -1;
@@ -169,7 +162,7 @@ static long other_peer(struct vdev *v, int ms)
 		}
 		if (count == 1)
 			return found;
-		if (now_ns() - t0 > (uint64_t)ms * 1000000u)
+		if ((uint64_t)ivl__now_ns() - t0 > (uint64_t)ms * 1000000u)
 			return -ETIMEDOUT;
 		usleep(5000);
 	}
@@ -224,14 +217,14 @@ int main(int argc, char **argv)
 
 		if (vec < 0 || vec >= v.n_vectors)
 			return usage();
-		t = now_ns();
+		t = (uint64_t)ivl__now_ns();
 		ring(&v, v.id, (uint32_t)vec);
 		if (wait_vec(&v, vec, 5000) < 0) {
 			printf("vfio: selftest: no interrupt on vector %d within 5 s\n", vec);
 			return 1;
 		}
 		printf("vfio: selftest: own doorbell on vector %d arrived after %" PRIu64 " us\n",
-		       vec, (now_ns() - t) / 1000);
+		       vec, ((uint64_t)ivl__now_ns() - t) / 1000);
 		return 0;
 	}
 	if ((strcmp(cmd, "recv") == 0 || strcmp(cmd, "send") == 0) && (argc == 3 || argc == 4)) {
@@ -280,30 +273,30 @@ int main(int argc, char **argv)
 			       peer);
 			return 0;
 		}
-		t0 = now_ns();
+		t0 = (uint64_t)ivl__now_ns();
 		for (;;) {
 			slot = ready_slot(&v, peer);
 			if (slot && peer_epoch(&v, peer, &epoch) == 0 &&
 			    __atomic_load_n(&slot[0], __ATOMIC_ACQUIRE) == READY_MAGIC &&
 			    slot[1] == epoch)
 				break;
-			if (now_ns() - t0 > (uint64_t)ms * 1000000u) {
+			if ((uint64_t)ivl__now_ns() - t0 > (uint64_t)ms * 1000000u) {
 				printf("vfio: send: peer %u not ready within %d ms\n", peer, ms);
 				return 1;
 			}
 			usleep(2000);
 		}
 		printf("vfio: send: peer %u ready after %" PRIu64 " ms\n", peer,
-		       (now_ns() - t0) / 1000000u);
+		       ((uint64_t)ivl__now_ns() - t0) / 1000000u);
 		for (i = 0; i < n; i++) {
-			uint64_t t = now_ns(), d;
+			uint64_t t = (uint64_t)ivl__now_ns(), d;
 
 			ring(&v, peer, (uint32_t)vec);
 			if (wait_vec(&v, vec, ms) < 0) {
 				printf("vfio: send: no answer %d/%d within %d ms\n", i + 1, n, ms);
 				return 1;
 			}
-			d = now_ns() - t;
+			d = (uint64_t)ivl__now_ns() - t;
 			sum += d;
 			min = d < min ? d : min;
 			max = d > max ? d : max;
