@@ -20,7 +20,7 @@ build: deps
 	@cmake --build $(BUILD) -j$(JOBS)
 
 test:
-	@scripts/ivl-deps build sanitize vm apps libvirt plot bench docs systemd
+	@scripts/ivl-deps build sanitize vm apps libvirt plot bench docs systemd package
 	@scripts/run-tests
 
 demo:

@@ -408,10 +408,6 @@ static int tcp_connect(struct conn *c)
 	return 0;
 }
 
-#ifndef IVL_VERSION
-#define IVL_VERSION "0.0.0"
-#endif
-
 static void usage(FILE *f)
 {
 	fprintf(f, "NAME\n"
@@ -593,7 +589,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("ivlink-pingpong " IVL_VERSION "\n");
+			printf("ivlink-pingpong " IVL_VERSION_STRING "\n");
 			return 0;
 		case ':':
 			die_usage("option needs an argument:", argv[optind - 1]);

@@ -43,7 +43,7 @@ __all__ = [
     "PEER_FREE", "PEER_UP", "PEER_GONE",
 ]
 
-# include/ivlink/layout.h, ring.h and ivlink.h.
+# include/ivlink/layout.h and ivlink.h.
 MODE_STREAM = 1
 MODE_MESSAGE = 2
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2

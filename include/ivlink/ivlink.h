@@ -59,7 +59,7 @@
 #include <sys/uio.h>
 
 #include <ivlink/layout.h>
-#include <ivlink/ring.h> /* struct ivl_span, IVL_MORE, IVL_SPIN_NS_DEFAULT */
+#include <ivlink/version.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -90,6 +90,30 @@ typedef void (*ivl_log_fn)(void *ctx, enum ivl_log_level level, const char *msg)
 #define IVL_ENV_SPIN_NS "IVLINK_SPIN_NS"
 
 #define IVL_CHANNEL_RING_DEFAULT (1u << 20)
+
+/* Default spin budget before blocking, overridable per endpoint. Chosen near
+ * the cost of one wake-up on the reference machines (design.md: eventfd
+ * round trip 59-74 us), so spinning never costs more than sleeping would. */
+#define IVL_SPIN_NS_DEFAULT 20000
+
+/* Longest single sleep: a lost peer is noticed within this, even if nobody
+ * rings its doorbell (e.g. a killed VM). */
+#define IVL_BLOCK_SLICE_NS 50000000LL
+
+/* One contiguous piece of ring data (zero-copy calls); a wrapped range is
+ * two spans. */
+struct ivl_span {
+	void *base;
+	size_t len;
+};
+
+/*
+ * The version of the library actually loaded, IVL_VERSION_NUMBER of its
+ * build: ((major << 16) | (minor << 8) | patch). Compare it with the
+ * IVL_VERSION_NUMBER this program was compiled with (ivlink/version.h) to
+ * find an older libivlink.so at run time. Never fails.
+ */
+IVL_API uint32_t ivl_version(void);
 
 struct ivl_endpoint;
 struct ivl_channel;
@@ -322,8 +346,10 @@ IVL_API void ivl_channel_set_timeouts(struct ivl_channel *ch, int64_t send_ns, i
  */
 IVL_API unsigned ivl_channel_poll(struct ivl_channel *ch, unsigned events);
 
-/* Flags of the data calls. IVL_MORE (ring.h, 0x1): defer the doorbell and
- * publication until a later call without IVL_MORE or ivl_flush(). */
+/* Flags of the data calls. IVL_MORE (commit, release, send): defer the
+ * doorbell and publication until a later call without IVL_MORE or
+ * ivl_flush(). */
+#define IVL_MORE 0x1u
 #define IVL_DONTWAIT 0x100u /* never block: -EAGAIN instead */
 #define IVL_WAITALL 0x200u  /* stream recv: wait for len bytes (or EOF/error) */
 

@@ -7,7 +7,9 @@
  * little endian (x86-64 and aarch64 hosts only), every position is an offset
  * from the start of the region (each peer maps it at a different address),
  * and every offset or size that another peer relies on is pinned by a
- * _Static_assert below. Changing any of them means bumping IVL_LAYOUT_VERSION.
+ * static_assert below (C11's <assert.h> macro for _Static_assert, C++'s
+ * keyword: the header is checked as both). Changing any of them means
+ * bumping IVL_LAYOUT_VERSION.
  *
  *   0                4 KiB                      section_off
  *   +----------------+--------------------------+--------------------------+---
@@ -46,6 +48,7 @@
 #ifndef IVLINK_LAYOUT_H
 #define IVLINK_LAYOUT_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -115,20 +118,20 @@ struct ivl_region_hdr {
 	uint8_t reserved[IVL_REGION_HDR_SIZE - 160];
 };
 
-_Static_assert(offsetof(struct ivl_region_hdr, magic) == 0, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, version) == 8, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, region_size) == 16, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, max_peers) == 24, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, n_vectors) == 28, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, peer_table_off) == 32, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, chan_slots) == 44, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, section_off) == 48, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, section_size) == 56, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, chan_half_size) == 64, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, daemon_gen) == 72, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, created_unix_ns) == 88, "abi");
-_Static_assert(offsetof(struct ivl_region_hdr, name) == 96, "abi");
-_Static_assert(sizeof(struct ivl_region_hdr) == IVL_REGION_HDR_SIZE, "abi");
+static_assert(offsetof(struct ivl_region_hdr, magic) == 0, "abi");
+static_assert(offsetof(struct ivl_region_hdr, version) == 8, "abi");
+static_assert(offsetof(struct ivl_region_hdr, region_size) == 16, "abi");
+static_assert(offsetof(struct ivl_region_hdr, max_peers) == 24, "abi");
+static_assert(offsetof(struct ivl_region_hdr, n_vectors) == 28, "abi");
+static_assert(offsetof(struct ivl_region_hdr, peer_table_off) == 32, "abi");
+static_assert(offsetof(struct ivl_region_hdr, chan_slots) == 44, "abi");
+static_assert(offsetof(struct ivl_region_hdr, section_off) == 48, "abi");
+static_assert(offsetof(struct ivl_region_hdr, section_size) == 56, "abi");
+static_assert(offsetof(struct ivl_region_hdr, chan_half_size) == 64, "abi");
+static_assert(offsetof(struct ivl_region_hdr, daemon_gen) == 72, "abi");
+static_assert(offsetof(struct ivl_region_hdr, created_unix_ns) == 88, "abi");
+static_assert(offsetof(struct ivl_region_hdr, name) == 96, "abi");
+static_assert(sizeof(struct ivl_region_hdr) == IVL_REGION_HDR_SIZE, "abi");
 
 /* ------------------------------------------------------------------------ */
 /* Peer table entry: the first cache line is written by the daemon, the      */
@@ -189,9 +192,9 @@ struct ivl_peer_shim {
 	uint32_t by_reason[IVL_FB_REASONS];
 };
 
-_Static_assert(offsetof(struct ivl_peer_shim, accelerated) == 8, "abi");
-_Static_assert(offsetof(struct ivl_peer_shim, by_reason) == 48, "abi");
-_Static_assert(sizeof(struct ivl_peer_shim) == 128, "abi");
+static_assert(offsetof(struct ivl_peer_shim, accelerated) == 8, "abi");
+static_assert(offsetof(struct ivl_peer_shim, by_reason) == 48, "abi");
+static_assert(sizeof(struct ivl_peer_shim) == 128, "abi");
 
 /* daemon_flags: this entry is UP from an earlier ivlinkd that died; the
  * running daemon cannot vouch for the peer (it holds none of its doorbells
@@ -222,12 +225,12 @@ struct ivl_peer_entry {
 	uint8_t peer_reserved[IVL_PEER_ENTRY_SIZE - 64 - 56 - 128];
 };
 
-_Static_assert(offsetof(struct ivl_peer_entry, state) == 0, "abi");
-_Static_assert(offsetof(struct ivl_peer_entry, epoch) == 4, "abi");
-_Static_assert(offsetof(struct ivl_peer_entry, name) == 64, "abi");
-_Static_assert(offsetof(struct ivl_peer_entry, backend) == 96, "abi");
-_Static_assert(offsetof(struct ivl_peer_entry, shim) == 120, "abi");
-_Static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
+static_assert(offsetof(struct ivl_peer_entry, state) == 0, "abi");
+static_assert(offsetof(struct ivl_peer_entry, epoch) == 4, "abi");
+static_assert(offsetof(struct ivl_peer_entry, name) == 64, "abi");
+static_assert(offsetof(struct ivl_peer_entry, backend) == 96, "abi");
+static_assert(offsetof(struct ivl_peer_entry, shim) == 120, "abi");
+static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 
 /* ------------------------------------------------------------------------ */
 /* Ring control blocks. A ring's data lives in the producer's section heap;  */
@@ -286,20 +289,20 @@ struct ivl_ring_cons {
 	uint8_t reserved1[IVL_CACHELINE - 32];
 };
 
-_Static_assert(offsetof(struct ivl_ring_prod, tail) == 0, "abi");
-_Static_assert(offsetof(struct ivl_ring_prod, flags) == IVL_CACHELINE, "abi");
-_Static_assert(offsetof(struct ivl_ring_prod, sleep_seq) == IVL_CACHELINE + 4, "abi");
-_Static_assert(offsetof(struct ivl_ring_prod, kicks) == IVL_CACHELINE + 8, "abi");
-_Static_assert(offsetof(struct ivl_ring_prod, kicks_suppressed) == IVL_CACHELINE + 16, "abi");
-_Static_assert(offsetof(struct ivl_ring_prod, msgs) == IVL_CACHELINE + 24, "abi");
-_Static_assert(sizeof(struct ivl_ring_prod) == 2 * IVL_CACHELINE, "abi");
-_Static_assert(offsetof(struct ivl_ring_cons, head) == 0, "abi");
-_Static_assert(offsetof(struct ivl_ring_cons, flags) == IVL_CACHELINE, "abi");
-_Static_assert(offsetof(struct ivl_ring_cons, sleep_seq) == IVL_CACHELINE + 4, "abi");
-_Static_assert(offsetof(struct ivl_ring_cons, kicks) == IVL_CACHELINE + 8, "abi");
-_Static_assert(offsetof(struct ivl_ring_cons, kicks_suppressed) == IVL_CACHELINE + 16, "abi");
-_Static_assert(offsetof(struct ivl_ring_cons, msgs) == IVL_CACHELINE + 24, "abi");
-_Static_assert(sizeof(struct ivl_ring_cons) == 2 * IVL_CACHELINE, "abi");
+static_assert(offsetof(struct ivl_ring_prod, tail) == 0, "abi");
+static_assert(offsetof(struct ivl_ring_prod, flags) == IVL_CACHELINE, "abi");
+static_assert(offsetof(struct ivl_ring_prod, sleep_seq) == IVL_CACHELINE + 4, "abi");
+static_assert(offsetof(struct ivl_ring_prod, kicks) == IVL_CACHELINE + 8, "abi");
+static_assert(offsetof(struct ivl_ring_prod, kicks_suppressed) == IVL_CACHELINE + 16, "abi");
+static_assert(offsetof(struct ivl_ring_prod, msgs) == IVL_CACHELINE + 24, "abi");
+static_assert(sizeof(struct ivl_ring_prod) == 2 * IVL_CACHELINE, "abi");
+static_assert(offsetof(struct ivl_ring_cons, head) == 0, "abi");
+static_assert(offsetof(struct ivl_ring_cons, flags) == IVL_CACHELINE, "abi");
+static_assert(offsetof(struct ivl_ring_cons, sleep_seq) == IVL_CACHELINE + 4, "abi");
+static_assert(offsetof(struct ivl_ring_cons, kicks) == IVL_CACHELINE + 8, "abi");
+static_assert(offsetof(struct ivl_ring_cons, kicks_suppressed) == IVL_CACHELINE + 16, "abi");
+static_assert(offsetof(struct ivl_ring_cons, msgs) == IVL_CACHELINE + 24, "abi");
+static_assert(sizeof(struct ivl_ring_cons) == 2 * IVL_CACHELINE, "abi");
 
 /* Message mode: every record starts with this header, 8-byte aligned; the
  * payload follows and is padded to 8 bytes. Records may wrap. */
@@ -309,7 +312,7 @@ struct ivl_rec_hdr {
 };
 #define IVL_REC_MAGIC 0x52455631u /* "REV1" */
 #define IVL_REC_ALIGN 8u
-_Static_assert(sizeof(struct ivl_rec_hdr) == 8, "abi");
+static_assert(sizeof(struct ivl_rec_hdr) == 8, "abi");
 
 enum ivl_ring_mode {
 	IVL_MODE_STREAM = 1,
@@ -396,15 +399,15 @@ struct ivl_shim_half {
 	uint8_t addrs[IVL_SHIM_ADDRS][16]; /* listen: local addresses */
 };
 
-_Static_assert(offsetof(struct ivl_shim_half, rdv) == 4, "abi");
-_Static_assert(offsetof(struct ivl_shim_half, family) == 16, "abi");
-_Static_assert(offsetof(struct ivl_shim_half, lport) == 20, "abi");
-_Static_assert(offsetof(struct ivl_shim_half, laddr) == 24, "abi");
-_Static_assert(offsetof(struct ivl_shim_half, raddr) == 40, "abi");
-_Static_assert(offsetof(struct ivl_shim_half, peer_slot) == 56, "abi");
-_Static_assert(offsetof(struct ivl_shim_half, n_addrs) == 72, "abi");
-_Static_assert(offsetof(struct ivl_shim_half, addrs) == 80, "abi");
-_Static_assert(sizeof(struct ivl_shim_half) == 128, "abi");
+static_assert(offsetof(struct ivl_shim_half, rdv) == 4, "abi");
+static_assert(offsetof(struct ivl_shim_half, family) == 16, "abi");
+static_assert(offsetof(struct ivl_shim_half, lport) == 20, "abi");
+static_assert(offsetof(struct ivl_shim_half, laddr) == 24, "abi");
+static_assert(offsetof(struct ivl_shim_half, raddr) == 40, "abi");
+static_assert(offsetof(struct ivl_shim_half, peer_slot) == 56, "abi");
+static_assert(offsetof(struct ivl_shim_half, n_addrs) == 72, "abi");
+static_assert(offsetof(struct ivl_shim_half, addrs) == 80, "abi");
+static_assert(sizeof(struct ivl_shim_half) == 128, "abi");
 
 #define IVL_SLOT_NONE 0xffffffffu
 
@@ -435,19 +438,19 @@ struct ivl_chan_half {
 	struct ivl_shim_half shim;
 };
 
-_Static_assert(offsetof(struct ivl_chan_half, state) == 0, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, remote_peer) == 16, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, remote_slot) == 20, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, mode) == 32, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, tx_data_off) == 40, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, tx_size) == 48, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, name) == 64, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, tx_prod) == 128, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, tx_prod.flags) == 192, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, rx_cons) == 256, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, rx_cons.flags) == 320, "abi");
-_Static_assert(offsetof(struct ivl_chan_half, shim) == 384, "abi");
-_Static_assert(sizeof(struct ivl_chan_half) == IVL_CHAN_HALF_SIZE, "abi");
+static_assert(offsetof(struct ivl_chan_half, state) == 0, "abi");
+static_assert(offsetof(struct ivl_chan_half, remote_peer) == 16, "abi");
+static_assert(offsetof(struct ivl_chan_half, remote_slot) == 20, "abi");
+static_assert(offsetof(struct ivl_chan_half, mode) == 32, "abi");
+static_assert(offsetof(struct ivl_chan_half, tx_data_off) == 40, "abi");
+static_assert(offsetof(struct ivl_chan_half, tx_size) == 48, "abi");
+static_assert(offsetof(struct ivl_chan_half, name) == 64, "abi");
+static_assert(offsetof(struct ivl_chan_half, tx_prod) == 128, "abi");
+static_assert(offsetof(struct ivl_chan_half, tx_prod.flags) == 192, "abi");
+static_assert(offsetof(struct ivl_chan_half, rx_cons) == 256, "abi");
+static_assert(offsetof(struct ivl_chan_half, rx_cons.flags) == 320, "abi");
+static_assert(offsetof(struct ivl_chan_half, shim) == 384, "abi");
+static_assert(sizeof(struct ivl_chan_half) == IVL_CHAN_HALF_SIZE, "abi");
 
 /* ------------------------------------------------------------------------ */
 /* Section header: first page of each peer's section.                        */
@@ -465,9 +468,9 @@ struct ivl_section_hdr {
 	uint64_t bitmap[IVL_SECTION_BITMAP_BYTES / 8];
 };
 
-_Static_assert(offsetof(struct ivl_section_hdr, heap_off) == 16, "abi");
-_Static_assert(offsetof(struct ivl_section_hdr, bitmap) == 64, "abi");
-_Static_assert(sizeof(struct ivl_section_hdr) == IVL_SECTION_HDR_SIZE, "abi");
+static_assert(offsetof(struct ivl_section_hdr, heap_off) == 16, "abi");
+static_assert(offsetof(struct ivl_section_hdr, bitmap) == 64, "abi");
+static_assert(sizeof(struct ivl_section_hdr) == IVL_SECTION_HDR_SIZE, "abi");
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * An eventfd-backed ivl_notifier (see ring.h): kick writes 1 to the other
- * side's eventfd, block waits on our own. This is how host peers wake each
- * other (the daemon hands out one eventfd per peer and vector) and what the
- * guest backend uses on the receive side (VFIO signals MSI-X vectors on
- * eventfds). Tests and benchmarks use it with a pair of plain eventfds.
+ * Private to the ivlink tree (never installed; libivlink.so does not export
+ * these calls). An eventfd-backed ivl_notifier (see ring.h): kick writes 1
+ * to the other side's eventfd, block waits on our own. This is how host
+ * peers wake each other (the daemon hands out one eventfd per peer and
+ * vector) and what the guest backend uses on the receive side (VFIO signals
+ * MSI-X vectors on eventfds). Tests and benchmarks use it with a pair of
+ * plain eventfds.
  */
 #ifndef IVLINK_NOTIFY_H
 #define IVLINK_NOTIFY_H

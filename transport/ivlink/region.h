@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ivlink region: formatting, validation and the per-peer tables.
+ * Private to the ivlink tree (never installed; libivlink.so does not export
+ * these calls): the region's formatting, validation and the per-peer tables.
  *
  * struct ivl_region is a process-local view of a mapped region. Its header
  * is a validated local copy: after ivl_region_attach() succeeds, every

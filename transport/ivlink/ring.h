@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ivlink SPSC ring: one producer, one consumer, in shared memory.
+ * Private to the ivlink tree (never installed; libivlink.so does not export
+ * these calls): the SPSC ring, one producer, one consumer, in shared memory.
  *
  * A ring is three pieces of shared memory (see layout.h): the producer block
  * (an index line with the tail, a control line with flags, sleep_seq and
@@ -37,6 +38,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <ivlink/ivlink.h> /* struct ivl_span, IVL_MORE, IVL_SPIN_NS_DEFAULT */
 #include <ivlink/layout.h>
 
 #ifdef __cplusplus
@@ -64,23 +66,9 @@ struct ivl_notifier {
 	void *ctx;
 };
 
-/* One contiguous piece of ring data; a wrapped range is two spans. */
-struct ivl_span {
-	void *base;
-	size_t len;
-};
-
-/* Flags for commit/release. */
-#define IVL_MORE 0x1u /* defer publishing: batch with the next call */
-
-/* Default spin budget before blocking, overridable per handle. Chosen near
- * the cost of one wake-up on the reference machines (design.md: eventfd
- * round trip 59-74 us), so spinning never costs more than sleeping would. */
-#define IVL_SPIN_NS_DEFAULT 20000
-
-/* Longest single sleep: a lost peer is noticed within this, even if nobody
- * rings its doorbell (e.g. a killed VM). */
-#define IVL_BLOCK_SLICE_NS 50000000LL
+/* struct ivl_span (a wrapped range is two spans), IVL_MORE (the flag of
+ * commit/release), IVL_SPIN_NS_DEFAULT and IVL_BLOCK_SLICE_NS are part of
+ * the native API: they are defined in ivlink.h. */
 
 struct ivl_ring {
 	/* Shared memory (validated at init). */
