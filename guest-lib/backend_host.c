@@ -39,15 +39,17 @@
 #define PROTOCOL_VERSION 0
 
 /*
- * One duplicate of a peer's vector eventfd, shared by every kick handle of
- * this process that rings it: a server with 10,000 connections from one
- * peer holds one fd per vector, not one per connection (which hit
- * RLIMIT_NOFILE, and a kick that cannot be opened is a lost wake-up).
- * The peer table holds a reference while the peer's incarnation lasts;
- * each handle holds one until it is closed, so a handle outliving the
- * peer still writes to its own, now harmless, eventfd and never to an fd
- * number that was reused. Taken under the endpoint's lock (kick_open is
- * serialised with process()); dropped from any thread.
+ * A peer's vector eventfd, shared by the peer table and every kick handle
+ * of this process that rings it: a server with 10,000 connections from one
+ * peer used to hold a private dup per connection (10,000 extra fds; at
+ * RLIMIT_NOFILE a kick that cannot be opened is a lost wake-up), and now
+ * holds none beyond the fds the daemon sent. The table holds a reference
+ * while the peer's incarnation lasts; each handle holds one until it is
+ * closed, so the fd is closed when both are gone: a handle outliving the
+ * peer still writes to that peer's (now harmless) eventfd, never to a
+ * reused fd number. References are taken under the endpoint's lock (like
+ * kick_open, serialised with process(), which alone drops the table's),
+ * and dropped from any thread.
  */
 struct ivl__kick_ref {
 	int fd;
@@ -89,9 +91,10 @@ static void kick_ref_put(struct ivl__kick_ref *r)
 static void close_fds(struct peer_fds *p)
 {
 	for (uint32_t i = 0; i < p->count; i++) {
-		close(p->fd[i]);
 		if (p->ref[i])
 			kick_ref_put(p->ref[i]);
+		else
+			close(p->fd[i]);
 		p->ref[i] = NULL;
 	}
 	p->count = 0;
@@ -204,6 +207,12 @@ static int handle_peer_msg(struct ivl__backend *be, int64_t id, int fd)
 	 * the old one's eventfds. */
 	if (p->count >= be->n_vectors)
 		close_fds(p);
+	/* Without memory for the reference, kick_open dups instead. */
+	p->ref[p->count] = malloc(sizeof(*p->ref[p->count]));
+	if (p->ref[p->count]) {
+		p->ref[p->count]->fd = fd;
+		p->ref[p->count]->refs = 1; /* the table's */
+	}
 	p->fd[p->count++] = fd;
 	if (p->count == be->n_vectors)
 		ivl__logf(&be->log, IVL_LOG_DEBUG, "peer %lld joined", (long long)id);
@@ -436,24 +445,19 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 	if (p->count <= vector)
 		return -EAGAIN;
 	/* The peer's fds are closed when it leaves, while a channel may
-	 * still kick until it is closed: a duplicate, shared (above). */
-	if (!p->ref[vector]) {
-		struct ivl__kick_ref *r = malloc(sizeof(*r));
-
-		if (!r)
-			return -ENOMEM;
+	 * still kick until it is closed: a reference (above), or for our own
+	 * vectors, which are not shared that way, a private duplicate. */
+	if (p->ref[vector]) {
+		__atomic_add_fetch(&p->ref[vector]->refs, 1, __ATOMIC_RELAXED);
+		k->ref = p->ref[vector];
+		k->fd = k->ref->fd;
+	} else {
 		fd = fcntl(p->fd[vector], F_DUPFD_CLOEXEC, ivl__fd_mark());
-		if (fd < 0) {
-			free(r);
+		if (fd < 0)
 			return -errno;
-		}
-		r->fd = fd;
-		r->refs = 1; /* the peer table's */
-		p->ref[vector] = r;
+		k->ref = NULL;
+		k->fd = fd;
 	}
-	__atomic_add_fetch(&p->ref[vector]->refs, 1, __ATOMIC_RELAXED);
-	k->ref = p->ref[vector];
-	k->fd = k->ref->fd;
 	k->doorbell = NULL;
 	k->value = peer << 16 | vector;
 	return 0;

@@ -134,7 +134,7 @@ done <<'EOF'
 --max-peers|1000|is not a decimal number in 1..
 --max-peers|+8|is not a decimal number in 1..
 --chan-slots|0|is not a decimal number in 1..
---chan-slots|4097|is not a decimal number in 1..
+--chan-slots|65537|is not a decimal number in 1..
 --max-queue|0|is not a decimal number in 1..16777216
 --max-queue|16777217|is not a decimal number in 1..16777216
 --max-queue|1e3|is not a decimal number in 1..16777216
