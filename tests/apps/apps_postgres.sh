@@ -48,7 +48,7 @@ done
 "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$P" || fail "postgres does not answer on port $P"
 # The postmaster: `runuser` forks it (it is not the last exec in the chain).
 PM=$(head -1 "$T/pg/postmaster.pid")
-PIDS=("$PM" "${PIDS[@]}") # stopped first (SIGTERM: a smart shutdown)
+ts_bg_first "$PM" # SIGTERM: a smart shutdown
 
 pg() { # pgbench/psql under the shim
 	local prog=$1
