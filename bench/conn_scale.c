@@ -24,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +77,14 @@ static const char usage_text[] =
     "1 an error (a connection lost or a byte wrong: named on stderr),\n"
     "2 invalid command line.\n";
 
-static _Noreturn void usage_error(const char *fmt, const char *arg)
+static _Noreturn __attribute__((format(printf, 1, 2))) void usage_error(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "ivlink-conn-scale: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry 'ivlink-conn-scale --help' for more information.\n");
 	exit(2);
 }
@@ -91,12 +96,8 @@ static long parse_num(const char *opt, const char *s, long lo, long hi)
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		char msg[160];
-
-		snprintf(msg, sizeof(msg), "%s: '%%s' is not a number in %ld..%ld", opt, lo, hi);
-		usage_error(msg, s);
-	}
+	if (errno || end == s || *end || v < lo || v > hi)
+		usage_error("%s: '%s' is not a number in %ld..%ld", opt, s, lo, hi);
 	return v;
 }
 
