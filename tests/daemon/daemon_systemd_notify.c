@@ -95,7 +95,7 @@ static const char *oneline(const char *state)
 	static char buf[1024];
 	size_t i;
 
-	for (i = 0; state[i] && i < sizeof(buf) - 1; i++)
+	for (i = 0; i < sizeof(buf) - 1 && state[i]; i++)
 		buf[i] = state[i] == '\n' ? '|' : state[i];
 	buf[i] = '\0';
 	return buf;

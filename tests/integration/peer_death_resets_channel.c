@@ -184,7 +184,7 @@ static int west(void *arg)
 		CHECK(ts_now_ns() < deadline, "east (peer %u) not GONE: state %u", e, pi.state);
 		usleep(1000);
 	}
-	printf("west: peer %u is GONE at epoch %u\n", e, pi.epoch);
+	printf("west: peer %d is GONE at epoch %u\n", e, pi.epoch);
 	ivl_channel_close(ch);
 
 	/* A newcomer, and a fresh channel of the same name. */
@@ -195,7 +195,7 @@ static int west(void *arg)
 	both_ways(ch, 0x3e52, 0xea52, AFTER_BYTES, 0, &tx, &rx);
 	CHECK(tx.err == 0 && tx.bytes == AFTER_BYTES, "west->east2: %s", strerror(-tx.err));
 	CHECK(rx.err == 0 && rx.bytes == AFTER_BYTES, "east2->west: %s", strerror(-rx.err));
-	printf("west: fresh channel with east2 (peer %u) moved %u MiB each way\n", e2,
+	printf("west: fresh channel with east2 (peer %d) moved %u MiB each way\n", e2,
 	       AFTER_BYTES >> 20);
 	ivl_channel_close(ch);
 	ivl_endpoint_close(ep);

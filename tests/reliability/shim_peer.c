@@ -88,6 +88,18 @@ static struct sockaddr_in addr(int port)
 	return a;
 }
 
+/* realloc() or exit 1: the server cannot go on without its tables. */
+static void *grow(void *p, size_t size)
+{
+	void *q = realloc(p, size);
+
+	if (!q) {
+		printf("BAD out of memory (%zu bytes)\n", size);
+		exit(1);
+	}
+	return q;
+}
+
 static void set_nonblock(int fd)
 {
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -190,10 +202,8 @@ static int run_server(int port, int quiet)
 
 		if (n + 1 > cap) {
 			cap = cap ? 2 * cap : 64;
-			cs = realloc(cs, cap * sizeof(*cs));
-			pf = realloc(pf, (cap + 1) * sizeof(*pf));
-			if (!cs || !pf)
-				return 1;
+			cs = grow(cs, cap * sizeof(*cs));
+			pf = grow(pf, (cap + 1) * sizeof(*pf));
 		}
 		pf[0] = (struct pollfd){.fd = ls, .events = POLLIN};
 		for (size_t i = 0; i < n; i++)
@@ -211,16 +221,12 @@ static int run_server(int port, int quiet)
 				break;
 			if (n + 1 > cap) {
 				cap *= 2;
-				cs = realloc(cs, cap * sizeof(*cs));
-				if (!cs)
-					return 1;
+				cs = grow(cs, cap * sizeof(*cs));
 			}
 			cs[n++] = (struct conn){.fd = fd, .ready = 1};
 		}
 		if (n + 1 > cap || n != old_n) {
-			pf = realloc(pf, (cap + 1) * sizeof(*pf));
-			if (!pf)
-				return 1;
+			pf = grow(pf, (cap + 1) * sizeof(*pf));
 		}
 		for (size_t i = 0; i < n;) {
 			if (cs[i].ready && !server_step(&cs[i], quiet)) {
