@@ -203,12 +203,14 @@ static int server(int port)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!buf || lfd < 0 || ep < 0) {
 		perror("ivlink-conn-scale: server");
+		free(buf);
 		return 1;
 	}
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4096) < 0 ||
 	    getsockname(lfd, (struct sockaddr *)&a, &alen) < 0) {
 		perror("ivlink-conn-scale: listen");
+		free(buf);
 		return 1;
 	}
 	ev.data.fd = lfd;
@@ -351,6 +353,8 @@ static int await_echo(struct client *cl, uint32_t first, uint32_t count)
 			}
 			if (take(cl, i) < 0)
 				return -1;
+			/* take() moved c->got: this is the reply's last byte. */
+			// cppcheck-suppress incorrectLogicOperator ; take() changes c->got
 			if (!done && c->got == c->sent)
 				left--;
 		}
@@ -369,13 +373,16 @@ static int client(int port, uint32_t idle, uint32_t active, long rounds, size_t 
 	cl.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!lat || !cl.c || !cl.buf || cl.ep < 0) {
 		perror("ivlink-conn-scale: client");
+		free(cl.c);
+		free(cl.buf);
+		free(lat);
 		return 1;
 	}
 	if (want_fds((rlim_t)cl.n + 64) < 0) {
 		fprintf(stderr, "ivlink-conn-scale: %u connections need %u descriptors: %s "
 			"(raise the hard RLIMIT_NOFILE, or run as root)\n", cl.n, cl.n + 64,
 			strerror(errno));
-		return 1;
+		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Active connections first (0..active-1), then the idle ones. */
