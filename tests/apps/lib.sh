@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # Helpers of the apps tests (sourced): a private ivlinkd, processes started
 # under the shim or not, cleanup of exactly what was started
@@ -10,6 +11,7 @@ BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 IVLINKD=$BUILD/host-daemon/ivlinkd
 IVLINKCTL=$BUILD/host-daemon/ivlinkctl
 IVLRUN=$BUILD/guest-lib/preload/ivlink-run
+# shellcheck disable=SC2034 # for the tests that source this file
 APPS_BIN=$BUILD/tests/apps
 # shellcheck source=tests/support/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../support/lib.sh"

@@ -368,8 +368,10 @@ client() {
 	kill -9 "$pid" 2>/dev/null # still running after 30 s: a hang, and a failure
 	wait "$pid"
 	rc=$?
-	[ "$rc" = 0 ] && grep -q "^DONE 2 " "$T/$name.out" ||
-		{ bad "$name: client failed ($rc): $(cat "$T/$name.out" "$T/$name.err")"; return; }
+	if [ "$rc" != 0 ] || ! grep -q "^DONE 2 " "$T/$name.out"; then
+		bad "$name: client failed ($rc): $(cat "$T/$name.out" "$T/$name.err")"
+		return
+	fi
 	n=$(grep -c "invalid rule\|IVLINK_CONF" "$T/$name.err")
 	[ "$n" = "$msgs" ] ||
 		bad "$name: $n messages about the rules on stderr, expected $msgs: $(cat "$T/$name.err")"
