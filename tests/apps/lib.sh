@@ -75,6 +75,7 @@ wait_listen() {
 
 # daemon_start [IVLINKD-ARGS...]: starts ivlinkd in $T; exports
 # IVLINK_ENDPOINT for the shimmed processes.
+# shellcheck disable=SC2120 # the arguments are optional
 daemon_start() {
 	[ -x "$IVLINKD" ] || fail "$IVLINKD not built"
 	"$IVLINKD" -F -S "$T/ivlinkd.sock" -l 256M -n 8 --max-peers 24 --log-level=warn "$@" \
