@@ -156,7 +156,6 @@ int main(int argc, char **argv)
 	struct side east = {"east", "west", 0x2222, 0x1111};
 	uint64_t cks[2][2] = {{0}};
 	char buf[512], *line, *save;
-	pid_t w, e;
 	ssize_t n;
 
 	if (getenv("IVL_IT_BYTES"))
@@ -165,10 +164,7 @@ int main(int argc, char **argv)
 	ts_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock",
 			(const char *const[]){"-l", "64M", "-n", "8", "--max-peers", "8", NULL},
 			NULL);
-	w = ts_spawn(run_side, &west);
-	e = ts_spawn(run_side, &east);
-	CHECK(ts_wait(w, 160000) == 0, "west failed");
-	CHECK(ts_wait(e, 160000) == 0, "east failed");
+	ts_run_two("west", run_side, &west, "east", run_side, &east, 160000);
 	close(results[1]);
 	n = read(results[0], buf, sizeof(buf) - 1);
 	CHECK(n > 0, "no results");

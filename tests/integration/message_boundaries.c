@@ -149,15 +149,11 @@ static int side(void *arg)
 int main(int argc, char **argv)
 {
 	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "message_boundaries", 110);
-	pid_t w, e;
 
 	ts_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock",
 			(const char *const[]){"-l", "64M", "-n", "8", "--max-peers", "8", NULL},
 			NULL);
-	w = ts_spawn(side, "west");
-	e = ts_spawn(side, "east");
-	CHECK(ts_wait(w, 100000) == 0, "west failed");
-	CHECK(ts_wait(e, 100000) == 0, "east failed");
+	ts_run_two("west", side, "west", "east", side, "east", 100000);
 	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("PASS\n");
 	return 0;

@@ -139,15 +139,11 @@ static int west(void *arg)
 int main(int argc, char **argv)
 {
 	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "timeouts_and_dontwait", 80);
-	pid_t w, e;
 
 	ts_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock",
 			(const char *const[]){"-l", "64M", "-n", "8", "--max-peers", "8", NULL},
 			NULL);
-	w = ts_spawn(west, NULL);
-	e = ts_spawn(east, NULL);
-	CHECK(ts_wait(w, 60000) == 0, "west failed");
-	CHECK(ts_wait(e, 60000) == 0, "east failed");
+	ts_run_two("west", west, NULL, "east", east, NULL, 60000);
 	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("PASS\n");
 	return 0;

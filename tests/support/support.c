@@ -272,6 +272,15 @@ pid_t ts_spawn(int (*fn)(void *), void *arg)
 	return pid;
 }
 
+void ts_run_two(const char *name_a, int (*a)(void *), void *arg_a, const char *name_b,
+		int (*b)(void *), void *arg_b, unsigned timeout_ms)
+{
+	pid_t pa = ts_spawn(a, arg_a), pb = ts_spawn(b, arg_b);
+	int ra = ts_wait(pa, timeout_ms), rb = ts_wait(pb, timeout_ms);
+
+	CHECK(ra == 0 && rb == 0, "%s exited with %d, %s with %d", name_a, ra, name_b, rb);
+}
+
 pid_t ts_exec(char *const *argv)
 {
 	pid_t pid = ts_fork();

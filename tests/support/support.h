@@ -102,6 +102,11 @@ void ts_forget_pid(pid_t pid);
 pid_t ts_fork(void);
 /* Forks a child running fn(arg) and exiting with its return value. */
 pid_t ts_spawn(int (*fn)(void *), void *arg);
+/* Runs a(arg_a) and b(arg_b) in two children (ts_spawn) and fails the
+ * test unless both exit 0 within timeout_ms each; the names say which
+ * failed. */
+void ts_run_two(const char *name_a, int (*a)(void *), void *arg_a, const char *name_b,
+		int (*b)(void *), void *arg_b, unsigned timeout_ms);
 /* Fork + exec argv (NULL terminated); the child is tracked. */
 pid_t ts_exec(char *const *argv);
 /*
