@@ -1,14 +1,17 @@
 # SPDX-License-Identifier: MIT
 # Thin wrapper over CMake. The README's two commands:
 #   make demo   daemon + West/East, traffic between them, latency printed
-#   make test   every test (unit, stress, integration, vm, sanitizer builds)
-# Both install the Debian packages they need (scripts/ivl-deps, as root).
+#   make test   every test (unit, stress, integration, vm, sanitizer builds),
+#               after the fast tier of make check
+#   make check  the fast tier (minutes): gcc and clang builds with warnings
+#               as errors, the unit tests, clang-format, shellcheck, cppcheck
+# All install the Debian packages they need (scripts/ivl-deps, as root).
 
 BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?= -DIVL_WERROR=ON
 
-.PHONY: all deps build test demo bench install clean format
+.PHONY: all deps build check test demo bench install clean format
 
 all: build
 
@@ -19,8 +22,12 @@ build: deps
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
+check:
+	@scripts/ivl-deps build check
+	@scripts/check -j$(JOBS)
+
 test:
-	@scripts/ivl-deps build sanitize vm apps libvirt plot bench docs systemd package
+	@scripts/ivl-deps build check sanitize vm apps libvirt plot bench docs systemd package
 	@scripts/run-tests
 
 demo:
@@ -40,4 +47,4 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz build-check-gcc build-check-clang

@@ -25,21 +25,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <ivlink/ivlink.h> /* enum ivl_log_level, ivl_log_fn: one set of log levels */
 #include <ivlink/region.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Log levels, in the order of syslog's priorities (LOG_ERR..LOG_DEBUG). */
-enum ivl_log_level {
-	IVL_LOG_ERROR = 0,
-	IVL_LOG_WARN = 1,
-	IVL_LOG_INFO = 2,
-	IVL_LOG_DEBUG = 3,
-};
-
-typedef void (*ivl_log_fn)(void *ctx, enum ivl_log_level level, const char *msg);
 
 #define IVL_SERVER_ALLOW_MAX 32
 /* Default per-client output queue bound, in protocol messages. It is raised

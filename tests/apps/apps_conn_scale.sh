@@ -42,7 +42,7 @@ done
 		sleep 0.2
 	done
 ) &
-PIDS+=($!)
+ts_bg $!
 timeout 600 "$IVLRUN" "$BUILD/bench/ivlink-conn-scale" client -p "$P" -n "$N" -k "$K" \
 	-r "$ROUNDS" -s "$SIZE" >"$T/client.log" 2>&1 || fail "ivlink-conn-scale client failed"
 touch "$T/client.done"

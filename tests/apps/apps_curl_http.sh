@@ -14,9 +14,9 @@ PS=$(free_port)
 PP=$(free_port)
 ( cd "$T/www" && exec "$IVLRUN" python3 -m http.server "$PS" --bind 127.0.0.1 ) >"$T/http-shim.log" 2>&1 &
 HS=$!
-PIDS+=($HS)
+ts_bg "$HS"
 ( cd "$T/www" && exec python3 -m http.server "$PP" --bind 127.0.0.1 ) >"$T/http-plain.log" 2>&1 &
-PIDS+=($!)
+ts_bg $!
 wait_port "$PS"
 wait_port "$PP"
 fetch() { # label port [shim]

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared by the C programs of tests/apps: CHECK, and a forked peer process
+ * Shared by the C programs of tests/apps: a forked peer process
  * that serves one TCP connection on 127.0.0.1 (a separate ivlink peer under
  * the shim: both processes attach after the fork).
  */
@@ -15,15 +15,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define CHECK(c, ...)                                                                              \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "FAIL line %d: ", __LINE__);                               \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "support.h"
 
 /*
  * Forks a child that listens on 127.0.0.1:port, accepts one connection and

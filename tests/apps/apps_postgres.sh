@@ -12,7 +12,7 @@
 # a client without the shim (pg_isready).
 . "$(dirname "$0")/lib.sh"
 need python3 runuser
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PGBIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
 [ -x "$PGBIN/pgbench" ] ||
 	fail "PostgreSQL (initdb, postgres, pgbench) not found in /usr/lib/postgresql: install it with scripts/ivl-deps apps (make test does)"
 
@@ -48,7 +48,7 @@ done
 "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$P" || fail "postgres does not answer on port $P"
 # The postmaster: `runuser` forks it (it is not the last exec in the chain).
 PM=$(head -1 "$T/pg/postmaster.pid")
-PIDS=("$PM" "${PIDS[@]}") # stopped first (SIGTERM: a smart shutdown)
+ts_bg_first "$PM" # SIGTERM: a smart shutdown
 
 pg() { # pgbench/psql under the shim
 	local prog=$1
@@ -62,10 +62,10 @@ run_bench() { # NAME ARGS...: a 3 s run; checks it processed and failed nothing
 	local name=$1
 	shift
 	pg pgbench "$@" -c 4 -j 2 -T 3 postgres >"$T/$name.log" 2>&1 || fail "pgbench $name failed"
-	local done failed
-	done=$(awk '/actually processed/ {print $NF}' "$T/$name.log")
+	local processed failed
+	processed=$(awk '/actually processed/ {print $NF}' "$T/$name.log")
 	failed=$(awk '/number of failed transactions/ {print $5}' "$T/$name.log")
-	expect_ge "pgbench $name transactions" "${done:-0}" 100
+	expect_ge "pgbench $name transactions" "${processed:-0}" 100
 	expect_eq "pgbench $name failed transactions" "${failed:-none}" 0
 	echo "ok: pgbench $name: $(grep 'tps =' "$T/$name.log")"
 }
@@ -81,8 +81,9 @@ sums=$(pg psql -At -d postgres -c "select (select sum(bbalance) from pgbench_bra
 echo "sums (branches|tellers|accounts|history|rows): $sums"
 IFS='|' read -r b t a h rows <<<"$sums"
 expect_ge "history rows" "$rows" 100
-[ "$b" = "$t" ] && [ "$t" = "$a" ] && [ "$a" = "$h" ] ||
+if [ "$b" != "$t" ] || [ "$t" != "$a" ] || [ "$a" != "$h" ]; then
 	fail "TPC-B invariant broken: branches $b, tellers $t, accounts $a, history $h"
+fi
 echo "ok: TPC-B invariant holds"
 
 # Each pgbench run opens 4 connections, -i and psql one each.

@@ -1,6 +1,8 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # Helpers of the apps tests (sourced): a private ivlinkd, processes started
-# under the shim or not, cleanup of exactly what was started, and queries of
+# under the shim or not, cleanup of exactly what was started
+# (tests/support/lib.sh), and queries of
 # `ivlinkctl status --json`.
 #
 # Every test is called as: TEST.sh BUILD_DIR
@@ -9,28 +11,12 @@ BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 IVLINKD=$BUILD/host-daemon/ivlinkd
 IVLINKCTL=$BUILD/host-daemon/ivlinkctl
 IVLRUN=$BUILD/guest-lib/preload/ivlink-run
+# shellcheck disable=SC2034 # for the tests that source this file
 APPS_BIN=$BUILD/tests/apps
-PIDS=()
-T=$(mktemp -d /tmp/ivl-apps-XXXXXX)
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-trap 'exit 1' INT TERM
+# shellcheck source=tests/support/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/lib.sh"
+ts_init_tmp apps
+T=$ts_tmp
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -89,11 +75,12 @@ wait_listen() {
 
 # daemon_start [IVLINKD-ARGS...]: starts ivlinkd in $T; exports
 # IVLINK_ENDPOINT for the shimmed processes.
+# shellcheck disable=SC2120 # the arguments are optional
 daemon_start() {
 	[ -x "$IVLINKD" ] || fail "$IVLINKD not built"
 	"$IVLINKD" -F -S "$T/ivlinkd.sock" -l 256M -n 8 --max-peers 24 --log-level=warn "$@" \
 		>"$T/ivlinkd.log" 2>&1 &
-	PIDS+=($!)
+	ts_bg $!
 	for _ in $(seq 100); do
 		[ -S "$T/ivlinkd.sock" ] && break
 		sleep 0.05
@@ -110,7 +97,7 @@ bg() {
 	[ "$1" = shim ] && { shift; set -- "$IVLRUN" "$@"; }
 	"$@" >"$T/$name.log" 2>&1 &
 	LASTPID=$!
-	PIDS+=($LASTPID)
+	ts_bg "$LASTPID"
 }
 
 # shim CMD...: runs CMD under the shim.

@@ -291,13 +291,13 @@ int main(int argc, char **argv)
 		CHECK(epoll_ctl(lt, EPOLL_CTL_ADD, pfd[0], &ev) == 0, "add pipe");
 		for (int round = 0; round < 5; round++) {
 			n = epoll_wait(lt, evs, 8, 100);
-			CHECK(n == 0, "outlived set: %d event(s) with nothing ready (data 0x%llx)", n,
-			      n > 0 ? (unsigned long long)evs[0].data.u64 : 0ull);
+			CHECK(n == 0, "outlived set: %d event(s) with nothing ready (data 0x%llx)",
+			      n, n > 0 ? (unsigned long long)evs[0].data.u64 : 0ull);
 		}
 		CHECK(write(pfd[1], "p", 1) == 1, "write pipe");
 		n = epoll_wait(lt, evs, 8, 1000);
-		CHECK(n == 1 && evs[0].data.u64 == 0xabcd, "outlived set: %d event(s), data 0x%llx", n,
-		      n > 0 ? (unsigned long long)evs[0].data.u64 : 0ull);
+		CHECK(n == 1 && evs[0].data.u64 == 0xabcd, "outlived set: %d event(s), data 0x%llx",
+		      n, n > 0 ? (unsigned long long)evs[0].data.u64 : 0ull);
 		close(pfd[0]);
 		close(pfd[1]);
 	}

@@ -35,24 +35,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static uint8_t byte_at(uint64_t i)
-{
-	uint64_t x = i / 8 * 0x9e3779b97f4a7c15ULL;
+#include "support.h"
 
-	x ^= x >> 29;
-	return (uint8_t)(x >> (8 * (i % 8)));
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+/* The one stream every client sends and every server checks. */
+#define STREAM_SEED 0x7c9a1fULL
 
 static struct sockaddr_in addr(int port)
 {
@@ -117,7 +105,7 @@ static int full(int fd, void *buf, size_t len, int wr)
 static int server(int port, int accept_ms, int read_ms, int reply_it)
 {
 	int l = listener(port), s;
-	uint64_t total = 0, cks = 1469598103934665603ULL;
+	uint64_t total = 0, cks = 0;
 	char buf[65536], reply[128];
 	ssize_t n;
 
@@ -131,14 +119,13 @@ static int server(int port, int accept_ms, int read_ms, int reply_it)
 	}
 	usleep((useconds_t)read_ms * 1000);
 	while ((n = read(s, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < n; i++) {
-			if ((uint8_t)buf[i] != byte_at(total + (uint64_t)i)) {
-				fprintf(stderr, "byte %llu differs\n",
-					(unsigned long long)(total + i));
-				return 1;
-			}
-			cks = (cks ^ (uint8_t)buf[i]) * 1099511628211ULL;
+		size_t bad = ts_stream_check(STREAM_SEED, total, buf, (size_t)n);
+
+		if (bad != (size_t)n) {
+			fprintf(stderr, "byte %llu differs\n", (unsigned long long)(total + bad));
+			return 1;
 		}
+		cks = ts_cksum(cks, buf, (size_t)n);
 		total += (uint64_t)n;
 	}
 	if (n < 0) {
@@ -161,8 +148,7 @@ static int send_exit(int port, uint64_t bytes, const char *how)
 	int s = dial(port);
 	uint8_t *buf = malloc(bytes ? bytes : 1);
 
-	for (uint64_t i = 0; i < bytes; i++)
-		buf[i] = byte_at(i);
+	ts_stream_fill(STREAM_SEED, 0, buf, bytes);
 	if (full(s, buf, bytes, 1) < 0) {
 		perror("write");
 		return 1;
@@ -182,8 +168,7 @@ static int client(int port, uint64_t bytes)
 	ssize_t n;
 	size_t got = 0;
 
-	for (uint64_t i = 0; i < bytes; i++)
-		buf[i] = byte_at(i);
+	ts_stream_fill(STREAM_SEED, 0, buf, bytes);
 	if (full(s, buf, bytes, 1) < 0 || shutdown(s, SHUT_WR) < 0) {
 		perror("write/shutdown");
 		return 1;
@@ -240,14 +225,14 @@ static int pingpong(int port, int n, int size)
 	int64_t *rt = calloc((size_t)n, sizeof(*rt));
 
 	for (int i = -n / 10; i < n; i++) { /* 10% warm-up */
-		int64_t t0 = now_ns();
+		int64_t t0 = ts_now_ns();
 
 		if (full(s, buf, (size_t)size, 1) < 0 || full(s, buf, (size_t)size, 0) < 0) {
 			perror("pingpong");
 			return 1;
 		}
 		if (i >= 0)
-			rt[i] = now_ns() - t0;
+			rt[i] = ts_now_ns() - t0;
 	}
 	qsort(rt, (size_t)n, sizeof(*rt), cmp64);
 	printf("p50_us %.2f p99_us %.2f\n", rt[n / 2] / 1000.0, rt[n * 99 / 100] / 1000.0);

@@ -32,7 +32,9 @@ for u in ivlinkd.service ivlink-guestd.service; do
 	[ -n "$unit" ] || fail "$u not installed"
 	rel=${unit#"$T"}
 	out=$(MANPATH=$mandir systemd-analyze verify --root="$T" "$unit" 2>&1) && rc=0 || rc=$?
-	[ "$rc" = 0 ] && [ -z "$out" ] || fail "systemd-analyze verify $rel (exit $rc): $out"
+	if [ "$rc" != 0 ] || [ -n "$out" ]; then
+		fail "systemd-analyze verify $rel (exit $rc): $out"
+	fi
 	echo "ok: systemd-analyze verify $rel: clean"
 
 	out=$(systemd-analyze security --offline=yes --root="$T" "$unit" 2>&1) || true

@@ -25,7 +25,7 @@ static void wait_peer(struct dt_peer *w, int id, int present)
 			return;
 		dt_peer_pump(w, 1);
 	}
-	dt_fail("watcher: peer %d never %s", id, present ? "joined" : "left");
+	FAIL("watcher: peer %d never %s", id, present ? "joined" : "left");
 }
 
 int main(void)
@@ -36,53 +36,53 @@ int main(void)
 	long rss0 = -1, rss1;
 	pid_t d;
 
-	dt_init("churn", 170);
-	d = dt_daemon_start(IVLINKD, dt_path("sock"), extra, NULL);
-	DT_CHECK(d > 0);
-	DT_CHECK(dt_peer_join(&w, dt_path("sock"), NVEC) == 0 && w.id == 0);
+	ts_init("churn", 170);
+	d = ts_daemon_spawn(IVLINKD, ts_path("sock"), extra, &dt_daemon_opts, NULL);
+	CHECK(d > 0);
+	CHECK(dt_peer_join(&w, ts_path("sock"), NVEC) == 0 && w.id == 0);
 
 	for (int i = 0; i < CYCLES + WARMUP; i++) {
 		if (i == WARMUP) {
-			fds0 = dt_proc_fds(d);
-			rss0 = dt_proc_rss_kb(d);
+			fds0 = ts_proc_fds(d);
+			rss0 = ts_proc_rss_kb(d);
 		}
-		DT_CHECK(dt_peer_join(&p, dt_path("sock"), NVEC) == 0);
-		DT_EXPECT(p.id == 1, "cycle %d: got id %d, want 1", i, p.id);
+		CHECK(dt_peer_join(&p, ts_path("sock"), NVEC) == 0);
+		CHECK(p.id == 1, "cycle %d: got id %d, want 1", i, p.id);
 		/* Half of the clients leave right after the handshake, the
 		 * others after ringing the watcher: both paths are covered. */
 		if (i & 1) {
 			uint64_t one = 1;
 
-			DT_CHECK(write(p.other[0][1], &one, 8) == 8);
+			CHECK(write(p.other[0][1], &one, 8) == 8);
 		}
 		wait_peer(&w, 1, 1);
 		dt_peer_close(&p);
 		/* Wait for the leave, so that the next client gets id 1. */
 		wait_peer(&w, 1, 0);
 	}
-	DT_CHECK(dt_peer_pump(&w, 300) >= 0);
-	fds1 = dt_proc_fds(d);
-	rss1 = dt_proc_rss_kb(d);
+	CHECK(dt_peer_pump(&w, 300) >= 0);
+	fds1 = ts_proc_fds(d);
+	rss1 = ts_proc_rss_kb(d);
 	printf("daemon fds %d -> %d, VmRSS %ld -> %ld kB over %d cycles\n", fds0, fds1, rss0, rss1,
 	       CYCLES);
-	DT_EXPECT(fds0 > 0 && fds1 <= fds0 + 1, "fd leak: %d -> %d", fds0, fds1);
+	CHECK(fds0 > 0 && fds1 <= fds0 + 1, "fd leak: %d -> %d", fds0, fds1);
 #if defined(__SANITIZE_ADDRESS__)
 	/* ASan's quarantine holds freed memory: RSS is not meaningful. */
-	DT_CHECK(rss0 > 0);
+	CHECK(rss0 > 0);
 #else
-	DT_EXPECT(rss0 > 0 && rss1 <= rss0 + 512, "memory growth: %ld -> %ld kB", rss0, rss1);
+	CHECK(rss0 > 0 && rss1 <= rss0 + 512, "memory growth: %ld -> %ld kB", rss0, rss1);
 #endif
 	/* The watcher is still served and the table is consistent. */
 	for (unsigned k = 0; k < NVEC; k++)
-		DT_CHECK(w.other[1][k] == -1);
+		CHECK(w.other[1][k] == -1);
 	{
 		struct ivl_peer_view pv;
 
-		DT_CHECK(ivl_region_peer_view(&w.rg, 1, &pv) == 0 && pv.state == IVL_PEER_GONE);
-		DT_EXPECT(pv.epoch == 2u * (CYCLES + WARMUP), "epoch %u", pv.epoch);
+		CHECK(ivl_region_peer_view(&w.rg, 1, &pv) == 0 && pv.state == IVL_PEER_GONE);
+		CHECK(pv.epoch == 2u * (CYCLES + WARMUP), "epoch %u", pv.epoch);
 	}
 	dt_peer_close(&w);
-	DT_CHECK(WIFEXITED(dt_daemon_stop(d, SIGTERM)));
+	CHECK(WIFEXITED(ts_daemon_stop(d, SIGTERM)));
 	printf("PASS churn\n");
 	return 0;
 }

@@ -29,7 +29,7 @@ static int run_cli(const char *args, char *out, size_t len)
 
 	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", IVLINKD, args);
 	f = popen(cmd, "r");
-	DT_CHECK(f != NULL);
+	CHECK(f != NULL);
 	n = fread(out, 1, len - 1, f);
 	out[n] = '\0';
 	st = pclose(f);
@@ -40,11 +40,11 @@ static int run_cli(const char *args, char *out, size_t len)
  * anything, in particular never the region fd. */
 static void expect_refused(const char *sock)
 {
-	int s = dt_connect(sock), fd;
+	int s = ts_connect(sock), fd;
 	int64_t v;
 
-	DT_CHECK(s >= 0);
-	DT_EXPECT(dt_recv(s, &v, &fd, 3000) == 0, "refused client got a message (fd %d)", fd);
+	CHECK(s >= 0);
+	CHECK(dt_recv(s, &v, &fd, 3000) == 0, "refused client got a message (fd %d)", fd);
 	close(s);
 }
 
@@ -55,27 +55,27 @@ int main(void)
 	struct dt_peer a, b;
 	pid_t d;
 
-	dt_init("limits", 60);
+	ts_init("limits", 60);
 
 	/* --max-peers 2: the third client is refused, a and b see nothing. */
 	{
 		const char *const extra[] = {"-l", "2M", "-n", "2", "--max-peers", "2", NULL};
 
-		d = dt_daemon_start(IVLINKD, dt_path("sock"), extra, NULL);
-		DT_CHECK(d > 0);
-		DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0 && a.id == 0);
-		DT_CHECK(dt_peer_join(&b, dt_path("sock"), NVEC) == 0 && b.id == 1);
-		DT_CHECK(dt_peer_pump(&a, 200) == NVEC);
+		d = ts_daemon_spawn(IVLINKD, ts_path("sock"), extra, &dt_daemon_opts, NULL);
+		CHECK(d > 0);
+		CHECK(dt_peer_join(&a, ts_path("sock"), NVEC) == 0 && a.id == 0);
+		CHECK(dt_peer_join(&b, ts_path("sock"), NVEC) == 0 && b.id == 1);
+		CHECK(dt_peer_pump(&a, 200) == NVEC);
 		for (int i = 0; i < 3; i++)
-			expect_refused(dt_path("sock"));
-		DT_CHECK(dt_quiet(a.sock, 200) && dt_quiet(b.sock, 10));
+			expect_refused(ts_path("sock"));
+		CHECK(dt_quiet(a.sock, 200) && dt_quiet(b.sock, 10));
 		/* When one leaves, its id can be taken again. */
 		dt_peer_close(&b);
-		DT_CHECK(dt_peer_pump(&a, 300) == 1);
-		DT_CHECK(dt_peer_join(&b, dt_path("sock"), NVEC) == 0 && b.id == 1);
+		CHECK(dt_peer_pump(&a, 300) == 1);
+		CHECK(dt_peer_join(&b, ts_path("sock"), NVEC) == 0 && b.id == 1);
 		dt_peer_close(&b);
 		dt_peer_close(&a);
-		DT_CHECK(WIFEXITED(dt_daemon_stop(d, SIGTERM)));
+		CHECK(WIFEXITED(ts_daemon_stop(d, SIGTERM)));
 	}
 
 	/* --allow-uid with another uid: refused on both sockets. */
@@ -88,23 +88,23 @@ int main(void)
 		int s, fd;
 		int64_t v;
 
-		/* Without a status socket dt_daemon_start cannot wait on it:
+		/* Without a status socket ts_daemon_spawn cannot wait on it:
 		 * wait for the main socket ourselves. */
 		d = fork();
 		if (d == 0) {
-			execl(IVLINKD, IVLINKD, "-F", "--log=stderr", "-S", dt_path("sock2"),
+			execl(IVLINKD, IVLINKD, "-F", "--log=stderr", "-S", ts_path("sock2"),
 			      extra[0], extra[1], extra[2], extra[3], extra[4], extra[5], extra[6],
 			      extra[7], (char *)NULL);
 			_exit(127);
 		}
-		for (int i = 0; i < 500 && access(dt_path("sock2"), F_OK) < 0; i++)
+		for (int i = 0; i < 500 && access(ts_path("sock2"), F_OK) < 0; i++)
 			usleep(10000);
 		usleep(50000);
-		expect_refused(dt_path("sock2"));
-		DT_CHECK(access(dt_path("sock2.ctl"), F_OK) < 0);
-		s = dt_connect(dt_path("sock2"));
-		DT_CHECK(s >= 0);
-		DT_CHECK(dt_recv(s, &v, &fd, 2000) == 0 && fd < 0);
+		expect_refused(ts_path("sock2"));
+		CHECK(access(ts_path("sock2.ctl"), F_OK) < 0);
+		s = ts_connect(ts_path("sock2"));
+		CHECK(s >= 0);
+		CHECK(dt_recv(s, &v, &fd, 2000) == 0 && fd < 0);
 		close(s);
 		kill(d, SIGTERM);
 		waitpid(d, NULL, 0);
@@ -114,15 +114,15 @@ int main(void)
 		const char *const extra[] = {"-l",	"2M",	       "-n",	 "2", "--allow-uid",
 					     uid_other, "--allow-gid", gid_self, NULL};
 
-		d = dt_daemon_start(IVLINKD, dt_path("sock3"), extra, NULL);
-		DT_CHECK(d > 0);
-		DT_CHECK(dt_peer_join(&a, dt_path("sock3"), NVEC) == 0 && a.id == 0);
+		d = ts_daemon_spawn(IVLINKD, ts_path("sock3"), extra, &dt_daemon_opts, NULL);
+		CHECK(d > 0);
+		CHECK(dt_peer_join(&a, ts_path("sock3"), NVEC) == 0 && a.id == 0);
 		dt_peer_close(&a);
-		DT_CHECK(WIFEXITED(dt_daemon_stop(d, SIGTERM)));
+		CHECK(WIFEXITED(ts_daemon_stop(d, SIGTERM)));
 	}
 
 	/* Command line. */
-	DT_CHECK(run_cli("--help", out, sizeof(out)) == 0);
+	CHECK(run_cli("--help", out, sizeof(out)) == 0);
 	{
 		static const char *const must[] = {
 		    "NAME",
@@ -164,21 +164,21 @@ int main(void)
 		};
 
 		for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
-			DT_EXPECT(strstr(out, must[i]), "--help does not mention '%s'", must[i]);
+			CHECK(strstr(out, must[i]), "--help does not mention '%s'", must[i]);
 	}
-	DT_CHECK(run_cli("-h", out, sizeof(out)) == 0 && strstr(out, "SYNOPSIS"));
-	DT_CHECK(run_cli("--version", out, sizeof(out)) == 0 && strstr(out, "ivlinkd "));
-	DT_CHECK(run_cli("--bogus", out, sizeof(out)) == 2 && strstr(out, "unknown option"));
-	DT_CHECK(run_cli("-Z", out, sizeof(out)) == 2 && strstr(out, "unknown option"));
-	DT_CHECK(run_cli("-F -l 3M", out, sizeof(out)) == 2 && strstr(out, "power of two"));
-	DT_CHECK(run_cli("-F -l 12Q", out, sizeof(out)) == 2);
-	DT_CHECK(run_cli("-F -n 0", out, sizeof(out)) == 2);
-	DT_CHECK(run_cli("-F -n 65", out, sizeof(out)) == 2);
-	DT_CHECK(run_cli("-F --max-peers 100", out, sizeof(out)) == 2);
-	DT_CHECK(run_cli("-F --log=file", out, sizeof(out)) == 2);
-	DT_CHECK(run_cli("-F --socket-mode 999", out, sizeof(out)) == 2);
-	DT_CHECK(run_cli("-F -S", out, sizeof(out)) == 2 && strstr(out, "needs an argument"));
-	DT_CHECK(run_cli("-F stray", out, sizeof(out)) == 2);
+	CHECK(run_cli("-h", out, sizeof(out)) == 0 && strstr(out, "SYNOPSIS"));
+	CHECK(run_cli("--version", out, sizeof(out)) == 0 && strstr(out, "ivlinkd "));
+	CHECK(run_cli("--bogus", out, sizeof(out)) == 2 && strstr(out, "unknown option"));
+	CHECK(run_cli("-Z", out, sizeof(out)) == 2 && strstr(out, "unknown option"));
+	CHECK(run_cli("-F -l 3M", out, sizeof(out)) == 2 && strstr(out, "power of two"));
+	CHECK(run_cli("-F -l 12Q", out, sizeof(out)) == 2);
+	CHECK(run_cli("-F -n 0", out, sizeof(out)) == 2);
+	CHECK(run_cli("-F -n 65", out, sizeof(out)) == 2);
+	CHECK(run_cli("-F --max-peers 100", out, sizeof(out)) == 2);
+	CHECK(run_cli("-F --log=file", out, sizeof(out)) == 2);
+	CHECK(run_cli("-F --socket-mode 999", out, sizeof(out)) == 2);
+	CHECK(run_cli("-F -S", out, sizeof(out)) == 2 && strstr(out, "needs an argument"));
+	CHECK(run_cli("-F stray", out, sizeof(out)) == 2);
 	printf("PASS limits\n");
 	return 0;
 }

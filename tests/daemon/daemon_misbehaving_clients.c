@@ -26,7 +26,7 @@ static const char *status_text(void)
 {
 	static char buf[8192];
 	ssize_t n, len = 0;
-	int fd = dt_connect(dt_path("sock.ctl"));
+	int fd = ts_connect(ts_path("sock.ctl"));
 
 	buf[0] = '\0';
 	if (fd < 0)
@@ -68,31 +68,31 @@ int main(void)
 	int n, rcv = 4096, i;
 	pid_t d;
 
-	dt_init("misbehaving", 120);
-	d = dt_daemon_start(IVLINKD, dt_path("sock"), extra, NULL);
-	DT_CHECK(d > 0);
-	DT_CHECK(dt_peer_join(&w, dt_path("sock"), NVEC) == 0);
+	ts_init("misbehaving", 120);
+	d = ts_daemon_spawn(IVLINKD, ts_path("sock"), extra, &dt_daemon_opts, NULL);
+	CHECK(d > 0);
+	CHECK(dt_peer_join(&w, ts_path("sock"), NVEC) == 0);
 
 	/* 1. Garbage: dropped, its connection closed; the watcher sees it
 	 * join and leave. */
-	DT_CHECK(dt_peer_join(&g, dt_path("sock"), NVEC) == 0);
-	DT_CHECK(write(g.sock, "GET / HTTP/1.0\r\n\r\n", 18) == 18);
-	DT_EXPECT(drained_to_eof(g.sock, 3000), "garbage client was not dropped");
+	CHECK(dt_peer_join(&g, ts_path("sock"), NVEC) == 0);
+	CHECK(write(g.sock, "GET / HTTP/1.0\r\n\r\n", 18) == 18);
+	CHECK(drained_to_eof(g.sock, 3000), "garbage client was not dropped");
 	dt_peer_close(&g);
 	dt_peer_pump(&w, 200);
 	for (unsigned k = 0; k < NVEC; k++)
-		DT_CHECK(w.other[1][k] == -1);
+		CHECK(w.other[1][k] == -1);
 
 	/* 2. Disconnects mid-handshake: right after connecting, and after
 	 * reading only the version. */
 	for (i = 0; i < 20; i++) {
-		int s = dt_connect(dt_path("sock"));
+		int s = ts_connect(ts_path("sock"));
 		int64_t v;
 		int fd;
 
-		DT_CHECK(s >= 0);
+		CHECK(s >= 0);
 		if (i & 1)
-			DT_CHECK(dt_recv(s, &v, &fd, 2000) == 1 && v == 0);
+			CHECK(dt_recv(s, &v, &fd, 2000) == 1 && v == 0);
 		close(s);
 	}
 	dt_peer_pump(&w, 200);
@@ -100,40 +100,40 @@ int main(void)
 	/* 3. Never reads, with a small receive buffer: other clients joining
 	 * and leaving generate messages to it until its queue overflows. */
 	n = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	DT_CHECK(n >= 0);
-	DT_CHECK(setsockopt(n, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) == 0);
+	CHECK(n >= 0);
+	CHECK(setsockopt(n, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) == 0);
 	{
 		struct sockaddr_un a = {.sun_family = AF_UNIX};
 
-		snprintf(a.sun_path, sizeof(a.sun_path), "%s", dt_path("sock"));
-		DT_CHECK(connect(n, (struct sockaddr *)&a, sizeof(a)) == 0);
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", ts_path("sock"));
+		CHECK(connect(n, (struct sockaddr *)&a, sizeof(a)) == 0);
 	}
 	for (i = 0; i < 400 && n_clients() != 1; i++) {
-		DT_EXPECT(dt_peer_join(&c, dt_path("sock"), NVEC) == 0,
-			  "cycle %d: a fresh client could not join", i);
+		CHECK(dt_peer_join(&c, ts_path("sock"), NVEC) == 0,
+		      "cycle %d: a fresh client could not join", i);
 		dt_peer_close(&c);
 		dt_peer_pump(&w, 0);
 	}
 	printf("the non-reading client was dropped after %d join/leave cycles\n", i);
 	for (int k = 0; k < 200 && n_clients() != 1; k++)
 		usleep(10000);
-	DT_EXPECT(n_clients() == 1, "non-reading client still connected after %d cycles", i);
+	CHECK(n_clients() == 1, "non-reading client still connected after %d cycles", i);
 	close(n);
 
 	/* 4. The others are still served: the watcher gets the messages of
 	 * a fresh client, which completes its handshake. */
 	dt_peer_pump(&w, 200);
-	DT_CHECK(dt_peer_join(&c, dt_path("sock"), NVEC) == 0);
+	CHECK(dt_peer_join(&c, ts_path("sock"), NVEC) == 0);
 	for (unsigned k = 0; k < NVEC; k++)
-		DT_CHECK(c.other[w.id][k] >= 0);
-	DT_CHECK(dt_peer_pump(&w, 300) == NVEC);
+		CHECK(c.other[w.id][k] >= 0);
+	CHECK(dt_peer_pump(&w, 300) == NVEC);
 	dt_peer_close(&c);
-	DT_CHECK(dt_peer_pump(&w, 300) == 1);
+	CHECK(dt_peer_pump(&w, 300) == 1);
 	dt_peer_close(&w);
 	{
-		int st = dt_daemon_stop(d, SIGTERM);
+		int st = ts_daemon_stop(d, SIGTERM);
 
-		DT_EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "daemon exit status %d", st);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "daemon exit status %d", st);
 	}
 	printf("PASS misbehaving_clients\n");
 	return 0;

@@ -49,7 +49,7 @@ static uint64_t efd_read(int fd, int ms)
 
 static void efd_write(int fd, uint64_t v)
 {
-	DT_CHECK(write(fd, &v, 8) == 8);
+	CHECK(write(fd, &v, 8) == 8);
 }
 
 int main(void)
@@ -64,55 +64,55 @@ int main(void)
 	int64_t v;
 	int fd, b_id;
 
-	dt_init("protocol", 60);
+	ts_init("protocol", 60);
 	ivl_server_config_default(&cfg);
-	cfg.socket_path = dt_path("sock");
+	cfg.socket_path = ts_path("sock");
 	cfg.size = 4u << 20;
 	cfg.n_vectors = NVEC;
 	cfg.max_peers = 4;
 	cfg.log = quiet_log;
-	DT_CHECK(ivl_server_init(&srv, &cfg) == 0);
-	DT_CHECK(ivl_server_start(srv) == 0);
-	DT_CHECK(pipe2(quit, O_CLOEXEC) == 0);
-	DT_CHECK(pthread_create(&th, NULL, run, &quit[0]) == 0);
+	CHECK(ivl_server_init(&srv, &cfg) == 0);
+	CHECK(ivl_server_start(srv) == 0);
+	CHECK(pipe2(quit, O_CLOEXEC) == 0);
+	CHECK(pthread_create(&th, NULL, run, &quit[0]) == 0);
 
 	/* The socket mode is 0600 whatever the umask. */
-	DT_CHECK(stat(dt_path("sock"), &st) == 0 && (st.st_mode & 0777) == 0600);
-	DT_CHECK(stat(dt_path("sock.ctl"), &st) == 0 && (st.st_mode & 0777) == 0600);
+	CHECK(stat(ts_path("sock"), &st) == 0 && (st.st_mode & 0777) == 0600);
+	CHECK(stat(ts_path("sock.ctl"), &st) == 0 && (st.st_mode & 0777) == 0600);
 
 	/* First client: version 0, id 0, -1 + region fd, own eventfds. */
-	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0);
-	DT_CHECK(a.id == 0);
-	DT_CHECK(a.size == 4u << 20);
-	DT_CHECK(a.rg.hdr.n_vectors == NVEC && a.rg.hdr.max_peers == 4);
-	DT_CHECK(a.rg.hdr.daemon_gen == 1 && a.rg.hdr.daemon_pid == (uint32_t)getpid());
-	DT_CHECK(strcmp(a.rg.hdr.name, "ivlink") == 0);
-	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_UP);
-	DT_CHECK(ivl_section_check(&a.rg, 0) == 0);
-	DT_CHECK(ivl_region_section(&a.rg, 0)->owner_epoch == pv.epoch);
-	DT_CHECK(ivl_region_peer(&a.rg, 0)->pid == (uint32_t)getpid());
-	DT_CHECK(ivl_region_peer(&a.rg, 0)->n_vectors == NVEC);
-	DT_CHECK(dt_quiet(a.sock, 100));
+	CHECK(dt_peer_join(&a, ts_path("sock"), NVEC) == 0);
+	CHECK(a.id == 0);
+	CHECK(a.size == 4u << 20);
+	CHECK(a.rg.hdr.n_vectors == NVEC && a.rg.hdr.max_peers == 4);
+	CHECK(a.rg.hdr.daemon_gen == 1 && a.rg.hdr.daemon_pid == (uint32_t)getpid());
+	CHECK(strcmp(a.rg.hdr.name, "ivlink") == 0);
+	CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_UP);
+	CHECK(ivl_section_check(&a.rg, 0) == 0);
+	CHECK(ivl_region_section(&a.rg, 0)->owner_epoch == pv.epoch);
+	CHECK(ivl_region_peer(&a.rg, 0)->pid == (uint32_t)getpid());
+	CHECK(ivl_region_peer(&a.rg, 0)->n_vectors == NVEC);
+	CHECK(dt_quiet(a.sock, 100));
 
 	/* The memfd is sealed against shrinking, growing and new seals. */
 	seals = fcntl(a.shm, F_GET_SEALS);
-	DT_CHECK(seals >= 0 && (seals & F_SEAL_SHRINK) && (seals & F_SEAL_GROW) &&
-		 (seals & F_SEAL_SEAL));
-	DT_CHECK(ftruncate(a.shm, 1u << 20) < 0 && errno == EPERM);
+	CHECK(seals >= 0 && (seals & F_SEAL_SHRINK) && (seals & F_SEAL_GROW) &&
+	      (seals & F_SEAL_SEAL));
+	CHECK(ftruncate(a.shm, 1u << 20) < 0 && errno == EPERM);
 
 	/* Second client: gets a's fds, a gets the join and a control ring. */
 	efd_read(a.own[IVL_CTRL_VECTOR], 0);
-	DT_CHECK(dt_peer_join(&b, dt_path("sock"), NVEC) == 0);
+	CHECK(dt_peer_join(&b, ts_path("sock"), NVEC) == 0);
 	b_id = b.id;
-	DT_CHECK(b_id == 1);
+	CHECK(b_id == 1);
 	for (unsigned k = 0; k < NVEC; k++)
-		DT_CHECK(b.other[0][k] >= 0);
-	DT_CHECK(dt_peer_pump(&a, 200) == NVEC);
+		CHECK(b.other[0][k] >= 0);
+	CHECK(dt_peer_pump(&a, 200) == NVEC);
 	for (unsigned k = 0; k < NVEC; k++)
-		DT_CHECK(a.other[1][k] >= 0);
-	DT_CHECK(efd_read(a.own[IVL_CTRL_VECTOR], 1000) >= 1);
-	DT_CHECK(ivl_region_peer_view(&a.rg, 1, &pv) == 0 && pv.state == IVL_PEER_UP);
-	DT_CHECK(ivl_region_section(&a.rg, 1)->owner_epoch == pv.epoch);
+		CHECK(a.other[1][k] >= 0);
+	CHECK(efd_read(a.own[IVL_CTRL_VECTOR], 1000) >= 1);
+	CHECK(ivl_region_peer_view(&a.rg, 1, &pv) == 0 && pv.state == IVL_PEER_UP);
+	CHECK(ivl_region_section(&a.rg, 1)->owner_epoch == pv.epoch);
 	b_epoch = pv.epoch;
 
 	/* Doorbells: a writes b's vector k (as handed to a), b reads its own
@@ -120,14 +120,14 @@ int main(void)
 	for (unsigned k = 0; k < NVEC; k++) {
 		efd_read(b.own[k], 0);
 		efd_write(a.other[1][k], 10 + k);
-		DT_CHECK(efd_read(b.own[k], 1000) == 10 + k);
+		CHECK(efd_read(b.own[k], 1000) == 10 + k);
 		efd_write(b.other[0][k], 20 + k);
-		DT_CHECK(efd_read(a.own[k], 1000) == 20 + k);
+		CHECK(efd_read(a.own[k], 1000) == 20 + k);
 	}
 
 	/* The status socket does not make a peer. */
-	fd = dt_connect(dt_path("sock.ctl"));
-	DT_CHECK(fd >= 0);
+	fd = ts_connect(ts_path("sock.ctl"));
+	CHECK(fd >= 0);
 	{
 		char buf[4096];
 		ssize_t n, len = 0;
@@ -135,12 +135,12 @@ int main(void)
 		while ((n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
 			len += n;
 		buf[len] = '\0';
-		DT_CHECK(strncmp(buf, "ivlinkd-status 1\n", 17) == 0);
-		DT_CHECK(strstr(buf, "client id=0 ") && strstr(buf, "client id=1 "));
+		CHECK(strncmp(buf, "ivlinkd-status 1\n", 17) == 0);
+		CHECK(strstr(buf, "client id=0 ") && strstr(buf, "client id=1 "));
 	}
 	close(fd);
-	DT_CHECK(dt_quiet(a.sock, 100));
-	DT_CHECK(ivl_server_n_peers(srv) == 2);
+	CHECK(dt_quiet(a.sock, 100));
+	CHECK(ivl_server_n_peers(srv) == 2);
 
 	/* b leaves: a gets "peer left" (id, no fd) and a control ring; the
 	 * table shows GONE with a bumped epoch, and the section keeps its
@@ -151,38 +151,38 @@ int main(void)
 	{
 		int rc = dt_recv(a.sock, &v, &fd, 2000);
 
-		DT_CHECK(rc == 1 && v == b_id && fd < 0);
+		CHECK(rc == 1 && v == b_id && fd < 0);
 		for (unsigned k = 0; k < NVEC; k++) {
 			close(a.other[b_id][k]);
 			a.other[b_id][k] = -1;
 		}
 	}
-	DT_CHECK(efd_read(a.own[IVL_CTRL_VECTOR], 1000) >= 1);
-	DT_CHECK(ivl_region_peer_view(&a.rg, 1, &pv) == 0 && pv.state == IVL_PEER_GONE);
-	DT_CHECK(pv.epoch == b_epoch + 1);
-	DT_CHECK(ivl_region_section(&a.rg, 1)->owner_epoch == b_epoch);
-	DT_CHECK(ivl_section_check(&a.rg, 1) == 0);
-	DT_CHECK(ivl_region_peer(&a.rg, 1)->left_unix_ns != 0);
+	CHECK(efd_read(a.own[IVL_CTRL_VECTOR], 1000) >= 1);
+	CHECK(ivl_region_peer_view(&a.rg, 1, &pv) == 0 && pv.state == IVL_PEER_GONE);
+	CHECK(pv.epoch == b_epoch + 1);
+	CHECK(ivl_region_section(&a.rg, 1)->owner_epoch == b_epoch);
+	CHECK(ivl_section_check(&a.rg, 1) == 0);
+	CHECK(ivl_region_peer(&a.rg, 1)->left_unix_ns != 0);
 
 	/* A new client takes the lowest free id again, with a new epoch. */
-	DT_CHECK(dt_peer_join(&b, dt_path("sock"), NVEC) == 0);
-	DT_CHECK(b.id == 1);
-	DT_CHECK(ivl_region_peer_view(&a.rg, 1, &pv) == 0 && pv.state == IVL_PEER_UP &&
-		 pv.epoch == b_epoch + 2);
-	DT_CHECK(dt_peer_pump(&a, 200) == NVEC);
+	CHECK(dt_peer_join(&b, ts_path("sock"), NVEC) == 0);
+	CHECK(b.id == 1);
+	CHECK(ivl_region_peer_view(&a.rg, 1, &pv) == 0 && pv.state == IVL_PEER_UP &&
+	      pv.epoch == b_epoch + 2);
+	CHECK(dt_peer_pump(&a, 200) == NVEC);
 	dt_peer_close(&b);
-	DT_CHECK(dt_peer_pump(&a, 200) == 1);
+	CHECK(dt_peer_pump(&a, 200) == 1);
 
 	/* Shutdown through the quit pipe: a's entry is GONE, its control
 	 * vector rung, its socket closed, the sockets removed. */
 	efd_read(a.own[IVL_CTRL_VECTOR], 0);
-	DT_CHECK(write(quit[1], "q", 1) == 1);
-	DT_CHECK(pthread_join(th, NULL) == 0 && run_rc == 0);
+	CHECK(write(quit[1], "q", 1) == 1);
+	CHECK(pthread_join(th, NULL) == 0 && run_rc == 0);
 	ivl_server_close(srv);
-	DT_CHECK(efd_read(a.own[IVL_CTRL_VECTOR], 1000) >= 1);
-	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_GONE);
-	DT_CHECK(dt_recv(a.sock, &v, &fd, 1000) == 0);
-	DT_CHECK(access(dt_path("sock"), F_OK) < 0 && access(dt_path("sock.ctl"), F_OK) < 0);
+	CHECK(efd_read(a.own[IVL_CTRL_VECTOR], 1000) >= 1);
+	CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_GONE);
+	CHECK(dt_recv(a.sock, &v, &fd, 1000) == 0);
+	CHECK(access(ts_path("sock"), F_OK) < 0 && access(ts_path("sock.ctl"), F_OK) < 0);
 	dt_peer_close(&a);
 	printf("PASS protocol\n");
 	return 0;

@@ -31,8 +31,8 @@ static struct ivl_region_hdr read_hdr(void)
 	struct ivl_region_hdr h;
 	int fd = open(shm_path, O_RDONLY);
 
-	DT_CHECK(fd >= 0);
-	DT_CHECK(pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h));
+	CHECK(fd >= 0);
+	CHECK(pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h));
 	close(fd);
 	return h;
 }
@@ -42,10 +42,10 @@ static uint8_t last_byte(int set, uint8_t v)
 	int fd = open(shm_path, O_RDWR);
 	uint8_t b = 0;
 
-	DT_CHECK(fd >= 0);
+	CHECK(fd >= 0);
 	if (set)
-		DT_CHECK(pwrite(fd, &v, 1, SIZE - 1) == 1);
-	DT_CHECK(pread(fd, &b, 1, SIZE - 1) == 1);
+		CHECK(pwrite(fd, &v, 1, SIZE - 1) == 1);
+	CHECK(pread(fd, &b, 1, SIZE - 1) == 1);
 	close(fd);
 	return b;
 }
@@ -57,13 +57,13 @@ static int exit_code(int st)
 
 static pid_t start(const char *sock, const char *const *more, int *st)
 {
-	const char *args[24] = {"-m", name, "-l", "2M", "-n", "2", "-p", dt_path("pid")};
+	const char *args[24] = {"-m", name, "-l", "2M", "-n", "2", "-p", ts_path("pid")};
 	int n = 8;
 
 	for (; more && *more && n < 23; more++)
 		args[n++] = *more;
 	args[n] = NULL;
-	return dt_daemon_start(IVLINKD, sock, args, st);
+	return ts_daemon_spawn(IVLINKD, sock, args, &dt_daemon_opts, st);
 }
 
 int main(void)
@@ -75,137 +75,137 @@ int main(void)
 	pid_t d, d2;
 	int st, fd;
 
-	dt_init("restart", 120);
+	ts_init("restart", 120);
 	snprintf(name, sizeof(name), "ivlink-test-%d", (int)getpid());
 	snprintf(shm_path, sizeof(shm_path), "/dev/shm/%s", name);
-	dt_track_shm(name);
+	ts_track_shm(name);
 	unlink(shm_path);
 
 	/* First start: formatted, generation 1, pidfile written. */
-	d = start(dt_path("sock"), NULL, NULL);
-	DT_CHECK(d > 0);
-	fd = open(dt_path("pid"), O_RDONLY);
-	DT_CHECK(fd >= 0 && read(fd, buf, sizeof(buf)) > 0);
+	d = start(ts_path("sock"), NULL, NULL);
+	CHECK(d > 0);
+	fd = open(ts_path("pid"), O_RDONLY);
+	CHECK(fd >= 0 && read(fd, buf, sizeof(buf)) > 0);
 	close(fd);
-	DT_CHECK(atoi(buf) == d);
+	CHECK(atoi(buf) == d);
 	h = read_hdr();
-	DT_CHECK(h.daemon_gen == 1 && h.daemon_pid == (uint32_t)d && h.region_size == SIZE);
-	DT_CHECK(strcmp(h.name, name) == 0);
+	CHECK(h.daemon_gen == 1 && h.daemon_pid == (uint32_t)d && h.region_size == SIZE);
+	CHECK(strcmp(h.name, name) == 0);
 	last_byte(1, 0x5a);
-	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0 && a.id == 0);
+	CHECK(dt_peer_join(&a, ts_path("sock"), NVEC) == 0 && a.id == 0);
 
 	/* SIGTERM: clean. */
-	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
-	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_GONE);
+	CHECK(exit_code(ts_daemon_stop(d, SIGTERM)) == 0);
+	CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_GONE);
 	dt_peer_close(&a);
-	DT_CHECK(access(dt_path("sock"), F_OK) < 0 && access(dt_path("sock.ctl"), F_OK) < 0);
-	DT_CHECK(access(dt_path("pid"), F_OK) < 0);
-	DT_CHECK(access(shm_path, F_OK) == 0);
+	CHECK(access(ts_path("sock"), F_OK) < 0 && access(ts_path("sock.ctl"), F_OK) < 0);
+	CHECK(access(ts_path("pid"), F_OK) < 0);
+	CHECK(access(shm_path, F_OK) == 0);
 
 	/* Restart: re-attached, data kept, generation bumped. */
-	d = start(dt_path("sock"), NULL, NULL);
-	DT_CHECK(d > 0);
+	d = start(ts_path("sock"), NULL, NULL);
+	CHECK(d > 0);
 	h = read_hdr();
-	DT_EXPECT(h.daemon_gen == 2 && h.daemon_pid == (uint32_t)d, "gen %llu",
-		  (unsigned long long)h.daemon_gen);
-	DT_CHECK(last_byte(0, 0) == 0x5a);
-	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0 && a.id == 0);
+	CHECK(h.daemon_gen == 2 && h.daemon_pid == (uint32_t)d, "gen %llu",
+	      (unsigned long long)h.daemon_gen);
+	CHECK(last_byte(0, 0) == 0x5a);
+	CHECK(dt_peer_join(&a, ts_path("sock"), NVEC) == 0 && a.id == 0);
 
 	/* A second daemon on the same socket, or on the same region with
 	 * another socket, is refused and does not disturb the first. */
-	DT_CHECK(start(dt_path("sock"), NULL, &st) < 0 && exit_code(st) == 1);
-	DT_CHECK(start(dt_path("other"), NULL, &st) < 0 && exit_code(st) == 1);
-	DT_CHECK(dt_quiet(a.sock, 100));
+	CHECK(start(ts_path("sock"), NULL, &st) < 0 && exit_code(st) == 1);
+	CHECK(start(ts_path("other"), NULL, &st) < 0 && exit_code(st) == 1);
+	CHECK(dt_quiet(a.sock, 100));
 
 	/* SIGKILL leaves stale sockets and an UP entry. */
-	DT_CHECK(dt_daemon_stop(d, SIGKILL) != -1);
-	DT_CHECK(access(dt_path("sock"), F_OK) == 0);
+	CHECK(ts_daemon_stop(d, SIGKILL) != -1);
+	CHECK(access(ts_path("sock"), F_OK) == 0);
 	dt_peer_close(&a);
-	d = start(dt_path("sock"), NULL, NULL);
-	DT_EXPECT(d > 0, "stale socket not replaced");
+	d = start(ts_path("sock"), NULL, NULL);
+	CHECK(d > 0, "stale socket not replaced");
 	h = read_hdr();
-	DT_CHECK(h.daemon_gen == 3);
-	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0);
-	DT_EXPECT(a.id == 1, "stale id 0 was handed out again (got %d)", a.id);
-	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_UP);
-	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	CHECK(h.daemon_gen == 3);
+	CHECK(dt_peer_join(&a, ts_path("sock"), NVEC) == 0);
+	CHECK(a.id == 1, "stale id 0 was handed out again (got %d)", a.id);
+	CHECK(ivl_region_peer_view(&a.rg, 0, &pv) == 0 && pv.state == IVL_PEER_UP);
+	CHECK(exit_code(ts_daemon_stop(d, SIGTERM)) == 0);
 	dt_peer_close(&a);
 
 	/* --reclaim-stale: entry 0 becomes GONE and its id is free. */
 	{
 		const char *const more[] = {"--reclaim-stale", NULL};
 
-		d = start(dt_path("sock"), more, NULL);
+		d = start(ts_path("sock"), more, NULL);
 	}
-	DT_CHECK(d > 0);
-	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0 && a.id == 0);
-	DT_CHECK(dt_peer_join(&b, dt_path("sock"), NVEC) == 0 && b.id == 1);
+	CHECK(d > 0);
+	CHECK(dt_peer_join(&a, ts_path("sock"), NVEC) == 0 && a.id == 0);
+	CHECK(dt_peer_join(&b, ts_path("sock"), NVEC) == 0 && b.id == 1);
 	dt_peer_close(&b);
 	dt_peer_close(&a);
-	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
-	DT_CHECK(last_byte(0, 0) == 0x5a);
+	CHECK(exit_code(ts_daemon_stop(d, SIGTERM)) == 0);
+	CHECK(last_byte(0, 0) == 0x5a);
 
 	/* Another geometry is refused, with a message naming the option. */
 	{
 		const char *const more[] = {"-n", "4", NULL};
 
-		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
+		CHECK(start(ts_path("sock"), more, &st) < 0 && exit_code(st) == 1);
 	}
 	{
 		const char *const more[] = {"-l", "4M", NULL};
 
-		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
+		CHECK(start(ts_path("sock"), more, &st) < 0 && exit_code(st) == 1);
 	}
 	{
 		const char *const more[] = {"--chan-slots", "128", NULL};
 
-		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
+		CHECK(start(ts_path("sock"), more, &st) < 0 && exit_code(st) == 1);
 	}
 	h = read_hdr();
-	DT_CHECK(h.daemon_gen == 4 && h.n_vectors == NVEC && h.chan_slots == 64);
+	CHECK(h.daemon_gen == 4 && h.n_vectors == NVEC && h.chan_slots == 64);
 	{
 		const char *const more[] = {"-n", "4", "--force-format", NULL};
 
-		d = start(dt_path("sock"), more, NULL);
+		d = start(ts_path("sock"), more, NULL);
 	}
-	DT_CHECK(d > 0);
+	CHECK(d > 0);
 	h = read_hdr();
-	DT_CHECK(h.daemon_gen == 1 && h.n_vectors == 4);
-	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	CHECK(h.daemon_gen == 1 && h.n_vectors == 4);
+	CHECK(exit_code(ts_daemon_stop(d, SIGTERM)) == 0);
 	/* --chan-slots is a format parameter: a wiped region gets it, and a
 	 * restart with the same value re-attaches. */
 	{
 		const char *const more[] = {"-n",	    "4",    "--max-peers",    "1",
 					    "--chan-slots", "2048", "--force-format", NULL};
 
-		d = start(dt_path("sock"), more, NULL);
+		d = start(ts_path("sock"), more, NULL);
 	}
-	DT_CHECK(d > 0);
+	CHECK(d > 0);
 	h = read_hdr();
-	DT_CHECK(h.daemon_gen == 1 && h.chan_slots == 2048);
-	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	CHECK(h.daemon_gen == 1 && h.chan_slots == 2048);
+	CHECK(exit_code(ts_daemon_stop(d, SIGTERM)) == 0);
 	{
 		const char *const more[] = {"-n",	    "4",    "--max-peers", "1",
 					    "--chan-slots", "2048", NULL};
 
-		d = start(dt_path("sock"), more, NULL);
+		d = start(ts_path("sock"), more, NULL);
 	}
-	DT_CHECK(d > 0);
+	CHECK(d > 0);
 	h = read_hdr();
-	DT_CHECK(h.daemon_gen == 2 && h.chan_slots == 2048);
-	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	CHECK(h.daemon_gen == 2 && h.chan_slots == 2048);
+	CHECK(exit_code(ts_daemon_stop(d, SIGTERM)) == 0);
 	{
 		const char *const more[] = {"-n", "4", NULL};
 
-		DT_CHECK(start(dt_path("sock"), more, &st) < 0 && exit_code(st) == 1);
+		CHECK(start(ts_path("sock"), more, &st) < 0 && exit_code(st) == 1);
 	}
 	{
 		const char *const more[] = {"-n", "4", "--force-format", NULL};
 
-		d = start(dt_path("sock"), more, NULL);
+		d = start(ts_path("sock"), more, NULL);
 	}
-	DT_CHECK(d > 0);
-	DT_CHECK(exit_code(dt_daemon_stop(d, SIGTERM)) == 0);
+	CHECK(d > 0);
+	CHECK(exit_code(ts_daemon_stop(d, SIGTERM)) == 0);
 
 	/* Daemon mode: the foreground process exits 0 once the daemon runs
 	 * (pidfile written), 1 with the reason when it cannot start. */
@@ -215,27 +215,27 @@ int main(void)
 		size_t n;
 
 		snprintf(cmd, sizeof(cmd), "%s -S %s -m %s -l 2M -n 4 -p %s --log=syslog 2>&1",
-			 IVLINKD, dt_path("dsock"), name, dt_path("dpid"));
-		DT_CHECK(exit_code(system(cmd)) == 0);
-		fd = open(dt_path("dpid"), O_RDONLY);
-		DT_CHECK(fd >= 0);
+			 IVLINKD, ts_path("dsock"), name, ts_path("dpid"));
+		CHECK(exit_code(system(cmd)) == 0);
+		fd = open(ts_path("dpid"), O_RDONLY);
+		CHECK(fd >= 0);
 		memset(buf, 0, sizeof(buf));
-		DT_CHECK(read(fd, buf, sizeof(buf) - 1) > 0);
+		CHECK(read(fd, buf, sizeof(buf) - 1) > 0);
 		close(fd);
 		d2 = atoi(buf);
-		DT_CHECK(d2 > 0 && kill(d2, 0) == 0);
-		dt_track_pid(d2);
-		DT_CHECK(read_hdr().daemon_pid == (uint32_t)d2);
+		CHECK(d2 > 0 && kill(d2, 0) == 0);
+		ts_track_pid(d2);
+		CHECK(read_hdr().daemon_pid == (uint32_t)d2);
 		f = popen(cmd, "r");
-		DT_CHECK(f);
+		CHECK(f);
 		n = fread(out, 1, sizeof(out) - 1, f);
 		out[n] = '\0';
-		DT_EXPECT(exit_code(pclose(f)) == 1 && strstr(out, "another daemon"),
-			  "second daemonized start: '%s'", out);
+		CHECK(exit_code(pclose(f)) == 1 && strstr(out, "another daemon"),
+		      "second daemonized start: '%s'", out);
 		kill(d2, SIGTERM);
-		for (int i = 0; i < 500 && access(dt_path("dpid"), F_OK) == 0; i++)
+		for (int i = 0; i < 500 && access(ts_path("dpid"), F_OK) == 0; i++)
 			usleep(10000);
-		DT_CHECK(access(dt_path("dpid"), F_OK) < 0 && access(dt_path("dsock"), F_OK) < 0);
+		CHECK(access(ts_path("dpid"), F_OK) < 0 && access(ts_path("dsock"), F_OK) < 0);
 	}
 	unlink(shm_path);
 	printf("PASS restart\n");

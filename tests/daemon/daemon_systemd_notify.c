@@ -37,9 +37,9 @@ static pid_t spawn(const char *sock, const char *log, const char *env, int journ
 	int fd;
 
 	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	DT_CHECK(fd >= 0);
+	CHECK(fd >= 0);
 	pid = fork();
-	DT_CHECK(pid >= 0);
+	CHECK(pid >= 0);
 	if (pid == 0) {
 		struct stat st;
 		char js[64];
@@ -61,7 +61,7 @@ static pid_t spawn(const char *sock, const char *log, const char *env, int journ
 		_exit(127);
 	}
 	close(fd);
-	dt_track_pid(pid);
+	ts_track_pid(pid);
 	return pid;
 }
 
@@ -74,7 +74,7 @@ static int recv_state(int ns, char *buf, size_t len, int ms)
 	if (poll(&p, 1, ms) != 1)
 		return 0;
 	n = recv(ns, buf, len - 1, 0);
-	DT_CHECK(n >= 0);
+	CHECK(n >= 0);
 	buf[n] = '\0';
 	return 1;
 }
@@ -95,7 +95,7 @@ static const char *oneline(const char *state)
 	static char buf[1024];
 	size_t i;
 
-	for (i = 0; state[i] && i < sizeof(buf) - 1; i++)
+	for (i = 0; i < sizeof(buf) - 1 && state[i]; i++)
 		buf[i] = state[i] == '\n' ? '|' : state[i];
 	buf[i] = '\0';
 	return buf;
@@ -109,13 +109,13 @@ static int notify_listen(const char *addr)
 	size_t n = strlen(addr);
 	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	DT_CHECK(s >= 0 && n < sizeof(a.sun_path));
+	CHECK(s >= 0 && n < sizeof(a.sun_path));
 	memcpy(a.sun_path, addr, n);
 	if (addr[0] == '@')
 		a.sun_path[0] = '\0';
-	DT_EXPECT(bind(s, (struct sockaddr *)&a,
-		       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) == 0,
-		  "bind %s: %s", addr, strerror(errno));
+	CHECK(bind(s, (struct sockaddr *)&a,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) == 0,
+	      "bind %s: %s", addr, strerror(errno));
 	return s;
 }
 
@@ -126,41 +126,40 @@ static void check_notify(const char *addr, const char *tag)
 	pid_t pid;
 
 	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", addr);
-	snprintf(sock, sizeof(sock), "%s", dt_path(tag));
+	snprintf(sock, sizeof(sock), "%s", ts_path(tag));
 	snprintf(ctl, sizeof(ctl), "%s.ctl", sock);
-	pid = spawn(sock, dt_path("notify.log"), env, 0);
+	pid = spawn(sock, ts_path("notify.log"), env, 0);
 
-	DT_EXPECT(recv_state(ns, state, sizeof(state), 10000), "%s: no notification in 10 s", tag);
+	CHECK(recv_state(ns, state, sizeof(state), 10000), "%s: no notification in 10 s", tag);
 	/* The first message must be the readiness one, and by then both
 	 * sockets must be listening: connect now, before anything else. */
-	fd = dt_connect(sock);
-	DT_EXPECT(fd >= 0, "%s: READY=1 came before %s accepted connections (%s)", tag, sock,
-		  strerror(-fd));
+	fd = ts_connect(sock);
+	CHECK(fd >= 0, "%s: READY=1 came before %s accepted connections (%s)", tag, sock,
+	      strerror(-fd));
 	close(fd);
-	fd = dt_connect(ctl);
-	DT_EXPECT(fd >= 0, "%s: READY=1 came before %s accepted connections (%s)", tag, ctl,
-		  strerror(-fd));
+	fd = ts_connect(ctl);
+	CHECK(fd >= 0, "%s: READY=1 came before %s accepted connections (%s)", tag, ctl,
+	      strerror(-fd));
 	close(fd);
-	DT_EXPECT(has_line(state, "READY=1"), "%s: first notification '%s' has no READY=1", tag,
-		  oneline(state));
+	CHECK(has_line(state, "READY=1"), "%s: first notification '%s' has no READY=1", tag,
+	      oneline(state));
 	printf("ok: %s: '%s' once both sockets listen\n", tag, oneline(state));
 
 	/* A peer can join right away. */
 	{
 		struct dt_peer p;
 
-		DT_EXPECT(dt_peer_join(&p, sock, 8) == 0, "%s: join after READY=1 failed", tag);
+		CHECK(dt_peer_join(&p, sock, 8) == 0, "%s: join after READY=1 failed", tag);
 		dt_peer_close(&p);
 	}
 
 	kill(pid, SIGTERM);
-	DT_EXPECT(recv_state(ns, state, sizeof(state), 10000), "%s: nothing after SIGTERM", tag);
-	DT_EXPECT(has_line(state, "STOPPING=1"), "%s: after SIGTERM '%s' has no STOPPING=1", tag,
-		  oneline(state));
+	CHECK(recv_state(ns, state, sizeof(state), 10000), "%s: nothing after SIGTERM", tag);
+	CHECK(has_line(state, "STOPPING=1"), "%s: after SIGTERM '%s' has no STOPPING=1", tag,
+	      oneline(state));
 	printf("ok: %s: '%s' after SIGTERM\n", tag, oneline(state));
-	st = dt_daemon_stop(pid, SIGTERM);
-	DT_EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: exit status 0x%x after SIGTERM", tag,
-		  st);
+	st = ts_daemon_stop(pid, SIGTERM);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: exit status 0x%x after SIGTERM", tag, st);
 	close(ns);
 	if (addr[0] == '/')
 		unlink(addr);
@@ -179,28 +178,28 @@ static unsigned check_log(const char *log, int prefixed, const char *what)
 	unsigned seen = 0;
 	FILE *f = fopen(log, "r");
 
-	DT_CHECK(f);
+	CHECK(f);
 	while (fgets(line, sizeof(line), f)) {
 		const char *rest = line;
 		int prio = -1, n = 0, k;
 
 		if (prefixed) {
-			DT_EXPECT(sscanf(line, "<%d>%n", &prio, &n) == 1 && n > 0,
-				  "%s: line without a <N> prefix: %s", what, line);
+			CHECK(sscanf(line, "<%d>%n", &prio, &n) == 1 && n > 0,
+			      "%s: line without a <N> prefix: %s", what, line);
 			rest = line + n;
 		} else {
-			DT_EXPECT(line[0] != '<', "%s: unexpected prefix: %s", what, line);
-			DT_EXPECT(strncmp(line, "ivlinkd[", 8) == 0 && (rest = strstr(line, "]: ")),
-				  "%s: not an ivlinkd[PID] line: %s", what, line);
+			CHECK(line[0] != '<', "%s: unexpected prefix: %s", what, line);
+			CHECK(strncmp(line, "ivlinkd[", 8) == 0 && (rest = strstr(line, "]: ")),
+			      "%s: not an ivlinkd[PID] line: %s", what, line);
 			rest += 3;
 		}
 		for (k = 0; k < 4; k++)
 			if (strncmp(rest, lv[k].name, strlen(lv[k].name)) == 0 &&
 			    rest[strlen(lv[k].name)] == ':')
 				break;
-		DT_EXPECT(k < 4, "%s: no level in: %s", what, line);
-		DT_EXPECT(!prefixed || prio == lv[k].prio, "%s: %s line with <%d>: %s", what,
-			  lv[k].name, prio, line);
+		CHECK(k < 4, "%s: no level in: %s", what, line);
+		CHECK(!prefixed || prio == lv[k].prio, "%s: %s line with <%d>: %s", what,
+		      lv[k].name, prio, line);
 		seen |= 1u << k;
 	}
 	fclose(f);
@@ -216,24 +215,23 @@ static void check_journal(int journal, const char *what)
 	int st;
 	pid_t a, b;
 
-	snprintf(sock, sizeof(sock), "%s", dt_path("j.sock"));
-	snprintf(log1, sizeof(log1), "%s", dt_path("j1.log"));
-	snprintf(log2, sizeof(log2), "%s", dt_path("j2.log"));
+	snprintf(sock, sizeof(sock), "%s", ts_path("j.sock"));
+	snprintf(log1, sizeof(log1), "%s", ts_path("j1.log"));
+	snprintf(log2, sizeof(log2), "%s", ts_path("j2.log"));
 	a = spawn(sock, log1, NULL, journal);
 	for (int i = 0; i < 500 && !ts_can_connect(sock); i++)
 		usleep(10000);
-	DT_EXPECT(ts_can_connect(sock), "%s: first daemon did not come up", what);
+	CHECK(ts_can_connect(sock), "%s: first daemon did not come up", what);
 	b = spawn(sock, log2, NULL, journal);
-	st = dt_daemon_stop(b, 0);
-	DT_EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: second daemon: status 0x%x", what,
-		  st);
-	st = dt_daemon_stop(a, SIGTERM);
-	DT_EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: first daemon: status 0x%x", what, st);
+	st = ts_daemon_stop(b, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: second daemon: status 0x%x", what, st);
+	st = ts_daemon_stop(a, SIGTERM);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: first daemon: status 0x%x", what, st);
 
 	seen = check_log(log1, journal == 1, what);
-	DT_EXPECT(seen & 4, "%s: no info line from the first daemon", what);
+	CHECK(seen & 4, "%s: no info line from the first daemon", what);
 	seen = check_log(log2, journal == 1, what);
-	DT_EXPECT(seen & 1, "%s: no error line from the second daemon", what);
+	CHECK(seen & 1, "%s: no error line from the second daemon", what);
 	printf("ok: %s: %s\n", what,
 	       journal == 1 ? "error lines <3>, info <6>, debug <7>" : "no <N> prefixes");
 }
@@ -242,8 +240,8 @@ int main(void)
 {
 	char abstract[64];
 
-	dt_init("daemon_systemd_notify", 60);
-	check_notify(dt_path("notify"), "path");
+	ts_init("daemon_systemd_notify", 60);
+	check_notify(ts_path("notify"), "path");
 	snprintf(abstract, sizeof(abstract), "@ivl-test-notify-%d", (int)getpid());
 	check_notify(abstract, "abstract");
 	check_journal(1, "JOURNAL_STREAM=stderr");

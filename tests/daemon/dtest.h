@@ -1,11 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private header of tests/daemon/: helpers shared by the ivlinkd tests.
- *
- * Every test gets a temporary directory for sockets and logs; daemons it
- * starts and /dev/shm names it registers are killed and removed at exit,
- * including on failure (dt_fail() exits through atexit) and on the watchdog
- * alarm.
+ * Private header of tests/daemon/: a raw ivshmem-server protocol client
+ * (dt_recv, dt_peer_*) for the ivlinkd tests, on top of
+ * tests/support/support.h (checks, temp dir, ivlinkd start/stop, cleanup).
  */
 #ifndef IVLINK_TESTS_DAEMON_DTEST_H
 #define IVLINK_TESTS_DAEMON_DTEST_H
@@ -15,41 +12,14 @@
 #include <sys/types.h>
 
 #include <ivlink/region.h>
+#include <ivlink/ring.h>
 
-#define DT_SKIP 77
+#include "support.h"
 
-void dt_init(const char *name, int timeout_s);
-void dt_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-#define DT_CHECK(cond)                                                                             \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			dt_fail("%s:%d: check '%s' failed", __FILE__, __LINE__, #cond);            \
-	} while (0)
-#define DT_EXPECT(cond, ...)                                                                       \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			dt_fail(__VA_ARGS__);                                                      \
-	} while (0)
+/* How the daemon tests run ivlinkd: every level logged, into a file in the
+ * temp dir whose tail a failure prints. */
+extern const struct ts_daemon_opts dt_daemon_opts;
 
-/* Path of leaf inside the test's temporary directory (static storage,
- * 8 rotating buffers). */
-const char *dt_path(const char *leaf);
-const char *dt_dir(void);
-void dt_track_shm(const char *name);
-/* A process that is not our child (a daemonized ivlinkd): killed at exit. */
-void dt_track_pid(pid_t pid);
-
-/* Starts "bin -F --log=stderr --log-level=debug -S SOCK" + extra (NULL
- * terminated), stderr to a log file in the temp dir, and waits until its
- * status socket answers. Returns the pid, or -1 if it exited (its status in
- * *status when not NULL). */
-pid_t dt_daemon_start(const char *bin, const char *sock, const char *const *extra, int *status);
-/* Sends sig and waits (up to 10 s). Returns the wait status. */
-int dt_daemon_stop(pid_t pid, int sig);
-/* Dumps the daemon logs to stderr (on failure). */
-void dt_dump_logs(void);
-
-int dt_connect(const char *path);
 /* One protocol message: 1, 0 on EOF, -ETIMEDOUT, -errno. *fd = -1 if none. */
 int dt_recv(int sock, int64_t *val, int *fd, int timeout_ms);
 /* 1 if sock has nothing to read within ms. */
@@ -68,14 +38,35 @@ struct dt_peer {
 };
 
 /* Connects and completes the handshake (region mapped and validated).
- * Returns 0 or -errno (dt_fail()s on protocol violations). */
+ * Returns 0 or -errno (FAIL()s on protocol violations). */
 int dt_peer_join(struct dt_peer *p, const char *sock, uint32_t n_vectors);
 /* Reads pending join/leave messages (up to ms of silence) and updates
  * p->other. Returns the number of messages. */
 int dt_peer_pump(struct dt_peer *p, int ms);
 void dt_peer_close(struct dt_peer *p);
 
-int dt_proc_fds(pid_t pid);
-long dt_proc_rss_kb(pid_t pid);
+/*
+ * The ivlinkctl tests' scene: ivlinkd (bin) with a 4 MiB region named
+ * ivlink-<tag>-test-<pid> and 2 vectors; raw peers a (id 0, "west") and b
+ * (id 1, east_name), both of backend host; then before_channel(f) (may be
+ * NULL); then a matched stream channel "echo" of 4096 bytes, a -> b, whose
+ * two ends are f->prod (in a) and f->cons (in b). Fails the test on error.
+ */
+#define DT_CTL_NVEC 2
+struct dt_ctl_fixture {
+	char name[64];
+	char sock[256];
+	pid_t daemon;
+	struct dt_peer a, b;
+	struct ivl_peer_view pa, pb;
+	int sa, sb;
+	struct ivl_ctab_remote ma, mb; /* a's and b's view of the other half */
+	struct ivl_ring prod, cons;
+};
+void dt_ctl_fixture(struct dt_ctl_fixture *f, const char *bin, const char *tag,
+		    const char *east_name, void (*before_channel)(struct dt_ctl_fixture *f));
+/* Runs "bin args > outfile" through the shell; the output in out. Returns
+ * the exit status (-1 if it did not exit). */
+int dt_run(const char *bin, const char *args, const char *outfile, char *out, size_t len);
 
 #endif

@@ -20,105 +20,33 @@
 
 #include "dtest.h"
 
-#define NVEC 2
-
-static int nop_kick(void *ctx)
-{
-	return 0;
-}
-
-static int nop_block(void *ctx, int64_t ns)
-{
-	return -ETIMEDOUT;
-}
-
-static int run(const char *args, const char *outfile, char *out, size_t len)
-{
-	char cmd[700];
-	FILE *f;
-	size_t n;
-	int st;
-
-	snprintf(cmd, sizeof(cmd), "%s %s > %s", IVLINKCTL, args, outfile);
-	st = system(cmd);
-	f = fopen(outfile, "r");
-	DT_CHECK(f);
-	n = fread(out, 1, len - 1, f);
-	out[n] = '\0';
-	fclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static struct dt_ctl_fixture F;
 
 int main(void)
 {
 	static char out[65536];
-	const struct ivl_notifier nt = {.kick = nop_kick, .block = nop_block};
-	struct ivl_ctab_params cp = {
-	    .name = "echo", .mode = IVL_MODE_STREAM, .ring_size = 4096, .rx_vector = 1};
-	struct ivl_ctab_remote ma, mb; /* a's and b's view of the other half */
-	struct ivl_ring prod, cons;
-	struct ivl_peer_view pa, pb;
-	struct dt_peer a, b;
-	char name[64], args[400], py[1200], buf[128];
-	int sa, sb;
-	pid_t d;
+	char args[400], py[1200], buf[128];
 
-	dt_init("ivlinkctl", 60);
-	snprintf(name, sizeof(name), "ivlink-ctl-test-%d", (int)getpid());
-	dt_track_shm(name);
-	{
-		const char *const extra[] = {"-m", name, "-l", "4M", "-n", "2", NULL};
-
-		d = dt_daemon_start(IVLINKD, dt_path("sock"), extra, NULL);
-	}
-	DT_CHECK(d > 0);
-	DT_CHECK(dt_peer_join(&a, dt_path("sock"), NVEC) == 0 && a.id == 0);
-	DT_CHECK(dt_peer_join(&b, dt_path("sock"), NVEC) == 0 && b.id == 1);
-	dt_peer_pump(&a, 100);
-	strcpy(ivl_region_peer(&a.rg, 0)->name, "west");
-	ivl_region_peer(&a.rg, 0)->backend = IVL_BACKEND_HOST;
-	strcpy(ivl_region_peer(&b.rg, 1)->name, "east");
-	ivl_region_peer(&b.rg, 1)->backend = IVL_BACKEND_HOST;
-
-	/* A channel "echo" between them; 100 bytes west->east, 40 read. */
-	DT_CHECK(ivl_region_peer_view(&a.rg, 0, &pa) == 0 &&
-		 ivl_region_peer_view(&a.rg, 1, &pb) == 0);
-	cp.remote = 1;
-	sa = ivl_ctab_offer(&a.rg, 0, pa.epoch, &cp, NULL);
-	cp.remote = 0;
-	sb = ivl_ctab_offer(&b.rg, 1, pb.epoch, &cp, NULL);
-	DT_CHECK(sa >= 0 && sb >= 0);
-	DT_CHECK(ivl_ctab_match(&a.rg, 0, (uint32_t)sa, &ma) == 0);
-	DT_CHECK(ivl_ctab_match(&b.rg, 1, (uint32_t)sb, &mb) == 0);
-	{
-		struct ivl_chan_half *ha = ivl_region_chan(&a.rg, 0, (uint32_t)sa);
-		struct ivl_chan_half *hb = ivl_region_chan(&b.rg, 1, (uint32_t)sb);
-
-		DT_CHECK(ivl_ring_init_producer(&prod, &ha->tx_prod,
-						&ivl_region_chan(&a.rg, 1, (uint32_t)sb)->rx_cons,
-						ivl_region_ptr(&a.rg, ha->tx_data_off, 4096), 4096,
-						IVL_MODE_STREAM, 0, &nt) == 0);
-		DT_CHECK(ivl_ring_init_consumer(
-			     &cons, &ivl_region_chan(&b.rg, 0, (uint32_t)sa)->tx_prod, &hb->rx_cons,
-			     ivl_region_ptr(&b.rg, mb.remote_tx_data_off, 4096), 4096,
-			     IVL_MODE_STREAM, 0, &nt) == 0);
-	}
+	ts_init("ivlinkctl", 60);
+	dt_ctl_fixture(&F, IVLINKD, "ctl", "east", NULL);
+	/* 100 bytes west->east, 40 read. */
 	memset(buf, 'x', sizeof(buf));
-	DT_CHECK(ivl_ring_write(&prod, buf, 100, 0) == 100);
-	DT_CHECK(ivl_ring_read(&cons, buf, 40) == 40);
+	CHECK(ivl_ring_write(&F.prod, buf, 100, 0) == 100);
+	CHECK(ivl_ring_read(&F.cons, buf, 40) == 40);
 
 	/* Text. */
-	snprintf(args, sizeof(args), "status --socket %s", dt_path("sock"));
-	DT_EXPECT(run(args, dt_path("out.txt"), out, sizeof(out)) == 0, "ivlinkctl failed: %s",
-		  out);
+	snprintf(args, sizeof(args), "status --socket %s", ts_path("sock"));
+	CHECK(dt_run(IVLINKCTL, args, ts_path("out.txt"), out, sizeof(out)) == 0,
+	      "ivlinkctl failed: %s", out);
 	printf("%s", out);
-	DT_CHECK(strstr(out, "west") && strstr(out, "east"));
-	DT_CHECK(strstr(out, "CHANNELS (1)") && strstr(out, "echo") && strstr(out, "stream"));
-	DT_CHECK(strstr(out, "<->") && strstr(out, "fill 60/4096") && strstr(out, "bytes 100"));
+	CHECK(strstr(out, "west") && strstr(out, "east"));
+	CHECK(strstr(out, "CHANNELS (1)") && strstr(out, "echo") && strstr(out, "stream"));
+	CHECK(strstr(out, "<->") && strstr(out, "fill 60/4096") && strstr(out, "bytes 100"));
 
 	/* JSON, checked by python3 when it is there. */
-	snprintf(args, sizeof(args), "status --json --socket %s", dt_path("sock"));
-	DT_EXPECT(run(args, dt_path("out.json"), out, sizeof(out)) == 0, "ivlinkctl --json failed");
+	snprintf(args, sizeof(args), "status --json --socket %s", ts_path("sock"));
+	CHECK(dt_run(IVLINKCTL, args, ts_path("out.json"), out, sizeof(out)) == 0,
+	      "ivlinkctl --json failed");
 	if (system("python3 -c 'import json' >/dev/null 2>&1") == 0) {
 		snprintf(
 		    py, sizeof(py),
@@ -137,8 +65,8 @@ int main(void)
 		    "assert ab[\"bytes\"]==100 and ab[\"fill\"]==60 and ab[\"size\"]==4096, ab\n"
 		    "assert c[0][\"b_to_a\"][\"bytes\"]==0\n"
 		    "' %s",
-		    (int)d, dt_path("out.json"));
-		DT_EXPECT(system(py) == 0, "JSON check failed: %s", out);
+		    (int)F.daemon, ts_path("out.json"));
+		CHECK(system(py) == 0, "JSON check failed: %s", out);
 	} else {
 		printf("python3 not found: JSON not validated\n");
 	}
@@ -149,39 +77,40 @@ int main(void)
 	{
 		char ep[300];
 
-		snprintf(ep, sizeof(ep), "host:%s", dt_path("sock"));
+		snprintf(ep, sizeof(ep), "host:%s", ts_path("sock"));
 		setenv("IVLINK_ENDPOINT", ep, 1);
-		DT_EXPECT(run(args, dt_path("out3.json"), out, sizeof(out)) == 0,
-			  "ivlinkctl with IVLINK_ENDPOINT=%s failed", ep);
-		DT_CHECK(strstr(out, "\"west\"") && strstr(out, "\"east\""));
-		setenv("IVLINK_ENDPOINT", dt_path("sock"), 1);
-		DT_EXPECT(run(args, dt_path("out3.json"), out, sizeof(out)) == 0,
-			  "ivlinkctl with IVLINK_ENDPOINT=%s failed", dt_path("sock"));
-		DT_CHECK(strstr(out, "\"west\"") && strstr(out, "\"east\""));
+		CHECK(dt_run(IVLINKCTL, args, ts_path("out3.json"), out, sizeof(out)) == 0,
+		      "ivlinkctl with IVLINK_ENDPOINT=%s failed", ep);
+		CHECK(strstr(out, "\"west\"") && strstr(out, "\"east\""));
+		setenv("IVLINK_ENDPOINT", ts_path("sock"), 1);
+		CHECK(dt_run(IVLINKCTL, args, ts_path("out3.json"), out, sizeof(out)) == 0,
+		      "ivlinkctl with IVLINK_ENDPOINT=%s failed", ts_path("sock"));
+		CHECK(strstr(out, "\"west\"") && strstr(out, "\"east\""));
 		/* An option wins over the variable. */
 		setenv("IVLINK_ENDPOINT", "host:/nonexistent/sock", 1);
-		snprintf(args, sizeof(args), "status --json --socket %s", dt_path("sock"));
-		DT_CHECK(run(args, dt_path("out3.json"), out, sizeof(out)) == 0);
-		DT_CHECK(run("status", dt_path("e"), out, sizeof(out)) == 1);
+		snprintf(args, sizeof(args), "status --json --socket %s", ts_path("sock"));
+		CHECK(dt_run(IVLINKCTL, args, ts_path("out3.json"), out, sizeof(out)) == 0);
+		CHECK(dt_run(IVLINKCTL, "status", ts_path("e"), out, sizeof(out)) == 1);
 		unsetenv("IVLINK_ENDPOINT");
 	}
 
 	/* --shm: no daemon needed, same peers. */
-	snprintf(args, sizeof(args), "status --json --shm %s", name);
-	DT_CHECK(run(args, dt_path("out2.json"), out, sizeof(out)) == 0);
-	DT_CHECK(strstr(out, "\"daemon\":null") && strstr(out, "\"west\"") &&
-		 strstr(out, "\"east\""));
+	snprintf(args, sizeof(args), "status --json --shm %s", F.name);
+	CHECK(dt_run(IVLINKCTL, args, ts_path("out2.json"), out, sizeof(out)) == 0);
+	CHECK(strstr(out, "\"daemon\":null") && strstr(out, "\"west\"") && strstr(out, "\"east\""));
 
 	/* Errors: usage 2, no daemon 1. */
-	DT_CHECK(run("--bogus", dt_path("e"), out, sizeof(out)) == 2);
-	DT_CHECK(run("status --socket /nonexistent/sock", dt_path("e"), out, sizeof(out)) == 1);
-	DT_CHECK(run("--help", dt_path("h"), out, sizeof(out)) == 0 && strstr(out, "JSON OUTPUT"));
+	CHECK(dt_run(IVLINKCTL, "--bogus", ts_path("e"), out, sizeof(out)) == 2);
+	CHECK(dt_run(IVLINKCTL, "status --socket /nonexistent/sock", ts_path("e"), out,
+		     sizeof(out)) == 1);
+	CHECK(dt_run(IVLINKCTL, "--help", ts_path("h"), out, sizeof(out)) == 0 &&
+	      strstr(out, "JSON OUTPUT"));
 
 	/* The status requests did not disturb the peers. */
-	DT_CHECK(dt_quiet(a.sock, 100) && dt_quiet(b.sock, 10));
-	dt_peer_close(&a);
-	dt_peer_close(&b);
-	DT_CHECK(WIFEXITED(dt_daemon_stop(d, SIGTERM)));
+	CHECK(dt_quiet(F.a.sock, 100) && dt_quiet(F.b.sock, 10));
+	dt_peer_close(&F.a);
+	dt_peer_close(&F.b);
+	CHECK(WIFEXITED(ts_daemon_stop(F.daemon, SIGTERM)));
 	printf("PASS ivlinkctl_status\n");
 	return 0;
 }

@@ -152,10 +152,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!ring)
 				abort(); /* offer's own geometry is always inside */
 			memset(&l->cons, 0, sizeof(l->cons));
-			if (ivl_ring_init_producer(&l->ring,
-						   &ivl_region_chan(&rg, 0, (uint32_t)slot)->tx_prod,
-						   &l->cons, ring, l->own.tx_size, IVL_MODE_STREAM, 0,
-						   &n) < 0)
+			if (ivl_ring_init_producer(
+				&l->ring, &ivl_region_chan(&rg, 0, (uint32_t)slot)->tx_prod,
+				&l->cons, ring, l->own.tx_size, IVL_MODE_STREAM, 0, &n) < 0)
 				break; /* the attacker broke the producer block */
 			l->used = 1;
 			break;
@@ -174,9 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				memset(sp[1].base, val, sp[1].len);
 			ivl_ring_commit(&l->ring, (size_t)r, 0);
 			/* A reader that keeps up: the private consumer block. */
-			l->cons.head = __atomic_load_n(&ivl_region_chan(&rg, 0, l->own.slot)
-							      ->tx_prod.tail,
-						       __ATOMIC_RELAXED);
+			l->cons.head = __atomic_load_n(
+			    &ivl_region_chan(&rg, 0, l->own.slot)->tx_prod.tail, __ATOMIC_RELAXED);
 			break;
 		}
 		case 2:

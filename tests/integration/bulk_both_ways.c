@@ -14,11 +14,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <ivlink/ivlink.h>
+
+#include "support.h"
 
 #define CHUNK_MAX (256u << 10)
 
-static struct it_daemon daemon_;
+static struct ts_daemon daemon_;
 static uint64_t total_bytes = 1ULL << 30;
 static int results[2]; /* pipe: children report checksums */
 
@@ -42,17 +48,17 @@ static void *sender(void *arg)
 	struct xfer *x = arg;
 	uint8_t *buf = malloc(CHUNK_MAX);
 	uint64_t rnd = x->seed, off = 0;
-	int64_t t0 = it_now_ns();
+	int64_t t0 = ts_now_ns();
 
-	IT_CHECK(buf, "malloc");
+	CHECK(buf, "malloc");
 	while (off < total_bytes) {
-		size_t n = 1 + it_rand(&rnd) % CHUNK_MAX;
+		size_t n = 1 + ts_rand(&rnd) % CHUNK_MAX;
 		ssize_t w;
 
 		if (n > total_bytes - off)
 			n = (size_t)(total_bytes - off);
-		it_stream_fill(x->seed, off, buf, n);
-		x->cks = it_cksum(x->cks, buf, n);
+		ts_stream_fill(x->seed, off, buf, n);
+		x->cks = ts_cksum(x->cks, buf, n);
 		w = ivl_send(x->ch, buf, n, 0);
 		if (w != (ssize_t)n) {
 			fprintf(stderr, "send at %" PRIu64 ": %zd (%s)\n", off, w,
@@ -63,7 +69,7 @@ static void *sender(void *arg)
 		off += n;
 	}
 	x->bytes = off;
-	x->ns = it_now_ns() - t0;
+	x->ns = ts_now_ns() - t0;
 	ivl_channel_shutdown(x->ch, IVL_SHUT_WR);
 	free(buf);
 	return NULL;
@@ -74,11 +80,11 @@ static void *receiver(void *arg)
 	struct xfer *x = arg;
 	uint8_t *buf = malloc(CHUNK_MAX);
 	uint64_t rnd = x->seed ^ 0x5555, off = 0;
-	int64_t t0 = it_now_ns();
+	int64_t t0 = ts_now_ns();
 
-	IT_CHECK(buf, "malloc");
+	CHECK(buf, "malloc");
 	for (;;) {
-		size_t want = 1 + it_rand(&rnd) % CHUNK_MAX;
+		size_t want = 1 + ts_rand(&rnd) % CHUNK_MAX;
 		ssize_t n = ivl_recv(x->ch, buf, want, 0);
 		size_t bad;
 
@@ -89,17 +95,17 @@ static void *receiver(void *arg)
 			x->err = 1;
 			break;
 		}
-		bad = it_stream_check(x->seed, off, buf, (size_t)n);
+		bad = ts_stream_check(x->seed, off, buf, (size_t)n);
 		if (bad != (size_t)n) {
 			fprintf(stderr, "data mismatch at byte %" PRIu64 "\n", off + bad);
 			x->err = 1;
 			break;
 		}
-		x->cks = it_cksum(x->cks, buf, (size_t)n);
+		x->cks = ts_cksum(x->cks, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
 	x->bytes = off;
-	x->ns = it_now_ns() - t0;
+	x->ns = ts_now_ns() - t0;
 	free(buf);
 	return NULL;
 }
@@ -107,37 +113,37 @@ static void *receiver(void *arg)
 static int run_side(void *arg)
 {
 	const struct side *s = arg;
-	struct ivl_endpoint *ep = it_open(&daemon_, s->name, 2000);
+	struct ivl_endpoint *ep = ts_open(&daemon_, s->name, 2000, IVL_LOG_WARN);
 	struct ivl_channel *ch;
 	struct ivl_channel_stats st;
-	struct xfer tx = { .seed = s->seed_tx }, rx = { .seed = s->seed_rx };
+	struct xfer tx = {.seed = s->seed_tx}, rx = {.seed = s->seed_rx};
 	pthread_t tt, rt;
-	uint32_t peer = it_find_peer(ep, s->peer, 10000000000LL);
+	int peer = ts_find_peer(ep, s->peer, 10000000000LL);
+
+	CHECK(peer >= 0, "peer %s never appeared", s->peer);
 	int rc = ivl_channel_open(ep, "bulk", peer, NULL, 10000000000LL, &ch);
 	char line[160];
 
-	IT_CHECK(rc == 0, "%s: channel_open: %s", s->name, strerror(-rc));
+	CHECK(rc == 0, "%s: channel_open: %s", s->name, strerror(-rc));
 	tx.ch = rx.ch = ch;
 	pthread_create(&tt, NULL, sender, &tx);
 	pthread_create(&rt, NULL, receiver, &rx);
 	pthread_join(tt, NULL);
 	pthread_join(rt, NULL);
-	IT_CHECK(!tx.err && !rx.err, "%s: transfer failed", s->name);
-	IT_CHECK(rx.bytes == total_bytes, "%s: received %" PRIu64 " bytes", s->name, rx.bytes);
+	CHECK(!tx.err && !rx.err, "%s: transfer failed", s->name);
+	CHECK(rx.bytes == total_bytes, "%s: received %" PRIu64 " bytes", s->name, rx.bytes);
 
 	ivl_channel_stats(ch, &st);
 	printf("%s: sent %" PRIu64 " MiB in %.2f s (%.0f MB/s), received in %.2f s; "
 	       "kicks %" PRIu64 " sent, %" PRIu64 " suppressed, %" PRIu64 " sleeps\n",
 	       s->name, tx.bytes >> 20, tx.ns / 1e9, tx.bytes / (tx.ns / 1e3), rx.ns / 1e9,
 	       st.kicks_sent, st.kicks_suppressed, st.sleeps);
-	IT_CHECK(st.tx_bytes == total_bytes && st.rx_bytes == total_bytes, "%s: stats bytes",
-		 s->name);
-	IT_CHECK(st.kicks_sent > 0, "%s: no doorbell was rung (pure spinning?)", s->name);
-	IT_CHECK(st.sleeps > 0, "%s: never slept", s->name);
+	CHECK(st.tx_bytes == total_bytes && st.rx_bytes == total_bytes, "%s: stats bytes", s->name);
+	CHECK(st.kicks_sent > 0, "%s: no doorbell was rung (pure spinning?)", s->name);
+	CHECK(st.sleeps > 0, "%s: never slept", s->name);
 
-	snprintf(line, sizeof(line), "%s %016" PRIx64 " %016" PRIx64 "\n", s->name, tx.cks,
-		 rx.cks);
-	IT_CHECK(write(results[1], line, strlen(line)) == (ssize_t)strlen(line), "pipe");
+	snprintf(line, sizeof(line), "%s %016" PRIx64 " %016" PRIx64 "\n", s->name, tx.cks, rx.cks);
+	CHECK(write(results[1], line, strlen(line)) == (ssize_t)strlen(line), "pipe");
 	ivl_channel_close(ch);
 	ivl_endpoint_close(ep);
 	return 0;
@@ -145,39 +151,37 @@ static int run_side(void *arg)
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = it_init(argc, argv, 170);
-	struct side west = { "west", "east", 0x1111, 0x2222 };
-	struct side east = { "east", "west", 0x2222, 0x1111 };
-	uint64_t cks[2][2] = { { 0 } };
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "bulk_both_ways", 170);
+	struct side west = {"west", "east", 0x1111, 0x2222};
+	struct side east = {"east", "west", 0x2222, 0x1111};
+	uint64_t cks[2][2] = {{0}};
 	char buf[512], *line, *save;
-	pid_t w, e;
 	ssize_t n;
 
 	if (getenv("IVL_IT_BYTES"))
 		total_bytes = strtoull(getenv("IVL_IT_BYTES"), NULL, 0);
-	IT_CHECK(pipe(results) == 0, "pipe");
-	it_daemon_start(&daemon_, ivlinkd, "64M", 8);
-	w = it_spawn(run_side, &west);
-	e = it_spawn(run_side, &east);
-	IT_CHECK(it_wait(w, 160) == 0, "west failed");
-	IT_CHECK(it_wait(e, 160) == 0, "east failed");
+	CHECK(pipe(results) == 0, "pipe");
+	ts_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock",
+			(const char *const[]){"-l", "64M", "-n", "8", "--max-peers", "8", NULL},
+			NULL);
+	ts_run_two("west", run_side, &west, "east", run_side, &east, 160000);
 	close(results[1]);
 	n = read(results[0], buf, sizeof(buf) - 1);
-	IT_CHECK(n > 0, "no results");
+	CHECK(n > 0, "no results");
 	buf[n] = '\0';
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char who[16];
 		uint64_t t, r;
 
-		IT_CHECK(sscanf(line, "%15s %" SCNx64 " %" SCNx64, who, &t, &r) == 3, "bad result");
+		CHECK(sscanf(line, "%15s %" SCNx64 " %" SCNx64, who, &t, &r) == 3, "bad result");
 		cks[strcmp(who, "west") == 0 ? 0 : 1][0] = t;
 		cks[strcmp(who, "west") == 0 ? 0 : 1][1] = r;
 	}
-	IT_CHECK(cks[0][0] == cks[1][1], "west->east checksum mismatch");
-	IT_CHECK(cks[1][0] == cks[0][1], "east->west checksum mismatch");
+	CHECK(cks[0][0] == cks[1][1], "west->east checksum mismatch");
+	CHECK(cks[1][0] == cks[0][1], "east->west checksum mismatch");
 	printf("checksums: west->east %016" PRIx64 ", east->west %016" PRIx64 "\n", cks[0][0],
 	       cks[1][0]);
-	it_daemon_stop(&daemon_);
+	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("PASS\n");
 	return 0;
 }

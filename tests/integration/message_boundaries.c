@@ -13,12 +13,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <ivlink/ivlink.h>
+
+#include "support.h"
 
 #define RECORDS 60000
 #define MAX_REC 12000u
 
-static struct it_daemon daemon_;
+static struct ts_daemon daemon_;
 
 struct dir {
 	struct ivl_channel *ch;
@@ -29,7 +35,7 @@ struct dir {
 static size_t rec_len(uint64_t seed, uint64_t i)
 {
 	uint64_t s = seed * 31 + i;
-	uint64_t r = it_rand(&s);
+	uint64_t r = ts_rand(&s);
 
 	return (r & 15) == 0 ? 0 : (size_t)(r % (MAX_REC + 1));
 }
@@ -43,11 +49,11 @@ static void *sender(void *arg)
 		size_t len = rec_len(d->seed, i);
 		ssize_t n;
 
-		it_stream_fill(d->seed, i * MAX_REC, buf, len);
+		ts_stream_fill(d->seed, i * MAX_REC, buf, len);
 		if (i % 3 == 0) {
 			n = ivl_send(d->ch, buf, len, 0);
 		} else if (i % 3 == 1) {
-			struct iovec v[2] = { { buf, len / 2 }, { buf + len / 2, len - len / 2 } };
+			struct iovec v[2] = {{buf, len / 2}, {buf + len / 2, len - len / 2}};
 
 			n = ivl_sendv(d->ch, v, 2, 0);
 		} else {
@@ -57,11 +63,11 @@ static void *sender(void *arg)
 			if (len && n == (ssize_t)len) {
 				memcpy(sp[0].base, buf, sp[0].len);
 				memcpy(sp[1].base, buf + sp[0].len, sp[1].len);
-				IT_CHECK(ivl_commit(d->ch, len, 0) == 0, "commit");
+				CHECK(ivl_commit(d->ch, len, 0) == 0, "commit");
 			}
 		}
-		IT_CHECK(n == (ssize_t)len, "record %llu: sent %zd of %zu", (unsigned long long)i,
-			 n, len);
+		CHECK(n == (ssize_t)len, "record %llu: sent %zd of %zu", (unsigned long long)i, n,
+		      len);
 	}
 	ivl_channel_shutdown(d->ch, IVL_SHUT_WR);
 	free(buf);
@@ -80,7 +86,7 @@ static void *receiver(void *arg)
 		if (i % 3 == 0) {
 			n = ivl_recv(d->ch, buf, MAX_REC, 0);
 		} else if (i % 3 == 1) {
-			struct iovec v[2] = { { buf, 100 }, { buf + 100, MAX_REC - 100 } };
+			struct iovec v[2] = {{buf, 100}, {buf + 100, MAX_REC - 100}};
 
 			n = ivl_recvv(d->ch, v, 2, 0);
 		} else {
@@ -88,19 +94,19 @@ static void *receiver(void *arg)
 
 			n = ivl_peek(d->ch, sp, 0);
 			if (n >= 0) {
-				IT_CHECK(sp[0].len + sp[1].len == (size_t)n, "peek spans");
+				CHECK(sp[0].len + sp[1].len == (size_t)n, "peek spans");
 				memcpy(buf, sp[0].base, sp[0].len);
 				memcpy(buf + sp[0].len, sp[1].base, sp[1].len);
-				IT_CHECK(ivl_release(d->ch, (size_t)n, 0) == 0, "release");
+				CHECK(ivl_release(d->ch, (size_t)n, 0) == 0, "release");
 			}
 		}
-		IT_CHECK(n == (ssize_t)len, "record %llu: got %zd bytes, want %zu",
-			 (unsigned long long)i, n, len);
-		it_stream_fill(d->seed, i * MAX_REC, exp, len);
-		IT_CHECK(memcmp(buf, exp, len) == 0, "record %llu: content", (unsigned long long)i);
+		CHECK(n == (ssize_t)len, "record %llu: got %zd bytes, want %zu",
+		      (unsigned long long)i, n, len);
+		ts_stream_fill(d->seed, i * MAX_REC, exp, len);
+		CHECK(memcmp(buf, exp, len) == 0, "record %llu: content", (unsigned long long)i);
 	}
 	n = ivl_recv(d->ch, buf, MAX_REC, 0);
-	IT_CHECK(n == -EPIPE, "end of stream: %zd, want -EPIPE", n);
+	CHECK(n == -EPIPE, "end of stream: %zd, want -EPIPE", n);
 	free(buf);
 	free(exp);
 	return NULL;
@@ -109,11 +115,12 @@ static void *receiver(void *arg)
 static int side(void *arg)
 {
 	const char *me = arg, *other = strcmp(me, "west") ? "west" : "east";
-	struct ivl_endpoint *ep = it_open(&daemon_, me, 2000);
-	uint32_t peer = it_find_peer(ep, other, 10000000000LL);
-	struct ivl_channel_opts o = { .mode = IVL_MODE_MESSAGE,
-				      .ring_size = 256u << 10,
-				      .max_record = MAX_REC };
+	struct ivl_endpoint *ep = ts_open(&daemon_, me, 2000, IVL_LOG_WARN);
+	int peer = ts_find_peer(ep, other, 10000000000LL);
+
+	CHECK(peer >= 0, "peer %s never appeared", other);
+	struct ivl_channel_opts o = {
+	    .mode = IVL_MODE_MESSAGE, .ring_size = 256u << 10, .max_record = MAX_REC};
 	struct ivl_channel *ch;
 	struct ivl_channel_stats st;
 	struct dir tx, rx;
@@ -121,10 +128,10 @@ static int side(void *arg)
 	char big[MAX_REC + 1];
 	int rc = ivl_channel_open(ep, "msg", peer, &o, 10000000000LL, &ch);
 
-	IT_CHECK(rc == 0, "%s: open: %s", me, strerror(-rc));
-	IT_CHECK(ivl_send(ch, big, sizeof(big), 0) == -EMSGSIZE, "oversized record accepted");
-	tx = (struct dir){ .ch = ch, .seed = strcmp(me, "west") ? 2 : 1 };
-	rx = (struct dir){ .ch = ch, .seed = strcmp(me, "west") ? 1 : 2 };
+	CHECK(rc == 0, "%s: open: %s", me, strerror(-rc));
+	CHECK(ivl_send(ch, big, sizeof(big), 0) == -EMSGSIZE, "oversized record accepted");
+	tx = (struct dir){.ch = ch, .seed = strcmp(me, "west") ? 2 : 1};
+	rx = (struct dir){.ch = ch, .seed = strcmp(me, "west") ? 1 : 2};
 	pthread_create(&tt, NULL, sender, &tx);
 	pthread_create(&rt, NULL, receiver, &rx);
 	pthread_join(tt, NULL);
@@ -133,7 +140,7 @@ static int side(void *arg)
 	printf("%s: %llu records each way, kicks %llu sent / %llu suppressed\n", me,
 	       (unsigned long long)st.tx_msgs, (unsigned long long)st.kicks_sent,
 	       (unsigned long long)st.kicks_suppressed);
-	IT_CHECK(st.tx_msgs == RECORDS && st.rx_msgs == RECORDS, "%s: message counts", me);
+	CHECK(st.tx_msgs == RECORDS && st.rx_msgs == RECORDS, "%s: message counts", me);
 	ivl_channel_close(ch);
 	ivl_endpoint_close(ep);
 	return 0;
@@ -141,15 +148,13 @@ static int side(void *arg)
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = it_init(argc, argv, 110);
-	pid_t w, e;
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "message_boundaries", 110);
 
-	it_daemon_start(&daemon_, ivlinkd, "64M", 8);
-	w = it_spawn(side, "west");
-	e = it_spawn(side, "east");
-	IT_CHECK(it_wait(w, 100) == 0, "west failed");
-	IT_CHECK(it_wait(e, 100) == 0, "east failed");
-	it_daemon_stop(&daemon_);
+	ts_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock",
+			(const char *const[]){"-l", "64M", "-n", "8", "--max-peers", "8", NULL},
+			NULL);
+	ts_run_two("west", side, "west", "east", side, "east", 100000);
+	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("PASS\n");
 	return 0;
 }

@@ -14,13 +14,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 
-#define CHUNK (64u << 10)
+#include <ivlink/ivlink.h>
+
+#include "support.h"
+
+#define CHUNK	    (64u << 10)
 #define READY_BYTES (16u << 20)
 #define AFTER_BYTES (32u << 20)
 
-static struct it_daemon daemon_;
+static struct ts_daemon daemon_;
 static int rep[2]; /* west -> parent */
 
 struct xfer {
@@ -38,17 +44,17 @@ static void *sender(void *arg)
 	struct xfer *x = arg;
 	uint8_t *buf = malloc(CHUNK);
 
-	IT_CHECK(buf, "malloc");
+	CHECK(buf, "malloc");
 	while (x->bytes < x->limit) {
 		size_t n = CHUNK;
 		ssize_t w;
 
 		if (n > x->limit - x->bytes)
 			n = (size_t)(x->limit - x->bytes);
-		it_stream_fill(x->seed, x->bytes, buf, n);
+		ts_stream_fill(x->seed, x->bytes, buf, n);
 		w = ivl_send(x->ch, buf, n, 0);
 		if (w < 0) {
-			x->err_ns = it_now_ns();
+			x->err_ns = ts_now_ns();
 			x->err = (int)w;
 			break;
 		}
@@ -65,20 +71,20 @@ static void *receiver(void *arg)
 	struct xfer *x = arg;
 	uint8_t *buf = malloc(CHUNK);
 
-	IT_CHECK(buf, "malloc");
+	CHECK(buf, "malloc");
 	for (;;) {
 		ssize_t n = ivl_recv(x->ch, buf, CHUNK, 0);
 
 		if (n <= 0) {
-			x->err_ns = it_now_ns();
+			x->err_ns = ts_now_ns();
 			x->err = (int)n;
 			break;
 		}
-		IT_CHECK(it_stream_check(x->seed, x->bytes, buf, (size_t)n) == (size_t)n,
-			 "data mismatch near byte %" PRIu64, x->bytes);
+		CHECK(ts_stream_check(x->seed, x->bytes, buf, (size_t)n) == (size_t)n,
+		      "data mismatch near byte %" PRIu64, x->bytes);
 		if (x->report_ready && x->bytes < READY_BYTES &&
 		    x->bytes + (uint64_t)n >= READY_BYTES)
-			IT_CHECK(write(rep[1], "R\n", 2) == 2, "pipe");
+			CHECK(write(rep[1], "R\n", 2) == 2, "pipe");
 		x->bytes += (uint64_t)n;
 	}
 	free(buf);
@@ -91,9 +97,9 @@ static void both_ways(struct ivl_channel *ch, uint64_t seed_tx, uint64_t seed_rx
 {
 	pthread_t tt, rt;
 
-	*tx = (struct xfer){ .ch = ch, .seed = seed_tx, .limit = limit };
-	*rx = (struct xfer){ .ch = ch, .seed = seed_rx, .limit = limit,
-			     .report_ready = report_ready };
+	*tx = (struct xfer){.ch = ch, .seed = seed_tx, .limit = limit};
+	*rx =
+	    (struct xfer){.ch = ch, .seed = seed_rx, .limit = limit, .report_ready = report_ready};
 	pthread_create(&tt, NULL, sender, tx);
 	pthread_create(&rt, NULL, receiver, rx);
 	pthread_join(tt, NULL);
@@ -102,37 +108,41 @@ static void both_ways(struct ivl_channel *ch, uint64_t seed_tx, uint64_t seed_rx
 
 static int east(void *arg)
 {
-	struct ivl_endpoint *ep = it_open(&daemon_, "east", 2000);
-	uint32_t w = it_find_peer(ep, "west", 10000000000LL);
+	struct ivl_endpoint *ep = ts_open(&daemon_, "east", 2000, IVL_LOG_WARN);
+	int w = ts_find_peer(ep, "west", 10000000000LL);
+
+	CHECK(w >= 0, "peer %s never appeared", "west");
 	struct ivl_channel *ch;
 	struct xfer tx, rx;
 	int rc = ivl_channel_open(ep, "bulk", w, NULL, 10000000000LL, &ch);
 
-	IT_CHECK(rc == 0, "east: channel_open: %s", strerror(-rc));
+	CHECK(rc == 0, "east: channel_open: %s", strerror(-rc));
 	both_ways(ch, 0xea57, 0x3e57, UINT64_MAX, 0, &tx, &rx);
 	return 2; /* never reached: the parent kills us */
 }
 
 static int east2(void *arg)
 {
-	struct ivl_endpoint *ep = it_open(&daemon_, "east2", 2000);
-	uint32_t self = ivl_endpoint_id(ep), w;
+	struct ivl_endpoint *ep = ts_open(&daemon_, "east2", 2000, IVL_LOG_WARN);
+	uint32_t self = ivl_endpoint_id(ep);
+	int w;
 	struct ivl_peer_info me;
 	struct ivl_channel *ch;
 	struct xfer tx, rx;
 	int rc;
 
-	IT_CHECK(self < 8, "east2: invalid id %u", self);
-	IT_CHECK(ivl_endpoint_peer(ep, self, &me) == 0 && me.state == IVL_PEER_UP && me.is_self,
-		 "east2: own entry not UP");
+	CHECK(self < 8, "east2: invalid id %u", self);
+	CHECK(ivl_endpoint_peer(ep, self, &me) == 0 && me.state == IVL_PEER_UP && me.is_self,
+	      "east2: own entry not UP");
 	printf("east2: joined as peer %u (epoch %u)\n", self, me.epoch);
-	w = it_find_peer(ep, "west", 10000000000LL);
+	w = ts_find_peer(ep, "west", 10000000000LL);
+	CHECK(w >= 0, "east2: peer west never appeared");
 	rc = ivl_channel_open(ep, "bulk", w, NULL, 10000000000LL, &ch);
-	IT_CHECK(rc == 0, "east2: channel_open: %s", strerror(-rc));
+	CHECK(rc == 0, "east2: channel_open: %s", strerror(-rc));
 	both_ways(ch, 0xea52, 0x3e52, AFTER_BYTES, 0, &tx, &rx);
-	IT_CHECK(tx.err == 0 && tx.bytes == AFTER_BYTES, "east2: send: %s", strerror(-tx.err));
-	IT_CHECK(rx.err == 0 && rx.bytes == AFTER_BYTES, "east2: recv %" PRIu64 ": %s", rx.bytes,
-		 strerror(-rx.err));
+	CHECK(tx.err == 0 && tx.bytes == AFTER_BYTES, "east2: send: %s", strerror(-tx.err));
+	CHECK(rx.err == 0 && rx.bytes == AFTER_BYTES, "east2: recv %" PRIu64 ": %s", rx.bytes,
+	      strerror(-rx.err));
 	ivl_channel_close(ch);
 	ivl_endpoint_close(ep);
 	return 0;
@@ -140,48 +150,52 @@ static int east2(void *arg)
 
 static int west(void *arg)
 {
-	struct ivl_endpoint *ep = it_open(&daemon_, "west", 2000);
-	uint32_t e = it_find_peer(ep, "east", 10000000000LL), e2;
+	struct ivl_endpoint *ep = ts_open(&daemon_, "west", 2000, IVL_LOG_WARN);
+	int e = ts_find_peer(ep, "east", 10000000000LL), e2;
 	struct ivl_peer_info pi;
 	struct ivl_channel *ch;
 	struct xfer tx, rx;
 	char line[128];
 	int64_t deadline;
-	int rc = ivl_channel_open(ep, "bulk", e, NULL, 10000000000LL, &ch);
+	int rc;
 
-	IT_CHECK(rc == 0, "west: channel_open: %s", strerror(-rc));
+	CHECK(e >= 0, "west: peer east never appeared");
+	rc = ivl_channel_open(ep, "bulk", e, NULL, 10000000000LL, &ch);
+
+	CHECK(rc == 0, "west: channel_open: %s", strerror(-rc));
 	both_ways(ch, 0x3e57, 0xea57, UINT64_MAX, 1, &tx, &rx);
 	printf("west: after the kill: send %s after %" PRIu64 " MiB, recv %s after %" PRIu64
 	       " MiB\n",
 	       strerror(-tx.err), tx.bytes >> 20, strerror(-rx.err), rx.bytes >> 20);
-	IT_CHECK(tx.err == -ECONNRESET, "west: send returned %d, not -ECONNRESET", tx.err);
-	IT_CHECK(rx.err == -ECONNRESET, "west: recv returned %d, not -ECONNRESET", rx.err);
+	CHECK(tx.err == -ECONNRESET, "west: send returned %d, not -ECONNRESET", tx.err);
+	CHECK(rx.err == -ECONNRESET, "west: recv returned %d, not -ECONNRESET", rx.err);
 	snprintf(line, sizeof(line), "T %" PRId64 " %" PRId64 "\n", tx.err_ns, rx.err_ns);
-	IT_CHECK(write(rep[1], line, strlen(line)) == (ssize_t)strlen(line), "pipe");
+	CHECK(write(rep[1], line, strlen(line)) == (ssize_t)strlen(line), "pipe");
 
 	/* Every later call keeps failing the same way. */
-	IT_CHECK(ivl_recv(ch, line, 1, IVL_DONTWAIT) == -ECONNRESET, "sticky reset (recv)");
-	IT_CHECK(ivl_send(ch, line, 1, IVL_DONTWAIT) == -ECONNRESET, "sticky reset (send)");
+	CHECK(ivl_recv(ch, line, 1, IVL_DONTWAIT) == -ECONNRESET, "sticky reset (recv)");
+	CHECK(ivl_send(ch, line, 1, IVL_DONTWAIT) == -ECONNRESET, "sticky reset (send)");
 	/* The daemon marks the killed peer GONE in the region's peer table. */
-	deadline = it_now_ns() + 2000000000LL;
+	deadline = ts_now_ns() + 2000000000LL;
 	for (;;) {
-		IT_CHECK(ivl_endpoint_peer(ep, e, &pi) == 0, "peer entry");
+		CHECK(ivl_endpoint_peer(ep, e, &pi) == 0, "peer entry");
 		if (pi.state == IVL_PEER_GONE)
 			break;
-		IT_CHECK(it_now_ns() < deadline, "east (peer %u) not GONE: state %u", e, pi.state);
+		CHECK(ts_now_ns() < deadline, "east (peer %u) not GONE: state %u", e, pi.state);
 		usleep(1000);
 	}
-	printf("west: peer %u is GONE at epoch %u\n", e, pi.epoch);
+	printf("west: peer %d is GONE at epoch %u\n", e, pi.epoch);
 	ivl_channel_close(ch);
 
 	/* A newcomer, and a fresh channel of the same name. */
-	e2 = it_find_peer(ep, "east2", 20000000000LL);
+	e2 = ts_find_peer(ep, "east2", 20000000000LL);
+	CHECK(e2 >= 0, "west: peer east2 never appeared");
 	rc = ivl_channel_open(ep, "bulk", e2, NULL, 10000000000LL, &ch);
-	IT_CHECK(rc == 0, "west: channel_open with east2: %s", strerror(-rc));
+	CHECK(rc == 0, "west: channel_open with east2: %s", strerror(-rc));
 	both_ways(ch, 0x3e52, 0xea52, AFTER_BYTES, 0, &tx, &rx);
-	IT_CHECK(tx.err == 0 && tx.bytes == AFTER_BYTES, "west->east2: %s", strerror(-tx.err));
-	IT_CHECK(rx.err == 0 && rx.bytes == AFTER_BYTES, "east2->west: %s", strerror(-rx.err));
-	printf("west: fresh channel with east2 (peer %u) moved %u MiB each way\n", e2,
+	CHECK(tx.err == 0 && tx.bytes == AFTER_BYTES, "west->east2: %s", strerror(-tx.err));
+	CHECK(rx.err == 0 && rx.bytes == AFTER_BYTES, "east2->west: %s", strerror(-rx.err));
+	printf("west: fresh channel with east2 (peer %d) moved %u MiB each way\n", e2,
 	       AFTER_BYTES >> 20);
 	ivl_channel_close(ch);
 	ivl_endpoint_close(ep);
@@ -196,7 +210,7 @@ static void read_line(char *buf, size_t cap)
 	while (n + 1 < cap) {
 		ssize_t r = read(rep[0], buf + n, 1);
 
-		IT_CHECK(r == 1, "west died before reporting");
+		CHECK(r == 1, "west died before reporting");
 		if (buf[n] == '\n')
 			break;
 		n++;
@@ -206,36 +220,36 @@ static void read_line(char *buf, size_t cap)
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = it_init(argc, argv, 110);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "peer_death_resets_channel", 110);
 	char line[128];
 	int64_t t_kill, t_tx, t_rx;
 	pid_t w, e, e2;
 	double lat_tx, lat_rx;
 
-	IT_CHECK(pipe(rep) == 0, "pipe");
-	it_daemon_start(&daemon_, ivlinkd, "64M", 8);
-	w = it_spawn(west, NULL);
-	e = it_spawn(east, NULL);
+	CHECK(pipe(rep) == 0, "pipe");
+	ts_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock",
+			(const char *const[]){"-l", "64M", "-n", "8", "--max-peers", "8", NULL},
+			NULL);
+	w = ts_spawn(west, NULL);
+	e = ts_spawn(east, NULL);
 
 	read_line(line, sizeof(line));
-	IT_CHECK(strcmp(line, "R") == 0, "unexpected report '%s'", line);
+	CHECK(strcmp(line, "R") == 0, "unexpected report '%s'", line);
 	usleep(100000); /* well into the transfer */
-	t_kill = it_now_ns();
-	it_kill9(e);
-	IT_CHECK(it_wait(e, 10) == 128 + 9, "east did not die of SIGKILL");
+	t_kill = ts_now_ns();
+	CHECK(ts_kill9(e) == 128 + SIGKILL, "east did not die of SIGKILL");
 
 	read_line(line, sizeof(line));
-	IT_CHECK(sscanf(line, "T %" SCNd64 " %" SCNd64, &t_tx, &t_rx) == 2, "bad report '%s'",
-		 line);
+	CHECK(sscanf(line, "T %" SCNd64 " %" SCNd64, &t_tx, &t_rx) == 2, "bad report '%s'", line);
 	lat_tx = (t_tx - t_kill) / 1e6;
 	lat_rx = (t_rx - t_kill) / 1e6;
 	printf("ECONNRESET after kill -9: send %.1f ms, recv %.1f ms\n", lat_tx, lat_rx);
-	IT_CHECK(lat_tx < 1000 && lat_rx < 1000, "ECONNRESET took longer than 1 s");
+	CHECK(lat_tx < 1000 && lat_rx < 1000, "ECONNRESET took longer than 1 s");
 
-	e2 = it_spawn(east2, NULL);
-	IT_CHECK(it_wait(e2, 60) == 0, "east2 failed");
-	IT_CHECK(it_wait(w, 60) == 0, "west failed");
-	it_daemon_stop(&daemon_);
+	e2 = ts_spawn(east2, NULL);
+	CHECK(ts_wait(e2, 60000) == 0, "east2 failed");
+	CHECK(ts_wait(w, 60000) == 0, "west failed");
+	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("PASS\n");
 	return 0;
 }

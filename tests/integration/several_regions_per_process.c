@@ -12,16 +12,20 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include <ivlink/ivlink.h>
+
+#include "support.h"
 
 #define BYTES	   (16u << 20)
 #define CHUNK	   (64u << 10)
 #define TIMEOUT_NS 20000000000LL
 
-static struct it_daemon red, blue;
+static struct ts_daemon red, blue;
 
 /* 1 if a live peer of ep is called name. */
 static int has_peer(struct ivl_endpoint *ep, const char *name)
@@ -36,7 +40,7 @@ static int has_peer(struct ivl_endpoint *ep, const char *name)
 }
 
 struct leaf {
-	const struct it_daemon *d;
+	const struct ts_daemon *d;
 	const char *name, *region, *other;
 };
 
@@ -44,29 +48,30 @@ struct leaf {
 static int leaf_main(void *arg)
 {
 	const struct leaf *l = arg;
-	struct ivl_endpoint *ep = it_open(l->d, l->name, 0);
-	uint32_t hub = it_find_peer(ep, "hub", TIMEOUT_NS);
+	struct ivl_endpoint *ep = ts_open(l->d, l->name, 0, IVL_LOG_WARN);
+	int hub = ts_find_peer(ep, "hub", TIMEOUT_NS);
 	struct ivl_channel *ch;
 	static uint8_t buf[CHUNK];
 	uint64_t total = 0;
 	int rc;
 
-	IT_CHECK(strcmp(ivl_endpoint_region(ep), l->region) == 0, "%s: region '%s', not '%s'",
+	CHECK(strcmp(ivl_endpoint_region(ep), l->region) == 0, "%s: region '%s', not '%s'",
 		 l->name, ivl_endpoint_region(ep), l->region);
-	rc = ivl_channel_open(ep, "tenant", hub, NULL, TIMEOUT_NS, &ch);
-	IT_CHECK(rc == 0, "%s: channel to hub: %s", l->name, strerror(-rc));
+	CHECK(hub >= 0, "%s: no peer hub", l->name);
+	rc = ivl_channel_open(ep, "tenant", (uint32_t)hub, NULL, TIMEOUT_NS, &ch);
+	CHECK(rc == 0, "%s: channel to hub: %s", l->name, strerror(-rc));
 	/* The hub and we are up; the other leaf is in the other region only. */
-	IT_CHECK(!has_peer(ep, l->other), "%s sees %s in region %s", l->name, l->other, l->region);
+	CHECK(!has_peer(ep, l->other), "%s sees %s in region %s", l->name, l->other, l->region);
 	for (;;) {
 		ssize_t n = ivl_recv(ch, buf, sizeof(buf), 0);
 
 		if (n == 0)
 			break;
-		IT_CHECK(n > 0, "%s: recv: %s", l->name, strerror((int)-n));
-		IT_CHECK(ivl_send(ch, buf, (size_t)n, 0) == n, "%s: echo send", l->name);
+		CHECK(n > 0, "%s: recv: %s", l->name, strerror((int)-n));
+		CHECK(ivl_send(ch, buf, (size_t)n, 0) == n, "%s: echo send", l->name);
 		total += (uint64_t)n;
 	}
-	IT_CHECK(total == BYTES, "%s: echoed %" PRIu64 " bytes", l->name, total);
+	CHECK(total == BYTES, "%s: echoed %" PRIu64 " bytes", l->name, total);
 	ivl_channel_shutdown(ch, IVL_SHUT_WR);
 	ivl_channel_close(ch);
 	ivl_endpoint_close(ep);
@@ -86,7 +91,7 @@ static void *sender(void *arg)
 	static __thread uint8_t buf[CHUNK];
 
 	for (uint64_t off = 0; off < BYTES; off += CHUNK) {
-		it_stream_fill(s->seed, off, buf, CHUNK);
+		ts_stream_fill(s->seed, off, buf, CHUNK);
 		if (ivl_send(s->ch, buf, CHUNK, 0) != CHUNK) {
 			s->err = 1;
 			break;
@@ -111,7 +116,7 @@ static void *checker(void *arg)
 				s->err = 1;
 			break;
 		}
-		if (it_stream_check(s->seed, off, buf, (size_t)n) != (size_t)n) {
+		if (ts_stream_check(s->seed, off, buf, (size_t)n) != (size_t)n) {
 			fprintf(stderr, "hub: echo from %s differs near %" PRIu64 "\n", s->to, off);
 			s->err = 1;
 			break;
@@ -126,33 +131,41 @@ static void *checker(void *arg)
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = it_init(argc, argv, 100);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "several_regions_per_process", 100);
 	struct leaf lb = {&red, "b", "red", "c"}, lc = {&blue, "c", "blue", "b"};
 	struct ivl_endpoint *ep_red, *ep_blue;
 	struct stream sb = {.seed = 0xb0b, .to = "b"}, sc = {.seed = 0xc0c, .to = "c"};
 	pthread_t t[4];
 	pid_t pb, pc;
-	int rc;
+	int rc, peer;
 
-	it_daemon_start_named(&red, ivlinkd, "32M", 4, "red");
-	it_daemon_start_named(&blue, ivlinkd, "32M", 4, "blue");
-	ep_red = it_open(&red, "hub", 0);
-	ep_blue = it_open(&blue, "hub", 0);
-	IT_CHECK(strcmp(ivl_endpoint_region(ep_red), "red") == 0 &&
+	ts_daemon_start(&red, ivlinkd, "red.sock",
+			(const char *const[]){"-l", "32M", "-n", "4", "--max-peers", "8", "--name",
+					      "red", NULL},
+			NULL);
+	ts_daemon_start(&blue, ivlinkd, "blue.sock",
+			(const char *const[]){"-l", "32M", "-n", "4", "--max-peers", "8", "--name",
+					      "blue", NULL},
+			NULL);
+	ep_red = ts_open(&red, "hub", 0, IVL_LOG_WARN);
+	ep_blue = ts_open(&blue, "hub", 0, IVL_LOG_WARN);
+	CHECK(strcmp(ivl_endpoint_region(ep_red), "red") == 0 &&
 		     strcmp(ivl_endpoint_region(ep_blue), "blue") == 0,
 		 "endpoint regions '%s' and '%s'", ivl_endpoint_region(ep_red),
 		 ivl_endpoint_region(ep_blue));
-	pb = it_spawn(leaf_main, &lb);
-	pc = it_spawn(leaf_main, &lc);
+	pb = ts_spawn(leaf_main, &lb);
+	pc = ts_spawn(leaf_main, &lc);
 
 	/* The same channel name in both regions: they are separate tables. */
-	rc = ivl_channel_open(ep_red, "tenant", it_find_peer(ep_red, "b", TIMEOUT_NS), NULL,
-			      TIMEOUT_NS, &sb.ch);
-	IT_CHECK(rc == 0, "hub: channel to b in red: %s", strerror(-rc));
-	rc = ivl_channel_open(ep_blue, "tenant", it_find_peer(ep_blue, "c", TIMEOUT_NS), NULL,
-			      TIMEOUT_NS, &sc.ch);
-	IT_CHECK(rc == 0, "hub: channel to c in blue: %s", strerror(-rc));
-	IT_CHECK(!has_peer(ep_red, "c") && !has_peer(ep_blue, "b"),
+	peer = ts_find_peer(ep_red, "b", TIMEOUT_NS);
+	CHECK(peer >= 0, "hub: no peer b in red");
+	rc = ivl_channel_open(ep_red, "tenant", (uint32_t)peer, NULL, TIMEOUT_NS, &sb.ch);
+	CHECK(rc == 0, "hub: channel to b in red: %s", strerror(-rc));
+	peer = ts_find_peer(ep_blue, "c", TIMEOUT_NS);
+	CHECK(peer >= 0, "hub: no peer c in blue");
+	rc = ivl_channel_open(ep_blue, "tenant", (uint32_t)peer, NULL, TIMEOUT_NS, &sc.ch);
+	CHECK(rc == 0, "hub: channel to c in blue: %s", strerror(-rc));
+	CHECK(!has_peer(ep_red, "c") && !has_peer(ep_blue, "b"),
 		 "a leaf shows up in the other region");
 
 	pthread_create(&t[0], NULL, sender, &sb);
@@ -161,15 +174,15 @@ int main(int argc, char **argv)
 	pthread_create(&t[3], NULL, checker, &sc);
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
-	IT_CHECK(!sb.err && !sc.err, "a stream failed (b %d, c %d)", sb.err, sc.err);
-	IT_CHECK(it_wait(pb, 30) == 0, "b failed");
-	IT_CHECK(it_wait(pc, 30) == 0, "c failed");
+	CHECK(!sb.err && !sc.err, "a stream failed (b %d, c %d)", sb.err, sc.err);
+	CHECK(ts_wait(pb, 30000) == 0, "b failed");
+	CHECK(ts_wait(pc, 30000) == 0, "c failed");
 	ivl_channel_close(sb.ch);
 	ivl_channel_close(sc.ch);
 	ivl_endpoint_close(ep_red);
 	ivl_endpoint_close(ep_blue);
-	it_daemon_stop(&red);
-	it_daemon_stop(&blue);
+	ts_daemon_stop(red.pid, SIGTERM);
+	ts_daemon_stop(blue.pid, SIGTERM);
 	printf("PASS several_regions_per_process: 2 x %u MiB echoed through two regions\n",
 	       BYTES >> 20);
 	return 0;

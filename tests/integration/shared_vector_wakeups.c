@@ -14,12 +14,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 
-#define ROUNDS 400
+#include <ivlink/ivlink.h>
+
+#include "support.h"
+
+#define ROUNDS	400
 #define SLOW_NS 45000000LL /* just under IVL_BLOCK_SLICE_NS */
 
-static struct it_daemon daemon_;
+static struct ts_daemon daemon_;
 
 static void *echo(void *arg)
 {
@@ -31,15 +37,17 @@ static void *echo(void *arg)
 
 		if (n == 0)
 			return NULL;
-		IT_CHECK(n == 1, "echo recv: %zd", n);
-		IT_CHECK(ivl_send(ch, &b, 1, 0) == 1, "echo send");
+		CHECK(n == 1, "echo recv: %zd", n);
+		CHECK(ivl_send(ch, &b, 1, 0) == 1, "echo send");
 	}
 }
 
 static int west(void *arg)
 {
-	struct ivl_endpoint *ep = it_open(&daemon_, "west", -1);
-	uint32_t e = it_find_peer(ep, "east", 10000000000LL);
+	struct ivl_endpoint *ep = ts_open(&daemon_, "west", -1, IVL_LOG_WARN);
+	int e = ts_find_peer(ep, "east", 10000000000LL);
+
+	CHECK(e >= 0, "peer %s never appeared", "east");
 	struct ivl_channel *ch[2];
 	struct ivl_channel_stats st[2];
 	pthread_t t[2];
@@ -47,11 +55,11 @@ static int west(void *arg)
 	for (int i = 0; i < 2; i++) {
 		int rc = ivl_channel_open(ep, i ? "c1" : "c0", e, NULL, 10000000000LL, &ch[i]);
 
-		IT_CHECK(rc == 0, "west: open: %s", strerror(-rc));
+		CHECK(rc == 0, "west: open: %s", strerror(-rc));
 		ivl_channel_stats(ch[i], &st[i]);
 	}
-	IT_CHECK(st[0].rx_vector == st[1].rx_vector, "channels do not share a vector (%u, %u)",
-		 st[0].rx_vector, st[1].rx_vector);
+	CHECK(st[0].rx_vector == st[1].rx_vector, "channels do not share a vector (%u, %u)",
+	      st[0].rx_vector, st[1].rx_vector);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, echo, ch[i]);
 	for (int i = 0; i < 2; i++)
@@ -68,8 +76,10 @@ static int west(void *arg)
 
 static int east(void *arg)
 {
-	struct ivl_endpoint *ep = it_open(&daemon_, "east", -1);
-	uint32_t w = it_find_peer(ep, "west", 10000000000LL);
+	struct ivl_endpoint *ep = ts_open(&daemon_, "east", -1, IVL_LOG_WARN);
+	int w = ts_find_peer(ep, "west", 10000000000LL);
+
+	CHECK(w >= 0, "peer %s never appeared", "west");
 	struct ivl_channel *ch[2];
 	int64_t worst = 0, total = 0, t0;
 	unsigned slow = 0;
@@ -78,26 +88,26 @@ static int east(void *arg)
 	for (int i = 0; i < 2; i++) {
 		int rc = ivl_channel_open(ep, i ? "c1" : "c0", w, NULL, 10000000000LL, &ch[i]);
 
-		IT_CHECK(rc == 0, "east: open: %s", strerror(-rc));
+		CHECK(rc == 0, "east: open: %s", strerror(-rc));
 	}
 	usleep(50000); /* let both echo threads fall asleep */
 	for (int r = 0; r < ROUNDS; r++) {
 		int64_t dt;
 
-		t0 = it_now_ns();
+		t0 = ts_now_ns();
 		if (r & 1) {
 			/* Both at once: both sleepers of the vector must wake. */
-			IT_CHECK(ivl_send(ch[0], &b, 1, 0) == 1, "send");
-			IT_CHECK(ivl_send(ch[1], &b, 1, 0) == 1, "send");
-			IT_CHECK(ivl_recv(ch[0], &b, 1, 0) == 1, "recv");
-			IT_CHECK(ivl_recv(ch[1], &b, 1, 0) == 1, "recv");
+			CHECK(ivl_send(ch[0], &b, 1, 0) == 1, "send");
+			CHECK(ivl_send(ch[1], &b, 1, 0) == 1, "send");
+			CHECK(ivl_recv(ch[0], &b, 1, 0) == 1, "recv");
+			CHECK(ivl_recv(ch[1], &b, 1, 0) == 1, "recv");
 		} else {
 			int i = (r >> 1) & 1;
 
-			IT_CHECK(ivl_send(ch[i], &b, 1, 0) == 1, "send");
-			IT_CHECK(ivl_recv(ch[i], &b, 1, 0) == 1, "recv");
+			CHECK(ivl_send(ch[i], &b, 1, 0) == 1, "send");
+			CHECK(ivl_recv(ch[i], &b, 1, 0) == 1, "recv");
 		}
-		dt = it_now_ns() - t0;
+		dt = ts_now_ns() - t0;
 		total += dt;
 		if (dt > worst)
 			worst = dt;
@@ -108,7 +118,7 @@ static int east(void *arg)
 	       total / 1e3 / ROUNDS, worst / 1e6, slow, SLOW_NS / 1e6);
 	/* Scheduling noise on a loaded 2-vCPU host may stall a round or two;
 	 * a lost wake-up would stall many. */
-	IT_CHECK(slow <= ROUNDS / 100, "%u rounds took a block slice: lost wake-ups", slow);
+	CHECK(slow <= ROUNDS / 100, "%u rounds took a block slice: lost wake-ups", slow);
 	for (int i = 0; i < 2; i++) {
 		ivl_channel_shutdown(ch[i], IVL_SHUT_WR);
 		ivl_channel_close(ch[i]);
@@ -119,15 +129,13 @@ static int east(void *arg)
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = it_init(argc, argv, 80);
-	pid_t w, e;
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "shared_vector_wakeups", 80);
 
-	it_daemon_start(&daemon_, ivlinkd, "64M", 2);
-	w = it_spawn(west, NULL);
-	e = it_spawn(east, NULL);
-	IT_CHECK(it_wait(e, 60) == 0, "east failed");
-	IT_CHECK(it_wait(w, 60) == 0, "west failed");
-	it_daemon_stop(&daemon_);
+	ts_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock",
+			(const char *const[]){"-l", "64M", "-n", "2", "--max-peers", "8", NULL},
+			NULL);
+	ts_run_two("west", west, NULL, "east", east, NULL, 60000);
+	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("PASS\n");
 	return 0;
 }

@@ -30,30 +30,19 @@ IVLINKCTL=${2:?} IVLRUN=${3:?} PRELOAD=${4:?} SHIM_PEER=${5:?}
 if ldd "$PRELOAD" 2>/dev/null | grep -q 'libasan'; then
 	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=0"
 fi
-T=$(mktemp -d /tmp/ivl-badcl-XXXXXX)
+# shellcheck source=tests/support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
+ts_init_tmp badcl
+T=$ts_tmp
 SHM=ivl-badcl-$$
-PIDS=()
 FAILS=0
 
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		for _ in $(seq 20); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$T"
+# shellcheck disable=SC2317 # called at exit
+rm_shm() {
 	rm -f "/dev/shm/$SHM" "/dev/shm/$SHM-fifo" "/dev/shm/$SHM-link" "/dev/shm/$SHM-small"
 	rmdir "/dev/shm/$SHM-dir" 2>/dev/null
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+ts_at_exit rm_shm
 
 bad() {
 	echo "FAIL: $*" >&2
@@ -172,7 +161,7 @@ good_daemon() {
 	shift
 	"$IVLINKD" -F -S "$sock" --log-level=warn "$@" >"$T/good.log" 2>&1 &
 	pid=$!
-	PIDS+=("$pid")
+	ts_bg "$pid"
 	if ! wait_sock "$sock"; then
 		bad "ivlinkd $* did not start: $(cat "$T/good.log")"
 		kill "$pid" 2>/dev/null
@@ -331,7 +320,7 @@ shim_env "IVLINK_CONF $T/none.conf: No such file or directory; no connection of 
 # case too), a shim_peer server under ivlink-run with good rules.
 "$IVLINKD" -F -S "$T/d.sock" -M "$SHM" -l 16M -n 4 --max-peers 16 --log-level=warn \
 	>"$T/ivlinkd.log" 2>&1 &
-PIDS+=($!)
+ts_bg $!
 wait_sock "$T/d.sock" || die "ivlinkd did not start: $(cat "$T/ivlinkd.log")"
 export IVLINK_ENDPOINT="host:$T/d.sock"
 run 0 "\"region\":{\"name\":\"$SHM\"" "$IVLINKCTL" status --shm "$SHM" --json
@@ -344,7 +333,7 @@ server() {
 	local name=$1 port=$2
 	shift 2
 	env "$@" "$IVLRUN" "$SHIM_PEER" server "$port" -q >"$T/$name.log" 2>&1 &
-	PIDS+=($!)
+	ts_bg $!
 	for _ in $(seq 100); do
 		python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$port)))" \
 			2>/dev/null && return 0
@@ -374,13 +363,15 @@ client() {
 	shift 6
 	env "$@" "$IVLRUN" "$SHIM_PEER" client "$port" 2 4 65536 7 0 >"$T/$name.out" 2>"$T/$name.err" &
 	pid=$!
-	PIDS+=("$pid")
+	ts_bg "$pid"
 	timeout 30 tail --pid="$pid" -f /dev/null
 	kill -9 "$pid" 2>/dev/null # still running after 30 s: a hang, and a failure
 	wait "$pid"
 	rc=$?
-	[ "$rc" = 0 ] && grep -q "^DONE 2 " "$T/$name.out" ||
-		{ bad "$name: client failed ($rc): $(cat "$T/$name.out" "$T/$name.err")"; return; }
+	if [ "$rc" != 0 ] || ! grep -q "^DONE 2 " "$T/$name.out"; then
+		bad "$name: client failed ($rc): $(cat "$T/$name.out" "$T/$name.err")"
+		return
+	fi
 	n=$(grep -c "invalid rule\|IVLINK_CONF" "$T/$name.err")
 	[ "$n" = "$msgs" ] ||
 		bad "$name: $n messages about the rules on stderr, expected $msgs: $(cat "$T/$name.err")"

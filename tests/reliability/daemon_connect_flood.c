@@ -50,9 +50,9 @@ static void *stream_tx(void *arg)
 	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
 		ssize_t n;
 
-		rel_fill(5, off, buf, sizeof(buf));
+		ts_stream_fill(5, off, buf, sizeof(buf));
 		n = ivl_send(s->tx, buf, sizeof(buf), 0);
-		REL_CHECK(n > 0, "stream send during the flood: %zd", n);
+		CHECK(n > 0, "stream send during the flood: %zd", n);
 		off += (uint64_t)n;
 		usleep(200);
 	}
@@ -70,8 +70,8 @@ static void *stream_rx(void *arg)
 
 		if (n == 0)
 			return NULL;
-		REL_CHECK(n > 0, "stream recv during the flood: %zd", n);
-		REL_CHECK(rel_check(5, s->got, buf, (size_t)n) == (size_t)n, "stream corrupt");
+		CHECK(n > 0, "stream recv during the flood: %zd", n);
+		CHECK(ts_stream_check(5, s->got, buf, (size_t)n) == (size_t)n, "stream corrupt");
 		__atomic_store_n(&s->got, s->got + (uint64_t)n, __ATOMIC_RELAXED);
 	}
 }
@@ -127,31 +127,31 @@ static int status_peers(const char *ctl)
 }
 
 /* Waits until the daemon has `peers` clients and `fds` descriptors. */
-static void settle(const struct rel_daemon *d, int peers, int fds, const char *what)
+static void settle(const struct ts_daemon *d, int peers, int fds, const char *what)
 {
-	int64_t deadline = rel_now_ns() + 5000000000LL;
+	int64_t deadline = ts_now_ns() + 5000000000LL;
 
-	while (rel_now_ns() < deadline) {
-		if (status_peers(d->ctl) == peers && rel_fd_count(d->pid) == fds)
+	while (ts_now_ns() < deadline) {
+		if (status_peers(d->ctl) == peers && ts_proc_fds(d->pid) == fds)
 			return;
 		usleep(10000);
 	}
-	REL_FAIL("%s: daemon has %d peers, %d fds (want %d, %d)", what, status_peers(d->ctl),
-		 rel_fd_count(d->pid), peers, fds);
+	FAIL("%s: daemon has %d peers, %d fds (want %d, %d)", what, status_peers(d->ctl),
+	     ts_proc_fds(d->pid), peers, fds);
 }
 
-static void newcomer(const struct rel_daemon *d, struct ivl_endpoint *a, const char *name)
+static void newcomer(const struct ts_daemon *d, struct ivl_endpoint *a, const char *name)
 {
-	struct ivl_endpoint *c = rel_open(d, name, 0);
+	struct ivl_endpoint *c = ts_open(d, name, 0, IVL_LOG_ERROR);
 	struct ivl_channel *x, *y;
 	char out[4] = "";
 	struct ivl_channel_opts o = {.ring_size = 64u << 10};
 	int rc = rel_pair_open(a, c, name, &o, 5000000000LL, &x, &y);
 
-	REL_CHECK(rc == 0, "%s: channel with A: %s", name, strerror(-rc));
-	REL_CHECK(ivl_send(x, "hey", 4, 0) == 4 && ivl_recv(y, out, 4, IVL_WAITALL) == 4 &&
-		      !strcmp(out, "hey"),
-		  "%s: no data", name);
+	CHECK(rc == 0, "%s: channel with A: %s", name, strerror(-rc));
+	CHECK(ivl_send(x, "hey", 4, 0) == 4 && ivl_recv(y, out, 4, IVL_WAITALL) == 4 &&
+		  !strcmp(out, "hey"),
+	      "%s: no data", name);
 	ivl_channel_close(x);
 	ivl_channel_close(y);
 	ivl_endpoint_close(c);
@@ -163,7 +163,7 @@ static void round_(const char *ivlinkd, unsigned nofile, int nconn, unsigned rou
 	    "-l", "16M", "-n", "4", "--max-peers", "8", "--log-level=error", NULL};
 	static char json[1 << 18];
 	static int socks[FLOOD];
-	struct rel_daemon d;
+	struct ts_daemon d;
 	struct ivl_endpoint *a, *b;
 	struct ivl_channel_opts o = {.ring_size = 64u << 10};
 	struct stream st = {0};
@@ -174,41 +174,41 @@ static void round_(const char *ivlinkd, unsigned nofile, int nconn, unsigned rou
 	char leaf[32];
 
 	snprintf(leaf, sizeof(leaf), "sock%u-%u", round, nofile);
-	rel_daemon_start(&d, ivlinkd, leaf, extra, nofile);
-	a = rel_open(&d, "A", 0);
-	b = rel_open(&d, "B", 0);
-	REL_CHECK(rel_pair_open(a, b, "live", &o, 5000000000LL, &st.tx, &st.rx) == 0, "live");
-	fds0 = rel_fd_count(d.pid);
+	ts_daemon_start(&d, ivlinkd, leaf, extra, &(struct ts_daemon_opts){.nofile = nofile});
+	a = ts_open(&d, "A", 0, IVL_LOG_ERROR);
+	b = ts_open(&d, "B", 0, IVL_LOG_ERROR);
+	CHECK(rel_pair_open(a, b, "live", &o, 5000000000LL, &st.tx, &st.rx) == 0, "live");
+	fds0 = ts_proc_fds(d.pid);
 	pthread_create(&t1, NULL, stream_tx, &st);
 	pthread_create(&t2, NULL, stream_rx, &st);
 
-	t0 = rel_now_ns();
+	t0 = ts_now_ns();
 	for (int i = 0; i < nconn; i++) {
 		socks[i] = flood_connect(d.sock, i % 4);
 		held += socks[i] >= 0;
 	}
 	printf("round %u%s: %d connections in %.1f ms, %d held open\n", round,
 	       nofile ? " (ivlinkd at RLIMIT_NOFILE 32)" : "", nconn,
-	       (double)(rel_now_ns() - t0) / 1e6, held);
+	       (double)(ts_now_ns() - t0) / 1e6, held);
 
 	/* While they are all there: the stream moves and status answers. */
 	before = __atomic_load_n(&st.got, __ATOMIC_RELAXED);
 	usleep(300000);
-	REL_CHECK(__atomic_load_n(&st.got, __ATOMIC_RELAXED) > before,
-		  "the stream stalled during the flood");
+	CHECK(__atomic_load_n(&st.got, __ATOMIC_RELAXED) > before,
+	      "the stream stalled during the flood");
 	ctl = rel_ivlinkctl_json(IVLINKCTL, d.sock, json, sizeof(json));
 	/* At its fd limit the daemon may have to refuse the status client too
 	 * (exit 1); it must not crash or hang, and serves it again after. */
-	REL_CHECK((ctl == 0 && rel_json_valid(json)) || (nofile && ctl == 1),
-		  "ivlinkctl during the flood: exit %d", ctl);
-	REL_CHECK(kill(d.pid, 0) == 0, "ivlinkd died");
+	CHECK((ctl == 0 && rel_json_valid(json)) || (nofile && ctl == 1),
+	      "ivlinkctl during the flood: exit %d", ctl);
+	CHECK(kill(d.pid, 0) == 0, "ivlinkd died");
 
 	for (int i = 0; i < nconn; i++)
 		if (socks[i] >= 0)
 			close(socks[i]);
 	settle(&d, 2, fds0, "after the flood");
 	ctl = rel_ivlinkctl_json(IVLINKCTL, d.sock, json, sizeof(json));
-	REL_CHECK(ctl == 0 && rel_json_valid(json), "ivlinkctl after the flood: exit %d", ctl);
+	CHECK(ctl == 0 && rel_json_valid(json), "ivlinkctl after the flood: exit %d", ctl);
 	newcomer(&d, a, "C");
 	__atomic_store_n(&st.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t1, NULL);
@@ -220,12 +220,12 @@ static void round_(const char *ivlinkd, unsigned nofile, int nconn, unsigned rou
 	ivl_channel_close(st.rx);
 	ivl_endpoint_close(a);
 	ivl_endpoint_close(b);
-	REL_CHECK(WIFEXITED(rel_daemon_stop(&d, SIGTERM)), "ivlinkd did not exit cleanly");
+	CHECK(WIFEXITED(ts_daemon_stop(d.pid, SIGTERM)), "ivlinkd did not exit cleanly");
 }
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "flood", 300);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "flood", 300);
 	unsigned iters = rel_iters(1);
 
 	for (unsigned i = 0; i < iters; i++) {

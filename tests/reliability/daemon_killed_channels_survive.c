@@ -71,7 +71,7 @@ static void *sender(void *arg)
 			ssize_t n;
 
 			hold_at_half(k == RECORDS / 2);
-			rel_fill(x->seed, k << 16, buf, len);
+			ts_stream_fill(x->seed, k << 16, buf, len);
 			n = ivl_send(x->tx, buf, len, 0);
 			if (n < 0) {
 				x->err = n;
@@ -88,7 +88,7 @@ static void *sender(void *arg)
 		if (x->sent < TOTAL / 2 && len > TOTAL / 2 - x->sent)
 			len = (size_t)(TOTAL / 2 - x->sent);
 		hold_at_half(x->sent == TOTAL / 2);
-		rel_fill(x->seed, x->sent, buf, len);
+		ts_stream_fill(x->seed, x->sent, buf, len);
 		n = ivl_send(x->tx, buf, len, 0);
 		if (n < 0) {
 			x->err = n;
@@ -118,12 +118,13 @@ static void *receiver(void *arg)
 			uint64_t k = x->got;
 			size_t len = (size_t)((x->seed ^ k * 0x9e3779b97f4a7c15ULL) % (MAXREC + 1));
 
-			REL_CHECK((size_t)n == len && rel_check(x->seed, k << 16, buf, len) == len,
-				  "record %" PRIu64 " corrupt", k);
+			CHECK((size_t)n == len &&
+				  ts_stream_check(x->seed, k << 16, buf, len) == len,
+			      "record %" PRIu64 " corrupt", k);
 			__atomic_store_n(&x->got, k + 1, __ATOMIC_RELAXED);
 		} else {
-			REL_CHECK(rel_check(x->seed, x->got, buf, (size_t)n) == (size_t)n,
-				  "stream corrupt near byte %" PRIu64, x->got);
+			CHECK(ts_stream_check(x->seed, x->got, buf, (size_t)n) == (size_t)n,
+			      "stream corrupt near byte %" PRIu64, x->got);
 			__atomic_store_n(&x->got, x->got + (uint64_t)n, __ATOMIC_RELAXED);
 		}
 	}
@@ -156,17 +157,17 @@ static void small_exchange(struct ivl_channel *a, struct ivl_channel *b, const c
 {
 	char out[6] = "";
 
-	REL_CHECK(ivl_send(a, "hello", 6, 0) == 6 && ivl_recv(b, out, 6, IVL_WAITALL) == 6 &&
-		      !strcmp(out, "hello"),
-		  "%s: no data", what);
-	REL_CHECK(ivl_send(b, "olleh", 6, 0) == 6 && ivl_recv(a, out, 6, IVL_WAITALL) == 6 &&
-		      !strcmp(out, "olleh"),
-		  "%s: no data back", what);
+	CHECK(ivl_send(a, "hello", 6, 0) == 6 && ivl_recv(b, out, 6, IVL_WAITALL) == 6 &&
+		  !strcmp(out, "hello"),
+	      "%s: no data", what);
+	CHECK(ivl_send(b, "olleh", 6, 0) == 6 && ivl_recv(a, out, 6, IVL_WAITALL) == 6 &&
+		  !strcmp(out, "olleh"),
+	      "%s: no data back", what);
 }
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "dkill", 300);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "dkill", 300);
 	struct ivl_channel_opts so = {.ring_size = 256u << 10};
 	struct ivl_channel_opts mo = {
 	    .mode = IVL_MODE_MESSAGE, .ring_size = 64u << 10, .max_record = MAXREC};
@@ -174,7 +175,7 @@ int main(int argc, char **argv)
 	struct ivl_endpoint *a, *b, *c;
 	struct xfer x1 = {0}, x2 = {0}, x3 = {0};
 	pthread_t t[6];
-	struct rel_daemon d;
+	struct ts_daemon d;
 	struct ivl_region rg;
 	static char text[65536], json[1 << 18];
 	char name[64];
@@ -183,20 +184,20 @@ int main(int argc, char **argv)
 	int rc;
 
 	snprintf(name, sizeof(name), "ivlrel-%d", (int)getpid());
-	rel_track_shm(name);
+	ts_track_shm(name);
 	{
 		const char *const extra[] = {"-m", name,	  "-l", "16M", "-n",
 					     "4",  "--max-peers", "4",	NULL};
 
-		rel_daemon_start(&d, ivlinkd, "sock", extra, 0);
+		ts_daemon_start(&d, ivlinkd, "sock", extra, NULL);
 	}
-	a = rel_open(&d, "A", 0);
-	REL_CHECK(rel_guard_region(&rg) == 0, "region");
-	b = rel_open(&d, "B", 0);
+	a = ts_open(&d, "A", 0, IVL_LOG_ERROR);
+	CHECK(rel_guard_region(&rg) == 0, "region");
+	b = ts_open(&d, "B", 0, IVL_LOG_ERROR);
 	ida = ivl_endpoint_id(a);
 	idb = ivl_endpoint_id(b);
-	REL_CHECK(rel_pair_open(a, b, "bulk", &so, 5000000000LL, &ab, &ba) == 0, "bulk");
-	REL_CHECK(rel_pair_open(a, b, "msgs", &mo, 5000000000LL, &mab, &mba) == 0, "msgs");
+	CHECK(rel_pair_open(a, b, "bulk", &so, 5000000000LL, &ab, &ba) == 0, "bulk");
+	CHECK(rel_pair_open(a, b, "msgs", &mo, 5000000000LL, &mab, &mba) == 0, "msgs");
 
 	/* 1. Traffic, and the daemon killed a quarter of the way. */
 	x1 = (struct xfer){.tx = ab, .rx = ba, .seed = 11};
@@ -212,16 +213,16 @@ int main(int argc, char **argv)
 	       __atomic_load_n(&x2.got, __ATOMIC_RELAXED) < TOTAL / 4)
 		usleep(200);
 	at_kill = __atomic_load_n(&x1.got, __ATOMIC_RELAXED);
-	REL_CHECK(at_kill < TOTAL, "the transfer finished before the kill");
-	rel_daemon_stop(&d, SIGKILL);
+	CHECK(at_kill < TOTAL, "the transfer finished before the kill");
+	ts_daemon_stop(d.pid, SIGKILL);
 	__atomic_store_n(&killed, 1, __ATOMIC_RELEASE);
 	printf("ivlinkd killed with %.1f of %llu MiB received A->B\n", (double)at_kill / (1 << 20),
 	       TOTAL >> 20);
 	for (int i = 0; i < 6; i++)
 		pthread_join(t[i], NULL);
-	REL_CHECK(!x1.err && !x2.err && !x3.err, "transfer errors: %ld %ld %ld", x1.err, x2.err,
-		  x3.err);
-	REL_CHECK(x1.got == TOTAL && x2.got == TOTAL && x3.got == RECORDS, "incomplete");
+	CHECK(!x1.err && !x2.err && !x3.err, "transfer errors: %ld %ld %ld", x1.err, x2.err,
+	      x3.err);
+	CHECK(x1.got == TOTAL && x2.got == TOTAL && x3.got == RECORDS, "incomplete");
 	printf("1. after the kill: %llu MiB each way and %u records verified\n", TOTAL >> 20,
 	       RECORDS);
 
@@ -229,10 +230,10 @@ int main(int argc, char **argv)
 	rc = ivl_endpoint_process(a);
 	if (rc != -ENOTCONN)
 		rc = ivl_endpoint_process(a); /* the EOF may arrive a moment later */
-	REL_CHECK(rc == -ENOTCONN, "A: process() = %d, not -ENOTCONN", rc);
-	REL_CHECK(ivl_endpoint_process(a) >= 0, "A: -ENOTCONN reported twice");
-	REL_CHECK(rel_pair_open(a, b, "after", NULL, 5000000000LL, &na, &nb) == 0,
-		  "a new channel between old peers without a daemon");
+	CHECK(rc == -ENOTCONN, "A: process() = %d, not -ENOTCONN", rc);
+	CHECK(ivl_endpoint_process(a) >= 0, "A: -ENOTCONN reported twice");
+	CHECK(rel_pair_open(a, b, "after", NULL, 5000000000LL, &na, &nb) == 0,
+	      "a new channel between old peers without a daemon");
 	small_exchange(na, nb, "new channel, no daemon");
 	printf("2. -ENOTCONN reported once; new channel between old peers works without a "
 	       "daemon\n");
@@ -243,28 +244,28 @@ int main(int argc, char **argv)
 					     "4",  "--max-peers", "4",	NULL};
 		const struct ivl_region_hdr *h = (const void *)rg.base;
 
-		rel_daemon_start(&d, ivlinkd, "sock", extra, 0);
+		ts_daemon_start(&d, ivlinkd, "sock", extra, NULL);
 		status_text(d.ctl, text, sizeof(text));
-		REL_CHECK(strstr(text, "reattached=1"), "not re-attached:\n%s", text);
-		REL_CHECK(__atomic_load_n(&h->daemon_gen, __ATOMIC_RELAXED) == 2,
-			  "daemon_gen %" PRIu64 ", want 2", h->daemon_gen);
+		CHECK(strstr(text, "reattached=1"), "not re-attached:\n%s", text);
+		CHECK(__atomic_load_n(&h->daemon_gen, __ATOMIC_RELAXED) == 2,
+		      "daemon_gen %" PRIu64 ", want 2", h->daemon_gen);
 	}
-	REL_CHECK(rel_ivlinkctl_json(IVLINKCTL, d.sock, json, sizeof(json)) == 0 &&
-		      rel_json_valid(json),
-		  "ivlinkctl after the restart:\n%s", json);
+	CHECK(rel_ivlinkctl_json(IVLINKCTL, d.sock, json, sizeof(json)) == 0 &&
+		  rel_json_valid(json),
+	      "ivlinkctl after the restart:\n%s", json);
 	small_exchange(na, nb, "old channel after the restart");
 	small_exchange(ab, ba, "bulk channel after the restart");
 	printf("3. restarted daemon re-attached (gen 2); A and B stale; channels work\n");
 
 	/* 4. A new peer cannot reach the old ones. */
-	c = rel_open(&d, "C", 0);
+	c = ts_open(&d, "C", 0, IVL_LOG_ERROR);
 	idc = ivl_endpoint_id(c);
-	REL_CHECK(idc != ida && idc != idb, "C got a stale peer's id %u", idc);
+	CHECK(idc != ida && idc != idb, "C got a stale peer's id %u", idc);
 	{
 		struct ivl_channel *ca, *ac;
 
 		rc = rel_pair_open(a, c, "new-old", NULL, 1000000000LL, &ac, &ca);
-		REL_CHECK(rc == -ETIMEDOUT, "A <-> C: %s, want ETIMEDOUT", strerror(-rc));
+		CHECK(rc == -ETIMEDOUT, "A <-> C: %s, want ETIMEDOUT", strerror(-rc));
 	}
 	printf("4. new peer C (id %u): channel with old peer A times out, as documented\n", idc);
 
@@ -278,28 +279,27 @@ int main(int argc, char **argv)
 	ivl_endpoint_close(a);
 	ivl_endpoint_close(b);
 	ivl_endpoint_close(c);
-	rel_daemon_stop(&d, SIGTERM);
+	ts_daemon_stop(d.pid, SIGTERM);
 	{
 		const char *const extra[] = {
 		    "-m", name, "-l", "16M", "-n", "4", "--max-peers", "4", "--reclaim-stale",
 		    NULL};
 		struct ivl_channel *x, *y;
 
-		rel_daemon_start(&d, ivlinkd, "sock", extra, 0);
-		a = rel_open(&d, "A2", 0);
-		b = rel_open(&d, "B2", 0);
-		REL_CHECK(ivl_endpoint_peers(a, NULL, 0) == 2, "live peers: %d",
-			  ivl_endpoint_peers(a, NULL, 0));
-		REL_CHECK(ivl_endpoint_id(a) == ida || ivl_endpoint_id(b) == ida,
-			  "A's id %u was not handed out again", ida);
-		REL_CHECK(rel_pair_open(a, b, "bulk", NULL, 5000000000LL, &x, &y) == 0,
-			  "fresh peers");
+		ts_daemon_start(&d, ivlinkd, "sock", extra, NULL);
+		a = ts_open(&d, "A2", 0, IVL_LOG_ERROR);
+		b = ts_open(&d, "B2", 0, IVL_LOG_ERROR);
+		CHECK(ivl_endpoint_peers(a, NULL, 0) == 2, "live peers: %d",
+		      ivl_endpoint_peers(a, NULL, 0));
+		CHECK(ivl_endpoint_id(a) == ida || ivl_endpoint_id(b) == ida,
+		      "A's id %u was not handed out again", ida);
+		CHECK(rel_pair_open(a, b, "bulk", NULL, 5000000000LL, &x, &y) == 0, "fresh peers");
 		small_exchange(x, y, "fresh peers after --reclaim-stale");
 		ivl_channel_close(x);
 		ivl_channel_close(y);
 		ivl_endpoint_close(a);
 		ivl_endpoint_close(b);
-		rel_daemon_stop(&d, SIGTERM);
+		ts_daemon_stop(d.pid, SIGTERM);
 	}
 	printf("5. --reclaim-stale: stale ids reused, fresh peers work\n");
 	printf("PASS daemon_killed_channels_survive\n");

@@ -47,7 +47,7 @@
 
 #define NOBODY 65534
 
-static struct rel_daemon daemon_;
+static struct ts_daemon daemon_;
 static char shm_name[64];
 
 static int try_connect(const char *path)
@@ -64,8 +64,8 @@ static int try_connect(const char *path)
 
 static void become_nobody(void)
 {
-	REL_CHECK(setgroups(0, NULL) == 0 && setgid(NOBODY) == 0 && setuid(NOBODY) == 0,
-		  "cannot become nobody: %s", strerror(errno));
+	CHECK(setgroups(0, NULL) == 0 && setgid(NOBODY) == 0 && setuid(NOBODY) == 0,
+	      "cannot become nobody: %s", strerror(errno));
 }
 
 /* 1: as nobody, everything is refused by permissions. */
@@ -78,14 +78,14 @@ static int nobody_refused(void *arg)
 
 	become_nobody();
 	rc = try_connect(daemon_.sock);
-	REL_CHECK(rc == -EACCES, "peer socket: %s, want EACCES", strerror(-rc));
+	CHECK(rc == -EACCES, "peer socket: %s, want EACCES", strerror(-rc));
 	rc = try_connect(daemon_.ctl);
-	REL_CHECK(rc == -EACCES, "status socket: %s, want EACCES", strerror(-rc));
+	CHECK(rc == -EACCES, "status socket: %s, want EACCES", strerror(-rc));
 	rc = ivl_endpoint_open(&ep, &o);
-	REL_CHECK(rc == -EACCES, "ivl_endpoint_open: %s, want -EACCES", strerror(-rc));
+	CHECK(rc == -EACCES, "ivl_endpoint_open: %s, want -EACCES", strerror(-rc));
 	snprintf(path, sizeof(path), "/dev/shm/%s", shm_name);
 	rc = open(path, O_RDONLY);
-	REL_CHECK(rc < 0 && errno == EACCES, "%s readable by nobody", path);
+	CHECK(rc < 0 && errno == EACCES, "%s readable by nobody", path);
 	return 0;
 }
 
@@ -98,7 +98,7 @@ static int nobody_joins(void *arg)
 
 	become_nobody();
 	rc = ivl_endpoint_open(&ep, &o);
-	REL_CHECK(rc == 0, "ivl_endpoint_open with mode 0666: %s", strerror(-rc));
+	CHECK(rc == 0, "ivl_endpoint_open with mode 0666: %s", strerror(-rc));
 	ivl_endpoint_close(ep);
 	return 0;
 }
@@ -123,13 +123,13 @@ static int nobody_not_allowed(void *arg)
 
 	become_nobody();
 	s = try_connect(daemon_.sock);
-	REL_CHECK(s >= 0, "connect: %s", strerror(-s));
+	CHECK(s >= 0, "connect: %s", strerror(-s));
 	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-	REL_CHECK(n == 0 || (n < 0 && errno == ECONNRESET), "refused client got %zd bytes", n);
-	REL_CHECK(mh.msg_controllen == 0, "refused client got an fd");
+	CHECK(n == 0 || (n < 0 && errno == ECONNRESET), "refused client got %zd bytes", n);
+	CHECK(mh.msg_controllen == 0, "refused client got an fd");
 	close(s);
 	rc = ivl_endpoint_open(&ep, &o);
-	REL_CHECK(rc == -ECONNRESET, "ivl_endpoint_open: %s, want -ECONNRESET", strerror(-rc));
+	CHECK(rc == -ECONNRESET, "ivl_endpoint_open: %s, want -ECONNRESET", strerror(-rc));
 	return 0;
 }
 
@@ -142,10 +142,10 @@ static int group_member_joins(void *arg)
 
 	become_nobody();
 	rc = try_connect(daemon_.ctl);
-	REL_CHECK(rc >= 0, "status socket as gid %d: %s", NOBODY, strerror(-rc));
+	CHECK(rc >= 0, "status socket as gid %d: %s", NOBODY, strerror(-rc));
 	close(rc);
 	rc = ivl_endpoint_open(&ep, &o);
-	REL_CHECK(rc == 0, "ivl_endpoint_open as gid %d: %s", NOBODY, strerror(-rc));
+	CHECK(rc == 0, "ivl_endpoint_open as gid %d: %s", NOBODY, strerror(-rc));
 	ivl_endpoint_close(ep);
 	return 0;
 }
@@ -154,12 +154,12 @@ static int other_group_refused(void *arg)
 {
 	int rc;
 
-	REL_CHECK(setgroups(0, NULL) == 0 && setgid(1) == 0 && setuid(NOBODY) == 0,
-		  "cannot become uid %d gid 1: %s", NOBODY, strerror(errno));
+	CHECK(setgroups(0, NULL) == 0 && setgid(1) == 0 && setuid(NOBODY) == 0,
+	      "cannot become uid %d gid 1: %s", NOBODY, strerror(errno));
 	rc = try_connect(daemon_.sock);
-	REL_CHECK(rc == -EACCES, "peer socket as gid 1: %s, want EACCES", strerror(-rc));
+	CHECK(rc == -EACCES, "peer socket as gid 1: %s, want EACCES", strerror(-rc));
 	rc = try_connect(daemon_.ctl);
-	REL_CHECK(rc == -EACCES, "status socket as gid 1: %s, want EACCES", strerror(-rc));
+	CHECK(rc == -EACCES, "status socket as gid 1: %s, want EACCES", strerror(-rc));
 	return 0;
 }
 
@@ -167,12 +167,11 @@ static void expect_owner(const char *path, mode_t type, gid_t gid, mode_t mode)
 {
 	struct stat st;
 
-	REL_CHECK(lstat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
-	REL_CHECK((st.st_mode & S_IFMT) == type && st.st_uid == 0 && st.st_gid == gid &&
-		      (st.st_mode & 07777) == mode,
-		  "%s: uid %u gid %u mode %04o, want 0 %u %04o", path, (unsigned)st.st_uid,
-		  (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777), (unsigned)gid,
-		  (unsigned)mode);
+	CHECK(lstat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
+	CHECK((st.st_mode & S_IFMT) == type && st.st_uid == 0 && st.st_gid == gid &&
+		  (st.st_mode & 07777) == mode,
+	      "%s: uid %u gid %u mode %04o, want 0 %u %04o", path, (unsigned)st.st_uid,
+	      (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777), (unsigned)gid, (unsigned)mode);
 }
 
 static char precreated[128];
@@ -198,19 +197,19 @@ static void refused_region(const char *ivlinkd, const char *name, const char *wh
 	pid_t pid;
 	int st, fd;
 
-	snprintf(log, sizeof(log), "%s", rel_path("refused.log"));
+	snprintf(log, sizeof(log), "%s", ts_path("refused.log"));
 	pid = fork();
-	REL_CHECK(pid >= 0, "fork");
+	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
 		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
 		dup2(lfd, 2);
-		execl(ivlinkd, ivlinkd, "-F", "-S", rel_path("refused.sock"), "-l", "2M", "-n", "2",
+		execl(ivlinkd, ivlinkd, "-F", "-S", ts_path("refused.sock"), "-l", "2M", "-n", "2",
 		      "-m", name, "--allow-uid", "0", (char *)NULL);
 		_exit(127);
 	}
-	rel_track_pid(pid);
-	st = rel_wait(pid, 10000);
+	ts_track_pid(pid);
+	st = ts_wait(pid, 10000);
 	fd = open(log, O_RDONLY);
 	if (fd >= 0) {
 		ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -218,11 +217,11 @@ static void refused_region(const char *ivlinkd, const char *name, const char *wh
 		buf[n > 0 ? n : 0] = '\0';
 		close(fd);
 	}
-	REL_CHECK(st != 0 && st != -1, "%s: ivlinkd served it (exit %d)", what, st);
-	REL_CHECK(strstr(buf, "not ours to serve"), "%s: no clear error:\n%s", what, buf);
+	CHECK(st != 0 && st != -1, "%s: ivlinkd served it (exit %d)", what, st);
+	CHECK(strstr(buf, "not ours to serve"), "%s: no clear error:\n%s", what, buf);
 	fd = open(precreated, O_RDONLY);
-	REL_CHECK(fd >= 0 && pread(fd, head, 4, 0) == 4 && !strcmp(head, "mine"),
-		  "%s: the file was touched", what);
+	CHECK(fd >= 0 && pread(fd, head, 4, 0) == 4 && !strcmp(head, "mine"),
+	      "%s: the file was touched", what);
 	close(fd);
 	printf("%s: OK\n", what);
 }
@@ -271,11 +270,11 @@ static void refusals_rate_limited(const char *ivlinkd)
 	int64_t deadline;
 	int st;
 
-	snprintf(log, sizeof(log), "%s", rel_path("burst.log"));
-	snprintf(burst_sock, sizeof(burst_sock), "%s", rel_path("burst.sock"));
+	snprintf(log, sizeof(log), "%s", ts_path("burst.log"));
+	snprintf(burst_sock, sizeof(burst_sock), "%s", ts_path("burst.sock"));
 	snprintf(ctl, sizeof(ctl), "%s.ctl", burst_sock);
 	pid = fork();
-	REL_CHECK(pid >= 0, "fork");
+	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
 		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -284,77 +283,77 @@ static void refusals_rate_limited(const char *ivlinkd)
 		      "--socket-mode", "0666", "--allow-uid", "0", (char *)NULL);
 		_exit(127);
 	}
-	rel_track_pid(pid);
-	deadline = rel_now_ns() + 10000000000LL;
+	ts_track_pid(pid);
+	deadline = ts_now_ns() + 10000000000LL;
 	while (!ts_can_connect(ctl)) {
-		REL_CHECK(rel_now_ns() < deadline, "ivlinkd did not start");
+		CHECK(ts_now_ns() < deadline, "ivlinkd did not start");
 		usleep(5000);
 	}
-	st = rel_wait(rel_spawn(nobody_burst, NULL), 30000);
-	REL_CHECK(st == 0, "burst: child exit %d", st);
-	REL_CHECK(rel_ivlinkctl_json(IVLINKCTL, burst_sock, out, sizeof(out)) == 0, "ivlinkctl");
+	st = ts_wait(ts_spawn(nobody_burst, NULL), 30000);
+	CHECK(st == 0, "burst: child exit %d", st);
+	CHECK(rel_ivlinkctl_json(IVLINKCTL, burst_sock, out, sizeof(out)) == 0, "ivlinkctl");
 	p = strstr(out, "\"acl\":");
-	REL_CHECK(p && atoi(p + 6) == BURST, "refused.acl is not %d:\n%.600s", BURST, out);
-	REL_CHECK(count_lines(log, "refused client") == 1, "%u refusal lines for a burst of %d",
-		  count_lines(log, "refused client"), BURST);
+	CHECK(p && atoi(p + 6) == BURST, "refused.acl is not %d:\n%.600s", BURST, out);
+	CHECK(count_lines(log, "refused client") == 1, "%u refusal lines for a burst of %d",
+	      count_lines(log, "refused client"), BURST);
 	sleep(11);
-	st = rel_wait(rel_spawn(nobody_burst, (void *)1), 30000);
-	REL_CHECK(st == 0, "late refusal: child exit %d", st);
+	st = ts_wait(ts_spawn(nobody_burst, (void *)1), 30000);
+	CHECK(st == 0, "late refusal: child exit %d", st);
 	usleep(200000);
-	REL_CHECK(count_lines(log, "refused client") == 2 &&
-		      count_lines(log, "and 299 more from uid 65534") == 1,
-		  "the next line does not tell the refusals it did not log");
+	CHECK(count_lines(log, "refused client") == 2 &&
+		  count_lines(log, "and 299 more from uid 65534") == 1,
+	      "the next line does not tell the refusals it did not log");
 	kill(pid, SIGTERM);
-	rel_wait(pid, 10000);
+	ts_wait(pid, 10000);
 	printf("refusals: %d counted, logged once, then summarised: OK\n", BURST);
 }
 
 static void run_as_nobody(int (*fn)(void *), const char *what)
 {
-	int st = rel_wait(rel_spawn(fn, NULL), 20000);
+	int st = ts_wait(ts_spawn(fn, NULL), 20000);
 
-	REL_CHECK(st == 0, "%s: child exit %d", what, st);
+	CHECK(st == 0, "%s: child exit %d", what, st);
 	printf("%s: OK\n", what);
 }
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "perm", 120);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "perm", 120);
 
 	if (geteuid() != 0) {
 		printf("SKIP: needs root to switch to uid %d\n", NOBODY);
-		return REL_SKIP;
+		return TS_SKIP;
 	}
 	/* Only the socket's own mode may refuse: the directory is open. */
-	REL_CHECK(chmod(rel_dir(), 0755) == 0, "chmod: %s", strerror(errno));
+	CHECK(chmod(ts_dir(), 0755) == 0, "chmod: %s", strerror(errno));
 	snprintf(shm_name, sizeof(shm_name), "ivlrel-perm-%d", (int)getpid());
-	rel_track_shm(shm_name);
+	ts_track_shm(shm_name);
 
 	{
 		const char *const extra[] = {"-l", "2M", "-n", "2", "-m", shm_name, NULL};
 		struct stat st;
 
-		rel_daemon_start(&daemon_, ivlinkd, "sock", extra, 0);
-		REL_CHECK(stat(daemon_.sock, &st) == 0 && (st.st_mode & 0777) == 0600, "mode");
+		ts_daemon_start(&daemon_, ivlinkd, "sock", extra, NULL);
+		CHECK(stat(daemon_.sock, &st) == 0 && (st.st_mode & 0777) == 0600, "mode");
 		run_as_nobody(nobody_refused, "mode 0600: nobody gets EACCES on both sockets and "
 					      "the /dev/shm region");
-		rel_daemon_stop(&daemon_, SIGTERM);
+		ts_daemon_stop(daemon_.pid, SIGTERM);
 	}
 	{
 		const char *const extra[] = {"-l", "2M", "-n", "2", "--socket-mode", "0666", NULL};
 
-		rel_daemon_start(&daemon_, ivlinkd, "sock2", extra, 0);
+		ts_daemon_start(&daemon_, ivlinkd, "sock2", extra, NULL);
 		run_as_nobody(nobody_joins, "mode 0666, no allow-list: nobody joins");
-		rel_daemon_stop(&daemon_, SIGTERM);
+		ts_daemon_stop(daemon_.pid, SIGTERM);
 	}
 	{
 		const char *const extra[] = {"-l",   "2M",	    "-n", "2", "--socket-mode",
 					     "0666", "--allow-uid", "0",  NULL};
 
-		rel_daemon_start(&daemon_, ivlinkd, "sock3", extra, 0);
+		ts_daemon_start(&daemon_, ivlinkd, "sock3", extra, NULL);
 		run_as_nobody(nobody_not_allowed,
 			      "mode 0666, --allow-uid 0: nobody refused without any message or fd");
-		rel_daemon_stop(&daemon_, SIGTERM);
+		ts_daemon_stop(daemon_.pid, SIGTERM);
 	}
 	{
 		char gname[64], file[128];
@@ -371,9 +370,9 @@ int main(int argc, char **argv)
 					     NULL};
 
 		snprintf(gname, sizeof(gname), "ivlrel-grp-%d", (int)getpid());
-		rel_track_shm(gname);
-		rel_daemon_start(&daemon_, ivlinkd, "run-ivlink/sock6", extra, 0);
-		expect_owner(rel_path("run-ivlink"), S_IFDIR, NOBODY, 0750);
+		ts_track_shm(gname);
+		ts_daemon_start(&daemon_, ivlinkd, "run-ivlink/sock6", extra, NULL);
+		expect_owner(ts_path("run-ivlink"), S_IFDIR, NOBODY, 0750);
 		expect_owner(daemon_.sock, S_IFSOCK, NOBODY, 0660);
 		expect_owner(daemon_.ctl, S_IFSOCK, NOBODY, 0660);
 		snprintf(file, sizeof(file), "/dev/shm/%s", gname);
@@ -382,12 +381,12 @@ int main(int argc, char **argv)
 			      "--socket-group 65534, mode 0660: a client of "
 			      "gid 65534 joins through a created 0750 directory");
 		run_as_nobody(other_group_refused, "--socket-group 65534: gid 1 gets EACCES");
-		rel_daemon_stop(&daemon_, SIGTERM);
+		ts_daemon_stop(daemon_.pid, SIGTERM);
 		/* Re-attached: a group-writable file of the socket group is ours. */
-		rel_daemon_start(&daemon_, ivlinkd, "run-ivlink/sock6", extra, 0);
-		rel_daemon_stop(&daemon_, SIGTERM);
+		ts_daemon_start(&daemon_, ivlinkd, "run-ivlink/sock6", extra, NULL);
+		ts_daemon_stop(daemon_.pid, SIGTERM);
 		/* The temp dir's cleanup removes files only. */
-		REL_CHECK(rmdir(rel_path("run-ivlink")) == 0, "rmdir: %s", strerror(errno));
+		CHECK(rmdir(ts_path("run-ivlink")) == 0, "rmdir: %s", strerror(errno));
 		printf("the group's region file (0660) is re-attached: OK\n");
 	}
 	refusals_rate_limited(ivlinkd);
@@ -396,17 +395,17 @@ int main(int argc, char **argv)
 		int fd;
 
 		snprintf(name, sizeof(name), "ivlrel-pre-%d", (int)getpid());
-		rel_track_shm(name);
+		ts_track_shm(name);
 		snprintf(link2, sizeof(link2), "%s.link", name);
-		rel_track_shm(link2);
+		ts_track_shm(link2);
 		snprintf(precreated, sizeof(precreated), "/dev/shm/%s", name);
 		run_as_nobody(nobody_precreates, "nobody pre-creates the region file");
 		refused_region(ivlinkd, name, "a file of another user (0666) is refused");
-		REL_CHECK(chown(precreated, 0, 0) == 0, "chown: %s", strerror(errno));
+		CHECK(chown(precreated, 0, 0) == 0, "chown: %s", strerror(errno));
 		refused_region(ivlinkd, name, "root's own file writable by others is refused");
-		REL_CHECK(chmod(precreated, 0600) == 0, "chmod: %s", strerror(errno));
+		CHECK(chmod(precreated, 0600) == 0, "chmod: %s", strerror(errno));
 		snprintf(link2, sizeof(link2), "%s.link", precreated);
-		REL_CHECK(link(precreated, link2) == 0, "link: %s", strerror(errno));
+		CHECK(link(precreated, link2) == 0, "link: %s", strerror(errno));
 		refused_region(ivlinkd, name, "a file with a second link is refused");
 		unlink(link2);
 		unlink(precreated);
@@ -414,12 +413,12 @@ int main(int argc, char **argv)
 		{
 			const char *const extra[] = {"-l", "2M", "-n", "2", "-m", name, NULL};
 
-			rel_daemon_start(&daemon_, ivlinkd, "sock4", extra, 0);
-			rel_daemon_stop(&daemon_, SIGTERM);
-			rel_daemon_start(&daemon_, ivlinkd, "sock5", extra, 0);
-			rel_daemon_stop(&daemon_, SIGTERM);
+			ts_daemon_start(&daemon_, ivlinkd, "sock4", extra, NULL);
+			ts_daemon_stop(daemon_.pid, SIGTERM);
+			ts_daemon_start(&daemon_, ivlinkd, "sock5", extra, NULL);
+			ts_daemon_stop(daemon_.pid, SIGTERM);
 			fd = open(precreated, O_RDONLY);
-			REL_CHECK(fd >= 0, "own region file gone");
+			CHECK(fd >= 0, "own region file gone");
 			close(fd);
 			printf("ivlinkd's own region file is re-attached: OK\n");
 		}

@@ -88,10 +88,10 @@ static void *tx_main(void *arg)
 	/* Some honest data first, so that victims have something to read
 	 * while the attacks land; errors are expected and ignored. */
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED) && off < (8u << 20)) {
-		size_t n = c->mode == IVL_MODE_MESSAGE ? 1 + rel_rand(&rng) % 1000 : sizeof(buf);
+		size_t n = c->mode == IVL_MODE_MESSAGE ? 1 + ts_rand(&rng) % 1000 : sizeof(buf);
 		ssize_t w;
 
-		rel_fill(0xe111, off, buf, n);
+		ts_stream_fill(0xe111, off, buf, n);
 		w = ivl_send(c->ch, buf, n, 0);
 		if (w < 0)
 			break;
@@ -178,14 +178,14 @@ static uint64_t nasty64(uint64_t cur, uint64_t size)
 	    cur + 1,	cur - 1, cur + size, cur + size + 1, cur - size - 1, UINT64_MAX,
 	    1ull << 63, cur + 3, 0,	     cur + 8,	     cur + 2 * size, (uint64_t)-8};
 
-	return rel_rand(&rng) % 5 == 0 ? rel_rand(&rng) : v[rel_rand(&rng) % 12];
+	return ts_rand(&rng) % 5 == 0 ? ts_rand(&rng) : v[ts_rand(&rng) % 12];
 }
 
 static uint32_t nasty32(uint32_t cur)
 {
 	const uint32_t v[] = {0, 1, 2, 3, 7, 0xffffffffu, 0x80000000u, cur ^ 1, cur + 1, cur - 1};
 
-	return rel_rand(&rng) % 5 == 0 ? (uint32_t)rel_rand(&rng) : v[rel_rand(&rng) % 10];
+	return ts_rand(&rng) % 5 == 0 ? (uint32_t)ts_rand(&rng) : v[ts_rand(&rng) % 10];
 }
 
 /* ------------------------------------------------------------ targeted */
@@ -236,7 +236,7 @@ static void attack_vv(int what)
 		if (what == A_VV_PEERS) {
 			struct ivl_peer_entry *e = ivl_region_peer(&rg, p);
 
-			if (rel_rand(&rng) & 1)
+			if (ts_rand(&rng) & 1)
 				w32(off_of(&e->epoch), e->epoch + 1);
 			else
 				w32(off_of(&e->state), nasty32(e->state));
@@ -279,7 +279,7 @@ static void attack(struct echan *c, int a)
 		w64(off_of(&e->tx_prod.tail), vhead - 8);
 		break;
 	case A_TAIL_HUGE:
-		w64(off_of(&e->tx_prod.tail), rel_rand(&rng) & 1 ? UINT64_MAX : 1ull << 63);
+		w64(off_of(&e->tx_prod.tail), ts_rand(&rng) & 1 ? UINT64_MAX : 1ull << 63);
 		break;
 	case A_TAIL_MISALIGN:
 		w64(off_of(&e->tx_prod.tail), tail + 3);
@@ -287,7 +287,7 @@ static void attack(struct echan *c, int a)
 	case A_REC_LEN:
 	case A_REC_MAGIC:
 		/* A record at the victim's head, then a tail that shows it. */
-		hdr[0] = a == A_REC_LEN ? (rel_rand(&rng) & 1 ? 0xffffffffu : c->size) : 16;
+		hdr[0] = a == A_REC_LEN ? (ts_rand(&rng) & 1 ? 0xffffffffu : c->size) : 16;
 		hdr[1] = a == A_REC_LEN ? IVL_REC_MAGIC : 0xbadbad00u;
 		w32(data + (vhead & (c->size - 1)), hdr[0]);
 		w32(data + (vhead & (c->size - 1)) + 4, hdr[1]);
@@ -303,13 +303,13 @@ static void attack(struct echan *c, int a)
 		w64(off_of(&e->rx_cons.head), r64(off_of(&e->rx_cons.head)) + 3);
 		break;
 	case A_FLAGS:
-		w32(off_of(&e->tx_prod.flags), rel_rand(&rng) & 1 ? IVL_RING_F_ABORT : 0xffffffffu);
+		w32(off_of(&e->tx_prod.flags), ts_rand(&rng) & 1 ? IVL_RING_F_ABORT : 0xffffffffu);
 		w32(off_of(&e->rx_cons.flags), nasty32(0));
 		break;
 	case A_SLEEP_SEQ:
 		for (int i = 0; i < 100; i++) {
-			w32(off_of(&e->tx_prod.sleep_seq), (uint32_t)rel_rand(&rng) | 1u);
-			w32(off_of(&e->rx_cons.sleep_seq), (uint32_t)rel_rand(&rng) | 1u);
+			w32(off_of(&e->tx_prod.sleep_seq), (uint32_t)ts_rand(&rng) | 1u);
+			w32(off_of(&e->rx_cons.sleep_seq), (uint32_t)ts_rand(&rng) | 1u);
 			kick_storm();
 			usleep(100);
 		}
@@ -325,10 +325,10 @@ static void attack(struct echan *c, int a)
 	case A_PEER_ENTRY: {
 		struct ivl_peer_entry *pe = ivl_region_peer(&rg, self);
 
-		if (rel_rand(&rng) & 1)
+		if (ts_rand(&rng) & 1)
 			w32(off_of(&pe->epoch), pe->epoch + 1);
 		else
-			w32(off_of(&pe->state), rel_rand(&rng) & 1 ? IVL_PEER_GONE : 7);
+			w32(off_of(&pe->state), ts_rand(&rng) & 1 ? IVL_PEER_GONE : 7);
 		break;
 	}
 	case A_SECTION_HDR: {
@@ -350,7 +350,7 @@ static void attack(struct echan *c, int a)
 		break;
 	case A_REGION_HDR:
 		for (int i = 0; i < 32; i++)
-			w64((rel_rand(&rng) % (IVL_REGION_HDR_SIZE / 8)) * 8, nasty64(0, 1u << 20));
+			w64((ts_rand(&rng) % (IVL_REGION_HDR_SIZE / 8)) * 8, nasty64(0, 1u << 20));
 		break;
 	default:
 		attack_vv(a);
@@ -396,9 +396,9 @@ static unsigned areas_of_scope(struct area *a, unsigned max)
 static void random_burst(const struct area *a, unsigned n)
 {
 	for (int i = 0; i < 64; i++) {
-		const struct area *x = &a[rel_rand(&rng) % n];
-		uint64_t off = x->off + rel_rand(&rng) % x->len;
-		unsigned kind = rel_rand(&rng) % 8;
+		const struct area *x = &a[ts_rand(&rng) % n];
+		uint64_t off = x->off + ts_rand(&rng) % x->len;
+		unsigned kind = ts_rand(&rng) % 8;
 
 		if (kind < 4)
 			w64(off, nasty64(off + 8 <= rg.hdr.region_size ? r64(off & ~7ull) : 0,
@@ -406,7 +406,7 @@ static void random_burst(const struct area *a, unsigned n)
 		else if (kind < 7)
 			w32(off, nasty32(0));
 		else if (off < rg.hdr.region_size)
-			rg.base[off] = (uint8_t)rel_rand(&rng), writes++;
+			rg.base[off] = (uint8_t)ts_rand(&rng), writes++;
 	}
 }
 
@@ -441,7 +441,7 @@ static void usage(void)
 
 static int64_t now_ms(void)
 {
-	return rel_now_ns() / 1000000;
+	return ts_now_ns() / 1000000;
 }
 
 int main(int argc, char **argv)
@@ -509,7 +509,7 @@ int main(int argc, char **argv)
 		struct echan *c = &chans[i];
 		struct ivl_channel_opts co = {.mode = c->mode, .ring_size = EVIL_RING};
 		struct ivl_channel_stats st;
-		int id = rel_find_peer(ep, c->peer, 20000000000LL);
+		int id = ts_find_peer(ep, c->peer, 20000000000LL);
 
 		if (id < 0) {
 			fprintf(stderr, "evil: peer %s never appeared\n", c->peer);
@@ -558,7 +558,7 @@ int main(int argc, char **argv)
 			usleep(20000);
 		} else {
 			random_burst(areas, n_areas);
-			if (rel_rand(&rng) % 16 == 0)
+			if (ts_rand(&rng) % 16 == 0)
 				kick_storm();
 			usleep(200);
 		}

@@ -74,7 +74,7 @@ struct dir {
 	pthread_t thr;
 };
 
-static struct rel_daemon daemon_;
+static struct ts_daemon daemon_;
 static const char *scope = "own", *evil_mode = "targeted";
 static uint64_t scenario_seed;
 static int done_fd = -1;
@@ -95,7 +95,7 @@ static size_t rec_len(uint64_t seed, uint64_t k, uint32_t max)
 {
 	uint64_t s = seed ^ (k * 0x9e3779b97f4a7c15ULL);
 
-	return (size_t)(rel_rand(&s) % (max + 1));
+	return (size_t)(ts_rand(&s) % (max + 1));
 }
 
 static int allowed_err(long e)
@@ -111,16 +111,16 @@ static void *sender(void *arg)
 	uint64_t rs = d->seed;
 
 	d->outcome = O_OK;
-	while (rel_now_ns() < d->end_ns) {
+	while (ts_now_ns() < d->end_ns) {
 		size_t n;
 		ssize_t w;
 
 		if (d->spec->mode == IVL_MODE_MESSAGE) {
 			n = rec_len(d->seed, d->msgs, max);
-			rel_fill(d->seed, d->msgs << 16, buf, n);
+			ts_stream_fill(d->seed, d->msgs << 16, buf, n);
 		} else {
-			n = 1 + rel_rand(&rs) % 16384;
-			rel_fill(d->seed, d->bytes, buf, n);
+			n = 1 + ts_rand(&rs) % 16384;
+			ts_stream_fill(d->seed, d->bytes, buf, n);
 		}
 		w = ivl_send(d->ch, buf, n, 0);
 		if (w < 0) {
@@ -166,9 +166,11 @@ static void *receiver(void *arg)
 				size_t want = rec_len(d->seed, d->msgs, d->spec->max_record);
 
 				if ((size_t)n != want ||
-				    rel_check(d->seed, d->msgs << 16, buf, (size_t)n) != (size_t)n)
+				    ts_stream_check(d->seed, d->msgs << 16, buf, (size_t)n) !=
+					(size_t)n)
 					d->outcome = O_MISMATCH;
-			} else if (rel_check(d->seed, d->bytes, buf, (size_t)n) != (size_t)n) {
+			} else if (ts_stream_check(d->seed, d->bytes, buf, (size_t)n) !=
+				   (size_t)n) {
 				d->outcome = O_MISMATCH;
 			}
 		}
@@ -198,11 +200,11 @@ static int victim(void *arg)
 {
 	const char *me = arg;
 	struct dir dirs[2 * N_SPECS];
-	struct ivl_endpoint *ep = rel_open(&daemon_, me, 0);
+	struct ivl_endpoint *ep = ts_open(&daemon_, me, 0, IVL_LOG_ERROR);
 	unsigned nd = 0, bad = 0;
 	int64_t end;
 
-	REL_CHECK(rel_guard_count() > 0, "%s: the region is not between guard pages", me);
+	CHECK(rel_guard_count() > 0, "%s: the region is not between guard pages", me);
 	for (size_t i = 0; i < N_SPECS; i++) {
 		const struct chan_spec *s = &specs[i];
 		struct ivl_channel_opts o = {
@@ -214,10 +216,10 @@ static int victim(void *arg)
 		if (strcmp(s->a, me) && strcmp(s->b, me))
 			continue;
 		other = strcmp(s->a, me) ? s->a : s->b;
-		id = rel_find_peer(ep, other, 20000000000LL);
-		REL_CHECK(id >= 0, "%s: peer %s never appeared", me, other);
+		id = ts_find_peer(ep, other, 20000000000LL);
+		CHECK(id >= 0, "%s: peer %s never appeared", me, other);
 		rc = ivl_channel_open(ep, s->name, (uint32_t)id, &o, 20000000000LL, &ch);
-		REL_CHECK(rc == 0, "%s: open %s: %s", me, s->name, strerror(-rc));
+		CHECK(rc == 0, "%s: open %s: %s", me, s->name, strerror(-rc));
 		ivl_channel_set_timeouts(ch, OP_TIMEOUT_NS, OP_TIMEOUT_NS);
 		for (int tx = 0; tx < 2; tx++) {
 			struct dir *d = &dirs[nd++];
@@ -230,7 +232,7 @@ static int victim(void *arg)
 			d->seed = name_seed(s->name, tx ? me : other);
 		}
 	}
-	end = rel_now_ns() + TRAFFIC_MS * 1000000LL;
+	end = ts_now_ns() + TRAFFIC_MS * 1000000LL;
 	for (unsigned i = 0; i < nd; i++) {
 		dirs[i].end_ns = end;
 		pthread_create(&dirs[i].thr, NULL, dirs[i].tx ? sender : receiver, &dirs[i]);
@@ -277,7 +279,7 @@ static void show_damage(const char *json, int require)
 			found = 1;
 		}
 	}
-	REL_CHECK(found || !require, "ivlinkctl --json shows no damage:\n%s", json);
+	CHECK(found || !require, "ivlinkctl --json shows no damage:\n%s", json);
 }
 
 static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_bin, const char *sc,
@@ -290,7 +292,7 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 	int pfd[2], n = 0, st0, st1, ctl;
 	pid_t v0, v1, evil;
 	struct pollfd p;
-	int64_t t0 = rel_now_ns();
+	int64_t t0 = ts_now_ns();
 	char c;
 	int got = 0;
 
@@ -298,12 +300,12 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 	evil_mode = mode;
 	scenario_seed = seed;
 	printf("== scenario scope=%s mode=%s seed=%" PRIu64 "\n", sc, mode, seed);
-	rel_daemon_start(&daemon_, ivlinkd, "sock", extra, 0);
-	REL_CHECK(pipe(pfd) == 0, "pipe");
+	ts_daemon_start(&daemon_, ivlinkd, "sock", extra, NULL);
+	CHECK(pipe(pfd) == 0, "pipe");
 	done_fd = pfd[1];
 
-	v0 = rel_spawn(victim, "v0");
-	v1 = rel_spawn(victim, "v1");
+	v0 = ts_spawn(victim, "v0");
+	v1 = ts_spawn(victim, "v1");
 	snprintf(seed_s, sizeof(seed_s), "%" PRIu64, seed);
 	snprintf(ms_s, sizeof(ms_s), "%d", EVIL_MS);
 	argv[n++] = (char *)evil_bin;
@@ -331,16 +333,16 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 		argv[n++] = chan_args[i];
 	}
 	argv[n] = NULL;
-	evil = rel_exec(argv);
+	evil = ts_exec(argv);
 
 	/* Both victims report the end of their traffic. */
 	p.fd = pfd[0];
 	p.events = POLLIN;
 	while (got < 2) {
-		int64_t left = (t0 + VICTIM_BOUND_MS * 1000000LL - rel_now_ns()) / 1000000;
+		int64_t left = (t0 + VICTIM_BOUND_MS * 1000000LL - ts_now_ns()) / 1000000;
 
-		REL_CHECK(left > 0, "victims did not finish their traffic within %d ms",
-			  VICTIM_BOUND_MS);
+		CHECK(left > 0, "victims did not finish their traffic within %d ms",
+		      VICTIM_BOUND_MS);
 		if (poll(&p, 1, (int)left) == 1 && read(pfd[0], &c, 1) == 1)
 			got++;
 	}
@@ -349,21 +351,21 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 	 * as the evil peer left it. */
 	ctl = rel_ivlinkctl_json(ctl_bin, daemon_.sock, json, sizeof(json));
 	printf("ivlinkctl status --json: exit %d, %zu bytes\n", ctl, strlen(json));
-	REL_CHECK(ctl == 0 || (ctl == 1 && !strcmp(sc, "all")),
-		  "ivlinkctl status exited %d (crash or refusal)", ctl);
+	CHECK(ctl == 0 || (ctl == 1 && !strcmp(sc, "all")),
+	      "ivlinkctl status exited %d (crash or refusal)", ctl);
 	if (ctl == 0) {
-		REL_CHECK(rel_json_valid(json), "ivlinkctl printed invalid JSON:\n%s", json);
+		CHECK(rel_json_valid(json), "ivlinkctl printed invalid JSON:\n%s", json);
 		show_damage(json, !strcmp(sc, "own"));
 	}
 
-	rel_kill9(evil);
-	st0 = rel_wait(v0, 15000);
-	st1 = rel_wait(v1, 15000);
-	REL_CHECK(st0 == 0 && st1 == 0,
-		  "victim exit status v0=%d v1=%d (1: outcome not allowed, >=128: crash, -1: "
-		  "hang)",
-		  st0, st1);
-	REL_CHECK(kill(daemon_.pid, 0) == 0, "ivlinkd died");
+	ts_kill9(evil);
+	st0 = ts_wait(v0, 15000);
+	st1 = ts_wait(v1, 15000);
+	CHECK(st0 == 0 && st1 == 0,
+	      "victim exit status v0=%d v1=%d (1: outcome not allowed, >=128: crash, -1: "
+	      "hang)",
+	      st0, st1);
+	CHECK(kill(daemon_.pid, 0) == 0, "ivlinkd died");
 	close(pfd[0]);
 	close(pfd[1]);
 
@@ -388,8 +390,7 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 			if (rc == 0 && (ivl_send(ca, buf, 4, 0) != 4 ||
 					ivl_recv(cb, out, 4, 0) != 4 || strcmp(out, "abc")))
 				rc = -EIO;
-			REL_CHECK(rc == 0 || all, "fresh peers after the attack: %s",
-				  strerror(-rc));
+			CHECK(rc == 0 || all, "fresh peers after the attack: %s", strerror(-rc));
 			printf("fresh peers after the attack: %s\n",
 			       rc == 0 ? "channel OK" : strerror(-rc));
 			ivl_channel_close(ca);
@@ -399,21 +400,20 @@ static void scenario(const char *ivlinkd, const char *evil_bin, const char *ctl_
 		} else {
 			/* Only an evil peer that wrote the region header (or
 			 * the table) can deny later joins: scope all. */
-			REL_CHECK(!strcmp(sc, "all"), "fresh peer after the attack: %s",
-				  strerror(-rc));
+			CHECK(!strcmp(sc, "all"), "fresh peer after the attack: %s", strerror(-rc));
 			printf(
 			    "fresh peer after the attack: %s (region header or table destroyed)\n",
 			    strerror(-rc));
 		}
 	}
-	rel_daemon_stop(&daemon_, SIGTERM);
+	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("scenario scope=%s mode=%s: PASS in %.1f s\n", sc, mode,
-	       (double)(rel_now_ns() - t0) / 1e9);
+	       (double)(ts_now_ns() - t0) / 1e9);
 }
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "hostile", 900);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "hostile", 900);
 	uint64_t seed = rel_seed(1);
 	unsigned iters = rel_iters(2);
 

@@ -52,7 +52,7 @@ struct kmsg {
 	int32_t pages; /* K's own section page count right after it joined */
 };
 
-static struct rel_daemon daemon_;
+static struct ts_daemon daemon_;
 
 static uint64_t seed_of(uint64_t base, unsigned iter, int dir)
 {
@@ -71,7 +71,7 @@ static void *k_sender(void *arg)
 	for (;;) {
 		ssize_t n;
 
-		rel_fill(seed, off, buf, sizeof(buf));
+		ts_stream_fill(seed, off, buf, sizeof(buf));
 		n = ivl_send(ch, buf, sizeof(buf), 0);
 		if (n < 0)
 			return NULL;
@@ -93,24 +93,24 @@ static int k_main(void *arg)
 
 	snprintf(name, sizeof(name), "k%u", a->iter);
 	{
-		struct ivl_endpoint *ep = rel_open(&daemon_, name, 0);
+		struct ivl_endpoint *ep = ts_open(&daemon_, name, 0, IVL_LOG_ERROR);
 
-		REL_CHECK(rel_guard_region(&rg) == 0, "K: region");
+		CHECK(rel_guard_region(&rg) == 0, "K: region");
 		m.id = (int32_t)ivl_endpoint_id(ep);
 		m.pages = (int32_t)ivl_section_pages_used(&rg, (uint32_t)m.id);
 		if (write(a->wfd, &m, sizeof(m)) != sizeof(m))
 			return 1;
-		s = rel_find_peer(ep, "survivor", 10000000000LL);
-		REL_CHECK(s >= 0, "K: no survivor");
+		s = ts_find_peer(ep, "survivor", 10000000000LL);
+		CHECK(s >= 0, "K: no survivor");
 
 		/* Warm-up: a rejoining peer works. */
 		snprintf(name, sizeof(name), "w%u", a->iter);
 		rc = ivl_channel_open(ep, name, (uint32_t)s, NULL, OP_TIMEOUT_NS, &w);
-		REL_CHECK(rc == 0, "K: warm open: %s", strerror(-rc));
+		CHECK(rc == 0, "K: warm open: %s", strerror(-rc));
 		n = ivl_recv(w, buf, WARM, IVL_WAITALL);
-		REL_CHECK(n == WARM && rel_check(a->seed, 0, buf, WARM) == WARM, "K: warm data");
-		rel_fill(a->seed + 1, 0, buf, WARM);
-		REL_CHECK(ivl_send(w, buf, WARM, 0) == WARM, "K: warm send");
+		CHECK(n == WARM && ts_stream_check(a->seed, 0, buf, WARM) == WARM, "K: warm data");
+		ts_stream_fill(a->seed + 1, 0, buf, WARM);
+		CHECK(ivl_send(w, buf, WARM, 0) == WARM, "K: warm send");
 		ivl_channel_close(w);
 		if (write(a->wfd, "W", 1) != 1)
 			return 1;
@@ -122,7 +122,7 @@ static int k_main(void *arg)
 		}
 		o.ring_size = 64u << 10;
 		rc = ivl_channel_open(ep, name, (uint32_t)s, &o, OP_TIMEOUT_NS, &x);
-		REL_CHECK(rc == 0, "K: open: %s", strerror(-rc));
+		CHECK(rc == 0, "K: open: %s", strerror(-rc));
 		if (write(a->wfd, "X", 1) != 1)
 			return 1;
 		switch (a->shape) {
@@ -173,7 +173,7 @@ static void *killer_main(void *arg)
 			      .tv_nsec = k->delay_ns % 1000000000LL};
 
 	nanosleep(&ts, NULL);
-	__atomic_store_n(&k->t_kill, rel_now_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&k->t_kill, ts_now_ns(), __ATOMIC_RELEASE);
 	kill(k->pid, SIGKILL);
 	return NULL;
 }
@@ -194,11 +194,11 @@ static void *s_sender(void *arg)
 	for (;;) {
 		ssize_t n;
 
-		rel_fill(d->seed, d->bytes, buf, sizeof(buf));
+		ts_stream_fill(d->seed, d->bytes, buf, sizeof(buf));
 		n = ivl_send(d->ch, buf, sizeof(buf), 0);
 		if (n < 0) {
 			d->err = n;
-			d->t_err = rel_now_ns();
+			d->t_err = ts_now_ns();
 			return NULL;
 		}
 		d->bytes += (uint64_t)n;
@@ -214,11 +214,11 @@ static void s_receiver(struct sdir *d)
 
 		if (n <= 0) {
 			d->err = n;
-			d->t_err = rel_now_ns();
+			d->t_err = ts_now_ns();
 			return;
 		}
-		REL_CHECK(rel_check(d->seed, d->bytes, buf, (size_t)n) == (size_t)n,
-			  "S: corrupt data near byte %" PRIu64, d->bytes);
+		CHECK(ts_stream_check(d->seed, d->bytes, buf, (size_t)n) == (size_t)n,
+		      "S: corrupt data near byte %" PRIu64, d->bytes);
 		d->bytes += (uint64_t)n;
 	}
 }
@@ -232,16 +232,16 @@ static void s_ping_pong(struct sdir *d)
 		size_t len = (size_t)((d->seed ^ (k * 0x9e3779b97f4a7c15ULL)) % (MAXREC + 1));
 		ssize_t n;
 
-		rel_fill(d->seed, k << 16, out, len);
+		ts_stream_fill(d->seed, k << 16, out, len);
 		n = ivl_send(d->ch, out, len, 0);
 		if (n >= 0)
 			n = ivl_recv(d->ch, in, sizeof(in), 0);
 		if (n < 0) {
 			d->err = n;
-			d->t_err = rel_now_ns();
+			d->t_err = ts_now_ns();
 			return;
 		}
-		REL_CHECK((size_t)n == len && memcmp(in, out, len) == 0, "S: bad echo %" PRIu64, k);
+		CHECK((size_t)n == len && memcmp(in, out, len) == 0, "S: bad echo %" PRIu64, k);
 		d->bytes += len;
 		k++;
 	}
@@ -257,7 +257,7 @@ static size_t read_pipe(int fd, void *buf, size_t len)
 		ssize_t n;
 
 		if (poll(&p, 1, 10000) != 1)
-			REL_FAIL("S: K said nothing for 10 s");
+			FAIL("S: K said nothing for 10 s");
 		n = read(fd, (uint8_t *)buf + got, len - got);
 		if (n <= 0)
 			break;
@@ -268,10 +268,10 @@ static size_t read_pipe(int fd, void *buf, size_t len)
 
 static int wait_gone(struct ivl_endpoint *s, uint32_t id)
 {
-	int64_t deadline = rel_now_ns() + RESET_BOUND_NS;
+	int64_t deadline = ts_now_ns() + RESET_BOUND_NS;
 	struct ivl_peer_info pi;
 
-	while (rel_now_ns() < deadline) {
+	while (ts_now_ns() < deadline) {
 		if (ivl_endpoint_peer(s, id, &pi) == 0 && pi.state == IVL_PEER_GONE)
 			return 1;
 		usleep(1000);
@@ -282,10 +282,10 @@ static int wait_gone(struct ivl_endpoint *s, uint32_t id)
 int main(int argc, char **argv)
 {
 	static const char *const extra[] = {"-l", "16M", "-n", "4", "--max-peers", "4", NULL};
-	const char *ivlinkd = rel_init(argc, argv, "kill9", 900);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "kill9", 900);
 	unsigned iters = rel_iters(100), early = 0, per_shape[N_SHAPES] = {0};
 	uint64_t rng = rel_seed(7), seed = rng, bytes = 0;
-	int64_t lat_max = 0, lat_sum = 0, t0 = rel_now_ns();
+	int64_t lat_max = 0, lat_sum = 0, t0 = ts_now_ns();
 	unsigned lat_n = 0;
 	struct ivl_endpoint *s;
 	struct ivl_region rg;
@@ -293,13 +293,13 @@ int main(int argc, char **argv)
 	long pages0;
 	int fds_s, fds_d;
 
-	rel_daemon_start(&daemon_, ivlinkd, "sock", extra, 0);
-	s = rel_open(&daemon_, "survivor", 0);
-	REL_CHECK(rel_guard_region(&rg) == 0, "S: region");
+	ts_daemon_start(&daemon_, ivlinkd, "sock", extra, NULL);
+	s = ts_open(&daemon_, "survivor", 0, IVL_LOG_ERROR);
+	CHECK(rel_guard_region(&rg) == 0, "S: region");
 	self = ivl_endpoint_id(s);
 	pages0 = ivl_section_pages_used(&rg, self);
-	fds_s = rel_fd_count(getpid());
-	fds_d = rel_fd_count(daemon_.pid);
+	fds_s = ts_proc_fds(getpid());
+	fds_d = ts_proc_fds(daemon_.pid);
 
 	for (unsigned i = 0; i < iters; i++) {
 		struct kargs ka = {
@@ -308,48 +308,47 @@ int main(int argc, char **argv)
 		struct sdir rx = {0}, tx = {0};
 		struct ivl_channel_opts o = {0};
 		struct ivl_channel *w = NULL, *x = NULL;
-		int is_early = rel_rand(&rng) % 10 == 0, pfd[2], rc;
+		int is_early = ts_rand(&rng) % 10 == 0, pfd[2], rc;
 		uint8_t buf[WARM];
 		struct kmsg m = {.id = -1};
 		char c, name[32];
 		ssize_t n;
 
-		REL_CHECK(pipe(pfd) == 0, "pipe");
+		CHECK(pipe(pfd) == 0, "pipe");
 		ka.wfd = pfd[1];
-		kl.pid = rel_spawn(k_main, &ka);
+		kl.pid = ts_spawn(k_main, &ka);
 		close(pfd[1]);
 		if (is_early) {
-			kl.delay_ns = (int64_t)(rel_rand(&rng) % 30000000);
+			kl.delay_ns = (int64_t)(ts_rand(&rng) % 30000000);
 			pthread_create(&kl.thr, NULL, killer_main, &kl);
 			early++;
 		}
 
 		if (read_pipe(pfd[0], &m, sizeof(m)) != sizeof(m)) {
-			REL_CHECK(is_early, "iteration %u: K died before joining", i);
+			CHECK(is_early, "iteration %u: K died before joining", i);
 			goto reap;
 		}
-		REL_CHECK(m.pages == 0, "iteration %u: K's section not reset at join (%d pages)", i,
-			  m.pages);
+		CHECK(m.pages == 0, "iteration %u: K's section not reset at join (%d pages)", i,
+		      m.pages);
 
 		/* Warm-up channel: S sends first. */
 		snprintf(name, sizeof(name), "w%u", i);
 		rc = ivl_channel_open(s, name, (uint32_t)m.id, NULL, OP_TIMEOUT_NS, &w);
 		if (rc == 0) {
-			rel_fill(ka.seed, 0, buf, WARM);
+			ts_stream_fill(ka.seed, 0, buf, WARM);
 			n = ivl_send(w, buf, WARM, 0);
 			if (n == WARM)
 				n = ivl_recv(w, buf, WARM, IVL_WAITALL);
-			REL_CHECK(n == WARM || (is_early && n < 0), "iteration %u: warm: %zd", i,
-				  n);
+			CHECK(n == WARM || (is_early && n < 0), "iteration %u: warm: %zd", i, n);
 			if (n == WARM)
-				REL_CHECK(rel_check(ka.seed + 1, 0, buf, WARM) == WARM,
-					  "iteration %u: warm data", i);
+				CHECK(ts_stream_check(ka.seed + 1, 0, buf, WARM) == WARM,
+				      "iteration %u: warm data", i);
 			ivl_channel_close(w);
 		} else {
-			REL_CHECK(is_early, "iteration %u: warm open: %s", i, strerror(-rc));
+			CHECK(is_early, "iteration %u: warm open: %s", i, strerror(-rc));
 		}
 		if (read_pipe(pfd[0], &c, 1) != 1) {
-			REL_CHECK(is_early, "iteration %u: K died before its transfer", i);
+			CHECK(is_early, "iteration %u: K died before its transfer", i);
 			goto reap;
 		}
 
@@ -361,15 +360,15 @@ int main(int argc, char **argv)
 		o.ring_size = 64u << 10;
 		rc = ivl_channel_open(s, name, (uint32_t)m.id, &o, OP_TIMEOUT_NS, &x);
 		if (rc < 0) {
-			REL_CHECK(is_early, "iteration %u: open: %s", i, strerror(-rc));
+			CHECK(is_early, "iteration %u: open: %s", i, strerror(-rc));
 			goto reap;
 		}
 		ivl_channel_set_timeouts(x, OP_TIMEOUT_NS, OP_TIMEOUT_NS);
 		/* K's "transfer started"; the early killer may have struck. */
-		REL_CHECK(read_pipe(pfd[0], &c, 1) == 1 || is_early,
-			  "iteration %u: K died after opening its transfer", i);
+		CHECK(read_pipe(pfd[0], &c, 1) == 1 || is_early,
+		      "iteration %u: K died after opening its transfer", i);
 		if (!is_early) {
-			kl.delay_ns = (int64_t)(rel_rand(&rng) % 20000000);
+			kl.delay_ns = (int64_t)(ts_rand(&rng) % 20000000);
 			pthread_create(&kl.thr, NULL, killer_main, &kl);
 		}
 		rx.ch = tx.ch = x;
@@ -404,13 +403,13 @@ int main(int argc, char **argv)
 				struct sdir *d = ds[k];
 				int64_t lat = d->t_err - kl.t_kill;
 
-				REL_CHECK(d->err == -ECONNRESET || d->err == 0,
-					  "iteration %u (%s): S got %s, not ECONNRESET/EOF", i,
-					  shape_names[ka.shape], strerror((int)-d->err));
-				REL_CHECK(lat >= 0, "iteration %u: S failed (%s) before the kill",
-					  i, strerror((int)-d->err));
-				REL_CHECK(lat < RESET_BOUND_NS, "iteration %u: reset after %.3f s",
-					  i, (double)lat / 1e9);
+				CHECK(d->err == -ECONNRESET || d->err == 0,
+				      "iteration %u (%s): S got %s, not ECONNRESET/EOF", i,
+				      shape_names[ka.shape], strerror((int)-d->err));
+				CHECK(lat >= 0, "iteration %u: S failed (%s) before the kill", i,
+				      strerror((int)-d->err));
+				CHECK(lat < RESET_BOUND_NS, "iteration %u: reset after %.3f s", i,
+				      (double)lat / 1e9);
 				lat_max = lat > lat_max ? lat : lat_max;
 				lat_sum += lat;
 				lat_n++;
@@ -419,15 +418,15 @@ int main(int argc, char **argv)
 		bytes += rx.bytes + (ka.shape == BOTH_WAYS ? tx.bytes : 0);
 		per_shape[ka.shape]++;
 		ivl_channel_close(x);
-		REL_CHECK(ivl_section_pages_used(&rg, self) == pages0,
-			  "iteration %u: S's section uses %ld pages after close, baseline %ld", i,
-			  ivl_section_pages_used(&rg, self), pages0);
+		CHECK(ivl_section_pages_used(&rg, self) == pages0,
+		      "iteration %u: S's section uses %ld pages after close, baseline %ld", i,
+		      ivl_section_pages_used(&rg, self), pages0);
 	reap:
 		if (kl.thr)
 			pthread_join(kl.thr, NULL);
-		rel_kill9(kl.pid);
-		REL_CHECK(m.id < 0 || wait_gone(s, (uint32_t)m.id),
-			  "iteration %u: the daemon did not mark K (peer %d) GONE", i, m.id);
+		ts_kill9(kl.pid);
+		CHECK(m.id < 0 || wait_gone(s, (uint32_t)m.id),
+		      "iteration %u: the daemon did not mark K (peer %d) GONE", i, m.id);
 		close(pfd[0]);
 		ivl_endpoint_process(s);
 	}
@@ -435,24 +434,24 @@ int main(int argc, char **argv)
 	/* Leaves are announced to S by the daemon; give it a moment. */
 	for (int k = 0; k < 200; k++) {
 		ivl_endpoint_process(s);
-		if (rel_fd_count(getpid()) == fds_s && rel_fd_count(daemon_.pid) == fds_d)
+		if (ts_proc_fds(getpid()) == fds_s && ts_proc_fds(daemon_.pid) == fds_d)
 			break;
 		usleep(10000);
 	}
-	REL_CHECK(rel_fd_count(getpid()) == fds_s, "S fds: %d, baseline %d", rel_fd_count(getpid()),
-		  fds_s);
-	REL_CHECK(rel_fd_count(daemon_.pid) == fds_d, "ivlinkd fds: %d, baseline %d",
-		  rel_fd_count(daemon_.pid), fds_d);
-	REL_CHECK(ivl_section_pages_used(&rg, self) == pages0, "S's pages at the end");
+	CHECK(ts_proc_fds(getpid()) == fds_s, "S fds: %d, baseline %d", ts_proc_fds(getpid()),
+	      fds_s);
+	CHECK(ts_proc_fds(daemon_.pid) == fds_d, "ivlinkd fds: %d, baseline %d",
+	      ts_proc_fds(daemon_.pid), fds_d);
+	CHECK(ivl_section_pages_used(&rg, self) == pages0, "S's pages at the end");
 	ivl_endpoint_close(s);
-	rel_daemon_stop(&daemon_, SIGTERM);
+	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("kill -9: %u iterations (%u killed during start-up; transfers: %u K->S, %u S->K, "
 	       "%u ping-pong, %u both ways), %.1f MiB verified; reset latency mean %.1f ms, max "
 	       "%.1f ms (bound 2000 ms); fds and region pages back to baseline; %.1f s\n",
 	       iters, early, per_shape[K_TO_S], per_shape[S_TO_K], per_shape[PING_PONG],
 	       per_shape[BOTH_WAYS], (double)bytes / (1 << 20),
 	       lat_n ? (double)lat_sum / lat_n / 1e6 : 0.0, (double)lat_max / 1e6,
-	       (double)(rel_now_ns() - t0) / 1e9);
+	       (double)(ts_now_ns() - t0) / 1e9);
 	printf("PASS kill9_random_points\n");
 	return 0;
 }

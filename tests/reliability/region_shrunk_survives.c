@@ -57,7 +57,7 @@ static void *native_tx(void *arg)
 	while (!n->stop) {
 		ssize_t r;
 
-		rel_fill(n->seed, off, buf, sizeof(buf));
+		ts_stream_fill(n->seed, off, buf, sizeof(buf));
 		r = ivl_send(n->tx, buf, sizeof(buf), 0);
 		if (r < 0) {
 			n->tx_err = r;
@@ -113,8 +113,8 @@ static const char *huge_setup(long npages)
 	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r+");
 	long have = 0;
 
-	REL_CHECK(f, "cannot open /proc/sys/vm/nr_hugepages: %s (run as root)", strerror(errno));
-	REL_CHECK(fscanf(f, "%ld", &have) == 1, "nr_hugepages unreadable");
+	CHECK(f, "cannot open /proc/sys/vm/nr_hugepages: %s (run as root)", strerror(errno));
+	CHECK(fscanf(f, "%ld", &have) == 1, "nr_hugepages unreadable");
 	huge_saved = have;
 	atexit(huge_cleanup);
 	if (have < npages) {
@@ -122,10 +122,10 @@ static const char *huge_setup(long npages)
 		fprintf(f, "%ld\n", have + npages);
 	}
 	fclose(f);
-	snprintf(huge_dir, sizeof(huge_dir), "%s", rel_path("huge"));
-	REL_CHECK(mkdir(huge_dir, 0700) == 0, "mkdir %s: %s", huge_dir, strerror(errno));
-	REL_CHECK(mount("none", huge_dir, "hugetlbfs", 0, "pagesize=2M") == 0,
-		  "mount hugetlbfs on %s: %s", huge_dir, strerror(errno));
+	snprintf(huge_dir, sizeof(huge_dir), "%s", ts_path("huge"));
+	CHECK(mkdir(huge_dir, 0700) == 0, "mkdir %s: %s", huge_dir, strerror(errno));
+	CHECK(mount("none", huge_dir, "hugetlbfs", 0, "pagesize=2M") == 0,
+	      "mount hugetlbfs on %s: %s", huge_dir, strerror(errno));
 	return huge_dir;
 }
 
@@ -150,34 +150,34 @@ static void shim_pair(const char *what, int must_pass)
 			shim_proc_expect(&C, "DONE", line, sizeof(line), 30000);
 	}
 	st = shim_proc_stop(&C, 0, 30000);
-	REL_CHECK(st == 0, "%s: shim client exit status %d", what, st);
+	CHECK(st == 0, "%s: shim client exit status %d", what, st);
 	st = shim_proc_stop(&S, SIGTERM, 10000);
-	REL_CHECK(st == 0, "%s: shim server exit status %d", what, st);
+	CHECK(st == 0, "%s: shim server exit status %d", what, st);
 }
 
-static void native_pair(const struct rel_daemon *d, const char *what)
+static void native_pair(const struct ts_daemon *d, const char *what)
 {
-	struct ivl_endpoint *a = rel_open(d, "fresh-a", 0), *b = rel_open(d, "fresh-b", 0);
+	struct ivl_endpoint *a = ts_open(d, "fresh-a", 0, IVL_LOG_ERROR),
+			    *b = ts_open(d, "fresh-b", 0, IVL_LOG_ERROR);
 	struct ivl_channel *ca, *cb;
 	uint8_t buf[65536], got[65536];
 	int rc;
 
 	rc = rel_pair_open(a, b, "fresh", NULL, 10000000000LL, &ca, &cb);
-	REL_CHECK(rc == 0, "%s: fresh native channel: %s", what, strerror(-rc));
+	CHECK(rc == 0, "%s: fresh native channel: %s", what, strerror(-rc));
 	for (uint64_t off = 0; off < (8u << 20); off += sizeof(buf)) {
 		size_t have = 0;
 
-		rel_fill(7, off, buf, sizeof(buf));
-		REL_CHECK(ivl_send(ca, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf), "%s: send",
-			  what);
+		ts_stream_fill(7, off, buf, sizeof(buf));
+		CHECK(ivl_send(ca, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf), "%s: send", what);
 		while (have < sizeof(got)) {
 			ssize_t r = ivl_recv(cb, got + have, sizeof(got) - have, 0);
 
-			REL_CHECK(r > 0, "%s: recv: %zd", what, r);
+			CHECK(r > 0, "%s: recv: %zd", what, r);
 			have += (size_t)r;
 		}
-		REL_CHECK(rel_check(7, off, got, sizeof(got)) == sizeof(got),
-			  "%s: fresh native bytes wrong at %llu", what, (unsigned long long)off);
+		CHECK(ts_stream_check(7, off, got, sizeof(got)) == sizeof(got),
+		      "%s: fresh native bytes wrong at %llu", what, (unsigned long long)off);
 	}
 	ivl_channel_close(ca);
 	ivl_channel_close(cb);
@@ -188,7 +188,7 @@ static void native_pair(const struct rel_daemon *d, const char *what)
 static void scenario(const char *ivlinkd, const char *kind, const char *file,
 		     const char *const *extra, off_t shrink_to, uint64_t size)
 {
-	struct rel_daemon d;
+	struct ts_daemon d;
 	struct shim_proc S, C;
 	struct native n = {.seed = 42};
 	struct ivl_endpoint *a, *b;
@@ -197,7 +197,7 @@ static void scenario(const char *ivlinkd, const char *kind, const char *file,
 	struct stat st;
 	int rc, fd;
 
-	rel_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, 0);
+	ts_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, NULL);
 	shim_rel_setup(&d, IVL_PRELOAD, 65536);
 
 	snprintf(port, sizeof(port), "%d", shim_free_port());
@@ -212,31 +212,32 @@ static void scenario(const char *ivlinkd, const char *kind, const char *file,
 
 		shim_proc_start(&C, av, 1);
 	}
-	a = rel_open(&d, "native-a", 0);
-	b = rel_open(&d, "native-b", 0);
+	a = ts_open(&d, "native-a", 0, IVL_LOG_ERROR);
+	b = ts_open(&d, "native-b", 0, IVL_LOG_ERROR);
 	rc = rel_pair_open(a, b, "stream", NULL, 10000000000LL, &n.tx, &n.rx);
-	REL_CHECK(rc == 0, "%s: native channel: %s", kind, strerror(-rc));
-	REL_CHECK(pthread_create(&ttx, NULL, native_tx, &n) == 0, "pthread_create");
-	REL_CHECK(pthread_create(&trx, NULL, native_rx, &n) == 0, "pthread_create");
+	CHECK(rc == 0, "%s: native channel: %s", kind, strerror(-rc));
+	CHECK(pthread_create(&ttx, NULL, native_tx, &n) == 0, "pthread_create");
+	CHECK(pthread_create(&trx, NULL, native_rx, &n) == 0, "pthread_create");
 	usleep(500000);
-	REL_CHECK(n.moved > 0, "%s: no native traffic before the shrink", kind);
+	CHECK(n.moved > 0, "%s: no native traffic before the shrink", kind);
 
 	fd = open(file, O_RDWR | O_CLOEXEC);
-	REL_CHECK(fd >= 0, "%s: open %s: %s", kind, file, strerror(errno));
+	CHECK(fd >= 0, "%s: open %s: %s", kind, file, strerror(errno));
 	for (int i = 0; i < SHRINKS; i++) {
-		REL_CHECK(ftruncate(fd, shrink_to) == 0, "%s: ftruncate: %s", kind,
-			  strerror(errno));
+		CHECK(ftruncate(fd, shrink_to) == 0, "%s: ftruncate: %s", kind, strerror(errno));
 		usleep(300000);
 	}
 	close(fd);
 
 	/* The victims: alive, or ended by a clean error; never a signal. */
-	REL_CHECK(kill(S.pid, 0) == 0, "%s: the shim server died", kind);
+	CHECK(kill(S.pid, 0) == 0, "%s: the shim server died", kind);
 	rc = shim_proc_stop(&C, 0, 60000);
-	REL_CHECK(rc == 0 || rc == 1, "%s: shim client exit status %d (%s)", kind, rc,
-		  rc == 66 ? "sanitizer report" : rc > 128 ? "killed by a signal" : "?");
+	CHECK(rc == 0 || rc == 1, "%s: shim client exit status %d (%s)", kind, rc,
+	      rc == 66	 ? "sanitizer report"
+	      : rc > 128 ? "killed by a signal"
+			 : "?");
 	rc = shim_proc_stop(&S, SIGTERM, 10000);
-	REL_CHECK(rc == 0 || rc == 1, "%s: shim server exit status %d", kind, rc);
+	CHECK(rc == 0 || rc == 1, "%s: shim server exit status %d", kind, rc);
 	n.stop = 1;
 	ivl_channel_shutdown(n.tx, SHUT_WR);
 	pthread_join(ttx, NULL);
@@ -249,24 +250,23 @@ static void scenario(const char *ivlinkd, const char *kind, const char *file,
 	ivl_endpoint_close(b);
 
 	/* The daemon: alive, answering, size back, the shrinks reported. */
-	REL_CHECK(kill(d.pid, 0) == 0, "%s: ivlinkd died", kind);
+	CHECK(kill(d.pid, 0) == 0, "%s: ivlinkd died", kind);
 	rc = rel_ivlinkctl_json(IVLINKCTL, d.sock, out, sizeof(out));
-	REL_CHECK(rc == 0, "%s: ivlinkctl status exit %d", kind, rc);
+	CHECK(rc == 0, "%s: ivlinkctl status exit %d", kind, rc);
 	{
 		const char *p = strstr(out, "\"shrinks\":");
 
-		REL_CHECK(p && atoi(p + 10) >= 1, "%s: status does not report the shrinks:\n%.2000s",
-			  kind, out);
+		CHECK(p && atoi(p + 10) >= 1, "%s: status does not report the shrinks:\n%.2000s",
+		      kind, out);
 	}
-	REL_CHECK(stat(file, &st) == 0 && (uint64_t)st.st_size == size,
-		  "%s: region size %lld, want %llu", kind, (long long)st.st_size,
-		  (unsigned long long)size);
+	CHECK(stat(file, &st) == 0 && (uint64_t)st.st_size == size,
+	      "%s: region size %lld, want %llu", kind, (long long)st.st_size,
+	      (unsigned long long)size);
 
 	shim_pair(kind, 1);
 	native_pair(&d, kind);
-	rc = rel_daemon_stop(&d, SIGTERM);
-	REL_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s: ivlinkd exit status 0x%x", kind,
-		  rc);
+	rc = ts_daemon_stop(d.pid, SIGTERM);
+	CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s: ivlinkd exit status 0x%x", kind, rc);
 	fprintf(stderr, "%s: ok\n", kind);
 }
 
@@ -274,7 +274,7 @@ static void scenario(const char *ivlinkd, const char *kind, const char *file,
 static void memfd_is_sealed(const char *ivlinkd)
 {
 	const char *const extra[] = {"-l", "16M", NULL};
-	struct rel_daemon d;
+	struct ts_daemon d;
 	struct ivl_endpoint *ep;
 	struct ivl_region rg;
 	char self[64], path[320];
@@ -282,13 +282,13 @@ static void memfd_is_sealed(const char *ivlinkd)
 	DIR *dir;
 	int fd, found = 0;
 
-	rel_daemon_start(&d, ivlinkd, "memfd.sock", extra, 0);
-	ep = rel_open(&d, "sealed", 0);
-	REL_CHECK(rel_guard_region(&rg) == 0, "memfd: no region mapping");
+	ts_daemon_start(&d, ivlinkd, "memfd.sock", extra, NULL);
+	ep = ts_open(&d, "sealed", 0, IVL_LOG_ERROR);
+	CHECK(rel_guard_region(&rg) == 0, "memfd: no region mapping");
 	/* Find the region fd this process holds (libivlink keeps it, high:
 	 * guest-lib/fd_high.c). */
 	dir = opendir("/proc/self/fd");
-	REL_CHECK(dir, "opendir /proc/self/fd: %s", strerror(errno));
+	CHECK(dir, "opendir /proc/self/fd: %s", strerror(errno));
 	while (!found && (de = readdir(dir)) != NULL) {
 		struct stat st;
 		ssize_t n;
@@ -304,27 +304,27 @@ static void memfd_is_sealed(const char *ivlinkd)
 		if (strncmp(path, "/memfd:", 7) || fstat(fd, &st) < 0 ||
 		    (uint64_t)st.st_size != (16u << 20))
 			continue;
-		REL_CHECK(ftruncate(fd, 4096) < 0 && errno == EPERM,
-			  "memfd: ftruncate was not refused by a seal (%s)", strerror(errno));
+		CHECK(ftruncate(fd, 4096) < 0 && errno == EPERM,
+		      "memfd: ftruncate was not refused by a seal (%s)", strerror(errno));
 		found = 1;
 	}
 	closedir(dir);
-	REL_CHECK(found, "memfd: the region fd is not among this process's fds");
+	CHECK(found, "memfd: the region fd is not among this process's fds");
 	ivl_endpoint_close(ep);
-	rel_daemon_stop(&d, SIGTERM);
+	ts_daemon_stop(d.pid, SIGTERM);
 	fprintf(stderr, "memfd: sealed, ok\n");
 }
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "region_shrunk_survives", 280);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "region_shrunk_survives", 280);
 	char name[64], file[320];
 	const char *dir;
 
 	memfd_is_sealed(ivlinkd);
 
 	snprintf(name, sizeof(name), "ivl-shrunk-%d", (int)getpid());
-	rel_track_shm(name);
+	ts_track_shm(name);
 	snprintf(file, sizeof(file), "/dev/shm/%s", name);
 	{
 		const char *const extra[] = {"-m", name, "-l", "32M", "--max-peers", "8", NULL};
@@ -335,8 +335,8 @@ int main(int argc, char **argv)
 	dir = huge_setup(16);
 	snprintf(file, sizeof(file), "%s/%s", dir, name);
 	{
-		const char *const extra[] = {"--hugetlb", dir, "-m", name, "-l", "16M",
-					     "--max-peers", "8", NULL};
+		const char *const extra[] = {"--hugetlb", dir,		 "-m", name, "-l",
+					     "16M",	  "--max-peers", "8",  NULL};
 
 		scenario(ivlinkd, "hugetlbfs", file, extra, HUGE_PAGE, 16u << 20);
 	}

@@ -36,7 +36,7 @@
 #define STREAM_TOTAL (8ull << 20)
 #define RECORDS	     2000u
 
-static struct rel_daemon daemon_;
+static struct ts_daemon daemon_;
 
 static size_t rec_len(uint64_t seed, uint64_t k)
 {
@@ -66,12 +66,12 @@ static void *producer(void *arg)
 
 		if (p->msg) {
 			len = rec_len(p->seed, k);
-			rel_fill(p->seed, k << 16, buf, len);
+			ts_stream_fill(p->seed, k << 16, buf, len);
 		} else {
 			len = 1 + (off * 2654435761u) % sizeof(buf);
 			if (len > STREAM_TOTAL - off)
 				len = (size_t)(STREAM_TOTAL - off);
-			rel_fill(p->seed, off, buf, len);
+			ts_stream_fill(p->seed, off, buf, len);
 		}
 		ivl_channel_set_timeouts(p->ch, kind == 1 ? 20000000LL : -1, -1);
 		n = ivl_send(p->ch, buf, len, kind == 2 ? IVL_DONTWAIT : 0);
@@ -84,9 +84,9 @@ static void *producer(void *arg)
 			p->timeouts++;
 			continue;
 		}
-		REL_CHECK(n >= 0, "send: %s", strerror((int)-n));
+		CHECK(n >= 0, "send: %s", strerror((int)-n));
 		if (p->msg) {
-			REL_CHECK((size_t)n == len, "record %" PRIu64 ": %zd of %zu", k, n, len);
+			CHECK((size_t)n == len, "record %" PRIu64 ": %zd of %zu", k, n, len);
 			k++;
 		} else {
 			if ((size_t)n < len)
@@ -111,15 +111,15 @@ static void slow_consumer(struct ivl_channel *ch, int msg, uint64_t seed)
 			break;
 		if (msg && n == -EPIPE)
 			break;
-		REL_CHECK(n >= 0, "recv: %s", strerror((int)-n));
+		CHECK(n >= 0, "recv: %s", strerror((int)-n));
 		if (msg) {
-			REL_CHECK((size_t)n == rec_len(seed, k) &&
-				      rel_check(seed, k << 16, buf, (size_t)n) == (size_t)n,
-				  "record %" PRIu64 " lost or corrupt", k);
+			CHECK((size_t)n == rec_len(seed, k) &&
+				  ts_stream_check(seed, k << 16, buf, (size_t)n) == (size_t)n,
+			      "record %" PRIu64 " lost or corrupt", k);
 			k++;
 		} else {
-			REL_CHECK(rel_check(seed, off, buf, (size_t)n) == (size_t)n,
-				  "byte %" PRIu64 " lost or corrupt", off);
+			CHECK(ts_stream_check(seed, off, buf, (size_t)n) == (size_t)n,
+			      "byte %" PRIu64 " lost or corrupt", off);
 			off += (uint64_t)n;
 		}
 		reads++;
@@ -128,7 +128,7 @@ static void slow_consumer(struct ivl_channel *ch, int msg, uint64_t seed)
 		else
 			usleep(1000);
 	}
-	REL_CHECK(msg ? k == RECORDS : off == STREAM_TOTAL, "short: %" PRIu64, msg ? k : off);
+	CHECK(msg ? k == RECORDS : off == STREAM_TOTAL, "short: %" PRIu64, msg ? k : off);
 }
 
 struct mcons {
@@ -160,58 +160,58 @@ static void one_round(struct ivl_endpoint *a, struct ivl_endpoint *b, unsigned r
 	ssize_t n;
 
 	snprintf(name, sizeof(name), "s%u", round);
-	REL_CHECK(rel_pair_open(a, b, name, &so, 5000000000LL, &sa, &sb) == 0, "stream");
+	CHECK(rel_pair_open(a, b, name, &so, 5000000000LL, &sa, &sb) == 0, "stream");
 	snprintf(name, sizeof(name), "m%u", round);
-	REL_CHECK(rel_pair_open(a, b, name, &mo, 5000000000LL, &ma, &mb) == 0, "message");
+	CHECK(rel_pair_open(a, b, name, &mo, 5000000000LL, &ma, &mb) == 0, "message");
 
 	/* 1. Stream, nobody reads. */
 	for (;;) {
-		rel_fill(1, accepted, buf, 1000);
+		ts_stream_fill(1, accepted, buf, 1000);
 		n = ivl_send(sa, buf, 1000, IVL_DONTWAIT);
 		if (n == -EAGAIN)
 			break;
-		REL_CHECK(n > 0, "dontwait send: %zd", n);
+		CHECK(n > 0, "dontwait send: %zd", n);
 		accepted += (uint64_t)n;
 	}
-	REL_CHECK(accepted == SRING, "accepted %" PRIu64 " bytes, ring %u", accepted, SRING);
-	REL_CHECK(!(ivl_channel_poll(sa, IVL_POLLOUT) & IVL_POLLOUT), "POLLOUT on a full ring");
+	CHECK(accepted == SRING, "accepted %" PRIu64 " bytes, ring %u", accepted, SRING);
+	CHECK(!(ivl_channel_poll(sa, IVL_POLLOUT) & IVL_POLLOUT), "POLLOUT on a full ring");
 	ivl_channel_set_timeouts(sa, 200000000LL, -1);
-	t0 = rel_now_ns();
+	t0 = ts_now_ns();
 	n = ivl_send(sa, buf, 1, 0);
-	REL_CHECK(n == -ETIMEDOUT && rel_now_ns() - t0 >= 190000000LL,
-		  "blocking send on a full ring: %zd after %.3f s", n,
-		  (double)(rel_now_ns() - t0) / 1e9);
+	CHECK(n == -ETIMEDOUT && ts_now_ns() - t0 >= 190000000LL,
+	      "blocking send on a full ring: %zd after %.3f s", n,
+	      (double)(ts_now_ns() - t0) / 1e9);
 
 	/* 2. Message mode, nobody reads. */
 	for (;;) {
 		size_t len = rec_len(2, records);
 
-		rel_fill(2, records << 16, buf, len);
+		ts_stream_fill(2, records << 16, buf, len);
 		n = ivl_send(ma, buf, len, IVL_DONTWAIT);
 		if (n == -EAGAIN)
 			break;
-		REL_CHECK(n == (ssize_t)len, "record send: %zd", n);
+		CHECK(n == (ssize_t)len, "record send: %zd", n);
 		records++;
 	}
 	ivl_channel_set_timeouts(ma, 100000000LL, -1);
 	n = ivl_send(ma, buf, MAXREC, 0);
-	REL_CHECK(n == -ETIMEDOUT, "record on a full ring: %zd", n);
+	CHECK(n == -ETIMEDOUT, "record on a full ring: %zd", n);
 
 	/* 3. The consumer resumes: exactly what was accepted, in order. */
 	for (uint64_t got = 0; got < accepted;) {
 		n = ivl_recv(sb, buf, sizeof(buf), IVL_DONTWAIT);
-		REL_CHECK(n > 0 && rel_check(1, got, buf, (size_t)n) == (size_t)n,
-			  "stream after the stall: %zd at %" PRIu64, n, got);
+		CHECK(n > 0 && ts_stream_check(1, got, buf, (size_t)n) == (size_t)n,
+		      "stream after the stall: %zd at %" PRIu64, n, got);
 		got += (uint64_t)n;
 	}
-	REL_CHECK(ivl_recv(sb, buf, 1, IVL_DONTWAIT) == -EAGAIN, "an extra byte appeared");
+	CHECK(ivl_recv(sb, buf, 1, IVL_DONTWAIT) == -EAGAIN, "an extra byte appeared");
 	for (uint64_t k = 0; k < records; k++) {
 		n = ivl_recv(mb, buf, sizeof(buf), IVL_DONTWAIT);
-		REL_CHECK(n == (ssize_t)rec_len(2, k) &&
-			      rel_check(2, k << 16, buf, (size_t)n) == (size_t)n,
-			  "record %" PRIu64 " after the stall", k);
+		CHECK(n == (ssize_t)rec_len(2, k) &&
+			  ts_stream_check(2, k << 16, buf, (size_t)n) == (size_t)n,
+		      "record %" PRIu64 " after the stall", k);
 	}
-	REL_CHECK(ivl_recv(mb, buf, sizeof(buf), IVL_DONTWAIT) == -EAGAIN, "an extra record");
+	CHECK(ivl_recv(mb, buf, sizeof(buf), IVL_DONTWAIT) == -EAGAIN, "an extra record");
 	printf("round %u: full ring accepted %" PRIu64 " bytes / %" PRIu64
 	       " records, then EAGAIN and ETIMEDOUT; all read back\n",
 	       round, accepted, records);
@@ -219,7 +219,7 @@ static void one_round(struct ivl_endpoint *a, struct ivl_endpoint *b, unsigned r
 	/* 4. Slow, stalling consumers. */
 	ps = (struct prod){.ch = sa, .seed = 100 + round};
 	pm = (struct prod){.ch = ma, .msg = 1, .seed = 200 + round};
-	t0 = rel_now_ns();
+	t0 = ts_now_ns();
 	pthread_create(&ts, NULL, producer, &ps);
 	pthread_create(&tm, NULL, producer, &pm);
 	/* The message consumer in a thread, the stream one here. */
@@ -232,10 +232,10 @@ static void one_round(struct ivl_endpoint *a, struct ivl_endpoint *b, unsigned r
 	printf("round %u: slow consumers: %llu MiB and %u records verified in %.1f s; stream "
 	       "sender saw %u timeouts, %u EAGAIN, %u short sends; message sender %u timeouts, "
 	       "%u EAGAIN\n",
-	       round, STREAM_TOTAL >> 20, RECORDS, (double)(rel_now_ns() - t0) / 1e9, ps.timeouts,
+	       round, STREAM_TOTAL >> 20, RECORDS, (double)(ts_now_ns() - t0) / 1e9, ps.timeouts,
 	       ps.eagains, ps.shorts, pm.timeouts, pm.eagains);
-	REL_CHECK(ps.timeouts + ps.shorts + ps.eagains > 0 && pm.timeouts + pm.eagains > 0,
-		  "the senders never hit a full ring");
+	CHECK(ps.timeouts + ps.shorts + ps.eagains > 0 && pm.timeouts + pm.eagains > 0,
+	      "the senders never hit a full ring");
 	ivl_channel_close(sa);
 	ivl_channel_close(sb);
 	ivl_channel_close(ma);
@@ -245,18 +245,18 @@ static void one_round(struct ivl_endpoint *a, struct ivl_endpoint *b, unsigned r
 int main(int argc, char **argv)
 {
 	static const char *const extra[] = {"-l", "16M", "-n", "4", NULL};
-	const char *ivlinkd = rel_init(argc, argv, "ringfull", 300);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "ringfull", 300);
 	unsigned iters = rel_iters(1);
 	struct ivl_endpoint *a, *b;
 
-	rel_daemon_start(&daemon_, ivlinkd, "sock", extra, 0);
-	a = rel_open(&daemon_, "producer", 0);
-	b = rel_open(&daemon_, "consumer", 0);
+	ts_daemon_start(&daemon_, ivlinkd, "sock", extra, NULL);
+	a = ts_open(&daemon_, "producer", 0, IVL_LOG_ERROR);
+	b = ts_open(&daemon_, "consumer", 0, IVL_LOG_ERROR);
 	for (unsigned i = 0; i < iters; i++)
 		one_round(a, b, i);
 	ivl_endpoint_close(a);
 	ivl_endpoint_close(b);
-	rel_daemon_stop(&daemon_, SIGTERM);
+	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("PASS ring_full_no_loss\n");
 	return 0;
 }

@@ -47,11 +47,11 @@ static long used_halves(const struct ivl_region *rg, uint32_t id)
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "shim1000", 240);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "shim1000", 240);
 	const char *const extra[] = {"-l",	     "256M", "--max-peers", "4",
 				     "--chan-slots", "2048", NULL};
 	unsigned rounds = rel_iters(3);
-	struct rel_daemon d;
+	struct ts_daemon d;
 	struct ivl_endpoint *ep;
 	struct shim_proc srv, cli;
 	struct ivl_region rg;
@@ -62,11 +62,11 @@ int main(int argc, char **argv)
 	int64_t t0;
 	double secs;
 
-	rel_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, 0);
+	ts_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, NULL);
 	shim_rel_setup(&d, IVL_PRELOAD, 16384);
-	ep = rel_open(&d, "driver", 0);
-	REL_CHECK(rel_guard_region(&rg) == 0, "driver: region view");
-	REL_CHECK(rg.hdr.chan_slots == 2048, "chan_slots %u", rg.hdr.chan_slots);
+	ep = ts_open(&d, "driver", 0, IVL_LOG_ERROR);
+	CHECK(rel_guard_region(&rg) == 0, "driver: region view");
+	CHECK(rg.hdr.chan_slots == 2048, "chan_slots %u", rg.hdr.chan_slots);
 
 	snprintf(port, sizeof(port), "%d", shim_free_port());
 	snprintf(rounds_s, sizeof(rounds_s), "%u", rounds);
@@ -77,12 +77,12 @@ int main(int argc, char **argv)
 	}
 	shim_proc_expect(&srv, "LISTEN", line, sizeof(line), 10000);
 	sid = shim_peer_of(&rg, srv.pid);
-	REL_CHECK(sid >= 0, "the shimmed server did not join the region");
+	CHECK(sid >= 0, "the shimmed server did not join the region");
 	spages0 = ivl_section_pages_used(&rg, (uint32_t)sid);
 	shalves0 = used_halves(&rg, (uint32_t)sid);
-	sfd0 = rel_fd_count(srv.pid);
+	sfd0 = ts_proc_fds(srv.pid);
 
-	t0 = rel_now_ns();
+	t0 = ts_now_ns();
 	{
 		char *const av[] = {SHIM_PEER, "client", port, "1000", rounds_s,
 				    "8192",    "7",	 "0",  "-s",   NULL};
@@ -90,22 +90,22 @@ int main(int argc, char **argv)
 		shim_proc_start(&cli, av, 1);
 	}
 	shim_proc_expect(&cli, "OPEN", line, sizeof(line), 180000);
-	secs = (double)(rel_now_ns() - t0) / 1e9;
-	REL_CHECK(atoi(line + 5) == (int)CONNS, "client: %s", line);
+	secs = (double)(ts_now_ns() - t0) / 1e9;
+	CHECK(atoi(line + 5) == (int)CONNS, "client: %s", line);
 	cid = shim_peer_of(&rg, cli.pid);
-	REL_CHECK(cid >= 0, "the shimmed client did not join the region");
+	CHECK(cid >= 0, "the shimmed client did not join the region");
 	cacc = shim_accel_halves(&rg, (uint32_t)cid);
 	sacc = shim_accel_halves(&rg, (uint32_t)sid);
-	cfd_open = rel_fd_count(cli.pid);
-	sfd1 = rel_fd_count(srv.pid);
+	cfd_open = ts_proc_fds(cli.pid);
+	sfd1 = ts_proc_fds(srv.pid);
 	printf("%u connections open and %u rounds done in %.2f s: accelerated %u (client) / %u "
 	       "(server); pages client %ld server %ld; fds client %d server %d (before %d); "
 	       "rss client %ld server %ld KiB\n",
 	       CONNS, rounds, secs, cacc, sacc, ivl_section_pages_used(&rg, (uint32_t)cid),
 	       ivl_section_pages_used(&rg, (uint32_t)sid), cfd_open, sfd1, sfd0,
-	       shim_rss_kb(cli.pid), shim_rss_kb(srv.pid));
-	REL_CHECK(cacc == CONNS && sacc == CONNS, "not all connections accelerated");
-	REL_CHECK(sfd1 >= sfd0 + (int)CONNS, "server fds %d (before %d)", sfd1, sfd0);
+	       ts_proc_rss_kb(cli.pid), ts_proc_rss_kb(srv.pid));
+	CHECK(cacc == CONNS && sacc == CONNS, "not all connections accelerated");
+	CHECK(sfd1 >= sfd0 + (int)CONNS, "server fds %d (before %d)", sfd1, sfd0);
 
 	shim_proc_send(&cli, "close\n");
 	shim_proc_expect(&cli, "BATCH", line, sizeof(line), 60000);
@@ -121,27 +121,27 @@ int main(int argc, char **argv)
 	 * a wake eventfd (preload/wait.c, "sleepers"): constant, not one per
 	 * connection. */
 	sfd0 += (int)rg.hdr.n_vectors + 1;
-	for (int i = 0; i < 500 && rel_fd_count(srv.pid) != sfd0; i++)
+	for (int i = 0; i < 500 && ts_proc_fds(srv.pid) != sfd0; i++)
 		usleep(10000);
 	printf("after close: client pages %ld halves %ld; server pages %ld (before %ld) halves "
 	       "%ld (before %ld) fds %d (before %d + %u client eventfds + a wake fd)\n",
-	       cpages, chalves, spages, spages0, shalves, shalves0, rel_fd_count(srv.pid),
+	       cpages, chalves, spages, spages0, shalves, shalves0, ts_proc_fds(srv.pid),
 	       sfd0 - (int)rg.hdr.n_vectors - 1, rg.hdr.n_vectors);
 	if (cpages || chalves || spages != spages0 || shalves != shalves0) {
 		shim_dump_halves(&rg, (uint32_t)cid);
 		shim_dump_halves(&rg, (uint32_t)sid);
 	}
-	REL_CHECK(cpages == 0 && chalves == 0, "client section not back to empty");
-	REL_CHECK(spages == spages0 && shalves == shalves0, "server section not back");
-	REL_CHECK(rel_fd_count(srv.pid) == sfd0, "server fds not back");
+	CHECK(cpages == 0 && chalves == 0, "client section not back to empty");
+	CHECK(spages == spages0 && shalves == shalves0, "server section not back");
+	CHECK(ts_proc_fds(srv.pid) == sfd0, "server fds not back");
 
 	shim_proc_send(&cli, "exit\n");
 	shim_proc_expect(&cli, "DONE", line, sizeof(line), 10000);
 	printf("client: %s\n", line);
-	REL_CHECK(shim_proc_stop(&cli, 0, 10000) == 0, "client exit status");
-	REL_CHECK(shim_proc_stop(&srv, SIGTERM, 10000) == 0, "server exit status");
+	CHECK(shim_proc_stop(&cli, 0, 10000) == 0, "client exit status");
+	CHECK(shim_proc_stop(&srv, SIGTERM, 10000) == 0, "server exit status");
 	ivl_endpoint_close(ep);
-	rel_daemon_stop(&d, SIGTERM);
+	ts_daemon_stop(d.pid, SIGTERM);
 	printf("PASS shim_1000_connections\n");
 	return 0;
 }

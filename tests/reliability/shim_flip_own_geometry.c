@@ -88,7 +88,7 @@ static void *flip(void *arg)
 
 				if (st != IVL_CHAN_OFFERED && st != IVL_CHAN_CLAIMED)
 					continue;
-				rel_rand(&rnd);
+				ts_rand(&rnd);
 				switch (rnd % 8) {
 				case 0:
 					__atomic_store_n(&h->tx_size, 1u << 30, __ATOMIC_RELAXED);
@@ -97,7 +97,8 @@ static void *flip(void *arg)
 					__atomic_store_n(&h->tx_pages, 1u << 18, __ATOMIC_RELAXED);
 					break;
 				case 2:
-					__atomic_store_n(&h->mode, IVL_MODE_MESSAGE, __ATOMIC_RELAXED);
+					__atomic_store_n(&h->mode, IVL_MODE_MESSAGE,
+							 __ATOMIC_RELAXED);
 					break;
 				default:
 					if (nt)
@@ -126,8 +127,8 @@ static void client(struct shim_proc *p, const char *port, const char *conns, con
 		   const char *seed, const char *secs)
 {
 	char line[256];
-	char *const av[] = {SHIM_PEER,	   "client",	 (char *)port, (char *)conns, "2",
-			    (char *)size, (char *)seed, (char *)secs, "-s",	      NULL};
+	char *const av[] = {SHIM_PEER,	  "client",	(char *)port, (char *)conns, "2",
+			    (char *)size, (char *)seed, (char *)secs, "-s",	     NULL};
 
 	shim_proc_start(p, av, 1);
 	shim_proc_expect(p, "OPEN", line, sizeof(line), 30000);
@@ -135,9 +136,9 @@ static void client(struct shim_proc *p, const char *port, const char *conns, con
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "shim_flip_own_geometry", 200);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "shim_flip_own_geometry", 200);
 	const char *const extra[] = {"-l", "64M", "--max-peers", "8", "--chan-slots", "48", NULL};
-	struct rel_daemon d;
+	struct ts_daemon d;
 	struct shim_proc SA, CA, SB, CB, S, C;
 	struct flipper f = {0};
 	struct ivl_endpoint *ep;
@@ -145,7 +146,7 @@ int main(int argc, char **argv)
 	char pa[16], pb[16], secs[16], line[256];
 	int st;
 
-	rel_daemon_start(&d, ivlinkd, "sock", extra, 0);
+	ts_daemon_start(&d, ivlinkd, "sock", extra, NULL);
 	shim_rel_setup(&d, IVL_PRELOAD, 65536);
 	snprintf(pa, sizeof(pa), "%d", shim_free_port());
 	snprintf(pb, sizeof(pb), "%d", shim_free_port());
@@ -159,15 +160,15 @@ int main(int argc, char **argv)
 	 * stray write into them shows. */
 	client(&CA, pa, "8", "32768", "21", secs);
 	client(&CB, pb, "2", "4194304", "22", secs);
-	ep = rel_open(&d, "flipper", 0);
-	REL_CHECK(rel_guard_region(&f.rg) == 0, "no region mapping");
+	ep = ts_open(&d, "flipper", 0, IVL_LOG_ERROR);
+	CHECK(rel_guard_region(&f.rg) == 0, "no region mapping");
 	f.a_ids[0] = shim_peer_of(&f.rg, SA.pid);
 	f.a_ids[1] = shim_peer_of(&f.rg, CA.pid);
 	f.b_ids[0] = shim_peer_of(&f.rg, SB.pid);
 	f.b_ids[1] = shim_peer_of(&f.rg, CB.pid);
 	for (int i = 0; i < 2; i++)
-		REL_CHECK(f.a_ids[i] >= 0 && f.b_ids[i] >= 0, "a victim is not in the region");
-	REL_CHECK(pthread_create(&th, NULL, flip, &f) == 0, "pthread_create");
+		CHECK(f.a_ids[i] >= 0 && f.b_ids[i] >= 0, "a victim is not in the region");
+	CHECK(pthread_create(&th, NULL, flip, &f) == 0, "pthread_create");
 
 	/* Go: both clients run their timed batches under the attack. */
 	shim_proc_send(&CA, "go\n");
@@ -176,31 +177,30 @@ int main(int argc, char **argv)
 	shim_proc_send(&CB, "go\n");
 	shim_proc_expect(&CB, "DONE", line, sizeof(line), 30000);
 	st = shim_proc_stop(&CB, 0, 10000);
-	REL_CHECK(st == 0, "pair B's client saw wrong bytes or failed (exit %d)", st);
+	CHECK(st == 0, "pair B's client saw wrong bytes or failed (exit %d)", st);
 	printf("pair B (never attacked) intact: %s\n", line);
 	for (;;) {
 		int rc = shim_proc_line(&CA, line, sizeof(line), 60000);
 
-		REL_CHECK(rc >= 0, "pair A's client hangs");
+		CHECK(rc >= 0, "pair A's client hangs");
 		if (rc == 0)
 			break;
 		if (!strncmp(line, "IDLE", 4))
 			shim_proc_send(&CA, "go\n");
 	}
 	st = shim_proc_stop(&CA, 0, 10000);
-	REL_CHECK(st == 0 || st == 1, "pair A's client exit %d (%s)", st,
-		  st == 66 ? "sanitizer report" : "crash");
+	CHECK(st == 0 || st == 1, "pair A's client exit %d (%s)", st,
+	      st == 66 ? "sanitizer report" : "crash");
 	f.stop = 1;
 	pthread_join(th, NULL);
 	printf("attacker: %llu flips of pair A's own halves; A's client exit %d\n",
 	       (unsigned long long)f.flips, st);
-	REL_CHECK(f.flips > 1000, "the attack did not run (%llu flips)",
-		  (unsigned long long)f.flips);
-	REL_CHECK(kill(SA.pid, 0) == 0, "pair A's server died");
+	CHECK(f.flips > 1000, "the attack did not run (%llu flips)", (unsigned long long)f.flips);
+	CHECK(kill(SA.pid, 0) == 0, "pair A's server died");
 	st = shim_proc_stop(&SA, SIGTERM, 10000);
-	REL_CHECK(st == 0 || st == 1, "pair A's server exit %d", st);
+	CHECK(st == 0 || st == 1, "pair A's server exit %d", st);
 	st = shim_proc_stop(&SB, SIGTERM, 10000);
-	REL_CHECK(st == 0, "pair B's server exit %d", st);
+	CHECK(st == 0, "pair B's server exit %d", st);
 	ivl_endpoint_close(ep);
 
 	/* A fresh pair afterwards. */
@@ -212,9 +212,9 @@ int main(int argc, char **argv)
 		shim_proc_start(&C, av, 1);
 		shim_proc_expect(&C, "DONE", line, sizeof(line), 30000);
 	}
-	REL_CHECK(shim_proc_stop(&C, 0, 10000) == 0, "fresh client");
-	REL_CHECK(shim_proc_stop(&S, SIGTERM, 10000) == 0, "fresh server");
-	rel_daemon_stop(&d, SIGTERM);
+	CHECK(shim_proc_stop(&C, 0, 10000) == 0, "fresh client");
+	CHECK(shim_proc_stop(&S, SIGTERM, 10000) == 0, "fresh server");
+	ts_daemon_stop(d.pid, SIGTERM);
 	printf("PASS shim_flip_own_geometry\n");
 	return 0;
 }

@@ -46,7 +46,7 @@ struct outcome {
 };
 
 /* Runs clients until the attack is over; returns what they did. */
-static void victims(const struct rel_daemon *d, const char *scope, const char *mode, uint64_t seed,
+static void victims(const struct ts_daemon *d, const char *scope, const char *mode, uint64_t seed,
 		    struct outcome *o)
 {
 	struct shim_proc S, E, C;
@@ -70,9 +70,9 @@ static void victims(const struct rel_daemon *d, const char *scope, const char *m
 
 		shim_proc_start(&E, av, 0);
 	}
-	end = rel_now_ns() + (int64_t)ATTACK_MS * 1000000LL;
+	end = ts_now_ns() + (int64_t)ATTACK_MS * 1000000LL;
 	memset(o, 0, sizeof(*o));
-	while (rel_now_ns() < end) {
+	while (ts_now_ns() < end) {
 		char *const av[] = {SHIM_PEER, "client", port, "16", "4", "65536", sd, "2", NULL};
 		int rc;
 
@@ -80,25 +80,25 @@ static void victims(const struct rel_daemon *d, const char *scope, const char *m
 		o->runs++;
 		for (;;) {
 			rc = shim_proc_line(&C, line, sizeof(line), 60000);
-			REL_CHECK(rc >= 0, "%s/%s: a victim client hangs", scope, mode);
+			CHECK(rc >= 0, "%s/%s: a victim client hangs", scope, mode);
 			if (rc == 0)
 				break;
 			if (!strncmp(line, "BAD", 3))
 				memcpy(o->last_err, line, sizeof(o->last_err));
 		}
 		st = shim_proc_stop(&C, 0, 5000);
-		REL_CHECK(st == 0 || st == 1, "%s/%s: victim client exit status %d (%s)", scope,
-			  mode, st, st == 66 ? "sanitizer report" : "crash");
-		REL_CHECK(st == 0 || !strcmp(scope, "all"), "%s/%s: victim client failed: %s",
-			  scope, mode, o->last_err);
+		CHECK(st == 0 || st == 1, "%s/%s: victim client exit status %d (%s)", scope, mode,
+		      st, st == 66 ? "sanitizer report" : "crash");
+		CHECK(st == 0 || !strcmp(scope, "all"), "%s/%s: victim client failed: %s", scope,
+		      mode, o->last_err);
 		o->ok += st == 0;
 		o->clean_err += st == 1;
-		REL_CHECK(kill(S.pid, 0) == 0, "%s/%s: the victim server died", scope, mode);
+		CHECK(kill(S.pid, 0) == 0, "%s/%s: the victim server died", scope, mode);
 	}
 	shim_proc_stop(&E, SIGKILL, 5000);
 	st = shim_proc_stop(&S, SIGTERM, 10000);
-	REL_CHECK(st == 0 || (st == 1 && !strcmp(scope, "all")),
-		  "%s/%s: victim server exit status %d", scope, mode, st);
+	CHECK(st == 0 || (st == 1 && !strcmp(scope, "all")), "%s/%s: victim server exit status %d",
+	      scope, mode, st);
 	if (st == 1)
 		o->clean_err++;
 }
@@ -122,19 +122,19 @@ static void fresh_pair_works(const char *what)
 		shim_proc_start(&C, av, 1);
 		shim_proc_expect(&C, "DONE", line, sizeof(line), 30000);
 	}
-	REL_CHECK(shim_proc_stop(&C, 0, 5000) == 0, "%s: fresh client", what);
-	REL_CHECK(shim_proc_stop(&S, SIGTERM, 5000) == 0, "%s: fresh server", what);
+	CHECK(shim_proc_stop(&C, 0, 5000) == 0, "%s: fresh client", what);
+	CHECK(shim_proc_stop(&S, SIGTERM, 5000) == 0, "%s: fresh server", what);
 }
 
 static void scenario(const char *ivlinkd, const char *scope, const char *mode, uint64_t seed)
 {
 	const char *const extra[] = {"-l", "64M", "--max-peers", "8", "--chan-slots", "128", NULL};
-	struct rel_daemon d;
+	struct ts_daemon d;
 	struct outcome o;
 	char what[64];
 
 	snprintf(what, sizeof(what), "%s/%s", scope, mode);
-	rel_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, 0);
+	ts_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, NULL);
 	shim_rel_setup(&d, IVL_PRELOAD, 32768);
 	victims(&d, scope, mode, seed, &o);
 	fresh_pair_works(what);
@@ -142,12 +142,12 @@ static void scenario(const char *ivlinkd, const char *scope, const char *mode, u
 	       "error%s%s\n",
 	       what, (unsigned long long)seed, o.runs, o.ok, o.clean_err,
 	       o.last_err[0] ? "; last: " : "", o.last_err);
-	rel_daemon_stop(&d, SIGTERM);
+	ts_daemon_stop(d.pid, SIGTERM);
 }
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "shimhostile", 280);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "shimhostile", 280);
 	unsigned iters = rel_iters(1);
 	uint64_t seed = rel_seed(1);
 

@@ -48,13 +48,13 @@ static struct ivl_region rg;
 
 static int stable_fds(pid_t pid)
 {
-	int v = rel_fd_count(pid), same = 0;
+	int v = ts_proc_fds(pid), same = 0;
 
 	for (int i = 0; i < 300 && same < 30; i++) {
 		int w;
 
 		usleep(10000);
-		w = rel_fd_count(pid);
+		w = ts_proc_fds(pid);
 		same = w == v ? same + 1 : 0;
 		v = w;
 	}
@@ -69,11 +69,11 @@ static void back_to_baseline(const char *who, pid_t pid, int *fds0, int slack, l
 	long pages = -1, halves = -1;
 	int fds = -1;
 
-	REL_CHECK(id >= 0, "%s left the region", who);
+	CHECK(id >= 0, "%s left the region", who);
 	for (int i = 0; i < 200; i++) {
 		pages = ivl_section_pages_used(&rg, (uint32_t)id);
 		halves = (long)shim_used_halves(&rg, (uint32_t)id);
-		fds = rel_fd_count(pid);
+		fds = ts_proc_fds(pid);
 		if (((pages == 0 && halves == halves0) ||
 		     (lazy && halves == halves0 + 1 && pages <= LAZY_PAGES)) &&
 		    fds <= *fds0 + slack) {
@@ -85,9 +85,9 @@ static void back_to_baseline(const char *who, pid_t pid, int *fds0, int slack, l
 		usleep(10000);
 	}
 	shim_dump_halves(&rg, (uint32_t)id);
-	REL_FAIL("iteration %u: %s not back after 2 s: pages %ld, halves %ld (want %ld), fds %d "
-		 "(want <= %d)",
-		 iter, who, pages, halves, halves0, fds, *fds0 + slack);
+	FAIL("iteration %u: %s not back after 2 s: pages %ld, halves %ld (want %ld), fds %d "
+	     "(want <= %d)",
+	     iter, who, pages, halves, halves0, fds, *fds0 + slack);
 }
 
 struct stats {
@@ -105,16 +105,16 @@ static void expect_end(struct shim_proc *p, int64_t t_kill, struct stats *st, un
 	for (;;) {
 		int rc = shim_proc_line(p, line, sizeof(line), END_BOUND_MS + 1000);
 
-		REL_CHECK(rc > 0, "iteration %u: survivor %d: no END (%s)", iter, (int)p->pid,
-			  rc == 0 ? "it exited" : "timeout");
-		REL_CHECK(strncmp(line, "BAD", 3) != 0, "iteration %u: survivor: %s", iter, line);
+		CHECK(rc > 0, "iteration %u: survivor %d: no END (%s)", iter, (int)p->pid,
+		      rc == 0 ? "it exited" : "timeout");
+		CHECK(strncmp(line, "BAD", 3) != 0, "iteration %u: survivor: %s", iter, line);
 		if (sscanf(line, "END %d", &err) == 1)
 			break;
 	}
-	ms = (double)(rel_now_ns() - t_kill) / 1e6;
-	REL_CHECK(err == 0 || err == ECONNRESET || err == EPIPE,
-		  "iteration %u: survivor's call ended with %s", iter, strerror(err));
-	REL_CHECK(ms <= END_BOUND_MS, "iteration %u: END after %.1f ms", iter, ms);
+	ms = (double)(ts_now_ns() - t_kill) / 1e6;
+	CHECK(err == 0 || err == ECONNRESET || err == EPIPE,
+	      "iteration %u: survivor's call ended with %s", iter, strerror(err));
+	CHECK(ms <= END_BOUND_MS, "iteration %u: END after %.1f ms", iter, ms);
 	st->eof += err == 0;
 	st->reset += err == ECONNRESET;
 	st->pipe += err == EPIPE;
@@ -127,35 +127,35 @@ static void expect_end(struct shim_proc *p, int64_t t_kill, struct stats *st, un
  * have seen a connection). */
 static void drain(struct shim_proc *p, int ms, unsigned iter)
 {
-	int64_t until = rel_now_ns() + (int64_t)ms * 1000000LL;
+	int64_t until = ts_now_ns() + (int64_t)ms * 1000000LL;
 	char line[256];
 
-	while (rel_now_ns() < until) {
+	while (ts_now_ns() < until) {
 		int rc = shim_proc_line(p, line, sizeof(line), 50);
 
-		REL_CHECK(rc != 0, "iteration %u: survivor %d exited", iter, (int)p->pid);
-		REL_CHECK(rc < 0 || strncmp(line, "BAD", 3) != 0, "iteration %u: %s", iter, line);
+		CHECK(rc != 0, "iteration %u: survivor %d exited", iter, (int)p->pid);
+		CHECK(rc < 0 || strncmp(line, "BAD", 3) != 0, "iteration %u: %s", iter, line);
 	}
 }
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "shimkill9", 280);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "shimkill9", 280);
 	const char *const extra[] = {"-l", "64M", "--max-peers", "8", NULL};
 	unsigned iters = rel_iters(100);
 	uint64_t rng = rel_seed(1);
-	struct rel_daemon d;
+	struct ts_daemon d;
 	struct ivl_endpoint *ep;
 	struct shim_proc S, C, K;
 	struct stats st = {0};
 	char ps[16], pc[16], seed[32], line[256];
 	int s_fds0 = -1, c_fds0 = -1;
-	int64_t t0 = rel_now_ns();
+	int64_t t0 = ts_now_ns();
 
-	rel_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, 0);
+	ts_daemon_start(&d, ivlinkd, "ivlinkd.sock", extra, NULL);
 	shim_rel_setup(&d, IVL_PRELOAD, 32768);
-	ep = rel_open(&d, "driver", 0);
-	REL_CHECK(rel_guard_region(&rg) == 0, "driver: region view");
+	ep = ts_open(&d, "driver", 0, IVL_LOG_ERROR);
+	CHECK(rel_guard_region(&rg) == 0, "driver: region view");
 	snprintf(ps, sizeof(ps), "%d", shim_free_port());
 	snprintf(pc, sizeof(pc), "%d", shim_free_port());
 
@@ -179,8 +179,8 @@ int main(int argc, char **argv)
 	}
 
 	for (unsigned i = 0; i < iters; i++) {
-		int startup = rel_rand(&rng) % 10 == 0;
-		unsigned delay_us = (unsigned)(rel_rand(&rng) % (startup ? 30000 : 20000));
+		int startup = ts_rand(&rng) % 10 == 0;
+		unsigned delay_us = (unsigned)(ts_rand(&rng) % (startup ? 30000 : 20000));
 		int kill_client = (i & 1) == 0;
 		int64_t t_kill;
 
@@ -202,7 +202,7 @@ int main(int argc, char **argv)
 			}
 		}
 		usleep(delay_us);
-		t_kill = rel_now_ns();
+		t_kill = ts_now_ns();
 		shim_proc_kill9(&K);
 		st.kills++;
 		if (startup) {
@@ -234,22 +234,22 @@ int main(int argc, char **argv)
 		shim_proc_expect(&K, "LISTEN", line, sizeof(line), 10000);
 		shim_proc_send(&C, "again\n");
 		shim_proc_expect(&C, "CONN", line, sizeof(line), 10000);
-		REL_CHECK(shim_proc_stop(&K, SIGTERM, 5000) == 0, "last server");
+		CHECK(shim_proc_stop(&K, SIGTERM, 5000) == 0, "last server");
 		shim_proc_expect(&C, "END", line, sizeof(line), 5000);
 		shim_proc_start(&K, av, 1);
 		shim_proc_expect(&K, "DONE", line, sizeof(line), 30000);
-		REL_CHECK(shim_proc_stop(&K, 0, 5000) == 0, "last client");
+		CHECK(shim_proc_stop(&K, 0, 5000) == 0, "last client");
 	}
 	printf("%u kills (%u in start-up) in %.1f s; survivors' calls ended: %u EOF, %u "
 	       "ECONNRESET, %u EPIPE; kill to end: mean %.1f ms, max %.1f ms (bound %d ms)\n",
-	       st.kills, st.startup_kills, (double)(rel_now_ns() - t0) / 1e9, st.eof, st.reset,
+	       st.kills, st.startup_kills, (double)(ts_now_ns() - t0) / 1e9, st.eof, st.reset,
 	       st.pipe, st.lat_sum_ms / (st.kills - st.startup_kills), st.lat_max_ms, END_BOUND_MS);
 	shim_proc_send(&C, "");
 	close(C.in), C.in = -1; /* EOF on its stdin: it exits */
-	REL_CHECK(shim_proc_stop(&C, 0, 5000) == 0, "survivor C exit status");
-	REL_CHECK(shim_proc_stop(&S, SIGTERM, 5000) == 0, "survivor S exit status");
+	CHECK(shim_proc_stop(&C, 0, 5000) == 0, "survivor C exit status");
+	CHECK(shim_proc_stop(&S, SIGTERM, 5000) == 0, "survivor S exit status");
 	ivl_endpoint_close(ep);
-	rel_daemon_stop(&d, SIGTERM);
+	ts_daemon_stop(d.pid, SIGTERM);
 	printf("PASS shim_kill9_random_points\n");
 	return 0;
 }

@@ -17,21 +17,16 @@
  *       batches of connections, all open at once, ROUNDS requests each of
  *       1..MAXSIZE bytes in flight concurrently, every reply checked; then
  *       closed. SECONDS 0: one batch of CONNS; else batches of 1..CONNS
- *       until SECONDS passed, at most MAX_CPS connections a second. -s: after the first batch is open and has
- *       done its rounds, print "OPEN <n>" and wait for a line on stdin
- *       before closing it; after the last batch is closed, print "IDLE" and
- *       wait for a line again before exiting. After each batch: "BATCH <k> <fds> <rss_kb>".
- *       At the end "DONE <connections> <bytes checked>".
- *   shim_peer pinger PORT SEED
- *       one connection at a time, requests of 1..16 KiB back to back; when
- *       it ends prints "END <errno or 0 (EOF)>" and waits for a line on
- *       stdin before connecting again ("CONN" once connected and a first
- *       round trip worked). Meant to be killed, or to survive a killed
- *       server.
+ *       until SECONDS passed, at most MAX_CPS connections a second. -s: after the first batch is
+ * open and has done its rounds, print "OPEN <n>" and wait for a line on stdin before closing it;
+ * after the last batch is closed, print "IDLE" and wait for a line again before exiting. After each
+ * batch: "BATCH <k> <fds> <rss_kb>". At the end "DONE <connections> <bytes checked>". shim_peer
+ * pinger PORT SEED one connection at a time, requests of 1..16 KiB back to back; when it ends
+ * prints "END <errno or 0 (EOF)>" and waits for a line on stdin before connecting again ("CONN"
+ * once connected and a first round trip worked). Meant to be killed, or to survive a killed server.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -46,6 +41,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "support.h"
 
 #define MAGIC 0x53504545u /* "SPEE" */
 /* The client gives up on a batch after this long ("BAD stall"): under a
@@ -62,48 +59,25 @@ struct req {
 
 static volatile sig_atomic_t stop;
 
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-static uint8_t byte_at(uint64_t seed, uint64_t i)
-{
-	return (uint8_t)(mix(seed * 0x100000001b3ULL + i / 8) >> (8 * (i % 8)));
-}
-
-static void fill(uint64_t seed, uint64_t off, uint8_t *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		b[i] = byte_at(seed, off + i);
-}
-
 /* Server -k: a bad request closes its connection instead of exiting. */
 static int keep_going;
 
 static int check(uint64_t seed, uint64_t off, const uint8_t *b, size_t n, const char *what)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (b[i] != byte_at(seed, off + i)) {
-			printf("BAD %s: byte %llu of stream %llu\n", what,
-			       (unsigned long long)(off + i), (unsigned long long)seed);
-			if (!keep_going)
-				exit(1);
-			return -1;
-		}
-	}
-	return 0;
+	size_t bad = ts_stream_check(seed, off, b, n);
+
+	if (bad == n)
+		return 0;
+	printf("BAD %s: byte %llu of stream %llu\n", what, (unsigned long long)(off + bad),
+	       (unsigned long long)seed);
+	if (!keep_going)
+		exit(1);
+	return -1;
 }
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return ts_now_ns() / 1000000;
 }
 
 static struct sockaddr_in addr(int port)
@@ -114,32 +88,16 @@ static struct sockaddr_in addr(int port)
 	return a;
 }
 
-static int fd_count(void)
+/* realloc() or exit 1: the server cannot go on without its tables. */
+static void *grow(void *p, size_t size)
 {
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
+	void *q = realloc(p, size);
 
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 3; /* ., .., the DIR's own fd */
-}
-
-static long rss_kb(void)
-{
-	char line[256];
-	long v = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
+	if (!q) {
+		printf("BAD out of memory (%zu bytes)\n", size);
+		exit(1);
+	}
+	return q;
 }
 
 static void set_nonblock(int fd)
@@ -185,7 +143,7 @@ static int server_step(struct conn *c, int quiet)
 
 			if (want > sizeof(iobuf))
 				want = sizeof(iobuf);
-			fill(c->r.seed + 1, c->off, iobuf, want);
+			ts_stream_fill(c->r.seed + 1, c->off, iobuf, want);
 			n = write(c->fd, iobuf, want);
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -244,10 +202,8 @@ static int run_server(int port, int quiet)
 
 		if (n + 1 > cap) {
 			cap = cap ? 2 * cap : 64;
-			cs = realloc(cs, cap * sizeof(*cs));
-			pf = realloc(pf, (cap + 1) * sizeof(*pf));
-			if (!cs || !pf)
-				return 1;
+			cs = grow(cs, cap * sizeof(*cs));
+			pf = grow(pf, (cap + 1) * sizeof(*pf));
 		}
 		pf[0] = (struct pollfd){.fd = ls, .events = POLLIN};
 		for (size_t i = 0; i < n; i++)
@@ -265,16 +221,12 @@ static int run_server(int port, int quiet)
 				break;
 			if (n + 1 > cap) {
 				cap *= 2;
-				cs = realloc(cs, cap * sizeof(*cs));
-				if (!cs)
-					return 1;
+				cs = grow(cs, cap * sizeof(*cs));
 			}
 			cs[n++] = (struct conn){.fd = fd, .ready = 1};
 		}
 		if (n + 1 > cap || n != old_n) {
-			pf = realloc(pf, (cap + 1) * sizeof(*pf));
-			if (!pf)
-				return 1;
+			pf = grow(pf, (cap + 1) * sizeof(*pf));
 		}
 		for (size_t i = 0; i < n;) {
 			if (cs[i].ready && !server_step(&cs[i], quiet)) {
@@ -295,20 +247,14 @@ static int run_server(int port, int quiet)
 
 /* ------------------------------------------------------------------ client */
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s = mix(*s);
-	return *s;
-}
-
 static void next_req(struct conn *c, unsigned maxsize)
 {
 	c->r.magic = MAGIC;
-	c->r.len = 1 + (uint32_t)(rnd(&c->rng) % maxsize);
+	c->r.len = 1 + (uint32_t)(ts_rand(&c->rng) % maxsize);
 	/* Mostly small, sometimes large: a quarter of requests up to max. */
-	if (rnd(&c->rng) % 4)
+	if (ts_rand(&c->rng) % 4)
 		c->r.len = 1 + c->r.len % (maxsize < 4096 ? maxsize : 4096);
-	c->r.seed = rnd(&c->rng);
+	c->r.seed = ts_rand(&c->rng);
 	c->phase = 0;
 	c->off = 0;
 }
@@ -328,12 +274,12 @@ static int client_step(struct conn *c, unsigned maxsize, uint64_t *bytes)
 			if (c->off < sizeof(c->r)) {
 				memcpy(iobuf, (uint8_t *)&c->r + c->off, sizeof(c->r) - c->off);
 				want = sizeof(c->r) - c->off;
-				fill(c->r.seed, 0, iobuf + want, 4096);
+				ts_stream_fill(c->r.seed, 0, iobuf + want, 4096);
 				want += 4096;
 			} else {
 				want = sizeof(iobuf);
-				fill(c->r.seed, c->off - sizeof(c->r), iobuf,
-				     total - c->off < want ? total - c->off : want);
+				ts_stream_fill(c->r.seed, c->off - sizeof(c->r), iobuf,
+					       total - c->off < want ? total - c->off : want);
 			}
 			if (want > total - c->off)
 				want = total - c->off;
@@ -397,8 +343,8 @@ static int run_client(int port, unsigned conns, unsigned rounds, unsigned maxsiz
 	if (!cs || !pf)
 		return 1;
 	for (unsigned batch = 0;; batch++) {
-		unsigned nb = seconds ? 1 + (unsigned)(rnd(&rng) % conns) : conns;
-		unsigned nr = seconds ? 1 + (unsigned)(rnd(&rng) % rounds) : rounds;
+		unsigned nb = seconds ? 1 + (unsigned)(ts_rand(&rng) % conns) : conns;
+		unsigned nr = seconds ? 1 + (unsigned)(ts_rand(&rng) % rounds) : rounds;
 		unsigned active = nb;
 
 		for (unsigned i = 0; i < nb; i++) {
@@ -409,7 +355,7 @@ static int run_client(int port, unsigned conns, unsigned rounds, unsigned maxsiz
 				return 1;
 			}
 			set_nonblock(fd);
-			cs[i] = (struct conn){.fd = fd, .rounds_left = nr, .rng = rnd(&rng)};
+			cs[i] = (struct conn){.fd = fd, .rounds_left = nr, .rng = ts_rand(&rng)};
 			next_req(&cs[i], maxsize);
 		}
 		total += nb;
@@ -461,7 +407,7 @@ static int run_client(int port, unsigned conns, unsigned rounds, unsigned maxsiz
 			}
 			close(cs[i].fd);
 		}
-		printf("BATCH %u %d %ld\n", batch, fd_count(), rss_kb());
+		printf("BATCH %u %d %ld\n", batch, ts_proc_fds(getpid()), ts_proc_rss_kb(getpid()));
 		if (!seconds || now_ms() >= end)
 			break;
 		/* At most MAX_CPS connections a second: each leaves a socket
@@ -501,7 +447,8 @@ static int run_pinger(int port, uint64_t seed)
 		if (fd < 0) {
 			printf("END %d\n", -fd);
 		} else {
-			c = (struct conn){.fd = fd, .rounds_left = UINT32_MAX, .rng = rnd(&seed)};
+			c = (struct conn){
+			    .fd = fd, .rounds_left = UINT32_MAX, .rng = ts_rand(&seed)};
 			next_req(&c, 16384);
 			for (;;) {
 				/* Blocking I/O: one step at a time through the
@@ -514,10 +461,12 @@ static int run_pinger(int port, uint64_t seed)
 					if (c.off < sizeof(c.r)) {
 						memcpy(iobuf, (uint8_t *)&c.r + c.off,
 						       sizeof(c.r) - c.off);
-						fill(c.r.seed, 0, iobuf + sizeof(c.r) - c.off,
-						     c.r.len);
+						ts_stream_fill(c.r.seed, 0,
+							       iobuf + sizeof(c.r) - c.off,
+							       c.r.len);
 					} else {
-						fill(c.r.seed, c.off - sizeof(c.r), iobuf, want);
+						ts_stream_fill(c.r.seed, c.off - sizeof(c.r), iobuf,
+							       want);
 					}
 					n = write(fd, iobuf, want);
 				} else {

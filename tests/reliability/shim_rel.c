@@ -52,7 +52,7 @@ static void sanitizer_runtimes(char *out, size_t len)
 	fclose(f);
 }
 
-void shim_rel_setup(const struct rel_daemon *d, const char *preload, unsigned ring_size)
+void shim_rel_setup(const struct ts_daemon *d, const char *preload, unsigned ring_size)
 {
 	char rt[1024];
 
@@ -74,12 +74,11 @@ void shim_proc_start(struct shim_proc *p, char *const *argv, int shimmed)
 {
 	int in[2], out[2];
 
-	REL_CHECK(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0, "pipe: %s",
-		  strerror(errno));
+	CHECK(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
 	fflush(stdout);
 	fflush(stderr);
 	p->pid = fork();
-	REL_CHECK(p->pid >= 0, "fork: %s", strerror(errno));
+	CHECK(p->pid >= 0, "fork: %s", strerror(errno));
 	if (p->pid == 0) {
 		dup2(in[0], 0);
 		dup2(out[1], 1);
@@ -100,7 +99,7 @@ void shim_proc_start(struct shim_proc *p, char *const *argv, int shimmed)
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
-	rel_track_pid(p->pid);
+	ts_track_pid(p->pid);
 	close(in[0]);
 	close(out[1]);
 	p->in = in[1];
@@ -110,7 +109,7 @@ void shim_proc_start(struct shim_proc *p, char *const *argv, int shimmed)
 
 int shim_proc_line(struct shim_proc *p, char *line, size_t len, int timeout_ms)
 {
-	int64_t deadline = rel_now_ns() + (int64_t)timeout_ms * 1000000LL;
+	int64_t deadline = ts_now_ns() + (int64_t)timeout_ms * 1000000LL;
 
 	for (;;) {
 		char *nl = memchr(p->buf, '\n', p->len);
@@ -128,7 +127,7 @@ int shim_proc_line(struct shim_proc *p, char *line, size_t len, int timeout_ms)
 		}
 		if (p->len == sizeof(p->buf))
 			p->len = 0; /* an absurd line: drop it */
-		left = (deadline - rel_now_ns()) / 1000000;
+		left = (deadline - ts_now_ns()) / 1000000;
 		if (left <= 0)
 			return -ETIMEDOUT;
 		if (poll(&pf, 1, (int)left) <= 0)
@@ -145,18 +144,17 @@ int shim_proc_line(struct shim_proc *p, char *line, size_t len, int timeout_ms)
 void shim_proc_expect(struct shim_proc *p, const char *prefix, char *line, size_t len,
 		      int timeout_ms)
 {
-	int64_t deadline = rel_now_ns() + (int64_t)timeout_ms * 1000000LL;
+	int64_t deadline = ts_now_ns() + (int64_t)timeout_ms * 1000000LL;
 
 	for (;;) {
-		int left = (int)((deadline - rel_now_ns()) / 1000000);
+		int left = (int)((deadline - ts_now_ns()) / 1000000);
 		int rc = shim_proc_line(p, line, len, left > 0 ? left : 0);
 
-		REL_CHECK(rc != 0, "process %d ended before '%s'", (int)p->pid, prefix);
-		REL_CHECK(rc > 0, "process %d: no '%s' within %d ms", (int)p->pid, prefix,
-			  timeout_ms);
+		CHECK(rc != 0, "process %d ended before '%s'", (int)p->pid, prefix);
+		CHECK(rc > 0, "process %d: no '%s' within %d ms", (int)p->pid, prefix, timeout_ms);
 		if (!strncmp(line, prefix, strlen(prefix)))
 			return;
-		REL_CHECK(strncmp(line, "BAD", 3) != 0, "process %d: %s", (int)p->pid, line);
+		CHECK(strncmp(line, "BAD", 3) != 0, "process %d: %s", (int)p->pid, line);
 	}
 }
 
@@ -164,8 +162,7 @@ void shim_proc_send(struct shim_proc *p, const char *line)
 {
 	size_t l = strlen(line);
 
-	REL_CHECK(write(p->in, line, l) == (ssize_t)l, "write to %d: %s", (int)p->pid,
-		  strerror(errno));
+	CHECK(write(p->in, line, l) == (ssize_t)l, "write to %d: %s", (int)p->pid, strerror(errno));
 }
 
 static void close_pipes(struct shim_proc *p)
@@ -185,7 +182,7 @@ int shim_proc_stop(struct shim_proc *p, int sig, unsigned timeout_ms)
 		return 0;
 	if (sig)
 		kill(p->pid, sig);
-	st = rel_wait(p->pid, timeout_ms);
+	st = ts_wait(p->pid, timeout_ms);
 	close_pipes(p);
 	p->pid = 0;
 	return st;
@@ -193,7 +190,7 @@ int shim_proc_stop(struct shim_proc *p, int sig, unsigned timeout_ms)
 
 void shim_proc_kill9(struct shim_proc *p)
 {
-	rel_kill9(p->pid);
+	ts_kill9(p->pid);
 	close_pipes(p);
 	p->pid = 0;
 }
@@ -205,9 +202,9 @@ int shim_free_port(void)
 	int s = socket(AF_INET, SOCK_STREAM, 0), port;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REL_CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-		      getsockname(s, (struct sockaddr *)&a, &l) == 0,
-		  "free port: %s", strerror(errno));
+	CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		  getsockname(s, (struct sockaddr *)&a, &l) == 0,
+	      "free port: %s", strerror(errno));
 	port = ntohs(a.sin_port);
 	close(s);
 	return port;
@@ -254,11 +251,6 @@ unsigned shim_used_halves(const struct ivl_region *rg, uint32_t id)
 		    IVL_CHAN_FREE)
 			n++;
 	return n;
-}
-
-long shim_rss_kb(pid_t pid)
-{
-	return ts_proc_rss_kb(pid);
 }
 
 void shim_dump_halves(const struct ivl_region *rg, uint32_t id)

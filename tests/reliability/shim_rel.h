@@ -32,11 +32,11 @@ struct shim_proc {
 
 /* Environment of the shimmed children: the daemon's endpoint, the shim's
  * ring size and spin budget. */
-void shim_rel_setup(const struct rel_daemon *d, const char *preload, unsigned ring_size);
+void shim_rel_setup(const struct ts_daemon *d, const char *preload, unsigned ring_size);
 /* 1 when this process (and so its shim children) runs under ASan/UBSan. */
 int shim_rel_sanitized(void);
 /* Fork + exec argv (NULL terminated) with pipes; shimmed or plain. The
- * child is tracked by rel.c (killed at exit). */
+ * child is tracked by support.c (killed at exit). */
 void shim_proc_start(struct shim_proc *p, char *const *argv, int shimmed);
 /* One line without its newline: 1, 0 on EOF, -ETIMEDOUT. */
 int shim_proc_line(struct shim_proc *p, char *line, size_t len, int timeout_ms);
@@ -46,7 +46,7 @@ void shim_proc_expect(struct shim_proc *p, const char *prefix, char *line, size_
 		      int timeout_ms);
 void shim_proc_send(struct shim_proc *p, const char *line);
 /* SIGTERM, wait (SIGKILL after timeout_ms); returns the exit status as
- * rel_wait() does. Closes the pipes. */
+ * ts_wait() does. Closes the pipes. */
 int shim_proc_stop(struct shim_proc *p, int sig, unsigned timeout_ms);
 void shim_proc_kill9(struct shim_proc *p);
 
@@ -59,7 +59,6 @@ int shim_peer_of(const struct ivl_region *rg, pid_t pid);
 unsigned shim_accel_halves(const struct ivl_region *rg, uint32_t id);
 /* Halves of peer id not FREE (any state). */
 unsigned shim_used_halves(const struct ivl_region *rg, uint32_t id);
-long shim_rss_kb(pid_t pid);
 /* Prints a histogram of peer id's non-free halves (state, shim kind). */
 void shim_dump_halves(const struct ivl_region *rg, uint32_t id);
 

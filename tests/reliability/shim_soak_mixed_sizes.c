@@ -36,7 +36,7 @@
 #include "shim_rel.h"
 
 static int64_t deadline_ns;
-static struct rel_daemon daemon_;
+static struct ts_daemon daemon_;
 static struct ivl_endpoint *ep_a, *ep_b;
 
 struct native_stats {
@@ -56,7 +56,7 @@ static uint8_t wbuf[256 << 10], rbuf[256 << 10];
 /* Record or chunk sizes: the same sequence on both sides for records. */
 static size_t next_size(uint64_t *rng, int message)
 {
-	uint64_t r = rel_rand(rng);
+	uint64_t r = ts_rand(rng);
 
 	if (message)
 		return 1 + (size_t)(r % MAXREC);
@@ -74,9 +74,9 @@ static void *writer(void *arg)
 
 		if (n > a->total - off)
 			n = (size_t)(a->total - off);
-		rel_fill(a->seed, off, wbuf, n);
+		ts_stream_fill(a->seed, off, wbuf, n);
 		w = ivl_send(a->ch, wbuf, n, 0);
-		REL_CHECK(w > 0 && (!a->message || (size_t)w == n), "native send: %zd", w);
+		CHECK(w > 0 && (!a->message || (size_t)w == n), "native send: %zd", w);
 		off += (uint64_t)w;
 	}
 	return NULL;
@@ -88,14 +88,14 @@ static void *native_loop(void *arg)
 	struct ivl_endpoint *a = ep_a, *b = ep_b;
 	uint64_t rng = rel_seed(11);
 
-	while (rel_now_ns() < deadline_ns) {
+	while (ts_now_ns() < deadline_ns) {
 		int message = (int)(st->channels & 1);
 		struct ivl_channel_opts o = {.mode = message ? IVL_MODE_MESSAGE : IVL_MODE_STREAM,
 					     .ring_size = 64u << 10,
 					     .max_record = message ? MAXREC : 0};
 		struct wargs w = {.message = message,
-				  .seed = rel_rand(&rng),
-				  .total = (1u << 20) + rel_rand(&rng) % (7u << 20)};
+				  .seed = ts_rand(&rng),
+				  .total = (1u << 20) + ts_rand(&rng) % (7u << 20)};
 		struct ivl_channel *ca, *cb;
 		uint64_t off = 0, srng = w.seed;
 		char name[32];
@@ -104,9 +104,9 @@ static void *native_loop(void *arg)
 
 		snprintf(name, sizeof(name), "soak%llu", (unsigned long long)st->channels);
 		rc = rel_pair_open(a, b, name, &o, 10000000000LL, &ca, &cb);
-		REL_CHECK(rc == 0, "native open: %s", strerror(-rc));
+		CHECK(rc == 0, "native open: %s", strerror(-rc));
 		w.ch = ca;
-		REL_CHECK(pthread_create(&t, NULL, writer, &w) == 0, "thread");
+		CHECK(pthread_create(&t, NULL, writer, &w) == 0, "thread");
 		while (off < w.total) {
 			size_t want = message ? next_size(&srng, 1) : next_size(&srng, 0);
 			ssize_t n;
@@ -115,10 +115,10 @@ static void *native_loop(void *arg)
 				want = (size_t)(w.total - off);
 			n = ivl_recv(cb, rbuf, message ? sizeof(rbuf) : want,
 				     message ? 0 : IVL_WAITALL);
-			REL_CHECK(n == (ssize_t)want, "native recv %zd, expected %zu (%s)", n, want,
-				  message ? "record" : "stream");
-			REL_CHECK(rel_check(w.seed, off, rbuf, (size_t)n) == (size_t)n,
-				  "native data differs at %llu", (unsigned long long)off);
+			CHECK(n == (ssize_t)want, "native recv %zd, expected %zu (%s)", n, want,
+			      message ? "record" : "stream");
+			CHECK(ts_stream_check(w.seed, off, rbuf, (size_t)n) == (size_t)n,
+			      "native data differs at %llu", (unsigned long long)off);
 			off += (uint64_t)n;
 			st->records += message;
 		}
@@ -168,13 +168,13 @@ static long settle(long (*f)(const struct ivl_region *, uint32_t), const struct 
 
 static void settle_fds(pid_t pid, int want)
 {
-	for (int i = 0; i < 500 && rel_fd_count(pid) != want; i++)
+	for (int i = 0; i < 500 && ts_proc_fds(pid) != want; i++)
 		usleep(10000);
 }
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "shimsoak", 0);
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "shimsoak", 0);
 	const char *const extra[] = {"-l", "256M", "--max-peers", "6", "--chan-slots", "512", NULL};
 	const char *env = getenv("IVLINK_SOAK_SECONDS");
 	unsigned seconds = env && atoi(env) > 0 ? (unsigned)atoi(env) : 60;
@@ -190,13 +190,13 @@ int main(int argc, char **argv)
 
 	alarm(seconds + 180);
 	printf("soak of %u s (IVLINK_SOAK_SECONDS)\n", seconds);
-	rel_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock", extra, 0);
+	ts_daemon_start(&daemon_, ivlinkd, "ivlinkd.sock", extra, NULL);
 	shim_rel_setup(&daemon_, IVL_PRELOAD, 32768);
 	/* The native peers join first, so that every process already holds
 	 * their eventfds when the fd baselines are taken. */
-	ep_a = rel_open(&daemon_, "native-a", 20000);
-	ep_b = rel_open(&daemon_, "native-b", 20000);
-	REL_CHECK(rel_guard_region(&rg) == 0, "driver: region view");
+	ep_a = ts_open(&daemon_, "native-a", 20000, IVL_LOG_ERROR);
+	ep_b = ts_open(&daemon_, "native-b", 20000, IVL_LOG_ERROR);
+	CHECK(rel_guard_region(&rg) == 0, "driver: region view");
 
 	snprintf(port, sizeof(port), "%d", shim_free_port());
 	snprintf(secs, sizeof(secs), "%u", seconds);
@@ -208,7 +208,7 @@ int main(int argc, char **argv)
 	}
 	shim_proc_expect(&srv, "LISTEN", line, sizeof(line), 10000);
 	sid = shim_peer_of(&rg, srv.pid);
-	REL_CHECK(sid >= 0, "the shimmed server did not join the region");
+	CHECK(sid >= 0, "the shimmed server did not join the region");
 	/* Warm-up: the server's lazily allocated state exists before the
 	 * baseline is taken. */
 	{
@@ -217,17 +217,17 @@ int main(int argc, char **argv)
 
 		shim_proc_start(&w, av, 1);
 		shim_proc_expect(&w, "DONE", line, sizeof(line), 60000);
-		REL_CHECK(shim_proc_stop(&w, 0, 10000) == 0, "warm-up client");
+		CHECK(shim_proc_stop(&w, 0, 10000) == 0, "warm-up client");
 	}
 	shalves0 = settle(halves_of, &rg, (uint32_t)sid, 1);
 	spages0 = settle(pages_of, &rg, (uint32_t)sid, 0);
 	usleep(200000);
-	sfd0 = rel_fd_count(srv.pid);
-	dfd0 = rel_fd_count(daemon_.pid);
+	sfd0 = ts_proc_fds(srv.pid);
+	dfd0 = ts_proc_fds(daemon_.pid);
 
-	deadline_ns = rel_now_ns() + (int64_t)seconds * 1000000000LL;
-	quarter = rel_now_ns() + (int64_t)seconds * 250000000LL;
-	REL_CHECK(pthread_create(&nt, NULL, native_loop, &ns) == 0, "thread");
+	deadline_ns = ts_now_ns() + (int64_t)seconds * 1000000000LL;
+	quarter = ts_now_ns() + (int64_t)seconds * 250000000LL;
+	CHECK(pthread_create(&nt, NULL, native_loop, &ns) == 0, "thread");
 	{
 		char *const av[] = {SHIM_PEER, "client", port, "64", "6",
 				    "262144",  seed,	 secs, "-s", NULL};
@@ -236,9 +236,9 @@ int main(int argc, char **argv)
 	}
 	shim_proc_expect(&cli, "OPEN", line, sizeof(line), 60000);
 	cid = shim_peer_of(&rg, cli.pid);
-	REL_CHECK(cid >= 0, "the shimmed client did not join the region");
-	REL_CHECK(shim_accel_halves(&rg, (uint32_t)cid) == (unsigned)atoi(line + 5),
-		  "not all %s connections accelerated", line + 5);
+	CHECK(cid >= 0, "the shimmed client did not join the region");
+	CHECK(shim_accel_halves(&rg, (uint32_t)cid) == (unsigned)atoi(line + 5),
+	      "not all %s connections accelerated", line + 5);
 	shim_proc_send(&cli, "go\n");
 	for (;;) {
 		int b, fds;
@@ -250,10 +250,10 @@ int main(int argc, char **argv)
 		if (sscanf(line, "BATCH %d %d %ld", &b, &fds, &rss) == 3) {
 			if (cfd_first < 0)
 				cfd_first = fds;
-			if (crss_q < 0 && rel_now_ns() >= quarter) {
+			if (crss_q < 0 && ts_now_ns() >= quarter) {
 				crss_q = rss;
-				srss0 = shim_rss_kb(srv.pid);
-				drss0 = shim_rss_kb(daemon_.pid);
+				srss0 = ts_proc_rss_kb(srv.pid);
+				drss0 = ts_proc_rss_kb(daemon_.pid);
 			}
 			cfd_last = fds, crss_last = rss;
 			batches++;
@@ -275,10 +275,10 @@ int main(int argc, char **argv)
 
 		settle_fds(srv.pid, sfd_want);
 		settle_fds(daemon_.pid, dfd_want);
-		sfd1 = rel_fd_count(srv.pid);
-		srss1 = shim_rss_kb(srv.pid);
-		dfd1 = rel_fd_count(daemon_.pid);
-		drss1 = shim_rss_kb(daemon_.pid);
+		sfd1 = ts_proc_fds(srv.pid);
+		srss1 = ts_proc_rss_kb(srv.pid);
+		dfd1 = ts_proc_fds(daemon_.pid);
+		drss1 = ts_proc_rss_kb(daemon_.pid);
 		printf(
 		    "shim: %d batches; client fds %d -> %d, rss %ld -> %ld KiB; server fds %d -> "
 		    "%d (+%u client eventfds), rss %ld -> %ld KiB; sections: client %ld pages "
@@ -292,38 +292,39 @@ int main(int argc, char **argv)
 			shim_dump_halves(&rg, (uint32_t)sid);
 		}
 		if (shim_rel_sanitized())
-			printf("rss not compared under ASan (quarantine); LeakSanitizer checks at exit\n");
-		REL_CHECK(batches >= 2, "only %d batches", batches);
-		REL_CHECK(cp == 0 && ch == 0, "client section not back to empty");
-		REL_CHECK(sp == spages0 && sh == shalves0, "server section not back");
+			printf("rss not compared under ASan (quarantine); LeakSanitizer checks at "
+			       "exit\n");
+		CHECK(batches >= 2, "only %d batches", batches);
+		CHECK(cp == 0 && ch == 0, "client section not back to empty");
+		CHECK(sp == spages0 && sh == shalves0, "server section not back");
 		/* +1 at most: the client's thread creates its wake eventfd
 		 * (guest-lib/preload/wait.c, thread_efd) at its first sleep in
 		 * poll(), which may come after the first batch now that the
 		 * shim's progress thread settles rendezvous in the background.
 		 * It is one per thread, never per batch or connection. */
-		REL_CHECK(cfd_last == cfd_first || cfd_last == cfd_first + 1, "client fds grew");
-		REL_CHECK(crss_q > 0, "no batch after a quarter of the run");
-		REL_CHECK(flat_rss(crss_q, crss_last), "client rss grew");
+		CHECK(cfd_last == cfd_first || cfd_last == cfd_first + 1, "client fds grew");
+		CHECK(crss_q > 0, "no batch after a quarter of the run");
+		CHECK(flat_rss(crss_q, crss_last), "client rss grew");
 		/* Whether the server still holds the eventfds of the warm-up
 		 * client's id when the soak client takes it is the backend's
 		 * business: either count is flat. */
-		REL_CHECK(sfd1 == sfd_want || sfd1 == sfd0, "server fds grew");
-		REL_CHECK(flat_rss(srss0, srss1), "server rss grew");
-		REL_CHECK(dfd1 == dfd_want, "daemon fds grew");
-		REL_CHECK(flat_rss(drss0, drss1), "daemon rss grew");
+		CHECK(sfd1 == sfd_want || sfd1 == sfd0, "server fds grew");
+		CHECK(flat_rss(srss0, srss1), "server rss grew");
+		CHECK(dfd1 == dfd_want, "daemon fds grew");
+		CHECK(flat_rss(drss0, drss1), "daemon rss grew");
 	}
 	shim_proc_send(&cli, "exit\n");
 	shim_proc_expect(&cli, "DONE", line, sizeof(line), 10000);
-	REL_CHECK(sscanf(line, "DONE %llu %llu", &conns, &bytes) == 2, "client: %s", line);
-	REL_CHECK(shim_proc_stop(&cli, 0, 10000) == 0, "client exit status");
-	REL_CHECK(shim_proc_stop(&srv, SIGTERM, 10000) == 0, "server exit status");
+	CHECK(sscanf(line, "DONE %llu %llu", &conns, &bytes) == 2, "client: %s", line);
+	CHECK(shim_proc_stop(&cli, 0, 10000) == 0, "client exit status");
+	CHECK(shim_proc_stop(&srv, SIGTERM, 10000) == 0, "server exit status");
 	printf("shim: %llu connections, %.1f MiB checked; native: %llu channels, %.1f MiB and "
 	       "%llu records checked\n",
 	       conns, (double)bytes / (1 << 20), (unsigned long long)ns.channels,
 	       (double)ns.bytes / (1 << 20), (unsigned long long)ns.records);
 	ivl_endpoint_close(ep_a);
 	ivl_endpoint_close(ep_b);
-	rel_daemon_stop(&daemon_, SIGTERM);
+	ts_daemon_stop(daemon_.pid, SIGTERM);
 	printf("PASS shim_soak_mixed_sizes\n");
 	return 0;
 }

@@ -44,8 +44,8 @@ static long sum_key(const char *json, const char *key)
 
 int main(int argc, char **argv)
 {
-	const char *ivlinkd = rel_init(argc, argv, "shim_stale_after_restart", 200);
-	struct rel_daemon d;
+	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "shim_stale_after_restart", 200);
+	struct ts_daemon d;
 	struct shim_proc S, P, C, S2, C2;
 	struct ivl_endpoint *ep;
 	struct ivl_region rg;
@@ -53,10 +53,10 @@ int main(int argc, char **argv)
 	int rc, id;
 
 	snprintf(name, sizeof(name), "ivl-stale-%d", (int)getpid());
-	rel_track_shm(name);
+	ts_track_shm(name);
 	const char *const extra[] = {"-m", name, "-l", "32M", "--max-peers", "8", NULL};
 
-	rel_daemon_start(&d, ivlinkd, "sock", extra, 0);
+	ts_daemon_start(&d, ivlinkd, "sock", extra, NULL);
 	shim_rel_setup(&d, IVL_PRELOAD, 65536);
 	snprintf(port, sizeof(port), "%d", shim_free_port());
 	{
@@ -73,29 +73,30 @@ int main(int argc, char **argv)
 	}
 
 	/* 1. Kill the daemon under traffic; restart it on the same region. */
-	rel_daemon_stop(&d, SIGKILL);
-	rel_daemon_start(&d, ivlinkd, "sock", extra, 0);
+	ts_daemon_stop(d.pid, SIGKILL);
+	ts_daemon_start(&d, ivlinkd, "sock", extra, NULL);
 	rc = shim_proc_line(&P, line, sizeof(line), 2000);
-	REL_CHECK(rc == -ETIMEDOUT, "the old connection ended after the restart: %s",
-		  rc > 0 ? line : "EOF");
+	CHECK(rc == -ETIMEDOUT, "the old connection ended after the restart: %s",
+	      rc > 0 ? line : "EOF");
 	printf("old accelerated connection survives the restart: OK\n");
 
 	/* 2. A new client towards the stale server: TCP, checked. */
 	{
-		char *const av[] = {SHIM_PEER, "client", port, "8", "4", "16384", "5", "0", "-s", NULL};
+		char *const av[] = {SHIM_PEER, "client", port, "8",  "4",
+				    "16384",   "5",	 "0",  "-s", NULL};
 
 		shim_proc_start(&C, av, 1);
 		shim_proc_expect(&C, "OPEN", line, sizeof(line), 30000);
 	}
-	REL_CHECK(rel_ivlinkctl_json(IVLINKCTL, d.sock, out, sizeof(out)) == 0, "ivlinkctl");
-	REL_CHECK(sum_key(out, "peer-stale") == 8, "peer-stale fallbacks %ld, want 8",
-		  sum_key(out, "peer-stale"));
-	REL_CHECK(strstr(out, "\"stale\":true"), "status shows no stale peer");
+	CHECK(rel_ivlinkctl_json(IVLINKCTL, d.sock, out, sizeof(out)) == 0, "ivlinkctl");
+	CHECK(sum_key(out, "peer-stale") == 8, "peer-stale fallbacks %ld, want 8",
+	      sum_key(out, "peer-stale"));
+	CHECK(strstr(out, "\"stale\":true"), "status shows no stale peer");
 	shim_proc_send(&C, "go\n");
 	shim_proc_expect(&C, "IDLE", line, sizeof(line), 30000);
 	shim_proc_send(&C, "go\n");
 	shim_proc_expect(&C, "DONE", line, sizeof(line), 30000);
-	REL_CHECK(shim_proc_stop(&C, 0, 10000) == 0, "client of the stale server failed");
+	CHECK(shim_proc_stop(&C, 0, 10000) == 0, "client of the stale server failed");
 	printf("new client to a stale server: TCP with reason peer-stale, bytes right: OK\n");
 
 	/* 3. A server of the new daemon: accelerated as usual. */
@@ -107,30 +108,31 @@ int main(int argc, char **argv)
 		shim_proc_expect(&S2, "LISTEN", line, sizeof(line), 10000);
 	}
 	{
-		char *const av[] = {SHIM_PEER, "client", port2, "4", "4", "16384", "6", "0", "-s", NULL};
+		char *const av[] = {SHIM_PEER, "client", port2, "4",  "4",
+				    "16384",   "6",	 "0",	"-s", NULL};
 
 		shim_proc_start(&C2, av, 1);
 		shim_proc_expect(&C2, "OPEN", line, sizeof(line), 30000);
 	}
-	ep = rel_open(&d, "observer", 0);
-	REL_CHECK(rel_guard_region(&rg) == 0, "no region mapping");
+	ep = ts_open(&d, "observer", 0, IVL_LOG_ERROR);
+	CHECK(rel_guard_region(&rg) == 0, "no region mapping");
 	id = shim_peer_of(&rg, C2.pid);
-	REL_CHECK(id >= 0, "the new client is not in the region");
-	REL_CHECK(shim_accel_halves(&rg, (uint32_t)id) == 4,
-		  "new client to a new server: %u of 4 accelerated",
-		  shim_accel_halves(&rg, (uint32_t)id));
+	CHECK(id >= 0, "the new client is not in the region");
+	CHECK(shim_accel_halves(&rg, (uint32_t)id) == 4,
+	      "new client to a new server: %u of 4 accelerated",
+	      shim_accel_halves(&rg, (uint32_t)id));
 	shim_proc_send(&C2, "go\n");
 	shim_proc_expect(&C2, "IDLE", line, sizeof(line), 30000);
 	shim_proc_send(&C2, "go\n");
 	shim_proc_expect(&C2, "DONE", line, sizeof(line), 30000);
-	REL_CHECK(shim_proc_stop(&C2, 0, 10000) == 0, "client of the new server failed");
+	CHECK(shim_proc_stop(&C2, 0, 10000) == 0, "client of the new server failed");
 	ivl_endpoint_close(ep);
 	printf("new client to a new server: accelerated: OK\n");
 
 	shim_proc_kill9(&P);
-	REL_CHECK(shim_proc_stop(&S2, SIGTERM, 10000) == 0, "new server");
-	REL_CHECK(shim_proc_stop(&S, SIGTERM, 10000) == 0, "stale server");
-	rel_daemon_stop(&d, SIGTERM);
+	CHECK(shim_proc_stop(&S2, SIGTERM, 10000) == 0, "new server");
+	CHECK(shim_proc_stop(&S, SIGTERM, 10000) == 0, "stale server");
+	ts_daemon_stop(d.pid, SIGTERM);
 	printf("PASS shim_stale_after_restart\n");
 	return 0;
 }

@@ -38,7 +38,7 @@ static int child_alive(void *ctx)
 	int st;
 
 	if (waitpid(child, &st, WNOHANG) == child)
-		ivt_fail(__FILE__, __LINE__, "consumer process exited early (status %d)", st);
+		FAIL("consumer process exited early (status %d)", st);
 	return 0;
 }
 
@@ -55,21 +55,21 @@ static void wait_ready(struct ivl_ring *r, size_t need)
 
 static void run_producer(struct ivl_ring *r)
 {
-	struct ivt_stream data;
+	struct ts_stream data;
 	uint64_t sent = 0, rnd = 5, block = 0;
 	uint8_t buf[3000]; /* stream writes are up to 3000 bytes, records up to MAXREC */
 
-	ivt_stream_init(&data, 77);
+	ts_stream_init(&data, 77);
 	while (sent < total) {
-		uint64_t pick = ivt_splitmix(&rnd);
+		uint64_t pick = ts_rand(&rnd);
 		size_t len = mode == IVL_MODE_MESSAGE ? (size_t)(pick % (MAXREC + 1))
 						      : 1 + (size_t)(pick % 3000);
-		struct ivt_stream save = data;
+		struct ts_stream save = data;
 		long n;
 
 		if (len > total - sent)
 			len = (size_t)(total - sent);
-		ivt_stream_fill(&data, buf, len);
+		ts_stream_next(&data, buf, len);
 		while ((n = ivl_ring_write(r, buf, len, (pick >> 20) % 4 == 0 ? IVL_MORE : 0)) ==
 		       -EAGAIN) {
 			CHECK_EQ(ivl_ring_flush(r), 0);
@@ -79,7 +79,7 @@ static void run_producer(struct ivl_ring *r)
 		if (n != (long)len) {
 			CHECK(mode == IVL_MODE_STREAM);
 			data = save;
-			ivt_stream_fill(&data, buf, (size_t)n);
+			ts_stream_next(&data, buf, (size_t)n);
 		}
 		sent += (uint64_t)n;
 		/* On entering an even block, wait for the consumer to drain the
@@ -91,7 +91,7 @@ static void run_producer(struct ivl_ring *r)
 				while (
 				    !(__atomic_load_n(&r->cons->sleep_seq, __ATOMIC_ACQUIRE) & 1)) {
 					child_alive(NULL);
-					ivt_sleep_us(20);
+					ts_sleep_us(20);
 				}
 			}
 		}
@@ -101,12 +101,12 @@ static void run_producer(struct ivl_ring *r)
 
 static void run_consumer(struct ivl_ring *r)
 {
-	struct ivt_stream data;
+	struct ts_stream data;
 	uint64_t got = 0, rnd = 5, block = 0;
 	uint8_t buf[4096];
 	long n;
 
-	ivt_stream_init(&data, 77);
+	ts_stream_init(&data, 77);
 	for (;;) {
 		n = ivl_ring_read(
 		    r, buf, mode == IVL_MODE_MESSAGE ? sizeof(buf) : 1 + (size_t)(got % 4096));
@@ -119,15 +119,15 @@ static void run_consumer(struct ivl_ring *r)
 		CHECK(n >= 0, "read: %ld", n);
 		if (mode == IVL_MODE_MESSAGE) {
 			/* The producer's length sequence, regenerated. */
-			uint64_t pick = ivt_splitmix(&rnd);
+			uint64_t pick = ts_rand(&rnd);
 			size_t want = (size_t)(pick % (MAXREC + 1));
 
 			if (want > total - got)
 				want = (size_t)(total - got);
 			CHECK((size_t)n == want, "record length %ld, expected %zu", n, want);
 		}
-		CHECK(ivt_stream_check(&data, buf, (size_t)n) < 0, "data mismatch near byte %llu",
-		      (unsigned long long)got);
+		CHECK(ts_stream_next_check(&data, buf, (size_t)n) < 0,
+		      "data mismatch near byte %llu", (unsigned long long)got);
 		got += (uint64_t)n;
 		CHECK(got <= total);
 		/* On entering an odd block, stop until the producer has filled
@@ -139,7 +139,7 @@ static void run_consumer(struct ivl_ring *r)
 				    !(__atomic_load_n(&r->prod->sleep_seq, __ATOMIC_ACQUIRE) & 1) &&
 				    !(__atomic_load_n(&r->prod->flags, __ATOMIC_ACQUIRE) &
 				      IVL_RING_F_DONE_WRITING))
-					ivt_sleep_us(20);
+					ts_sleep_us(20);
 		}
 	}
 	CHECK(got == total, "EOF after %llu of %llu bytes", (unsigned long long)got,
@@ -160,7 +160,6 @@ int main(int argc, char **argv)
 	int efd_p, efd_c, st;
 	int64_t t0;
 
-	ivt_name = "ring_fork_blocking_no_loss";
 	if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "message"))) {
 		fprintf(stderr, "usage: %s stream|message [MiB]\n", argv[0]);
 		return 2;
@@ -180,7 +179,7 @@ int main(int argc, char **argv)
 	efd_c = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	CHECK(efd_p >= 0 && efd_c >= 0, "eventfd: %s", strerror(errno));
 
-	t0 = ivt_now_ns();
+	t0 = ts_now_ns();
 	child = fork();
 	CHECK(child >= 0, "fork: %s", strerror(errno));
 	if (child == 0) {
@@ -208,7 +207,7 @@ int main(int argc, char **argv)
 
 	printf("%s: %llu MiB through a %u-byte ring in %.2f s; producer kicked the consumer "
 	       "%llu times (%llu suppressed), consumer kicked the producer %llu times\n",
-	       argv[1], (unsigned long long)mib, RING, (double)(ivt_now_ns() - t0) / 1e9,
+	       argv[1], (unsigned long long)mib, RING, (double)(ts_now_ns() - t0) / 1e9,
 	       (unsigned long long)rp->kicks, (unsigned long long)rp->kicks_suppressed,
 	       (unsigned long long)rc->kicks);
 	/* The blocking path must really have run on both sides. */

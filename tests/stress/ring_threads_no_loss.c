@@ -53,15 +53,15 @@ static void wait_ready(struct side *s, size_t need)
 static void *producer(void *arg)
 {
 	struct side *s = arg;
-	struct ivt_stream data, lens;
+	struct ts_stream data, lens;
 	uint64_t sent = 0, rnd = s->seed;
 	uint8_t buf[MAXREC + 1];
 	struct ivl_span sp[2];
 
-	ivt_stream_init(&data, 1);
-	ivt_stream_init(&lens, 2);
+	ts_stream_init(&data, 1);
+	ts_stream_init(&lens, 2);
 	while (sent < total) {
-		uint64_t pick = ivt_splitmix(&rnd);
+		uint64_t pick = ts_rand(&rnd);
 		size_t len;
 		unsigned flags = (pick & 7) == 0 ? IVL_MORE : 0;
 		long n;
@@ -71,7 +71,7 @@ static void *producer(void *arg)
 
 			/* Record lengths come from their own stream, so the
 			 * consumer can check them too. */
-			ivt_stream_fill(&lens, &l16, sizeof(l16));
+			ts_stream_next(&lens, &l16, sizeof(l16));
 			len = l16 % (MAXREC + 1);
 			if (len > total - sent)
 				len = (size_t)(total - sent);
@@ -85,23 +85,23 @@ static void *producer(void *arg)
 				/* Zero copy. */
 				n = ivl_ring_reserve(&s->r, len, sp);
 				if (n > 0) {
-					ivt_stream_fill(&data, sp[0].base, sp[0].len);
-					ivt_stream_fill(&data, sp[1].base, sp[1].len);
+					ts_stream_next(&data, sp[0].base, sp[0].len);
+					ts_stream_next(&data, sp[1].base, sp[1].len);
 					CHECK_EQ(ivl_ring_commit(&s->r, (size_t)n, flags), 0);
 				}
 			} else {
-				struct ivt_stream save = data;
+				struct ts_stream save = data;
 				size_t half = len / 3;
 				struct iovec iov[2] = {{buf, half}, {buf + half, len - half}};
 
-				ivt_stream_fill(&data, buf, len);
+				ts_stream_next(&data, buf, len);
 				n = ivl_ring_writev(&s->r, iov, 2, flags);
 				/* A partial stream write: rewind the generator to
 				 * what was actually taken. */
 				if (n != (long)len) {
 					data = save;
 					if (n > 0)
-						ivt_stream_fill(&data, buf, (size_t)n);
+						ts_stream_next(&data, buf, (size_t)n);
 				}
 			}
 			if (n >= 0 && !(n == 0 && len > 0))
@@ -114,7 +114,7 @@ static void *producer(void *arg)
 		/* A record shorter than planned never happens in message mode. */
 		CHECK(mode == IVL_MODE_STREAM || (size_t)n == len);
 		if ((pick & 0xffff) == 0)
-			ivt_sleep_us(200); /* let the consumer go to sleep */
+			ts_sleep_us(200); /* let the consumer go to sleep */
 	}
 	CHECK_EQ(ivl_ring_set_flags(&s->r, IVL_RING_F_DONE_WRITING), 0);
 	return NULL;
@@ -123,16 +123,16 @@ static void *producer(void *arg)
 static void *consumer(void *arg)
 {
 	struct side *s = arg;
-	struct ivt_stream data, lens;
+	struct ts_stream data, lens;
 	uint64_t got = 0, rnd = s->seed;
 	uint8_t buf[MAXREC + 16];
 	struct ivl_span sp[2];
 	long n, bad;
 
-	ivt_stream_init(&data, 1);
-	ivt_stream_init(&lens, 2);
+	ts_stream_init(&data, 1);
+	ts_stream_init(&lens, 2);
 	for (;;) {
-		uint64_t pick = ivt_splitmix(&rnd);
+		uint64_t pick = ts_rand(&rnd);
 		unsigned flags = (pick & 3) == 0 ? IVL_MORE : 0;
 
 		if (pick % 3 == 0) {
@@ -143,12 +143,12 @@ static void *consumer(void *arg)
 				if (mode == IVL_MODE_STREAM && (pick & 0x100))
 					take = 1 + (size_t)((pick >> 16) % (size_t)n);
 				if (take <= sp[0].len) {
-					bad = ivt_stream_check(&data, sp[0].base, take);
+					bad = ts_stream_next_check(&data, sp[0].base, take);
 				} else {
-					bad = ivt_stream_check(&data, sp[0].base, sp[0].len);
+					bad = ts_stream_next_check(&data, sp[0].base, sp[0].len);
 					if (bad < 0)
-						bad = ivt_stream_check(&data, sp[1].base,
-								       take - sp[0].len);
+						bad = ts_stream_next_check(&data, sp[1].base,
+									   take - sp[0].len);
 				}
 				CHECK(bad < 0, "data mismatch at byte %llu",
 				      (unsigned long long)got);
@@ -163,7 +163,7 @@ static void *consumer(void *arg)
 
 			n = ivl_ring_readv(&s->r, iov, 2);
 			if (n > 0) {
-				bad = ivt_stream_check(&data, buf, (size_t)n);
+				bad = ts_stream_next_check(&data, buf, (size_t)n);
 				CHECK(bad < 0, "data mismatch at byte %llu",
 				      (unsigned long long)(got + (uint64_t)bad));
 			}
@@ -180,7 +180,7 @@ static void *consumer(void *arg)
 			uint16_t l16;
 			size_t want;
 
-			ivt_stream_fill(&lens, &l16, sizeof(l16));
+			ts_stream_next(&lens, &l16, sizeof(l16));
 			want = l16 % (MAXREC + 1);
 			if (want > total - got)
 				want = (size_t)(total - got);
@@ -189,7 +189,7 @@ static void *consumer(void *arg)
 		got += (uint64_t)n;
 		CHECK(got <= total, "more bytes than were sent");
 		if ((pick & 0xffff) == 1)
-			ivt_sleep_us(200); /* let the producer fill the ring and sleep */
+			ts_sleep_us(200); /* let the producer fill the ring and sleep */
 	}
 	CHECK_EQ(ivl_ring_release_flush(&s->r), 0);
 	CHECK(got == total, "EOF after %llu of %llu bytes", (unsigned long long)got,
@@ -207,7 +207,6 @@ int main(int argc, char **argv)
 	int64_t t0;
 	double secs;
 
-	ivt_name = "ring_threads_no_loss";
 	if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "message"))) {
 		fprintf(stderr, "usage: %s stream|message [MiB]\n", argv[0]);
 		return 2;
@@ -239,12 +238,12 @@ int main(int argc, char **argv)
 	ps.r.spin_ns = 2000;
 	cs.r.spin_ns = 2000;
 
-	t0 = ivt_now_ns();
+	t0 = ts_now_ns();
 	CHECK(pthread_create(&tc, NULL, consumer, &cs) == 0);
 	CHECK(pthread_create(&tp, NULL, producer, &ps) == 0);
 	CHECK(pthread_join(tp, NULL) == 0);
 	CHECK(pthread_join(tc, NULL) == 0);
-	secs = (double)(ivt_now_ns() - t0) / 1e9;
+	secs = (double)(ts_now_ns() - t0) / 1e9;
 
 	printf("%s: %llu MiB in %.2f s; producer waits %ld, kicks %llu (suppressed %llu); "
 	       "consumer waits %ld, kicks %llu; 1 s wait timeouts %ld/%ld\n",

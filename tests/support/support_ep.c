@@ -44,6 +44,16 @@ int ts_endpoint_open(struct ivl_endpoint **ep, const char *uri, const char *name
 	return ivl_endpoint_open(ep, &o);
 }
 
+struct ivl_endpoint *ts_open(const struct ts_daemon *d, const char *name, int64_t spin_ns,
+			     int max_level)
+{
+	struct ivl_endpoint *ep;
+	int rc = ts_endpoint_open(&ep, d->uri, name, spin_ns, max_level);
+
+	CHECK(rc == 0, "%s: ivl_endpoint_open: %s", name, strerror(-rc));
+	return ep;
+}
+
 int ts_find_peer(struct ivl_endpoint *ep, const char *name, int64_t timeout_ns)
 {
 	int64_t deadline = ts_now_ns() + timeout_ns;

@@ -69,7 +69,7 @@ static void add_half(struct ivl_chan_half *h)
 
 static uint64_t mutate(uint64_t *seed, uint64_t cur)
 {
-	switch (ivt_rand_below(seed, 12)) {
+	switch (ts_rand_below(seed, 12)) {
 	case 0:
 		return cur + 1;
 	case 1:
@@ -89,11 +89,11 @@ static uint64_t mutate(uint64_t *seed, uint64_t cur)
 	case 8:
 		return UINT64_MAX;
 	case 9:
-		return 1ULL << ivt_rand_below(seed, 64);
+		return 1ULL << ts_rand_below(seed, 64);
 	case 10:
-		return cur + ivt_rand_below(seed, 2 * RING);
+		return cur + ts_rand_below(seed, 2 * RING);
 	default:
-		return ivt_splitmix(seed);
+		return ts_rand(seed);
 	}
 }
 
@@ -102,7 +102,7 @@ static void __attribute__((noreturn)) scribbler(void)
 	uint64_t seed = 0xbadc0ffee;
 
 	for (unsigned long it = 0;; it++) {
-		const struct target *t = &targets[ivt_rand_below(&seed, (uint64_t)n_targets)];
+		const struct target *t = &targets[ts_rand_below(&seed, (uint64_t)n_targets)];
 		uint8_t *p = map.base + t->off;
 
 		if (t->len == 8)
@@ -118,7 +118,7 @@ static void __attribute__((noreturn)) scribbler(void)
 		/* Give the reader time to use a value before the next one;
 		 * the pace varies so that both stale and fresh states occur. */
 		if ((it & 63) == 0)
-			ivt_sleep_us((long)ivt_rand_below(&seed, 20));
+			ts_sleep_us((long)ts_rand_below(&seed, 20));
 	}
 }
 
@@ -173,13 +173,13 @@ static void exercise_ring(struct ivl_ring *p, struct ivl_ring *c, uint64_t *seed
 	long rc;
 
 	for (int op = 0; op < 40; op++) {
-		size_t len = (size_t)ivt_rand_below(seed, MAXREC + 64);
+		size_t len = (size_t)ts_rand_below(seed, MAXREC + 64);
 
-		switch (ivt_rand_below(seed, 10)) {
+		switch (ts_rand_below(seed, 10)) {
 		case 0:
 		case 1:
-			rc = ivl_ring_write(p, buf, len,
-					    ivt_rand_below(seed, 4) == 0 ? IVL_MORE : 0);
+			rc =
+			    ivl_ring_write(p, buf, len, ts_rand_below(seed, 4) == 0 ? IVL_MORE : 0);
 			allowed("write", rc, 1, RING_ERRS);
 			break;
 		case 2:
@@ -204,7 +204,7 @@ static void exercise_ring(struct ivl_ring *p, struct ivl_ring *c, uint64_t *seed
 			break;
 		case 5:
 		case 6:
-			rc = ivl_ring_read(c, buf, ivt_rand_below(seed, 2) ? sizeof(buf) : len);
+			rc = ivl_ring_read(c, buf, ts_rand_below(seed, 2) ? sizeof(buf) : len);
 			allowed("read", rc, 1, RING_ERRS);
 			break;
 		case 7:
@@ -255,7 +255,7 @@ static void exercise_match(struct ivt_chan *ch, uint32_t self, uint64_t *seed)
 		allowed("peek(matched)", rc, 1, RING_ERRS);
 		if (rc > 0 || (rc == 0 && mode == IVL_MODE_MESSAGE))
 			check_spans(&c, sp, rc, 0);
-		rc = ivl_ring_read(&c, buf, ivt_rand_below(seed, 2) ? sizeof(buf) : 16);
+		rc = ivl_ring_read(&c, buf, ts_rand_below(seed, 2) ? sizeof(buf) : 16);
 		allowed("read(matched)", rc, 1, RING_ERRS);
 	}
 }
@@ -269,7 +269,6 @@ int main(int argc, char **argv)
 	long setups_failed = 0;
 	int st;
 
-	ivt_name = "corrupt_random_scribble_stays_in_region";
 	ivt_map_create(&map, RSIZE);
 	CHECK_EQ(ivt_chan_setup(&ch, map.base, RSIZE, IVL_MODE_MESSAGE, RING, MAXREC), 0);
 	for (uint32_t i = 0; i < 2; i++) {
@@ -331,15 +330,15 @@ int main(int argc, char **argv)
 		}
 		exercise_match(&ch, 0, &seed);
 		exercise_match(&ch, 1, &seed);
-		allowed("gc", ivl_ctab_gc(&ch.rg, (uint32_t)ivt_rand_below(&seed, 2)), 1, NULL, 0);
+		allowed("gc", ivl_ctab_gc(&ch.rg, (uint32_t)ts_rand_below(&seed, 2)), 1, NULL, 0);
 		{
 			int64_t off =
-			    ivl_section_alloc(&ch.rg, 0, 1 + (uint32_t)ivt_rand_below(&seed, 4));
+			    ivl_section_alloc(&ch.rg, 0, 1 + (uint32_t)ts_rand_below(&seed, 4));
 
 			allowed("alloc", off > 0 ? 0 : off, 0, (const long[]){0, -ENOMEM, -EPROTO},
 				3);
 		}
-		if (ivt_rand_below(&seed, 8) == 0) {
+		if (ts_rand_below(&seed, 8) == 0) {
 			struct ivl_ctab_params cp = {.name = "x",
 						     .remote = 1,
 						     .mode = mode,

@@ -427,7 +427,6 @@ int main(void)
 {
 	int cmd[2], ack[2], st;
 
-	ivt_name = "corrupt_targeted_values_rejected";
 	ivt_map_create(&map, RSIZE);
 	CHECK(pipe(cmd) == 0 && pipe(ack) == 0);
 	child = fork();

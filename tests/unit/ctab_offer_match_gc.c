@@ -359,15 +359,19 @@ static void test_tampered_geometry(void)
 	hb->tx_pages = 2 * b.tx_pages;
 	CHECK_EQ(ivl_ctab_gc(&rg, 0), 1);
 	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0 + (long)b.tx_pages + (long)a.tx_pages);
-	sb = ivl_ctab_offer(&rg, 0, epoch[0], &(struct ivl_ctab_params){.name = "d", .remote = 1,
-			    .mode = IVL_MODE_STREAM, .ring_size = 8192, .rx_vector = 1}, &b);
+	sb = ivl_ctab_offer(&rg, 0, epoch[0],
+			    &(struct ivl_ctab_params){.name = "d",
+						      .remote = 1,
+						      .mode = IVL_MODE_STREAM,
+						      .ring_size = 8192,
+						      .rx_vector = 1},
+			    &b);
 	CHECK_OK(sb);
 	CHECK_OK(ivl_ctab_close(&rg, 0, (uint32_t)sb));
 	hb = ivl_region_chan(&rg, 0, (uint32_t)sb);
 	hb->tx_data_off = b.tx_data_off + 64 * 4096; /* beyond anything allocated */
 	CHECK_EQ(ivl_ctab_gc(&rg, 0), 1);
-	CHECK_EQ(ivl_section_pages_used(&rg, 0),
-		 used0 + 2 * (long)b.tx_pages + (long)a.tx_pages);
+	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0 + 2 * (long)b.tx_pages + (long)a.tx_pages);
 	/* c, untouched, is freed by its owner. */
 	CHECK_EQ(ivl_ctab_release(&rg, 0, &a), 1);
 	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0 + 2 * (long)b.tx_pages);
@@ -379,7 +383,6 @@ int main(void)
 	struct ivt_map mp;
 	struct ivl_region_params p;
 
-	ivt_name = "ctab_offer_match_gc";
 	ivt_map_create(&mp, RSIZE);
 	ivl_region_params_default(&p);
 	p.size = RSIZE;

@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private header of the unit, corruption and stress tests: assertion
- * macros, a deterministic PRNG byte stream, guarded region mappings, a
- * counting notifier and a two-peer channel fixture built with the real
- * region API. Everything is static so that each test binary stays one file.
+ * Private header of the unit, corruption and stress tests: guarded region
+ * mappings, a counting notifier, a heap ring and a two-peer channel
+ * fixture built with the real region API. Checks, the skip code, the PRNG
+ * and the byte stream come from tests/support/support.h.
  */
 #ifndef IVL_TEST_H
 #define IVL_TEST_H
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +21,7 @@
 #include <ivlink/region.h>
 #include <ivlink/ring.h>
 
-#define IVL_TEST_SKIP 77
+#include "support.h"
 
 /* Sanitizers slow everything down; stress tests scale their volume with it. */
 #if defined(__SANITIZE_THREAD__)
@@ -35,136 +34,6 @@
 #ifndef IVL_TEST_TSAN
 #define IVL_TEST_TSAN 0
 #endif
-
-static const char *ivt_name = "test";
-
-static void __attribute__((noreturn, format(printf, 3, 4)))
-ivt_fail(const char *file, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: FAIL at %s:%d: ", ivt_name, file, line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fflush(stderr);
-	/* _exit: a forked child must not run the parent's atexit handlers. */
-	_exit(1);
-}
-
-/* Fails with a message unless cond holds. The optional arguments are a
- * printf format and its values. */
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s: CHECK(%s) failed\n", ivt_name, #cond);                \
-			ivt_fail(__FILE__, __LINE__, " " __VA_ARGS__);                             \
-		}                                                                                  \
-	} while (0)
-
-/* Evaluates expr once and fails unless it equals want (both as long). */
-#define CHECK_EQ(expr, want)                                                                       \
-	do {                                                                                       \
-		long ivt_got_ = (long)(expr), ivt_want_ = (long)(want);                            \
-		if (ivt_got_ != ivt_want_)                                                         \
-			ivt_fail(__FILE__, __LINE__, "%s == %ld (%s), expected %ld (%s)", #expr,   \
-				 ivt_got_, ivt_got_ < 0 ? strerror((int)-ivt_got_) : "-",          \
-				 ivt_want_, ivt_want_ < 0 ? strerror((int)-ivt_want_) : "-");      \
-	} while (0)
-
-/* Fails unless expr (an int-like return) is >= 0. */
-#define CHECK_OK(expr)                                                                             \
-	do {                                                                                       \
-		long ivt_got_ = (long)(expr);                                                      \
-		if (ivt_got_ < 0)                                                                  \
-			ivt_fail(__FILE__, __LINE__, "%s failed: %ld (%s)", #expr, ivt_got_,       \
-				 strerror((int)-ivt_got_));                                        \
-	} while (0)
-
-/* ------------------------------------------------------------------ PRNG */
-
-/* splitmix64: a tiny PRNG with good statistics; deterministic from a seed,
- * so a consumer can regenerate exactly what a producer sent. */
-static inline uint64_t ivt_splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static inline uint64_t ivt_rand_below(uint64_t *s, uint64_t n)
-{
-	return n ? ivt_splitmix(s) % n : 0;
-}
-
-/* A byte stream: the bytes of successive splitmix64 outputs. */
-struct ivt_stream {
-	uint64_t state;
-	uint64_t word;
-	unsigned left; /* bytes of word not yet handed out */
-};
-
-static inline void ivt_stream_init(struct ivt_stream *g, uint64_t seed)
-{
-	g->state = seed;
-	g->word = 0;
-	g->left = 0;
-}
-
-/* Writes the next len bytes of the stream to dst. */
-static inline void ivt_stream_fill(struct ivt_stream *g, void *dst, size_t len)
-{
-	uint8_t *d = dst;
-
-	while (len && g->left) {
-		*d++ = (uint8_t)g->word;
-		g->word >>= 8;
-		g->left--;
-		len--;
-	}
-	while (len >= 8) {
-		uint64_t w = ivt_splitmix(&g->state);
-
-		memcpy(d, &w, 8);
-		d += 8;
-		len -= 8;
-	}
-	if (len) {
-		g->word = ivt_splitmix(&g->state);
-		g->left = 8;
-		while (len) {
-			*d++ = (uint8_t)g->word;
-			g->word >>= 8;
-			g->left--;
-			len--;
-		}
-	}
-}
-
-/* Compares src with the next len bytes of the stream. Returns the index of
- * the first mismatch, or -1 when all match. */
-static inline long ivt_stream_check(struct ivt_stream *g, const void *src, size_t len)
-{
-	uint8_t tmp[4096];
-	const uint8_t *s = src;
-	size_t done = 0;
-
-	while (done < len) {
-		size_t n = len - done < sizeof(tmp) ? len - done : sizeof(tmp);
-
-		ivt_stream_fill(g, tmp, n);
-		if (memcmp(tmp, s + done, n) != 0) {
-			for (size_t i = 0; i < n; i++)
-				if (tmp[i] != s[done + i])
-					return (long)(done + i);
-		}
-		done += n;
-	}
-	return -1;
-}
 
 /* ------------------------------------------------------------ mappings */
 
@@ -365,22 +234,6 @@ static inline void ivt_chan_ring_ptrs(const struct ivt_chan *c, uint32_t from,
 	*prod = &src->tx_prod;
 	*cons = &dst->rx_cons;
 	*data = ivl_region_ptr(&c->rg, m->remote_tx_data_off, m->remote_tx_size);
-}
-
-static inline int64_t ivt_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static inline void ivt_sleep_us(long us)
-{
-	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 #endif /* IVL_TEST_H */

@@ -209,7 +209,6 @@ int main(void)
 {
 	char long_name[100];
 
-	ivt_name = "layout_format_attach_round_trip";
 	memset(long_name, 'n', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
 	test_defaults();

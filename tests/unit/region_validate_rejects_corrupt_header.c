@@ -72,7 +72,6 @@ int main(void)
 	uint64_t rs = RSIZE;
 	uint64_t peer_end;
 
-	ivt_name = "region_validate_rejects_corrupt_header";
 	ivt_map_create(&m, RSIZE);
 	ivl_region_params_default(&p);
 	p.size = RSIZE;
@@ -210,18 +209,18 @@ int main(void)
 
 		for (int it = 0; it < 200000; it++) {
 			struct ivl_region_hdr h = good;
-			int n = 1 + (int)ivt_rand_below(&seed, 3);
+			int n = 1 + (int)ts_rand_below(&seed, 3);
 			int rc;
 
 			for (int k = 0; k < n; k++) {
 				size_t off =
-				    offs[ivt_rand_below(&seed, sizeof(offs) / sizeof(offs[0]))];
+				    offs[ts_rand_below(&seed, sizeof(offs) / sizeof(offs[0]))];
 				unsigned len =
 				    (off == 16 || off == 32 || off == 48 || off == 56) ? 8 : 4;
 				uint64_t cur = 0, v;
 
 				memcpy(&cur, (uint8_t *)&h + off, len);
-				switch (ivt_rand_below(&seed, 6)) {
+				switch (ts_rand_below(&seed, 6)) {
 				case 0:
 					v = cur + 1;
 					break;
@@ -229,16 +228,16 @@ int main(void)
 					v = cur - 1;
 					break;
 				case 2:
-					v = cur + IVL_PAGE_SIZE * (1 + ivt_rand_below(&seed, 64));
+					v = cur + IVL_PAGE_SIZE * (1 + ts_rand_below(&seed, 64));
 					break;
 				case 3:
-					v = cur - IVL_PAGE_SIZE * (1 + ivt_rand_below(&seed, 64));
+					v = cur - IVL_PAGE_SIZE * (1 + ts_rand_below(&seed, 64));
 					break;
 				case 4:
-					v = 1ULL << ivt_rand_below(&seed, 64);
+					v = 1ULL << ts_rand_below(&seed, 64);
 					break;
 				default:
-					v = ivt_splitmix(&seed);
+					v = ts_rand(&seed);
 					break;
 				}
 				set_field(&h, off, len, v);
@@ -249,7 +248,8 @@ int main(void)
 				accepted++;
 				check_accepted(&rg, RSIZE);
 			} else {
-				CHECK(rc == -EPROTO || rc == -EPROTONOSUPPORT || rc == -EOVERFLOW, "attach returned %d", rc);
+				CHECK(rc == -EPROTO || rc == -EPROTONOSUPPORT || rc == -EOVERFLOW,
+				      "attach returned %d", rc);
 				refused++;
 			}
 		}

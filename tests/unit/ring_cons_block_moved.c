@@ -87,7 +87,6 @@ static void run(uint32_t mode)
 
 int main(void)
 {
-	ivt_name = "ring_cons_block_moved";
 	run(IVL_MODE_STREAM);
 	run(IVL_MODE_MESSAGE);
 	printf("ring_cons_block_moved: ok\n");

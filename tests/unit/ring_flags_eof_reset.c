@@ -111,7 +111,6 @@ int main(void)
 {
 	static const uint32_t modes[] = {IVL_MODE_STREAM, IVL_MODE_MESSAGE};
 
-	ivt_name = "ring_flags_eof_reset";
 	for (int i = 0; i < 2; i++) {
 		test_eof(modes[i], IVL_RING_F_DONE_WRITING);
 		test_eof(modes[i], IVL_RING_F_CLOSED);

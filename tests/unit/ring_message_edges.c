@@ -50,12 +50,12 @@ static void test_basic(void)
 	struct ivl_ring p, c;
 	struct ivl_span sp[2];
 	uint8_t in[SZ], out[SZ];
-	struct ivt_stream g;
+	struct ts_stream g;
 
 	ivt_ring_alloc(&t, SZ);
 	init_pair(&t, &p, &c, MAXREC);
-	ivt_stream_init(&g, 10);
-	ivt_stream_fill(&g, in, sizeof(in));
+	ts_stream_init(&g, 10);
+	ts_stream_next(&g, in, sizeof(in));
 
 	CHECK_EQ(ivl_ring_read(&c, out, sizeof(out)), -EAGAIN);
 	CHECK_EQ(ivl_ring_peek(&c, sp), -EAGAIN);
@@ -102,13 +102,13 @@ static void test_full_and_wrap(void)
 	struct ivl_ring p, c;
 	struct ivl_span sp[2];
 	uint8_t in[SZ], out[SZ];
-	struct ivt_stream g;
+	struct ts_stream g;
 	int n = 0;
 
 	ivt_ring_alloc(&t, SZ);
 	init_pair(&t, &p, &c, MAXREC);
-	ivt_stream_init(&g, 11);
-	ivt_stream_fill(&g, in, sizeof(in));
+	ts_stream_init(&g, 11);
+	ts_stream_next(&g, in, sizeof(in));
 
 	/* 13-byte records take 24 bytes: 10 fit, 16 bytes stay free. */
 	while (ivl_ring_write(&p, in + n, 13, 0) == 13)
@@ -156,12 +156,12 @@ static void test_reserve_commit(void)
 	struct ivl_ring p, c;
 	struct ivl_span sp[2];
 	uint8_t in[SZ], out[SZ];
-	struct ivt_stream g;
+	struct ts_stream g;
 
 	ivt_ring_alloc(&t, SZ);
 	init_pair(&t, &p, &c, 100);
-	ivt_stream_init(&g, 12);
-	ivt_stream_fill(&g, in, sizeof(in));
+	ts_stream_init(&g, 12);
+	ts_stream_next(&g, in, sizeof(in));
 	/* Move to offset 200: a 100-byte payload then starts at 208 and wraps
 	 * after 48 bytes. */
 	for (int i = 0; i < 5; i++) {
@@ -236,7 +236,6 @@ static void test_batching_and_tiny(void)
 
 int main(void)
 {
-	ivt_name = "ring_message_edges";
 	test_init_args();
 	test_basic();
 	test_full_and_wrap();

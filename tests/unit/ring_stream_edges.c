@@ -78,7 +78,7 @@ static void test_empty_full(void)
 	struct ivl_ring p, c;
 	struct ivl_span sp[2];
 	uint8_t in[SZ + 64], out[SZ + 64];
-	struct ivt_stream g;
+	struct ts_stream g;
 
 	ivt_ring_alloc(&t, SZ);
 	init_pair(&t, &p, &c);
@@ -98,8 +98,8 @@ static void test_empty_full(void)
 	CHECK_EQ(ivl_ring_reserve(&p, 0, sp), -EINVAL);
 
 	/* An over-long write is partial and fills the ring exactly. */
-	ivt_stream_init(&g, 1);
-	ivt_stream_fill(&g, in, sizeof(in));
+	ts_stream_init(&g, 1);
+	ts_stream_next(&g, in, sizeof(in));
 	CHECK_EQ(ivl_ring_write(&p, in, sizeof(in), 0), SZ);
 	CHECK_EQ(ivl_ring_free(&p), 0);
 	CHECK_EQ(ivl_ring_write(&p, in, 1, 0), -EAGAIN);
@@ -133,13 +133,13 @@ static void test_exact_wrap(void)
 	struct ivl_ring p, c;
 	struct ivl_span sp[2];
 	uint8_t in[SZ], out[SZ];
-	struct ivt_stream g;
+	struct ts_stream g;
 
 	ivt_ring_alloc(&t, SZ);
 	init_pair(&t, &p, &c);
 	advance(&p, &c, SZ - 40);
-	ivt_stream_init(&g, 2);
-	ivt_stream_fill(&g, in, sizeof(in));
+	ts_stream_init(&g, 2);
+	ts_stream_next(&g, in, sizeof(in));
 
 	/* A write ending exactly at the end of the data area is one span. */
 	CHECK_EQ(ivl_ring_write(&p, in, 40, 0), 40);
@@ -180,13 +180,13 @@ static void test_reserve_peek_spans(void)
 	struct ivl_ring p, c;
 	struct ivl_span sp[2], sq[2];
 	uint8_t in[SZ], out[SZ];
-	struct ivt_stream g;
+	struct ts_stream g;
 
 	ivt_ring_alloc(&t, SZ);
 	init_pair(&t, &p, &c);
 	advance(&p, &c, 3 * SZ - 10);
-	ivt_stream_init(&g, 3);
-	ivt_stream_fill(&g, in, sizeof(in));
+	ts_stream_init(&g, 3);
+	ts_stream_next(&g, in, sizeof(in));
 
 	/* Commit without reserve, reserve twice, over-commit. */
 	CHECK_EQ(ivl_ring_commit(&p, 0, 0), -EINVAL);
@@ -230,13 +230,13 @@ static void test_scatter_gather(void)
 	struct ivt_ring t;
 	struct ivl_ring p, c;
 	uint8_t in[SZ], out[SZ], a[7], b[100], d[SZ];
-	struct ivt_stream g;
+	struct ts_stream g;
 
 	ivt_ring_alloc(&t, SZ);
 	init_pair(&t, &p, &c);
 	advance(&p, &c, SZ - 33);
-	ivt_stream_init(&g, 4);
-	ivt_stream_fill(&g, in, sizeof(in));
+	ts_stream_init(&g, 4);
+	ts_stream_next(&g, in, sizeof(in));
 
 	struct iovec wv[4] = {
 	    {in, 20}, {NULL, 0}, {in + 20, 1}, {in + 21, 79} /* 100 total */
@@ -372,7 +372,6 @@ static void test_adopt(void)
 
 int main(void)
 {
-	ivt_name = "ring_stream_edges";
 	test_init_args();
 	test_empty_full();
 	test_exact_wrap();

@@ -95,9 +95,9 @@ static void test_timeouts(uint32_t mode)
 	/* block() times out every time: the wait ends at its deadline. */
 	x.cn.block_rc = -ETIMEDOUT;
 	for (int64_t to = 1000; to <= 4000000; to *= 20) {
-		t0 = ivt_now_ns();
+		t0 = ts_now_ns();
 		CHECK_EQ(ivl_ring_wait_readable(&x.c, to), -ETIMEDOUT);
-		CHECK(ivt_now_ns() - t0 >= to, "returned before the timeout (%lld ns)",
+		CHECK(ts_now_ns() - t0 >= to, "returned before the timeout (%lld ns)",
 		      (long long)to);
 		CHECK((x.t.cons->sleep_seq & 1) == 0, "left advertising sleep");
 	}
@@ -105,9 +105,9 @@ static void test_timeouts(uint32_t mode)
 
 	/* Without a block op the wait spins to the deadline. */
 	x.c.notify.block = NULL;
-	t0 = ivt_now_ns();
+	t0 = ts_now_ns();
 	CHECK_EQ(ivl_ring_wait_readable(&x.c, 2000000), -ETIMEDOUT);
-	CHECK(ivt_now_ns() - t0 >= 2000000);
+	CHECK(ts_now_ns() - t0 >= 2000000);
 	x.c.notify.block = ivt_cnt_block;
 
 	/* Errors from the notifier end the wait. */
@@ -276,7 +276,7 @@ static void test_eventfd_wakeup(void)
 	CHECK(pthread_create(&th, NULL, consumer_thread, &e) == 0);
 	/* Wait until the consumer advertises sleep, so the kick is needed. */
 	while (!(__atomic_load_n(&t.cons->sleep_seq, __ATOMIC_ACQUIRE) & 1))
-		ivt_sleep_us(100);
+		ts_sleep_us(100);
 	CHECK_EQ(ivl_ring_write(&p, "wake-up!", 8, 0), 8);
 	CHECK(pthread_join(th, NULL) == 0);
 	CHECK_EQ(e.rc, 8);
@@ -295,7 +295,6 @@ static void test_eventfd_wakeup(void)
 
 int main(void)
 {
-	ivt_name = "ring_wait_kick_suppression";
 	test_timeouts(IVL_MODE_STREAM);
 	test_timeouts(IVL_MODE_MESSAGE);
 	test_kicks(IVL_MODE_STREAM);

@@ -152,7 +152,7 @@ static void *alloc_thread(void *arg)
 	} held[8] = {{0, 0}};
 
 	for (int it = 0; it < THREAD_ITERS; it++) {
-		int k = (int)ivt_rand_below(&seed, 8);
+		int k = (int)ts_rand_below(&seed, 8);
 
 		if (held[k].n) {
 			for (uint32_t pgi = 0; pgi < held[k].n; pgi++) {
@@ -164,7 +164,7 @@ static void *alloc_thread(void *arg)
 			CHECK_EQ(ivl_section_free(&rg, 0, (uint64_t)held[k].off, held[k].n), 0);
 			held[k].n = 0;
 		} else {
-			uint32_t n = 1 + (uint32_t)ivt_rand_below(&seed, 5);
+			uint32_t n = 1 + (uint32_t)ts_rand_below(&seed, 5);
 			int64_t off = ivl_section_alloc(&rg, 0, n);
 
 			if (off == -ENOMEM)
@@ -203,7 +203,6 @@ int main(void)
 	struct ivt_map m;
 	struct ivl_region_params p;
 
-	ivt_name = "section_alloc_first_fit";
 	ivt_map_create(&m, RSIZE);
 	ivl_region_params_default(&p);
 	p.size = RSIZE;

@@ -58,12 +58,12 @@ for n in a p c; do
 	IVLINK_ENDPOINT=$tmp/ivlinkd.sock "$PINGPONG" --role server --peer west --name host-$n \
 		--channel $n --timeout 90 >"$tmp/host-$n.log" 2>&1 &
 	hpids+=($!)
-	vmt_bg $!
+	ts_bg $!
 done
 rc=0
 "$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west -q --vectors 4 \
 	--script "$tmp/west.sh" --logdir "$tmp/logs" --timeout 170 &
-vmt_bg $!
+ts_bg $!
 wait $! || rc=$?
 declare -A hrc
 i=0

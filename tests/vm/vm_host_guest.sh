@@ -31,11 +31,11 @@ echo "${spin}ivlink-pingpong --role client --count 500 --block-count 100 --gap-u
 IVLINK_ENDPOINT=$tmp/ivlinkd.sock "$PINGPONG" --role server --peer west --name host --timeout 150 \
 	>"$tmp/host.log" 2>&1 &
 host_pid=$!
-vmt_bg $host_pid
+ts_bg $host_pid
 rc=0
 "$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west -q "${extra[@]+"${extra[@]}"}" \
 	--script "$tmp/west.sh" --logdir "$tmp/logs" --timeout 170 &
-vmt_bg $!
+ts_bg $!
 wait $! || rc=$?
 hrc=0
 wait $host_pid || hrc=$?

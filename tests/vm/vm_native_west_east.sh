@@ -24,7 +24,7 @@ rc=0
 "$LAUNCHER" --daemon "$IVLINKD" -B "$BUILD" -g west,east -q \
 	--script-west "$tmp/west.sh" --script-east "$tmp/east.sh" \
 	--logdir "$tmp/logs" --timeout 170 &
-vmt_bg $!
+ts_bg $!
 wait $! || rc=$?
 W=$tmp/logs/west.log E=$tmp/logs/east.log
 vmt_show "$W" west

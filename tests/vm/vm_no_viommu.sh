@@ -20,18 +20,11 @@ if [ ! -x "$IVLINKD" ]; then
 	exit 1
 fi
 
-tmp=$(mktemp -d /tmp/ivl-noiommu.XXXXXX)
-vm_pid=""
-cleanup() {
-	if [ -n "$vm_pid" ] && kill -0 "$vm_pid" 2>/dev/null; then
-		kill -TERM "$vm_pid" 2>/dev/null || true
-		wait "$vm_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+# shellcheck source=tests/support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
+# The launcher's own trap stops its QEMUs and ivlinkd by pid.
+ts_init_tmp noiommu
+tmp=$ts_tmp
 
 cat >"$tmp/run.sh" <<'EOS'
 set -e
@@ -54,8 +47,8 @@ rc=0
 "$LAUNCHER" --daemon "$IVLINKD" -B "$BUILD" -g west --no-viommu --script "$tmp/run.sh" \
 	--logdir "$tmp/logs" --timeout 200 &
 vm_pid=$!
+ts_bg "$vm_pid"
 wait "$vm_pid" || rc=$?
-vm_pid=""
 
 tr -d '\r' <"$tmp/logs/west.log" | grep -E '^check:|^IVLINK-EXIT' | sed 's/^/[noiommu] /' || true
 n=$(tr -d '\r' <"$tmp/logs/west.log" | grep -c '^check:' || true)

@@ -31,7 +31,7 @@ vm() { # name script logdir
 	# The killed East's launcher complains at length: keep that in a file.
 	"$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g "$1" -q --script "$2" --logdir "$3" \
 		--timeout 170 2>"$3/launcher.err" &
-	vmt_bg $!
+	ts_bg $!
 }
 wait_log() { # file pattern seconds
 	local t=$(($(date +%s) + $3))

@@ -67,7 +67,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void note(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -79,7 +79,7 @@ static void note(const char *fmt, ...)
 	va_end(ap);
 }
 
-static void check(int ok, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) check(int ok, const char *fmt, ...)
 {
 	va_list ap;
 

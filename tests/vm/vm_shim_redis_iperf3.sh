@@ -98,13 +98,13 @@ EOS
 		mv "$tmp/st.new" "$tmp/st.$(date +%s%N)"
 	sleep 1
 done ) &
-vmt_bg $!
+ts_bg $!
 
 rc=0
 "$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west,east -q "${bins[@]}" \
 	--script-west "$tmp/west.sh" --script-east "$tmp/east.sh" \
 	--logdir "$tmp/logs" --timeout 170 &
-vmt_bg $!
+ts_bg $!
 wait $! || rc=$?
 W=$tmp/logs/west.log E=$tmp/logs/east.log
 vmt_show "$W" west

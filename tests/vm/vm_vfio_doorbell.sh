@@ -25,19 +25,11 @@ fi
 	exit 1
 }
 
-tmp=$(mktemp -d /tmp/ivl-vfiotest.XXXXXX)
-vm_pid=""
-cleanup() {
-	# The launcher's own trap stops its QEMUs and ivlinkd by pid.
-	if [ -n "$vm_pid" ] && kill -0 "$vm_pid" 2>/dev/null; then
-		kill -TERM "$vm_pid" 2>/dev/null || true
-		wait "$vm_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+# shellcheck source=tests/support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
+# The launcher's own trap stops its QEMUs and ivlinkd by pid.
+ts_init_tmp vfiotest
+tmp=$ts_tmp
 
 cat >"$tmp/west.sh" <<EOS
 set -e
@@ -56,8 +48,8 @@ rc=0
 	--script-west "$tmp/west.sh" --script-east "$tmp/east.sh" \
 	--logdir "$tmp/logs" --timeout 200 &
 vm_pid=$!
+ts_bg "$vm_pid"
 wait "$vm_pid" || rc=$?
-vm_pid=""
 
 for g in west east; do
 	tr -d '\r' <"$tmp/logs/$g.log" | grep -E '^vfio:|^IVLINK-EXIT' | sed "s/^/[vfio] $g: /" || true

@@ -4,16 +4,19 @@
 #
 #   vmt_init NAME IVLINKD LAUNCHER BUILD   fail (exit 1) without QEMU/ivlinkd/the
 #                                          programs; sets $tmp, traps cleanup
-#   vmt_bg PID                             stop PID at exit (TERM, then KILL)
+#   ts_bg PID                              stop PID at exit (tests/support/lib.sh;
+#                                          launchers stop their own QEMUs and
+#                                          daemons from their EXIT trap)
 #   vmt_log FILE                           console log without CRs
 #   vmt_result FILE PHASE KEY              KEY's value on "RESULT phase=PHASE"
 #   vmt_check COND MESSAGE                 COND 1 = ok, else FAIL (sets vmt_fail)
 #   vmt_done                               prints the verdict, exits 0/1
 set -euo pipefail
+# shellcheck source=tests/support/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/lib.sh"
 
 vmt_name=vm
 vmt_fail=0
-vmt_pids=()
 vmt_t0=$(date +%s)
 
 # IVLINKD, LAUNCHER, BUILD, PINGPONG and tmp are for the test scripts.
@@ -35,32 +38,14 @@ vmt_init() {
 		}
 	done
 	PINGPONG=$BUILD/examples/ivlink-pingpong
-	tmp=$(mktemp -d "/tmp/ivl-$vmt_name.XXXXXX")
-	trap vmt_cleanup EXIT
-	trap 'exit 143' TERM
-	trap 'exit 130' INT
+	ts_init_tmp "$vmt_name"
+	tmp=$ts_tmp
 }
-
-vmt_cleanup() {
-	local p
-	# Launchers stop their own QEMUs (and daemons) from their EXIT trap.
-	for p in "${vmt_pids[@]+"${vmt_pids[@]}"}"; do
-		if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
-	done
-	for p in "${vmt_pids[@]+"${vmt_pids[@]}"}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-
-vmt_bg() { vmt_pids+=("$1"); }
 
 # Starts ivlinkd on $tmp/ivlinkd.sock (8 vectors unless given).
 vmt_daemon() {
 	"$IVLINKD" -F -S "$tmp/ivlinkd.sock" -l 64M -n "${1:-8}" >"$tmp/ivlinkd.log" 2>&1 &
-	vmt_bg $!
+	ts_bg $!
 	for _ in $(seq 100); do [ -S "$tmp/ivlinkd.sock" ] && return 0; sleep 0.05; done
 	echo "[$vmt_name] FAIL: ivlinkd did not start"
 	cat "$tmp/ivlinkd.log"
