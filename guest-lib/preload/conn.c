@@ -20,10 +20,9 @@
 
 #include "ring_inline.h"
 
-#define INHERITED_SLICE_NS 2000000LL /* fork-shared vectors: poll this often */
-#define PENDING_SLICE_NS   5000000LL
-#define TCP_PROBE_NS	   50000000LL
-#define GONE_FIN_WAIT_MS   200 /* a gone remote's TCP FIN, at most once */
+#define PENDING_SLICE_NS 5000000LL
+#define TCP_PROBE_NS	 50000000LL
+#define GONE_FIN_WAIT_MS 200 /* a gone remote's TCP FIN, at most once */
 
 /* ------------------------------------------------------------ addresses */
 
@@ -117,8 +116,10 @@ struct shim_conn *shim_conn_new(int fd, int family, int nonblock)
 		return NULL;
 	c->o.type = SHIM_T_CONN;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->tx.lock, NULL);
-	pthread_mutex_init(&c->rx.lock, NULL);
+	pthread_mutex_init(&c->tx_lock, NULL);
+	pthread_mutex_init(&c->rx_lock, NULL);
+	ivl__link_init(&c->lk, NULL);
+	c->lk.check_alive = 0; /* SS_ACCEL sets it (set_state) */
 	c->fd = fd;
 	c->family = family;
 	c->nonblock = nonblock;
@@ -127,23 +128,21 @@ struct shim_conn *shim_conn_new(int fd, int family, int nonblock)
 	c->sndtimeo_ns = -1;
 	c->rfd = -1;
 	c->cfd = -1;
-	c->tx.c = c;
-	c->rx.c = c;
 	c->hidden_tag = (uint64_t)(uintptr_t)&c->hidden_tag;
 	return c;
 }
 
 void shim_conn_free(struct shim_conn *c)
 {
-	if (c->kick_open && c->sep)
-		c->sep->ep->ops->kick_close(&c->kick);
+	if (c->sep)
+		ivl__link_close_kick(&c->lk);
 	if (c->rfd >= 0)
 		REAL(close)(c->rfd);
 	if (c->cfd >= 0)
 		REAL(close)(c->cfd);
 	pthread_mutex_destroy(&c->lock);
-	pthread_mutex_destroy(&c->tx.lock);
-	pthread_mutex_destroy(&c->rx.lock);
+	pthread_mutex_destroy(&c->tx_lock);
+	pthread_mutex_destroy(&c->rx_lock);
 	free(c);
 }
 
@@ -158,9 +157,20 @@ static int get_state(struct shim_conn *c)
 	return __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 }
 
+/* The link's notifier reports a gone remote only once accelerated: while
+ * pending, the remote's epoch may not be final and a fallback handles a
+ * remote that left. */
 static void set_state(struct shim_conn *c, int st)
 {
+	__atomic_store_n(&c->lk.check_alive, st == SS_ACCEL, __ATOMIC_RELEASE);
 	__atomic_store_n(&c->state, st, __ATOMIC_RELEASE);
+}
+
+/* The endpoint c's rendezvous and link go through. */
+static void set_sep(struct shim_conn *c, struct shim_ep *sep)
+{
+	c->sep = sep;
+	c->lk.ep = sep->ep;
 }
 
 static struct ivl_region *rg_of(struct shim_conn *c)
@@ -256,98 +266,18 @@ static void poke(struct shim_ep *sep, uint32_t peer)
 	}
 }
 
-/* ------------------------------------------------------------ notifier */
+/* ------------------------------------------------------------ liveness */
 
-/* 0 while the remote is the incarnation we matched and UP, else
- * -ECONNRESET (a peer that left never comes back with the same epoch). */
+/* Liveness of the remote, its doorbell and the rings' notifier are the
+ * link's (../link.h), the same code as channel.c's. */
 static int conn_alive(struct shim_conn *c)
 {
-	struct ivl_peer_view pv;
-
-	if (__atomic_load_n(&c->reset, __ATOMIC_RELAXED))
-		return -ECONNRESET;
-	if (ivl_region_peer_view(rg_of(c), c->remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
-	    pv.epoch != c->remote_epoch)
-		return -ECONNRESET;
-	return 0;
+	return ivl__link_alive(&c->lk);
 }
 
-/* The receive side reads on after the remote left, as channel.c's
- * rx_alive(): its last bytes and EOF stay in its section until the daemon
- * hands the id out again. */
 static int rx_alive(struct shim_conn *c)
 {
-	if (conn_alive(c) == 0)
-		return 0;
-	if (__atomic_load_n(&c->reset, __ATOMIC_RELAXED))
-		return -ECONNRESET;
-	return ivl__section_intact(rg_of(c), c->remote, c->remote_epoch);
-}
-
-static int n_kick(void *ctx)
-{
-	struct shim_dir *d = ctx;
-	struct shim_conn *c = d->c;
-
-	/* The remote's doorbells may have been unknown when the connection
-	 * was made (a peer that just joined): open them now. */
-	if (!__atomic_load_n(&c->kick_open, __ATOMIC_ACQUIRE) &&
-	    ivl__ep_kick_open(c->sep->ep, c->remote, c->remote_rx_vector, &c->kick) == 0)
-		__atomic_store_n(&c->kick_open, 1, __ATOMIC_RELEASE);
-	if (!__atomic_load_n(&c->kick_open, __ATOMIC_ACQUIRE))
-		return 0;
-	return c->sep->ep->ops->kick(&c->kick);
-}
-
-static int n_check(void *ctx)
-{
-	struct shim_dir *d = ctx;
-	struct shim_conn *c = d->c;
-
-	d->snap = ivl__vwait_snapshot(c->sep->ep, c->rx_vector);
-	if (get_state(c) != SS_ACCEL)
-		return 0;
-	return conn_alive(c);
-}
-
-static int n_block(void *ctx, int64_t timeout_ns)
-{
-	struct shim_dir *d = ctx;
-	struct shim_conn *c = d->c;
-
-	if (c->inherited && (timeout_ns < 0 || timeout_ns > INHERITED_SLICE_NS))
-		timeout_ns = INHERITED_SLICE_NS;
-	return ivl__vwait_block(c->sep->ep, c->rx_vector, d->snap, timeout_ns);
-}
-
-static void notifier(struct shim_dir *d, struct ivl_notifier *n)
-{
-	n->kick = n_kick;
-	n->check = n_check;
-	n->block = n_block;
-	n->ctx = d;
-}
-
-/* Opens the kick handle to the remote's rx vector if not open yet. */
-static void ensure_kick(struct shim_conn *c, uint32_t vector)
-{
-	c->remote_rx_vector = vector;
-	if (c->kick_open)
-		return;
-	if (ivl__ep_kick_open(c->sep->ep, c->remote, vector, &c->kick) == 0)
-		__atomic_store_n(&c->kick_open, 1, __ATOMIC_RELEASE);
-}
-
-/* Ask for one doorbell without sleeping, and undo it before a blocking
- * wait (internal.h). */
-static void arm(struct shim_dir *d)
-{
-	ivl__ring_arm(&d->ring, &d->armed);
-}
-
-static void disarm(struct shim_dir *d)
-{
-	ivl__ring_disarm(&d->ring, &d->armed);
+	return ivl__link_rx_alive(&c->lk);
 }
 
 /* ------------------------------------------------------------ listeners */
@@ -422,7 +352,7 @@ int shim_listen_publish(struct shim_conn *c)
 		SHIM_DBG("fd %d: listener %s not published: %s", c->fd, as, strerror(-slot));
 		return 0;
 	}
-	c->sep = sep;
+	set_sep(c, sep);
 	c->slot = (uint32_t)slot;
 	c->gen = ivl_region_chan(&sep->ep->rg, ivl_endpoint_id(sep->ep), c->slot)->gen;
 	memcpy(c->laddr, a, 16);
@@ -570,7 +500,7 @@ static int offer_half(struct shim_conn *c, const char *name, uint32_t remote,
 	p.remote = remote;
 	p.mode = IVL_MODE_STREAM;
 	p.ring_size = shim_cfg.ring_size;
-	p.rx_vector = c->rx_vector = conn_vector(c->sep);
+	p.rx_vector = c->lk.rx_vector = conn_vector(c->sep);
 	p.owner_pid = (uint32_t)getpid();
 	sh->procs = 1;
 	sh->family = (uint32_t)fam;
@@ -635,8 +565,8 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 
 	/* The proposal goes up before connect(2): the server's accept() can
 	 * only return after our SYN, so it always finds it. */
-	c->sep = sep;
-	c->remote = server;
+	set_sep(c, sep);
+	c->lk.remote = server;
 	memcpy(c->laddr, src, 16);
 	memcpy(c->raddr, dst, 16);
 	c->lport = sport;
@@ -660,8 +590,8 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	/* Where we write comes from our private copy of the offer, never
 	 * from the half: any region member can rewrite that. */
 	data = ivl_region_ptr(rg_of(c), c->own.tx_data_off, c->own.tx_size);
-	notifier(&c->tx, &n);
-	rc = data ? ivl_ring_init_producer(&c->tx.ring, &h->tx_prod, &c->dummy_cons, data,
+	ivl__link_notifier(&c->lk.tx, &n);
+	rc = data ? ivl_ring_init_producer(&c->lk.tx.ring, &h->tx_prod, &c->dummy_cons, data,
 					   c->own.tx_size, IVL_MODE_STREAM, 0, &n)
 		  : -EPROTO;
 	if (rc < 0) {
@@ -671,7 +601,7 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 		shim_count_fallback(sep, IVL_FB_INTERNAL);
 		return REAL(connect)(c->fd, sa, len) < 0 ? -errno : 0;
 	}
-	c->tx.ring.spin_ns = shim_cfg.spin_ns;
+	c->lk.tx.ring.spin_ns = shim_cfg.spin_ns;
 	set_state(c, SS_CONNECTING);
 	shim_active_add(c);
 	SHIM_DBG("fd %d: proposal %s to peer %u (slot %u)", c->fd, c->name, server, c->slot);
@@ -764,7 +694,7 @@ static int tcp_write_all(int fd, const uint8_t *buf, size_t len)
  * order. Caller holds c->lock and the tx lock. */
 static int replay_tx(struct shim_conn *c)
 {
-	struct ivl_ring *r = &c->tx.ring;
+	struct ivl_ring *r = &c->lk.tx.ring;
 	/* Nobody consumed: the peer reads only after CONFIRMED, and the
 	 * ring of a fresh offer starts at 0. */
 	uint64_t head = 0;
@@ -834,23 +764,20 @@ static void do_fallback(struct shim_conn *c, uint32_t reason)
 	char ds[64];
 	int rc;
 
-	pthread_mutex_lock(&c->tx.lock);
+	pthread_mutex_lock(&c->tx_lock);
 	rc = replay_tx(c);
 	if (rc == 0 && c->shut_wr)
 		REAL(shutdown)(c->fd, SHUT_WR);
-	pthread_mutex_unlock(&c->tx.lock);
+	pthread_mutex_unlock(&c->tx_lock);
 	if (rc < 0)
 		SHIM_DBG("fd %d: replay failed: %s", c->fd, strerror(-rc));
 	release_half(c);
-	fallback_note(c, IVL_SHIM_FALLBACK, reason, c->remote, IVL_SLOT_NONE, 0);
+	fallback_note(c, IVL_SHIM_FALLBACK, reason, c->lk.remote, IVL_SLOT_NONE, 0);
 	c->reason = reason;
 	shim_count_fallback(c->sep, reason);
-	if (c->kick_open) {
-		c->sep->ep->ops->kick_close(&c->kick);
-		c->kick_open = 0;
-	}
+	ivl__link_close_kick(&c->lk);
 	set_state(c, SS_FALLBACK);
-	poke(c->sep, c->remote);
+	poke(c->sep, c->lk.remote);
 	addr_str(c->family, c->raddr, c->rport, ds, sizeof(ds));
 	SHIM_DBG("fd %d: %s with %s: fell back to TCP (%s)", c->fd,
 		 c->is_server ? "accepted" : "connection", ds, shim_reason_name(reason));
@@ -861,7 +788,7 @@ static void count_accel(struct shim_conn *c)
 	struct ivl_peer_shim *ps = peer_shim(c->sep);
 
 	__atomic_fetch_add(&ps->accelerated, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&ps->tx_bytes, c->tx.ring.p_tail, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&ps->tx_bytes, c->lk.tx.ring.p_tail, __ATOMIC_RELAXED);
 }
 
 /* Client: withdraw unless the decision was already made. Caller holds
@@ -887,7 +814,7 @@ static int find_decline(struct shim_conn *c, uint32_t *why)
 	uint32_t self = self_of(c);
 
 	for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
-		struct ivl_chan_half *h = ivl_region_chan(rg, c->remote, s);
+		struct ivl_chan_half *h = ivl_region_chan(rg, c->lk.remote, s);
 
 		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != IVL_CHAN_NOTE)
 			continue;
@@ -912,21 +839,21 @@ static void cli_progress(struct shim_conn *c)
 
 	rc = ivl_ctab_match(rg, self_of(c), c->slot, &m);
 	if (rc == 0) {
-		theirs = ivl_region_chan(rg, c->remote, m.remote_slot);
+		theirs = ivl_region_chan(rg, c->lk.remote, m.remote_slot);
 		if (theirs->shim.kind != IVL_SHIM_ACCEPT || theirs->shim.peer_slot != c->slot ||
 		    theirs->shim.peer_gen != c->gen) {
 			cli_withdraw(c, IVL_FB_PROTO);
 			return;
 		}
 		data = ivl_region_ptr(rg, m.remote_tx_data_off, m.remote_tx_size);
-		notifier(&c->rx, &n);
+		ivl__link_notifier(&c->lk.rx, &n);
 		if (!data ||
-		    ivl_ring_init_consumer(&c->rx.ring, &theirs->tx_prod, &mine->rx_cons, data,
+		    ivl_ring_init_consumer(&c->lk.rx.ring, &theirs->tx_prod, &mine->rx_cons, data,
 					   m.remote_tx_size, IVL_MODE_STREAM, 0, &n) < 0) {
 			cli_withdraw(c, IVL_FB_PROTO);
 			return;
 		}
-		c->rx.ring.spin_ns = shim_cfg.spin_ns;
+		c->lk.rx.ring.spin_ns = shim_cfg.spin_ns;
 		if (!__atomic_compare_exchange_n(&mine->shim.rdv, &expect, IVL_RDV_CONFIRMED, 0,
 						 __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE) &&
 		    expect != IVL_RDV_CONFIRMED) {
@@ -935,22 +862,21 @@ static void cli_progress(struct shim_conn *c)
 		}
 		c->remote_slot = m.remote_slot;
 		c->remote_gen = m.remote_gen;
-		c->remote_epoch = m.remote_epoch;
+		c->lk.remote_epoch = m.remote_epoch;
 		/* From the private block we wrote against while pending to the
 		 * server's: through the ring's call, which moves everything it
 		 * reads of the consumer (head, flags, sleep_seq) at once. A
 		 * poisoned handle shows as a reset at the next write. */
-		pthread_mutex_lock(&c->tx.lock);
-		(void)ivl_ring_set_cons_block(&c->tx.ring, &theirs->rx_cons);
-		pthread_mutex_unlock(&c->tx.lock);
-		ensure_kick(c, m.remote_rx_vector);
+		pthread_mutex_lock(&c->tx_lock);
+		(void)ivl_ring_set_cons_block(&c->lk.tx.ring, &theirs->rx_cons);
+		pthread_mutex_unlock(&c->tx_lock);
+		(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
 		set_state(c, SS_ACCEL);
 		count_accel(c);
-		poke(c->sep, c->remote);
+		poke(c->sep, c->lk.remote);
 		/* Bytes written while pending: the server may sleep on them. */
-		if (c->kick_open)
-			c->sep->ep->ops->kick(&c->kick);
-		SHIM_DBG("fd %d: %s accelerated (peer %u slot %u)", c->fd, c->name, c->remote,
+		ivl__link_kick(&c->lk);
+		SHIM_DBG("fd %d: %s accelerated (peer %u slot %u)", c->fd, c->name, c->lk.remote,
 			 c->remote_slot);
 		return;
 	}
@@ -973,12 +899,12 @@ static void cli_progress(struct shim_conn *c)
 
 static void srv_progress(struct shim_conn *c)
 {
-	struct ivl_chan_half *p = ivl_region_chan(rg_of(c), c->remote, c->remote_slot);
+	struct ivl_chan_half *p = ivl_region_chan(rg_of(c), c->lk.remote, c->remote_slot);
 	struct ivl_peer_view pv;
 	uint32_t st, gen, rdv;
 
-	if (ivl_region_peer_view(rg_of(c), c->remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
-	    pv.epoch != c->remote_epoch) {
+	if (ivl_region_peer_view(rg_of(c), c->lk.remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
+	    pv.epoch != c->lk.remote_epoch) {
 		do_fallback(c, IVL_FB_PEER_GONE);
 		return;
 	}
@@ -1063,9 +989,9 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	if (!c)
 		return -ENOMEM;
 	c->is_server = 1;
-	c->sep = sep;
-	c->remote = pr.peer;
-	c->remote_epoch = pr.epoch;
+	set_sep(c, sep);
+	c->lk.remote = pr.peer;
+	c->lk.remote_epoch = pr.epoch;
 	c->remote_slot = pr.slot;
 	c->remote_gen = pr.gen;
 	memcpy(c->name, pr.name, sizeof(c->name));
@@ -1107,13 +1033,13 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	theirs = ivl_region_chan(rg_of(c), pr.peer, pr.slot);
 	txd = ivl_region_ptr(rg_of(c), c->own.tx_data_off, c->own.tx_size);
 	rxd = ivl_region_ptr(rg_of(c), m.remote_tx_data_off, m.remote_tx_size);
-	notifier(&c->tx, &n);
-	rc = txd ? ivl_ring_init_producer(&c->tx.ring, &mine->tx_prod, &theirs->rx_cons, txd,
+	ivl__link_notifier(&c->lk.tx, &n);
+	rc = txd ? ivl_ring_init_producer(&c->lk.tx.ring, &mine->tx_prod, &theirs->rx_cons, txd,
 					  c->own.tx_size, IVL_MODE_STREAM, 0, &n)
 		 : -EPROTO;
-	notifier(&c->rx, &n);
+	ivl__link_notifier(&c->lk.rx, &n);
 	if (rc == 0)
-		rc = rxd ? ivl_ring_init_consumer(&c->rx.ring, &theirs->tx_prod, &mine->rx_cons,
+		rc = rxd ? ivl_ring_init_consumer(&c->lk.rx.ring, &theirs->tx_prod, &mine->rx_cons,
 						  rxd, m.remote_tx_size, IVL_MODE_STREAM, 0, &n)
 			 : -EPROTO;
 	if (rc < 0) {
@@ -1121,9 +1047,9 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 		srv_decline(c, &pr, IVL_FB_PROTO);
 		goto tracked;
 	}
-	c->tx.ring.spin_ns = shim_cfg.spin_ns;
-	c->rx.ring.spin_ns = shim_cfg.spin_ns;
-	ensure_kick(c, m.remote_rx_vector);
+	c->lk.tx.ring.spin_ns = shim_cfg.spin_ns;
+	c->lk.rx.ring.spin_ns = shim_cfg.spin_ns;
+	(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
 	set_state(c, SS_SRV_PENDING);
 	shim_active_add(c);
 	shim_progress_kick();
@@ -1160,9 +1086,9 @@ static int64_t slice_until(int64_t deadline, int64_t slice)
 /* Waits a little for a pending connection's decision. */
 static void pending_wait(struct shim_conn *c, int64_t deadline)
 {
-	struct shim_dir *d = &c->rx;
-	int64_t t = slice_until(deadline, c->inherited ? INHERITED_SLICE_NS : PENDING_SLICE_NS);
-	uint32_t snap = ivl__vwait_snapshot(c->sep->ep, c->rx_vector);
+	int64_t t =
+	    slice_until(deadline, c->inherited ? SHIM_INHERITED_SLICE_NS : PENDING_SLICE_NS);
+	uint32_t snap = ivl__vwait_snapshot(c->sep->ep, c->lk.rx_vector);
 
 	shim_progress(c);
 	if (get_state(c) != SS_CLI_PENDING && get_state(c) != SS_SRV_PENDING)
@@ -1170,8 +1096,7 @@ static void pending_wait(struct shim_conn *c, int64_t deadline)
 	if (c->state == SS_CLI_PENDING && c->deadline_ns - shim_now_ns() < t)
 		t = c->deadline_ns - shim_now_ns();
 	if (t > 0)
-		ivl__vwait_block(c->sep->ep, c->rx_vector, snap, t);
-	(void)d;
+		ivl__vwait_block(c->sep->ep, c->lk.rx_vector, snap, t);
 	shim_progress(c);
 }
 
@@ -1194,23 +1119,9 @@ static void raise_sigpipe(int flags)
 		pthread_kill(pthread_self(), SIGPIPE);
 }
 
-/* A copy of the caller's iovec that the data path may advance: in stack
- * (16 entries) or allocated (NULL: no memory); *total gets the byte count. */
-static struct iovec *iov_private(const struct iovec *iov0, int cnt, struct iovec stack[16],
-				 size_t *total)
-{
-	struct iovec *iov = cnt > 16 ? malloc(sizeof(*iov) * (size_t)cnt) : stack;
-
-	for (int i = 0; iov && i < cnt; i++) {
-		iov[i] = iov0[i];
-		*total += iov0[i].iov_len;
-	}
-	return iov;
-}
-
 ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int flags)
 {
-	struct iovec stack[16], *iov = stack, *alloc = NULL;
+	struct iovec stack[IVL__IOV_STACK], *iov = stack, *alloc = NULL;
 	size_t total = 0, done = 0;
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->sndtimeo_ns);
@@ -1223,13 +1134,13 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		return SHIM_PASS;
 	if (flags & MSG_OOB)
 		return -EOPNOTSUPP;
-	iov = iov_private(iov0, cnt, stack, &total);
-	if (!iov)
-		return -ENOMEM;
+	ret = ivl__iov_dup(iov0, cnt, stack, &iov, &total);
+	if (ret < 0)
+		return ret;
 	alloc = iov != stack ? iov : NULL;
-	pthread_mutex_lock(&c->tx.lock);
+	pthread_mutex_lock(&c->tx_lock);
 	if (st == SS_ACCEL)
-		adopt_if_shared(c, &c->tx.ring);
+		adopt_if_shared(c, &c->lk.tx.ring);
 	for (;;) {
 		long n;
 
@@ -1249,8 +1160,8 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		}
 		n = total == done ? 0
-		    : cnt == 1	  ? ivl__ring_write(&c->tx.ring, iov->iov_base, iov->iov_len, 0)
-				  : ivl_ring_writev(&c->tx.ring, iov, cnt, 0);
+		    : cnt == 1	  ? ivl__ring_write(&c->lk.tx.ring, iov->iov_base, iov->iov_len, 0)
+				  : ivl_ring_writev(&c->lk.tx.ring, iov, cnt, 0);
 		if (n > 0) {
 			done += (size_t)n;
 			if (st == SS_ACCEL)
@@ -1274,7 +1185,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		}
 		if (n < 0 && n != -EAGAIN) {
-			__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
 			ret = done ? (ssize_t)done : -ECONNRESET;
 			break;
 		}
@@ -1284,8 +1195,8 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		}
 		if (dontwait) {
-			arm(&c->tx);
-			if (ivl_ring_writable(&c->tx.ring, 1))
+			ivl__link_arm(&c->lk.tx);
+			if (ivl_ring_writable(&c->lk.tx.ring, 1))
 				continue;
 			ret = -EAGAIN;
 			break;
@@ -1295,22 +1206,22 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		}
 		if (st != SS_ACCEL) {
-			pthread_mutex_unlock(&c->tx.lock);
+			pthread_mutex_unlock(&c->tx_lock);
 			pending_wait(c, deadline);
-			pthread_mutex_lock(&c->tx.lock);
+			pthread_mutex_lock(&c->tx_lock);
 			continue;
 		}
-		disarm(&c->tx);
-		n = ivl_ring_wait_writable(&c->tx.ring, 1, slice_until(deadline, TCP_PROBE_NS));
+		ivl__link_wait_prepare(&c->lk.tx);
+		n = ivl_ring_wait_writable(&c->lk.tx.ring, 1, slice_until(deadline, TCP_PROBE_NS));
 		if (n == -ECONNRESET || n == -EPROTO) {
-			__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
 			ret = done ? (ssize_t)done : -ECONNRESET;
 			break;
 		}
 		if (n == -ETIMEDOUT)
 			tcp_probe(c);
 	}
-	pthread_mutex_unlock(&c->tx.lock);
+	pthread_mutex_unlock(&c->tx_lock);
 	free(alloc);
 	if (c->rfd >= 0)
 		shim_sync(c);
@@ -1321,7 +1232,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 static ssize_t ring_peek_copy(struct shim_conn *c, const struct iovec *iov, int cnt)
 {
 	struct ivl_span sp[2];
-	long n = ivl_ring_peek(&c->rx.ring, sp);
+	long n = ivl_ring_peek(&c->lk.rx.ring, sp);
 	size_t copied = 0, si = 0, so = 0;
 
 	if (n <= 0)
@@ -1351,7 +1262,7 @@ static ssize_t ring_peek_copy(struct shim_conn *c, const struct iovec *iov, int 
 
 ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int flags)
 {
-	struct iovec stack[16], *iov = stack, *alloc = NULL;
+	struct iovec stack[IVL__IOV_STACK], *iov = stack, *alloc = NULL;
 	size_t total = 0, done = 0;
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->rcvtimeo_ns);
@@ -1381,12 +1292,12 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	}
 	if (st != SS_ACCEL)
 		return SHIM_PASS;
-	iov = iov_private(iov0, cnt, stack, &total);
-	if (!iov)
-		return -ENOMEM;
+	ret = ivl__iov_dup(iov0, cnt, stack, &iov, &total);
+	if (ret < 0)
+		return ret;
 	alloc = iov != stack ? iov : NULL;
-	pthread_mutex_lock(&c->rx.lock);
-	adopt_if_shared(c, &c->rx.ring);
+	pthread_mutex_lock(&c->rx_lock);
+	adopt_if_shared(c, &c->lk.rx.ring);
 	for (;;) {
 		long n;
 
@@ -1398,13 +1309,13 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			n = ring_peek_copy(c, iov, cnt);
 		else
 			n = total == done ? 0
-			    : cnt == 1	  ? ivl__ring_read(&c->rx.ring, iov->iov_base, iov->iov_len)
-					  : ivl_ring_readv(&c->rx.ring, iov, cnt);
+			    : cnt == 1 ? ivl__ring_read(&c->lk.rx.ring, iov->iov_base, iov->iov_len)
+				       : ivl_ring_readv(&c->lk.rx.ring, iov, cnt);
 		if (n > 0) {
 			/* Validate after the copy, as channel.c does: the
 			 * section must still hold the remote we matched. */
 			if (rx_alive(c) < 0) {
-				__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+				__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
 				ret = -ECONNRESET;
 				break;
 			}
@@ -1423,7 +1334,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		}
 		if (n != -EAGAIN) {
-			__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
 			ret = done ? (ssize_t)done : -ECONNRESET;
 			break;
 		}
@@ -1449,7 +1360,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			if (done || (c->tcp_hup && !c->tcp_err)) {
 				ret = (ssize_t)done;
 			} else {
-				__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+				__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
 				ret = -ECONNRESET;
 			}
 			break;
@@ -1467,8 +1378,8 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		}
 		if (dontwait) {
-			arm(&c->rx);
-			if (ivl_ring_readable(&c->rx.ring))
+			ivl__link_arm(&c->lk.rx);
+			if (ivl_ring_readable(&c->lk.rx.ring))
 				continue;
 			if (shim_now_ns() >= next_probe) {
 				tcp_probe(c);
@@ -1482,18 +1393,18 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			ret = -EAGAIN;
 			break;
 		}
-		disarm(&c->rx);
-		n = ivl_ring_wait_readable(&c->rx.ring, slice_until(deadline, TCP_PROBE_NS));
+		ivl__link_wait_prepare(&c->lk.rx);
+		n = ivl_ring_wait_readable(&c->lk.rx.ring, slice_until(deadline, TCP_PROBE_NS));
 		if (n == -ETIMEDOUT) {
 			tcp_probe(c);
 			next_probe = shim_now_ns() + TCP_PROBE_NS;
 		} else if (n == -EPROTO) {
-			__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
 		}
 		/* -ECONNRESET (the remote left): the next pass drains what
 		 * it published, then reports EOF or the reset. */
 	}
-	pthread_mutex_unlock(&c->rx.lock);
+	pthread_mutex_unlock(&c->rx_lock);
 	free(alloc);
 	if (c->rfd >= 0)
 		shim_sync(c);
@@ -1506,15 +1417,15 @@ long shim_conn_nread(struct shim_conn *c)
 
 	if (get_state(c) != SS_ACCEL)
 		return -1;
-	pthread_mutex_lock(&c->rx.lock);
-	adopt_if_shared(c, &c->rx.ring);
-	if (ivl_ring_readable(&c->rx.ring)) {
+	pthread_mutex_lock(&c->rx_lock);
+	adopt_if_shared(c, &c->lk.rx.ring);
+	if (ivl_ring_readable(&c->lk.rx.ring)) {
 		struct ivl_span sp[2];
-		long k = ivl_ring_peek(&c->rx.ring, sp);
+		long k = ivl_ring_peek(&c->lk.rx.ring, sp);
 
 		n = k > 0 ? k : 0;
 	}
-	pthread_mutex_unlock(&c->rx.lock);
+	pthread_mutex_unlock(&c->rx_lock);
 	return n;
 }
 
@@ -1531,28 +1442,28 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 
 	if (st == SS_CLI_PENDING || st == SS_SRV_PENDING) {
 		if (events & POLLOUT) {
-			pthread_mutex_lock(&c->tx.lock);
-			if (ivl_ring_writable(&c->tx.ring, 1))
+			pthread_mutex_lock(&c->tx_lock);
+			if (ivl_ring_writable(&c->lk.tx.ring, 1))
 				rev |= POLLOUT;
 			else if (arm_it)
-				arm(&c->tx);
-			pthread_mutex_unlock(&c->tx.lock);
+				ivl__link_arm(&c->lk.tx);
+			pthread_mutex_unlock(&c->tx_lock);
 		}
 		return rev;
 	}
 	if (st != SS_ACCEL)
 		return 0;
-	if (c->reset || c->tcp_err || rx_alive(c) < 0)
+	if (c->lk.reset || c->tcp_err || rx_alive(c) < 0)
 		return POLLIN | POLLOUT | POLLERR | POLLHUP;
 	/* Gone but drainable: reads return the rest, then EOF or a reset,
 	 * and sends fail at once; nothing would block. */
 	if (conn_alive(c) < 0)
 		return (POLLIN | POLLOUT | POLLRDHUP | POLLHUP) & (events | POLLHUP);
 	if (events & (POLLIN | POLLRDHUP)) {
-		pthread_mutex_lock(&c->rx.lock);
-		adopt_if_shared(c, &c->rx.ring);
-		if (ivl_ring_readable(&c->rx.ring) || c->tcp_hup || c->shut_rd) {
-			uint32_t f = __atomic_load_n(&c->rx.ring.prod->flags, __ATOMIC_ACQUIRE);
+		pthread_mutex_lock(&c->rx_lock);
+		adopt_if_shared(c, &c->lk.rx.ring);
+		if (ivl_ring_readable(&c->lk.rx.ring) || c->tcp_hup || c->shut_rd) {
+			uint32_t f = __atomic_load_n(&c->lk.rx.ring.prod->flags, __ATOMIC_ACQUIRE);
 
 			rev |= POLLIN;
 			if ((f & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED)) || c->tcp_hup)
@@ -1560,25 +1471,25 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 			/* A readiness fd needs a doorbell for the next arrival
 			 * too (a new edge for EPOLLET), data unread or not. */
 			if (arm_it > 1)
-				arm(&c->rx);
+				ivl__link_arm(&c->lk.rx);
 		} else if (arm_it) {
-			arm(&c->rx);
-			if (ivl_ring_readable(&c->rx.ring))
+			ivl__link_arm(&c->lk.rx);
+			if (ivl_ring_readable(&c->lk.rx.ring))
 				rev |= POLLIN;
 		}
-		pthread_mutex_unlock(&c->rx.lock);
+		pthread_mutex_unlock(&c->rx_lock);
 	}
 	if (events & POLLOUT) {
-		pthread_mutex_lock(&c->tx.lock);
-		adopt_if_shared(c, &c->tx.ring);
-		if (ivl_ring_writable(&c->tx.ring, 1)) {
+		pthread_mutex_lock(&c->tx_lock);
+		adopt_if_shared(c, &c->lk.tx.ring);
+		if (ivl_ring_writable(&c->lk.tx.ring, 1)) {
 			rev |= POLLOUT;
 		} else if (arm_it) {
-			arm(&c->tx);
-			if (ivl_ring_writable(&c->tx.ring, 1))
+			ivl__link_arm(&c->lk.tx);
+			if (ivl_ring_writable(&c->lk.tx.ring, 1))
 				rev |= POLLOUT;
 		}
-		pthread_mutex_unlock(&c->tx.lock);
+		pthread_mutex_unlock(&c->tx_lock);
 	}
 	if ((rev & POLLRDHUP) && c->shut_wr)
 		rev |= POLLHUP;
@@ -1594,16 +1505,16 @@ int shim_shutdown(struct shim_conn *c, int how)
 	if (st != SS_ACCEL && st != SS_CLI_PENDING && st != SS_SRV_PENDING)
 		return SHIM_PASS;
 	if (how != SHUT_RD) {
-		pthread_mutex_lock(&c->tx.lock);
+		pthread_mutex_lock(&c->tx_lock);
 		c->shut_wr = 1;
-		ivl_ring_set_flags(&c->tx.ring, IVL_RING_F_DONE_WRITING);
-		pthread_mutex_unlock(&c->tx.lock);
+		ivl_ring_set_flags(&c->lk.tx.ring, IVL_RING_F_DONE_WRITING);
+		pthread_mutex_unlock(&c->tx_lock);
 	}
 	if (how != SHUT_WR && st == SS_ACCEL) {
-		pthread_mutex_lock(&c->rx.lock);
+		pthread_mutex_lock(&c->rx_lock);
 		c->shut_rd = 1;
-		ivl_ring_set_cons_flags(&c->rx.ring, IVL_RING_F_CLOSED);
-		pthread_mutex_unlock(&c->rx.lock);
+		ivl_ring_set_cons_flags(&c->lk.rx.ring, IVL_RING_F_CLOSED);
+		pthread_mutex_unlock(&c->rx_lock);
 	}
 	/* The TCP socket follows, except while pending: a fallback must
 	 * still be able to replay over it (do_fallback shuts it then). */
@@ -1625,12 +1536,12 @@ static void accel_release(struct shim_conn *c)
 		c->slot = IVL_SLOT_NONE; /* another process holds it */
 		return;
 	}
-	pthread_mutex_lock(&c->tx.lock);
-	ivl_ring_set_flags(&c->tx.ring, IVL_RING_F_CLOSED);
-	pthread_mutex_unlock(&c->tx.lock);
-	pthread_mutex_lock(&c->rx.lock);
-	ivl_ring_set_cons_flags(&c->rx.ring, IVL_RING_F_CLOSED);
-	pthread_mutex_unlock(&c->rx.lock);
+	pthread_mutex_lock(&c->tx_lock);
+	ivl_ring_set_flags(&c->lk.tx.ring, IVL_RING_F_CLOSED);
+	pthread_mutex_unlock(&c->tx_lock);
+	pthread_mutex_lock(&c->rx_lock);
+	ivl_ring_set_cons_flags(&c->lk.rx.ring, IVL_RING_F_CLOSED);
+	pthread_mutex_unlock(&c->rx_lock);
 	close_half(c);
 	__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
 }

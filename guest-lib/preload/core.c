@@ -1054,9 +1054,10 @@ void shim_fork_child(void)
 	g_attach_retry_ns = 0;
 	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
 		pthread_mutex_init(&c->lock, NULL);
-		pthread_mutex_init(&c->tx.lock, NULL);
-		pthread_mutex_init(&c->rx.lock, NULL);
+		pthread_mutex_init(&c->tx_lock, NULL);
+		pthread_mutex_init(&c->rx_lock, NULL);
 		c->inherited = 1;
+		c->lk.block_max_ns = SHIM_INHERITED_SLICE_NS;
 	}
 }
 

@@ -36,9 +36,10 @@
  * and then EOF. Nobody lingers: the daemon keeps a gone peer's section
  * intact until it hands the id out again, so a remote that left, even
  * killed, can still be drained. The receive side reads on while the
- * remote's section carries the epoch it matched (rx_alive() in conn.c, as
- * channel.c does), and reports ECONNRESET only for an empty ring without
- * EOF or a reused section; sends fail as soon as the remote is gone.
+ * remote's section carries the epoch it matched (ivl__link_rx_alive(), the
+ * link channels use too), and reports ECONNRESET only for an empty ring
+ * without EOF or a reused section; sends fail as soon as the remote is
+ * gone.
  *
  * Readiness (poll, select, epoll)
  * -------------------------------
@@ -112,6 +113,11 @@
 #include "../internal.h"
 
 #define SHIM_API __attribute__((visibility("default")))
+
+/* A connection inherited over fork shares its vectors with the other
+ * process, which may consume a doorbell meant for us: sleep at most this
+ * long at a time (the link's block_max_ns, pending waits, poll/epoll). */
+#define SHIM_INHERITED_SLICE_NS 2000000LL
 
 /* ------------------------------------------------------------ real calls */
 
@@ -227,15 +233,6 @@ struct shim_ep {
 
 struct shim_conn;
 
-/* One direction: a ring handle plus what its notifier needs. */
-struct shim_dir {
-	struct ivl_ring ring;
-	struct shim_conn *c;
-	uint32_t snap;
-	int armed;
-	pthread_mutex_t lock; /* one thread at a time per ring handle */
-};
-
 /* An app epoll registration of a tracked socket. */
 struct shim_reg {
 	struct shim_reg *next_c; /* conn's list */
@@ -279,21 +276,20 @@ struct shim_conn {
 
 	/* Rendezvous and rings. */
 	struct shim_ep *sep;
-	uint32_t slot, gen; /* own half */
+	uint32_t slot, gen;	 /* own half */
 	struct ivl_ctab_own own; /* what our offer took (private; tx_pages 0: none) */
-	uint32_t remote, remote_slot, remote_gen, remote_epoch;
-	uint32_t rx_vector, remote_rx_vector;
-	int kick_open;
-	struct ivl__kick kick;
-	int64_t deadline_ns;		 /* CLI_PENDING: withdraw after */
-	struct ivl_ring_cons dummy_cons; /* tx consumer block until matched */
-	struct shim_dir tx, rx;
+	uint32_t remote_slot, remote_gen;
+	/* Rings, the remote's doorbell, its id and epoch, liveness (link.h);
+	 * lk.ep is set with sep. */
+	struct ivl__link lk;
+	pthread_mutex_t tx_lock, rx_lock; /* one thread at a time per ring handle */
+	int64_t deadline_ns;		  /* CLI_PENDING: withdraw after */
+	struct ivl_ring_cons dummy_cons;  /* tx consumer block until matched */
 	char name[IVL_NAME_MAX];
 	uint8_t laddr[16], raddr[16];
 	uint16_t lport, rport;
 	int shut_wr, shut_rd;
 	int tcp_hup, tcp_err; /* seen on the TCP socket: FIN, RST */
-	int reset;	      /* sticky ECONNRESET */
 	int closing;
 
 	/* Readiness fd (epoll): rfd is registered in the app's sets. */

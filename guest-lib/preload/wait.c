@@ -88,7 +88,7 @@ void shim_sync(struct shim_conn *c)
 		/* The producer's tail itself: the handle's cached tail is
 		 * only refreshed when the ring looks empty. */
 		uint64_t tail =
-		    st == SS_ACCEL ? __atomic_load_n(&c->rx.ring.prod->tail, __ATOMIC_ACQUIRE) : 0;
+		    st == SS_ACCEL ? __atomic_load_n(&c->lk.rx.ring.prod->tail, __ATOMIC_ACQUIRE) : 0;
 
 		/* A byte per new ring event: each is a new edge for EPOLLET
 		 * (and for an epoll set nested in another, whose outer set
@@ -192,7 +192,7 @@ static int thread_efd(void)
 /* The bit of a connection's rx vector in a sleeper's mask. */
 static uint64_t vbit(const struct shim_conn *c)
 {
-	return c->rx_vector < 64 ? 1ULL << c->rx_vector : ~0ULL;
+	return c->lk.rx_vector < 64 ? 1ULL << c->lk.rx_vector : ~0ULL;
 }
 
 /* Registers this thread as sleeping on vmask, woken through efd. */

@@ -711,7 +711,7 @@ SHIM_API int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (rc == 0 && level == SOL_SOCKET && name == SO_ERROR && (c = any_conn(fd))) {
 		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_CONNECTING)
 			shim_connecting_check(c, 1);
-		else if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_ACCEL && c->reset &&
+		else if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_ACCEL && c->lk.reset &&
 			 val && *len >= sizeof(int) && *(int *)val == 0)
 			*(int *)val = ECONNRESET;
 		shim_put(&c->o);
