@@ -12,13 +12,24 @@
  * Both rings ring B's doorbell for B's half's rx_vector (B sleeps there for
  * data and for space alike), and we sleep on our rx_vector.
  *
- * Peer death: every call first compares the remote's peer-table entry with
- * the epoch recorded at match (one acquire load of a line that rarely
- * changes). The receive side reads on after the remote left, while its
- * section still carries that epoch (rx_alive()); a received copy is
- * validated again after it was made, because a new incarnation of the id
- * reuses the section. The rings' check() callback does the same between
- * sleeps, so a blocked call notices within one wake-up.
+ * Peer death (the link's liveness, link.c): ivl_send() and ivl_recv() look
+ * at the remote's peer-table entry only on their slow path, when the ring
+ * is full or empty, never per message; a message moved on the fast path
+ * costs the ring's inline write or read and nothing else. So, as with TCP,
+ * a send to a remote that has just died may still succeed while its ring
+ * has room, and data it published before it left is read out first; the
+ * first send that finds the ring full and every receive that finds it
+ * empty report the death, and a send after that fails at once (tx_dead,
+ * sticky). The receive side reads on while the remote's section still
+ * carries the epoch we matched (rx_alive()); a copy made on the slow path
+ * is validated again after it was made, because a new incarnation of the
+ * id reuses the section. The fast path does not re-validate: the daemon
+ * re-stamps a section only when it hands the id to a new peer, and its
+ * reset zeroes the ring indices, so a later read sees an index outside the
+ * ring and takes the slow path; what the check would catch is a reset
+ * landing during one inline copy, whose bytes then come from inside the
+ * region all the same. The rings' check() callback looks at liveness
+ * between sleeps, so a blocked call notices within one wake-up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,10 +52,18 @@ static int chan_alive(struct ivl_channel *ch)
 }
 
 /* Whether we may still send: our own shutdown first, so that, like a
- * socket, a send after SHUT_WR is -EPIPE even if the remote has gone since. */
+ * socket, a send after SHUT_WR is -EPIPE even if the remote has gone since.
+ * A gone remote is remembered in tx_dead, which the fast path tests. */
 static int tx_usable(struct ivl_channel *ch)
 {
-	return ch->shut_wr ? -EPIPE : chan_alive(ch);
+	int rc;
+
+	if (ch->shut_wr)
+		return -EPIPE;
+	rc = chan_alive(ch);
+	if (rc < 0)
+		ch->tx_dead = 1;
+	return rc;
 }
 
 static int rx_alive(struct ivl_channel *ch)
@@ -63,11 +82,15 @@ static long map_err(struct ivl_channel *ch, long rc)
 	return rc;
 }
 
+/* No clock read for an infinite timeout. */
 static int64_t deadline_of(int64_t timeout_ns)
 {
-	int64_t now = ivl__now_mono_ns();
+	int64_t now;
 
-	if (timeout_ns < 0 || timeout_ns > INT64_MAX - now)
+	if (timeout_ns < 0)
+		return INT64_MAX;
+	now = ivl__now_mono_ns();
+	if (timeout_ns > INT64_MAX - now)
 		return INT64_MAX;
 	return now + timeout_ns;
 }
@@ -409,28 +432,22 @@ static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 }
 
 /*
- * One buffer: the ring's inline write first, with no deadline computed and
- * no iovec; only a full ring (or a partial stream write) goes on to
- * send_iov(), which waits. The liveness check stays per call: a send to a
- * remote known to be gone fails at once, as documented in ivlink.h.
+ * The slow path of ivl_send(): the inline write returned n (< 0, or a
+ * partial stream write). Liveness, the deadline and the waiting are here
+ * only; the rest of the buffer goes on through send_iov().
  */
-ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned flags)
+static IVL__RING_COLD ssize_t send_slow(struct ivl_channel *ch, const void *buf, size_t len,
+					unsigned flags, long n)
 {
 	struct iovec iov;
 	ssize_t rest;
-	long n;
 	int rc;
 
-	if (!ch || (len && !buf))
-		return -EINVAL;
-	rc = tx_usable(ch);
-	if (rc < 0)
-		return rc;
-	n = ivl__ring_write(&ch->lk.tx.ring, buf, len, flags & IVL_MORE);
-	if (ivl__likely(n >= 0 && (ch->mode == IVL_MODE_MESSAGE || (size_t)n == len)))
-		return n;
 	if (n < 0 && n != -EAGAIN)
 		return map_err(ch, n);
+	rc = tx_usable(ch);
+	if (rc < 0)
+		return n > 0 ? n : rc;
 	if (n < 0)
 		n = 0;
 	iov = (struct iovec){.iov_base = (uint8_t *)buf + n, .iov_len = len - (size_t)n};
@@ -438,6 +455,27 @@ ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned f
 	if (n == 0)
 		return rest;
 	return rest < 0 ? n : n + rest;
+}
+
+/*
+ * One buffer: the ring's inline write, with no liveness check, no deadline
+ * and no iovec; only a full ring, an error or a partial stream write goes
+ * on to send_slow(). shut_wr, tx_dead and reset are private words: a send
+ * after SHUT_WR, or after a call saw the remote gone, fails at once.
+ */
+ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned flags)
+{
+	long n;
+
+	if (ivl__unlikely(!ch || (len && !buf)))
+		return -EINVAL;
+	if (ivl__unlikely(ch->shut_wr | ch->tx_dead |
+			  __atomic_load_n(&ch->lk.reset, __ATOMIC_RELAXED)))
+		return ch->shut_wr ? -EPIPE : -ECONNRESET;
+	n = ivl__ring_write(&ch->lk.tx.ring, buf, len, flags & IVL_MORE);
+	if (ivl__likely(n >= 0 && (ch->mode == IVL_MODE_MESSAGE || (size_t)n == len)))
+		return n;
+	return send_slow(ch, buf, len, flags, n);
 }
 
 ssize_t ivl_sendv(struct ivl_channel *ch, const struct iovec *iov, int iovcnt, unsigned flags)
@@ -498,40 +536,54 @@ static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 	}
 }
 
-/* One buffer: the ring's inline read first; an empty ring (or the rest of
- * an IVL_WAITALL) goes on to recv_iov(), which waits. The copy is
- * validated after it was made, as in recv_iov(). */
-ssize_t ivl_recv(struct ivl_channel *ch, void *buf, size_t len, unsigned flags)
+/*
+ * The slow path of ivl_recv(): the inline read returned n (< 0, or a
+ * partial read that IVL_WAITALL wants completed). Liveness, the deadline
+ * and the waiting are here only.
+ */
+static IVL__RING_COLD ssize_t recv_slow(struct ivl_channel *ch, void *buf, size_t len,
+					unsigned flags, long n)
 {
 	struct iovec iov;
 	ssize_t rest;
-	long n;
-	int rc;
 
-	if (!ch || (len && !buf))
-		return -EINVAL;
-	rc = rx_alive(ch);
-	if (rc < 0)
-		return rc;
-	n = ivl__ring_read(&ch->lk.rx.ring, buf, len);
-	if (ivl__likely(n > 0 || (n == 0 && ch->mode == IVL_MODE_MESSAGE))) {
-		rc = rx_alive(ch);
-		if (rc < 0)
-			return rc;
-		if (ch->mode == IVL_MODE_MESSAGE || !(flags & IVL_WAITALL) || (size_t)n == len)
-			return n;
-	} else if (n == 0) {
-		return 0; /* end of stream */
-	} else if (n != -EAGAIN) {
+	if (n < 0 && n != -EAGAIN)
 		return map_err(ch, n);
-	} else {
+	if (n > 0 && rx_alive(ch) < 0)
+		return -ECONNRESET; /* copied from a section since reused */
+	if (n < 0)
 		n = 0;
-	}
 	iov = (struct iovec){.iov_base = (uint8_t *)buf + n, .iov_len = len - (size_t)n};
 	rest = recv_iov(ch, &iov, 1, len - (size_t)n, flags);
 	if (n == 0)
 		return rest;
 	return rest < 0 ? n : n + rest;
+}
+
+/*
+ * One buffer: the ring's inline read, with no liveness check and no
+ * deadline; an empty ring, an error or the rest of an IVL_WAITALL goes on
+ * to recv_slow(), where recv_iov() checks liveness and waits. A stream's
+ * end (0 from the ring) is returned at once. The file comment says why the
+ * fast path does not validate the copy again.
+ */
+ssize_t ivl_recv(struct ivl_channel *ch, void *buf, size_t len, unsigned flags)
+{
+	long n;
+
+	if (ivl__unlikely(!ch || (len && !buf)))
+		return -EINVAL;
+	if (ivl__unlikely(__atomic_load_n(&ch->lk.reset, __ATOMIC_RELAXED)))
+		return -ECONNRESET;
+	n = ivl__ring_read(&ch->lk.rx.ring, buf, len);
+	if (ivl__likely(n > 0 || (n == 0 && ch->mode == IVL_MODE_MESSAGE))) {
+		if (ivl__likely(ch->mode == IVL_MODE_MESSAGE || !(flags & IVL_WAITALL) ||
+				(size_t)n == len))
+			return n;
+	} else if (n == 0) {
+		return 0; /* end of stream */
+	}
+	return recv_slow(ch, buf, len, flags, n);
 }
 
 ssize_t ivl_recvv(struct ivl_channel *ch, const struct iovec *iov, int iovcnt, unsigned flags)
