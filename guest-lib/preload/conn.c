@@ -116,8 +116,8 @@ struct shim_conn *shim_conn_new(int fd, int family, int nonblock)
 		return NULL;
 	c->o.type = SHIM_T_CONN;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->tx_lock, NULL);
-	pthread_mutex_init(&c->rx_lock, NULL);
+	shim_guard_init(&c->txg);
+	shim_guard_init(&c->rxg);
 	ivl__link_init(&c->lk, NULL);
 	c->lk.check_alive = 0; /* SS_ACCEL sets it (set_state) */
 	c->fd = fd;
@@ -141,8 +141,8 @@ void shim_conn_free(struct shim_conn *c)
 	if (c->cfd >= 0)
 		REAL(close)(c->cfd);
 	pthread_mutex_destroy(&c->lock);
-	pthread_mutex_destroy(&c->tx_lock);
-	pthread_mutex_destroy(&c->rx_lock);
+	pthread_mutex_destroy(&c->txg.lock);
+	pthread_mutex_destroy(&c->rxg.lock);
 	free(c);
 }
 
@@ -764,11 +764,11 @@ static void do_fallback(struct shim_conn *c, uint32_t reason)
 	char ds[64];
 	int rc;
 
-	pthread_mutex_lock(&c->tx_lock);
+	shim_guard_lock(&c->txg);
 	rc = replay_tx(c);
 	if (rc == 0 && c->shut_wr)
 		REAL(shutdown)(c->fd, SHUT_WR);
-	pthread_mutex_unlock(&c->tx_lock);
+	pthread_mutex_unlock(&c->txg.lock);
 	if (rc < 0)
 		SHIM_DBG("fd %d: replay failed: %s", c->fd, strerror(-rc));
 	release_half(c);
@@ -789,6 +789,48 @@ static void count_accel(struct shim_conn *c)
 
 	__atomic_fetch_add(&ps->accelerated, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&ps->tx_bytes, c->lk.tx.ring.p_tail, __ATOMIC_RELAXED);
+}
+
+/*
+ * The peer table's byte counters (ivlinkctl): the fast path adds what it
+ * moved to a private count and flushes it, one atomic add to the shared
+ * line, every SHIM_STATS_EVERY calls; a locked add per call would cost
+ * more than the ring's own publish. The full path (which takes the
+ * direction's mutex anyway, and is where a side waits) flushes at every
+ * call, and so does the last close. The caller holds (or owns) the
+ * direction's guard. A process that _exit()s loses what its fast path did
+ * not flush yet (at most SHIM_STATS_EVERY - 1 calls per direction).
+ */
+#define SHIM_STATS_EVERY 1024u
+
+static void flush_tx(struct shim_conn *c)
+{
+	if (!c->tx_unflushed)
+		return;
+	__atomic_fetch_add(&peer_shim(c->sep)->tx_bytes, c->tx_unflushed, __ATOMIC_RELAXED);
+	c->tx_unflushed = 0;
+}
+
+static void flush_rx(struct shim_conn *c)
+{
+	if (!c->rx_unflushed)
+		return;
+	__atomic_fetch_add(&peer_shim(c->sep)->rx_bytes, c->rx_unflushed, __ATOMIC_RELAXED);
+	c->rx_unflushed = 0;
+}
+
+static inline void count_tx(struct shim_conn *c, uint64_t n)
+{
+	c->tx_unflushed += n;
+	if (__builtin_expect((++c->tx_calls & (SHIM_STATS_EVERY - 1)) == 0, 0))
+		flush_tx(c);
+}
+
+static inline void count_rx(struct shim_conn *c, uint64_t n)
+{
+	c->rx_unflushed += n;
+	if (__builtin_expect((++c->rx_calls & (SHIM_STATS_EVERY - 1)) == 0, 0))
+		flush_rx(c);
 }
 
 /* Client: withdraw unless the decision was already made. Caller holds
@@ -867,9 +909,9 @@ static void cli_progress(struct shim_conn *c)
 		 * server's: through the ring's call, which moves everything it
 		 * reads of the consumer (head, flags, sleep_seq) at once. A
 		 * poisoned handle shows as a reset at the next write. */
-		pthread_mutex_lock(&c->tx_lock);
+		shim_guard_lock(&c->txg);
 		(void)ivl_ring_set_cons_block(&c->lk.tx.ring, &theirs->rx_cons);
-		pthread_mutex_unlock(&c->tx_lock);
+		pthread_mutex_unlock(&c->txg.lock);
 		(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
 		set_state(c, SS_ACCEL);
 		count_accel(c);
@@ -1138,9 +1180,11 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	if (ret < 0)
 		return ret;
 	alloc = iov != stack ? iov : NULL;
-	pthread_mutex_lock(&c->tx_lock);
-	if (st == SS_ACCEL)
+	shim_guard_lock(&c->txg);
+	if (st == SS_ACCEL) {
 		adopt_if_shared(c, &c->lk.tx.ring);
+		shim_guard_claim(&c->txg, &c->forked);
+	}
 	for (;;) {
 		long n;
 
@@ -1165,8 +1209,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		if (n > 0) {
 			done += (size_t)n;
 			if (st == SS_ACCEL)
-				__atomic_fetch_add(&peer_shim(c->sep)->tx_bytes, (uint64_t)n,
-						   __ATOMIC_RELAXED);
+				count_tx(c, (uint64_t)n);
 			if (done == total) {
 				ret = (ssize_t)done;
 				break;
@@ -1206,9 +1249,9 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		}
 		if (st != SS_ACCEL) {
-			pthread_mutex_unlock(&c->tx_lock);
+			pthread_mutex_unlock(&c->txg.lock);
 			pending_wait(c, deadline);
-			pthread_mutex_lock(&c->tx_lock);
+			shim_guard_lock(&c->txg);
 			continue;
 		}
 		ivl__link_wait_prepare(&c->lk.tx);
@@ -1221,7 +1264,8 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		if (n == -ETIMEDOUT)
 			tcp_probe(c);
 	}
-	pthread_mutex_unlock(&c->tx_lock);
+	flush_tx(c); /* the full path counts at once, as before the fast one */
+	pthread_mutex_unlock(&c->txg.lock);
 	free(alloc);
 	if (c->rfd >= 0)
 		shim_sync(c);
@@ -1296,8 +1340,9 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	if (ret < 0)
 		return ret;
 	alloc = iov != stack ? iov : NULL;
-	pthread_mutex_lock(&c->rx_lock);
+	shim_guard_lock(&c->rxg);
 	adopt_if_shared(c, &c->lk.rx.ring);
+	shim_guard_claim(&c->rxg, &c->forked);
 	for (;;) {
 		long n;
 
@@ -1319,8 +1364,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 				ret = -ECONNRESET;
 				break;
 			}
-			__atomic_fetch_add(&peer_shim(c->sep)->rx_bytes, (uint64_t)n,
-					   __ATOMIC_RELAXED);
+			count_rx(c, (uint64_t)n);
 			done += (size_t)n;
 			if (!(flags & MSG_WAITALL) || done == total || (flags & MSG_PEEK)) {
 				ret = (ssize_t)done;
@@ -1404,7 +1448,8 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		/* -ECONNRESET (the remote left): the next pass drains what
 		 * it published, then reports EOF or the reset. */
 	}
-	pthread_mutex_unlock(&c->rx_lock);
+	flush_rx(c);
+	pthread_mutex_unlock(&c->rxg.lock);
 	free(alloc);
 	if (c->rfd >= 0)
 		shim_sync(c);
@@ -1417,7 +1462,7 @@ long shim_conn_nread(struct shim_conn *c)
 
 	if (get_state(c) != SS_ACCEL)
 		return -1;
-	pthread_mutex_lock(&c->rx_lock);
+	shim_guard_lock(&c->rxg);
 	adopt_if_shared(c, &c->lk.rx.ring);
 	if (ivl_ring_readable(&c->lk.rx.ring)) {
 		struct ivl_span sp[2];
@@ -1425,7 +1470,7 @@ long shim_conn_nread(struct shim_conn *c)
 
 		n = k > 0 ? k : 0;
 	}
-	pthread_mutex_unlock(&c->rx_lock);
+	pthread_mutex_unlock(&c->rxg.lock);
 	return n;
 }
 
@@ -1442,12 +1487,12 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 
 	if (st == SS_CLI_PENDING || st == SS_SRV_PENDING) {
 		if (events & POLLOUT) {
-			pthread_mutex_lock(&c->tx_lock);
+			shim_guard_lock(&c->txg);
 			if (ivl_ring_writable(&c->lk.tx.ring, 1))
 				rev |= POLLOUT;
 			else if (arm_it)
 				ivl__link_arm(&c->lk.tx);
-			pthread_mutex_unlock(&c->tx_lock);
+			pthread_mutex_unlock(&c->txg.lock);
 		}
 		return rev;
 	}
@@ -1460,7 +1505,7 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 	if (conn_alive(c) < 0)
 		return (POLLIN | POLLOUT | POLLRDHUP | POLLHUP) & (events | POLLHUP);
 	if (events & (POLLIN | POLLRDHUP)) {
-		pthread_mutex_lock(&c->rx_lock);
+		shim_guard_lock(&c->rxg);
 		adopt_if_shared(c, &c->lk.rx.ring);
 		if (ivl_ring_readable(&c->lk.rx.ring) || c->tcp_hup || c->shut_rd) {
 			uint32_t f = __atomic_load_n(&c->lk.rx.ring.prod->flags, __ATOMIC_ACQUIRE);
@@ -1477,10 +1522,10 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 			if (ivl_ring_readable(&c->lk.rx.ring))
 				rev |= POLLIN;
 		}
-		pthread_mutex_unlock(&c->rx_lock);
+		pthread_mutex_unlock(&c->rxg.lock);
 	}
 	if (events & POLLOUT) {
-		pthread_mutex_lock(&c->tx_lock);
+		shim_guard_lock(&c->txg);
 		adopt_if_shared(c, &c->lk.tx.ring);
 		if (ivl_ring_writable(&c->lk.tx.ring, 1)) {
 			rev |= POLLOUT;
@@ -1489,11 +1534,104 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 			if (ivl_ring_writable(&c->lk.tx.ring, 1))
 				rev |= POLLOUT;
 		}
-		pthread_mutex_unlock(&c->tx_lock);
+		pthread_mutex_unlock(&c->txg.lock);
 	}
 	if ((rev & POLLRDHUP) && c->shut_wr)
 		rev |= POLLHUP;
 	return rev & (events | POLLERR | POLLHUP);
+}
+
+/* ------------------------------------------------------------ fast path */
+
+/*
+ * Whether c may take a fast path in this direction now: accelerated,
+ * owned by the calling thread (so nobody else uses the ring handle), no
+ * shutdown or reset to report, and no readiness fd to keep in step (its
+ * users go through shim_sync()). A connection shared over fork is never
+ * owned. Everything read here is private memory of this process.
+ */
+static inline int fast_ok(struct shim_conn *c, const struct shim_guard *g,
+			  const struct shim_reader *me, int shut)
+{
+	return __atomic_load_n(&g->owner, __ATOMIC_RELAXED) == me &&
+	       __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_ACCEL && !shut &&
+	       !__atomic_load_n(&c->lk.reset, __ATOMIC_RELAXED) && c->rfd < 0;
+}
+
+/*
+ * Why a close() racing a send() in another thread is safe here: the lookup
+ * takes no reference, but it runs inside a fast section, and close()
+ * removes the fd from the table and then waits in shim_fast_sync() for
+ * every section that may have found it, before the table's reference is
+ * dropped (wrap.c, forget_fd). So the connection outlives the section;
+ * whatever the section wrote went into a ring whose remote reads it before
+ * the close's CLOSED flag, as with a send() that returned just before the
+ * close() in the kernel. Nothing here blocks: a full ring, a partial write
+ * or any flag leaves the section and takes the full path, which takes a
+ * reference.
+ */
+int shim_fast_send(int fd, const void *buf, size_t len, int flags, ssize_t *ret)
+{
+	struct shim_reader *me = shim_fast_enter();
+	struct shim_conn *c;
+	struct iovec rest;
+	ssize_t more;
+	long n;
+
+	if (!me)
+		return 0;
+	c = shim_conn_of(shim_fast_lookup(fd));
+	if (!c || !fast_ok(c, &c->txg, me, c->shut_wr) || len == 0 ||
+	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)))
+		goto slow;
+	n = ivl__ring_write(&c->lk.tx.ring, buf, len, 0);
+	if (n <= 0)
+		goto slow; /* nothing written: the full path waits or reports */
+	count_tx(c, (uint64_t)n);
+	if ((size_t)n == len) {
+		shim_fast_leave(me);
+		*ret = n;
+		return 1;
+	}
+	/* A partial write (the ring filled up): the rest goes the full way,
+	 * which may wait, so with a reference of its own. */
+	__atomic_fetch_add(&c->o.refs, 1, __ATOMIC_ACQ_REL);
+	shim_fast_leave(me);
+	rest = (struct iovec){.iov_base = (uint8_t *)buf + n, .iov_len = len - (size_t)n};
+	/* Part was sent: no SIGPIPE for the rest (shim_sendv raises it only
+	 * for a call that sent nothing). */
+	more = shim_sendv(c, &rest, 1, flags | MSG_NOSIGNAL);
+	shim_put(&c->o);
+	*ret = more > 0 ? n + more : n;
+	return 1;
+slow:
+	shim_fast_leave(me);
+	return 0;
+}
+
+int shim_fast_recv(int fd, void *buf, size_t len, int flags, ssize_t *ret)
+{
+	struct shim_reader *me = shim_fast_enter();
+	struct shim_conn *c;
+	long n;
+
+	if (!me)
+		return 0;
+	c = shim_conn_of(shim_fast_lookup(fd));
+	if (!c || !fast_ok(c, &c->rxg, me, c->shut_rd) || len == 0 || (flags & ~MSG_DONTWAIT))
+		goto slow;
+	/* No re-validation of the remote after the copy, as in ivl_recv()
+	 * (channel.c's file comment says why). */
+	n = ivl__ring_read(&c->lk.rx.ring, buf, len);
+	if (n <= 0)
+		goto slow; /* empty or EOF: the full path decides */
+	count_rx(c, (uint64_t)n);
+	shim_fast_leave(me);
+	*ret = n;
+	return 1;
+slow:
+	shim_fast_leave(me);
+	return 0;
 }
 
 /* ------------------------------------------------------------ shutdown, close */
@@ -1505,16 +1643,16 @@ int shim_shutdown(struct shim_conn *c, int how)
 	if (st != SS_ACCEL && st != SS_CLI_PENDING && st != SS_SRV_PENDING)
 		return SHIM_PASS;
 	if (how != SHUT_RD) {
-		pthread_mutex_lock(&c->tx_lock);
+		shim_guard_lock(&c->txg);
 		c->shut_wr = 1;
 		ivl_ring_set_flags(&c->lk.tx.ring, IVL_RING_F_DONE_WRITING);
-		pthread_mutex_unlock(&c->tx_lock);
+		pthread_mutex_unlock(&c->txg.lock);
 	}
 	if (how != SHUT_WR && st == SS_ACCEL) {
-		pthread_mutex_lock(&c->rx_lock);
+		shim_guard_lock(&c->rxg);
 		c->shut_rd = 1;
 		ivl_ring_set_cons_flags(&c->lk.rx.ring, IVL_RING_F_CLOSED);
-		pthread_mutex_unlock(&c->rx_lock);
+		pthread_mutex_unlock(&c->rxg.lock);
 	}
 	/* The TCP socket follows, except while pending: a fallback must
 	 * still be able to replay over it (do_fallback shuts it then). */
@@ -1530,18 +1668,24 @@ static void accel_release(struct shim_conn *c)
 {
 	struct ivl_chan_half *h = own_half(c);
 
+	shim_guard_lock(&c->txg);
+	flush_tx(c);
+	pthread_mutex_unlock(&c->txg.lock);
+	shim_guard_lock(&c->rxg);
+	flush_rx(c);
+	pthread_mutex_unlock(&c->rxg.lock);
 	if (!h)
 		return;
 	if (__atomic_sub_fetch(&h->shim.procs, 1, __ATOMIC_ACQ_REL) != 0) {
 		c->slot = IVL_SLOT_NONE; /* another process holds it */
 		return;
 	}
-	pthread_mutex_lock(&c->tx_lock);
+	shim_guard_lock(&c->txg);
 	ivl_ring_set_flags(&c->lk.tx.ring, IVL_RING_F_CLOSED);
-	pthread_mutex_unlock(&c->tx_lock);
-	pthread_mutex_lock(&c->rx_lock);
+	pthread_mutex_unlock(&c->txg.lock);
+	shim_guard_lock(&c->rxg);
 	ivl_ring_set_cons_flags(&c->lk.rx.ring, IVL_RING_F_CLOSED);
-	pthread_mutex_unlock(&c->rx_lock);
+	pthread_mutex_unlock(&c->rxg.lock);
 	close_half(c);
 	__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
 }

@@ -522,6 +522,7 @@ static void load_config(void)
 
 static void thread_exit(void *arg)
 {
+	shim_reader_release();
 	if (thread_registered) {
 		urcu_memb_unregister_thread();
 		thread_registered = 0;
@@ -540,6 +541,7 @@ void shim_thread_init(void)
 __attribute__((constructor)) static void shim_init(void)
 {
 	shim_resolve();
+	shim_fast_init();
 	pthread_key_create(&thread_key, thread_exit);
 	load_config();
 	save_env();
@@ -550,7 +552,6 @@ __attribute__((constructor)) static void shim_init(void)
 		 g_rules_invalid ? ", rules invalid: everything on TCP" : "",
 		 shim_cfg.disabled ? ", disabled" : "");
 }
-
 
 /* ------------------------------------------------------------ fd table */
 
@@ -614,9 +615,22 @@ int shim_set(int fd, struct shim_obj *o)
 		/* A stale entry: the fd was closed behind our back (e.g. by
 		 * fclose, which calls close internally). */
 		urcu_memb_synchronize_rcu();
+		shim_fast_sync();
 		shim_put(old);
 	}
 	return 0;
+}
+
+struct shim_obj *shim_fast_lookup(int fd)
+{
+	struct shim_obj **chunk;
+
+	if ((unsigned)fd >= TAB_L1 * TAB_L2)
+		return NULL;
+	chunk = __atomic_load_n(&fdtab[fd / TAB_L2], __ATOMIC_ACQUIRE);
+	/* Acquire: pairs with rcu_xchg_pointer() in shim_set(), as
+	 * rcu_dereference() does. */
+	return chunk ? __atomic_load_n(&chunk[fd % TAB_L2], __ATOMIC_ACQUIRE) : NULL;
 }
 
 struct shim_obj *shim_take(int fd)
@@ -822,7 +836,6 @@ void shim_ep_process_all(void)
 	struct shim_conn **v;
 	int n;
 
-
 	for (struct shim_ep *s = __atomic_load_n(&g_eps, __ATOMIC_ACQUIRE); s; s = s->next)
 		ivl_endpoint_process(s->ep);
 	n = active_snapshot(&v);
@@ -993,8 +1006,11 @@ static void procs_add(int delta)
 	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
 		struct ivl_chan_half *h;
 
-		if (delta > 0)
-			c->forked = 1;
+		if (delta > 0) {
+			/* No fast path while another process may use it. */
+			shim_guard_revoke(&c->txg, &c->forked);
+			shim_guard_revoke(&c->rxg, &c->forked);
+		}
 		if (!c->sep || c->slot == IVL_SLOT_NONE)
 			continue;
 		h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep), c->slot);
@@ -1032,6 +1048,7 @@ void shim_fork_child(void)
 	pthread_mutex_init(&ep_lock, NULL);
 	pthread_mutex_init(&shim_reg_lock, NULL);
 	shim_sleepers_fork_child();
+	shim_fast_fork_child();
 	/*
 	 * The child shares the parent's peer identity for what it inherited,
 	 * but the daemon connection is the parent's: the child must never
@@ -1054,9 +1071,14 @@ void shim_fork_child(void)
 	g_attach_retry_ns = 0;
 	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
 		pthread_mutex_init(&c->lock, NULL);
-		pthread_mutex_init(&c->tx_lock, NULL);
-		pthread_mutex_init(&c->rx_lock, NULL);
+		shim_guard_init(&c->txg);
+		shim_guard_init(&c->rxg);
 		c->inherited = 1;
+		c->forked = 1; /* never a fast path here: adopt at each use */
+		/* What the parent moved and has not flushed yet is the
+		 * parent's to count. */
+		c->tx_unflushed = 0;
+		c->rx_unflushed = 0;
 		c->lk.block_max_ns = SHIM_INHERITED_SLICE_NS;
 	}
 }
