@@ -32,6 +32,7 @@
 #include <ivlink/region.h>
 
 #include "backend.h"
+#include "os.h"
 #include "fd_high.h"
 #include "region_guard.h"
 
@@ -59,14 +60,6 @@ struct ivl__backend {
 	struct ivl__log log;
 	struct peer_fds peers[IVL_PEERS_LIMIT];
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void close_fds(struct peer_fds *p)
 {
@@ -146,7 +139,7 @@ static int read_msg_wait(struct ivl__backend *be, int64_t *val, int *fd, int64_t
 
 		if (rc != 0)
 			return rc;
-		left = deadline - now_ns();
+		left = deadline - ivl__now_ns();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		rc = poll(&p, 1, (int)(left / 1000000 + 1));
@@ -262,7 +255,7 @@ static int do_connect(const char *path, int64_t deadline)
 		rc = -errno;
 		if (rc == -EINTR)
 			continue;
-		if (rc != -EAGAIN || now_ns() >= deadline) {
+		if (rc != -EAGAIN || ivl__now_ns() >= deadline) {
 			close(s);
 			return rc == -EAGAIN ? -ETIMEDOUT : rc;
 		}
@@ -274,7 +267,7 @@ static int do_connect(const char *path, int64_t deadline)
 static int host_attach(struct ivl__backend **out, const char *target, int64_t timeout_ns,
 		       const struct ivl__log *log, struct ivl__attach_info *info)
 {
-	int64_t deadline = now_ns() + timeout_ns;
+	int64_t deadline = ivl__now_ns() + timeout_ns;
 	struct ivl__backend *be;
 	struct peer_fds *own;
 	int64_t val;

@@ -44,6 +44,7 @@
 #include "fd_high.h"
 #include "guestd_proto.h"
 #include "ivshmem_dev.h"
+#include "os.h"
 
 #define POLL_MAX_NS   1000000LL /* polling back-off bound: 1 ms */
 #define POLL_TIMER_NS 1000000LL /* ivl_endpoint_fd() tick in polling mode */
@@ -79,14 +80,6 @@ const char *ivl__guestd_path(void)
 	if (p && (strcmp(p, "off") == 0 || strcmp(p, "none") == 0))
 		return NULL;
 	return p && *p ? p : IVL_GUESTD_SOCK_DEFAULT;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static struct ivl__backend *be_new(const struct ivl__log *log)
@@ -246,7 +239,7 @@ static int recv_reply(int s, struct ivl__guestd_reply *r, int fds[3], int64_t de
 			    .msg_control = cbuf.b,
 			    .msg_controllen = sizeof(cbuf.b)};
 	struct pollfd p = {.fd = s, .events = POLLIN};
-	int64_t left = deadline - now_ns();
+	int64_t left = deadline - ivl__now_ns();
 	ssize_t n;
 	int nfd = 0;
 
@@ -302,7 +295,7 @@ static int attach_agent(struct ivl__backend *be, const char *path, const char *t
 		ivl__logf(&be->log, IVL_LOG_ERROR, "send to %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	rc = recv_reply(be->agent_sock, &r, fds, now_ns() + timeout_ns);
+	rc = recv_reply(be->agent_sock, &r, fds, ivl__now_ns() + timeout_ns);
 	if (rc < 0) {
 		ivl__logf(&be->log, IVL_LOG_ERROR, "ivlink-guestd at %s: %s", path, strerror(-rc));
 		return rc;

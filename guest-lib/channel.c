@@ -89,7 +89,7 @@ static int64_t deadline_of(int64_t timeout_ns)
 
 	if (timeout_ns < 0)
 		return INT64_MAX;
-	now = ivl__now_mono_ns();
+	now = ivl__now_ns();
 	if (timeout_ns > INT64_MAX - now)
 		return INT64_MAX;
 	return now + timeout_ns;
@@ -101,7 +101,7 @@ static int64_t remaining(int64_t deadline)
 
 	if (deadline == INT64_MAX)
 		return -1;
-	left = deadline - ivl__now_mono_ns();
+	left = deadline - ivl__now_ns();
 	return left > 0 ? left : 0;
 }
 

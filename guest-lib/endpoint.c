@@ -52,14 +52,6 @@
 
 #define CONNECT_TIMEOUT_DEFAULT_NS 5000000000LL
 
-int64_t ivl__now_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* ---------------------------------------------------------------- waiting */
 
 static int futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns)
@@ -228,7 +220,7 @@ int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, s
 int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
 		      struct ivl__kick *k, int64_t timeout_ns)
 {
-	int64_t deadline = ivl__now_mono_ns() + timeout_ns;
+	int64_t deadline = ivl__now_ns() + timeout_ns;
 	int rc;
 
 	while ((rc = ivl__ep_kick_open(ep, peer, vector, k)) == -EAGAIN) {
@@ -236,7 +228,7 @@ int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
 
 		/* Only a daemon connection we read can still bring them. */
 		if (!ep->ops->process || ep->ctl_lost || ep->ctl_fd < 0 ||
-		    ivl__now_mono_ns() >= deadline)
+		    ivl__now_ns() >= deadline)
 			break;
 		poll(&p, 1, 1);
 	}
@@ -418,7 +410,7 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 		ep->spin_ns = 0;
 	timeout =
 	    opts->connect_timeout_ns > 0 ? opts->connect_timeout_ns : CONNECT_TIMEOUT_DEFAULT_NS;
-	deadline = ivl__now_mono_ns() + timeout;
+	deadline = ivl__now_ns() + timeout;
 
 	memset(&info, 0, sizeof(info));
 	rc = ep->ops->attach(&ep->be, target, timeout, &ep->log, &info);
@@ -452,7 +444,7 @@ int ivl_endpoint_open(struct ivl_endpoint **out, const struct ivl_endpoint_opts 
 			goto err_detach;
 		if (pv.state == IVL_PEER_UP && ivl_section_check(&ep->rg, ep->self) == 0)
 			break;
-		if (ivl__now_mono_ns() >= deadline) {
+		if (ivl__now_ns() >= deadline) {
 			ivl__logf(&ep->log, IVL_LOG_ERROR, "peer %u never became UP", ep->self);
 			rc = -EPROTO;
 			goto err_detach;

@@ -16,6 +16,7 @@
 
 #include "backend.h"
 #include "link.h"
+#include "os.h"
 
 /*
  * Per-vector waiting state, process local (see endpoint.c). One cache line
@@ -65,7 +66,6 @@ struct ivl_channel {
 	struct ivl__link lk; /* rings, doorbell, liveness (link.h) */
 };
 
-int64_t ivl__now_mono_ns(void);
 /* The integer in environment variable name, or dflt if unset or invalid. */
 int64_t ivl__env_i64(const char *name, int64_t dflt);
 

@@ -607,14 +607,14 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	SHIM_DBG("fd %d: proposal %s to peer %u (slot %u)", c->fd, c->name, server, c->slot);
 
 	if (REAL(connect)(c->fd, sa, len) == 0) {
-		c->deadline_ns = shim_now_ns() + shim_cfg.accept_timeout_ns;
+		c->deadline_ns = ivl__now_ns() + shim_cfg.accept_timeout_ns;
 		set_state(c, SS_CLI_PENDING);
 		shim_progress_kick();
 		return 0;
 	}
 	rc = -errno;
 	if (rc == -EINPROGRESS || rc == -EINTR) {
-		c->deadline_ns = shim_now_ns() + shim_cfg.accept_timeout_ns;
+		c->deadline_ns = ivl__now_ns() + shim_cfg.accept_timeout_ns;
 		return rc;
 	}
 	/* The connection failed: plain TCP behaviour, nothing to undo but the
@@ -643,7 +643,7 @@ int shim_connecting_check(struct shim_conn *c, int consumed_error)
 	    (REAL(poll)(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLOUT | POLLERR | POLLHUP))))
 		goto out;
 	if (peer_name(c->fd, &f, a, &port) == 0) {
-		c->deadline_ns = shim_now_ns() + shim_cfg.accept_timeout_ns;
+		c->deadline_ns = ivl__now_ns() + shim_cfg.accept_timeout_ns;
 		set_state(c, SS_CLI_PENDING);
 		st = SS_CLI_PENDING;
 		shim_progress_kick();
@@ -935,7 +935,7 @@ static void cli_progress(struct shim_conn *c)
 		cli_withdraw(c, IVL_FB_DECLINED);
 		return;
 	}
-	if (shim_now_ns() >= c->deadline_ns)
+	if (ivl__now_ns() >= c->deadline_ns)
 		cli_withdraw(c, IVL_FB_TIMEOUT);
 }
 
@@ -1100,8 +1100,8 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 		 pr.peer);
 	/* A client blocked in read() or poll() confirms within microseconds:
 	 * wait that long before returning a pending connection. */
-	until = shim_now_ns() + (shim_cfg.spin_ns > 50000 ? shim_cfg.spin_ns : 50000);
-	while (get_state(c) == SS_SRV_PENDING && shim_now_ns() < until)
+	until = ivl__now_ns() + (shim_cfg.spin_ns > 50000 ? shim_cfg.spin_ns : 50000);
+	while (get_state(c) == SS_SRV_PENDING && ivl__now_ns() < until)
 		shim_progress(c);
 	return 0;
 tracked:
@@ -1113,12 +1113,12 @@ tracked:
 
 static int64_t deadline_from(int64_t timeout_ns)
 {
-	return timeout_ns > 0 ? shim_now_ns() + timeout_ns : INT64_MAX;
+	return timeout_ns > 0 ? ivl__now_ns() + timeout_ns : INT64_MAX;
 }
 
 static int64_t slice_until(int64_t deadline, int64_t slice)
 {
-	int64_t left = deadline == INT64_MAX ? slice : deadline - shim_now_ns();
+	int64_t left = deadline == INT64_MAX ? slice : deadline - ivl__now_ns();
 
 	if (left < 0)
 		left = 0;
@@ -1135,8 +1135,8 @@ static void pending_wait(struct shim_conn *c, int64_t deadline)
 	shim_progress(c);
 	if (get_state(c) != SS_CLI_PENDING && get_state(c) != SS_SRV_PENDING)
 		return;
-	if (c->state == SS_CLI_PENDING && c->deadline_ns - shim_now_ns() < t)
-		t = c->deadline_ns - shim_now_ns();
+	if (c->state == SS_CLI_PENDING && c->deadline_ns - ivl__now_ns() < t)
+		t = c->deadline_ns - ivl__now_ns();
 	if (t > 0)
 		ivl__vwait_block(c->sep->ep, c->lk.rx_vector, snap, t);
 	shim_progress(c);
@@ -1244,7 +1244,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			ret = -EAGAIN;
 			break;
 		}
-		if (shim_now_ns() >= deadline) {
+		if (ivl__now_ns() >= deadline) {
 			ret = done ? (ssize_t)done : -EAGAIN;
 			break;
 		}
@@ -1329,7 +1329,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		if (dontwait)
 			return -EAGAIN;
-		if (shim_now_ns() >= deadline)
+		if (ivl__now_ns() >= deadline)
 			return -EAGAIN;
 		pending_wait(c, deadline);
 		st = get_state(c);
@@ -1425,7 +1425,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			ivl__link_arm(&c->lk.rx);
 			if (ivl_ring_readable(&c->lk.rx.ring))
 				continue;
-			if (shim_now_ns() >= next_probe) {
+			if (ivl__now_ns() >= next_probe) {
 				tcp_probe(c);
 				if (c->tcp_hup || c->tcp_err)
 					continue;
@@ -1433,7 +1433,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			ret = -EAGAIN;
 			break;
 		}
-		if (shim_now_ns() >= deadline) {
+		if (ivl__now_ns() >= deadline) {
 			ret = -EAGAIN;
 			break;
 		}
@@ -1441,7 +1441,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		n = ivl_ring_wait_readable(&c->lk.rx.ring, slice_until(deadline, TCP_PROBE_NS));
 		if (n == -ETIMEDOUT) {
 			tcp_probe(c);
-			next_probe = shim_now_ns() + TCP_PROBE_NS;
+			next_probe = ivl__now_ns() + TCP_PROBE_NS;
 		} else if (n == -EPROTO) {
 			__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
 		}
@@ -1697,8 +1697,8 @@ void shim_conn_last_close(struct shim_conn *c)
 
 	/* A server still waiting for the client's decision waits for it
 	 * (bounded): its ring may hold bytes that only a replay delivers. */
-	until = shim_now_ns() + shim_cfg.accept_timeout_ns + 500000000LL;
-	while (get_state(c) == SS_SRV_PENDING && shim_now_ns() < until)
+	until = ivl__now_ns() + shim_cfg.accept_timeout_ns + 500000000LL;
+	while (get_state(c) == SS_SRV_PENDING && ivl__now_ns() < until)
 		pending_wait(c, until);
 	pthread_mutex_lock(&c->lock);
 	st = get_state(c);

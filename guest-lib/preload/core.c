@@ -50,14 +50,6 @@ struct shim_conn *shim_active;
 /* Environment preserved across execve (LD_PRELOAD and IVLINK_*). */
 static char **g_keep_env;
 
-int64_t shim_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------ real calls */
 
 void shim_resolve(void)
@@ -679,7 +671,7 @@ struct shim_ep *shim_ep_get(void)
 		return sep;
 	pthread_mutex_lock(&ep_lock);
 	sep = g_own;
-	if (sep || shim_now_ns() < g_attach_retry_ns)
+	if (sep || ivl__now_ns() < g_attach_retry_ns)
 		goto out;
 	memset(&o, 0, sizeof(o));
 	snprintf(name, sizeof(name), "shim:%.18s:%d", program_invocation_short_name, (int)getpid());
@@ -698,7 +690,7 @@ struct shim_ep *shim_ep_get(void)
 		g_attach_failed_logged = 1;
 		free(sep);
 		sep = NULL;
-		g_attach_retry_ns = shim_now_ns() + 1000000000LL;
+		g_attach_retry_ns = ivl__now_ns() + 1000000000LL;
 		goto out;
 	}
 	sep->owner = getpid();
@@ -793,7 +785,7 @@ void shim_gc_deferred(void)
 
 	if (!__atomic_load_n(&shim_gc_pending, __ATOMIC_RELAXED))
 		return;
-	now = shim_now_ns();
+	now = ivl__now_ns();
 	if (now - __atomic_load_n(&gc_last_ns, __ATOMIC_RELAXED) < 50000000LL)
 		return;
 	__atomic_store_n(&gc_last_ns, now, __ATOMIC_RELAXED);
@@ -821,7 +813,7 @@ void shim_gc_deferred(void)
 void shim_housekeeping(void)
 {
 	static int64_t last_ns;
-	int64_t now = shim_now_ns();
+	int64_t now = ivl__now_ns();
 
 	shim_gc_deferred();
 	if (now - __atomic_load_n(&last_ns, __ATOMIC_RELAXED) < 50000000LL)

@@ -417,7 +417,6 @@ extern pthread_mutex_t shim_active_lock; /* the active list */
 extern struct shim_conn *shim_active;	 /* pending/accelerated conns */
 void shim_active_add(struct shim_conn *c);
 void shim_active_del(struct shim_conn *c);
-int64_t shim_now_ns(void);
 extern uint64_t shim_hidden_ep_tag;
 
 /* Connections (conn.c). */
