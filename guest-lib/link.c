@@ -65,17 +65,22 @@ int ivl__link_rx_alive(struct ivl__link *lk)
 
 /* ---------------------------------------------------------------- doorbell */
 
-int ivl__link_open_kick(struct ivl__link *lk, uint32_t vector)
+static int try_open_kick(struct ivl__link *lk, uint32_t vector)
 {
 	int rc;
 
-	lk->remote_rx_vector = vector;
 	if (__atomic_load_n(&lk->kick_open, __ATOMIC_ACQUIRE))
 		return 0;
 	rc = ivl__ep_kick_open(lk->ep, lk->remote, vector, &lk->kick);
 	if (rc == 0)
 		__atomic_store_n(&lk->kick_open, 1, __ATOMIC_RELEASE);
 	return rc;
+}
+
+int ivl__link_open_kick(struct ivl__link *lk, uint32_t vector)
+{
+	__atomic_store_n(&lk->remote_rx_vector, vector, __ATOMIC_RELAXED);
+	return try_open_kick(lk, vector);
 }
 
 void ivl__link_close_kick(struct ivl__link *lk)
@@ -91,7 +96,7 @@ int ivl__link_kick(struct ivl__link *lk)
 	/* The remote's doorbells may have been unknown when the link was
 	 * made (a peer that just joined): open them now. */
 	if (!__atomic_load_n(&lk->kick_open, __ATOMIC_ACQUIRE) &&
-	    ivl__link_open_kick(lk, lk->remote_rx_vector) < 0)
+	    try_open_kick(lk, __atomic_load_n(&lk->remote_rx_vector, __ATOMIC_RELAXED)) < 0)
 		return 0;
 	return lk->ep->ops->kick(&lk->kick);
 }

@@ -783,12 +783,14 @@ static void do_fallback(struct shim_conn *c, uint32_t reason)
 		 c->is_server ? "accepted" : "connection", ds, shim_reason_name(reason));
 }
 
-static void count_accel(struct shim_conn *c)
+/* pending: the bytes written while pending (the tx handle's tail, read
+ * under its guard before the state became SS_ACCEL). */
+static void count_accel(struct shim_conn *c, uint64_t pending)
 {
 	struct ivl_peer_shim *ps = peer_shim(c->sep);
 
 	__atomic_fetch_add(&ps->accelerated, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&ps->tx_bytes, c->lk.tx.ring.p_tail, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&ps->tx_bytes, pending, __ATOMIC_RELAXED);
 }
 
 /*
@@ -876,6 +878,7 @@ static void cli_progress(struct shim_conn *c)
 	struct ivl_chan_half *mine = own_half(c), *theirs;
 	struct ivl_notifier n;
 	uint32_t expect = IVL_RDV_PROPOSED, why;
+	uint64_t pending;
 	void *data;
 	int rc;
 
@@ -911,10 +914,11 @@ static void cli_progress(struct shim_conn *c)
 		 * poisoned handle shows as a reset at the next write. */
 		shim_guard_lock(&c->txg);
 		(void)ivl_ring_set_cons_block(&c->lk.tx.ring, &theirs->rx_cons);
+		pending = c->lk.tx.ring.p_tail;
 		pthread_mutex_unlock(&c->txg.lock);
 		(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
 		set_state(c, SS_ACCEL);
-		count_accel(c);
+		count_accel(c, pending);
 		poke(c->sep, c->lk.remote);
 		/* Bytes written while pending: the server may sleep on them. */
 		ivl__link_kick(&c->lk);
@@ -944,6 +948,7 @@ static void srv_progress(struct shim_conn *c)
 	struct ivl_chan_half *p = ivl_region_chan(rg_of(c), c->lk.remote, c->remote_slot);
 	struct ivl_peer_view pv;
 	uint32_t st, gen, rdv;
+	uint64_t pending;
 
 	if (ivl_region_peer_view(rg_of(c), c->lk.remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
 	    pv.epoch != c->lk.remote_epoch) {
@@ -955,8 +960,13 @@ static void srv_progress(struct shim_conn *c)
 	rdv = __atomic_load_n(&p->shim.rdv, __ATOMIC_ACQUIRE);
 	if (gen == c->remote_gen && (st == IVL_CHAN_OFFERED || st == IVL_CHAN_CLOSED) &&
 	    rdv == IVL_RDV_CONFIRMED) {
+		/* No owner before SS_ACCEL: the guard only orders this read
+		 * after the app thread's pending writes. */
+		shim_guard_lock(&c->txg);
+		pending = c->lk.tx.ring.p_tail;
+		pthread_mutex_unlock(&c->txg.lock);
 		set_state(c, SS_ACCEL);
-		count_accel(c);
+		count_accel(c, pending);
 		SHIM_DBG("fd %d: %s accelerated (client confirmed)", c->fd, c->name);
 		return;
 	}
