@@ -2,7 +2,7 @@
 /*
  * Private header of guest-lib/: the link, what one connection needs below
  * the API, shared by channels (channel.c) and the socket shim
- * (preload/conn.c): the ring pair, the remote's doorbell, the notifier the
+ * (preload/conn*.c): the ring pair, the remote's doorbell, the notifier the
  * rings sleep and wake through, liveness of the remote, and arm/disarm of
  * a doorbell for poll-style waiting. The sleep/wake handshake itself is the
  * ring's (transport/ring.c, ring_inline.h); a link only tells the ring how

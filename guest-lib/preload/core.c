@@ -991,7 +991,7 @@ __attribute__((destructor)) static void shim_fini(void)
 /* ------------------------------------------------------------ fork, exec */
 
 /* Adds delta to the process count of every active connection's half, and
- * for a child to come marks each as forked (conn.c adopts what the other
+ * for a child to come marks each as forked (conn_io.c adopts what the other
  * process moved). Caller holds shim_active_lock. */
 static void procs_add(int delta)
 {

@@ -88,7 +88,7 @@
  * published with rcu_assign_pointer. The full path's lookup (shim_get)
  * runs under rcu_read_lock (liburcu, urcu-memb flavour) and takes a
  * reference on the object before leaving the read-side section. The fast
- * path of send/recv/read/write (conn.c, shim_fast_send/recv) takes none:
+ * path of send/recv/read/write (conn_io.c, shim_fast_send/recv) takes none:
  * it runs in a fast section (fast.c), a per-thread sequence word made odd
  * and even again with plain stores. close clears the entry, waits for an
  * RCU grace period and for the fast sections (shim_fast_sync, one
@@ -419,7 +419,7 @@ void shim_active_add(struct shim_conn *c);
 void shim_active_del(struct shim_conn *c);
 extern uint64_t shim_hidden_ep_tag;
 
-/* Connections (conn.c). */
+/* Connections (conn*.c, conn.h). */
 struct shim_conn *shim_conn_new(int fd, int family, int nonblock);
 void shim_conn_free(struct shim_conn *c);
 int shim_listen_publish(struct shim_conn *c);

@@ -269,7 +269,7 @@ static __attribute__((noinline)) ssize_t read_full(int fd, void *buf, size_t n)
 }
 
 /*
- * The four one-buffer calls try the fast path first (conn.c: an
+ * The four one-buffer calls try the fast path first (conn_io.c: an
  * accelerated connection this thread owns, room or data in the ring) and
  * only then the full path, kept out of line so that the fast one needs no
  * register saves.

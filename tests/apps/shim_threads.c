@@ -92,16 +92,6 @@ struct writer {
 	int err; /* part 2: the errno that ended the loop */
 };
 
-static void write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t k = write(fd, buf, len);
-
-		CHECK(k > 0, "write: %s", strerror(errno));
-		buf += k;
-		len -= (size_t)k;
-	}
-}
 
 static void *writer_thread(void *arg)
 {
@@ -116,7 +106,7 @@ static void *writer_thread(void *arg)
 	while (sent < w->total) {
 		size_t n = w->total - sent < CHUNK ? (size_t)(w->total - sent) : CHUNK;
 
-		write_all(w->fd, buf, n);
+		peer_write_all(w->fd, buf, n);
 		sent += n;
 		/* A owns the direction by now; B comes while A goes on. */
 		if (!w->is_b && sent >= A_ALONE)
