@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #include <linux/membarrier.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -72,8 +73,11 @@ struct shim_reader *shim_reader_register(void)
 		if (r->free)
 			break;
 	if (!r) {
-		r = calloc(1, sizeof(*r));
+		/* A line of its own (the struct's alignment): calloc's 16 are
+		 * not enough. */
+		r = aligned_alloc(_Alignof(struct shim_reader), sizeof(*r));
 		if (r) {
+			memset(r, 0, sizeof(*r));
 			r->next = readers;
 			readers = r;
 		}
