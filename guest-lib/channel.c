@@ -12,13 +12,24 @@
  * Both rings ring B's doorbell for B's half's rx_vector (B sleeps there for
  * data and for space alike), and we sleep on our rx_vector.
  *
- * Peer death: every call first compares the remote's peer-table entry with
- * the epoch recorded at match (one acquire load of a line that rarely
- * changes). The receive side reads on after the remote left, while its
- * section still carries that epoch (rx_alive()); a received copy is
- * validated again after it was made, because a new incarnation of the id
- * reuses the section. The rings' check() callback does the same between
- * sleeps, so a blocked call notices within one wake-up.
+ * Peer death (the link's liveness, link.c): ivl_send() and ivl_recv() look
+ * at the remote's peer-table entry only on their slow path, when the ring
+ * is full or empty, never per message; a message moved on the fast path
+ * costs the ring's inline write or read and nothing else. So, as with TCP,
+ * a send to a remote that has just died may still succeed while its ring
+ * has room, and data it published before it left is read out first; the
+ * first send that finds the ring full and every receive that finds it
+ * empty report the death, and a send after that fails at once (tx_dead,
+ * sticky). The receive side reads on while the remote's section still
+ * carries the epoch we matched (rx_alive()); a copy made on the slow path
+ * is validated again after it was made, because a new incarnation of the
+ * id reuses the section. The fast path does not re-validate: the daemon
+ * re-stamps a section only when it hands the id to a new peer, and its
+ * reset zeroes the ring indices, so a later read sees an index outside the
+ * ring and takes the slow path; what the check would catch is a reset
+ * landing during one inline copy, whose bytes then come from inside the
+ * region all the same. The rings' check() callback looks at liveness
+ * between sleeps, so a blocked call notices within one wake-up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,61 +43,32 @@
 
 #define MATCH_POLL_MIN_NS 1000000LL  /* 1 ms */
 #define MATCH_POLL_MAX_NS 20000000LL /* 20 ms */
-#define IOV_STACK	  16
-#define POLL_MIN_NS	  10000LL /* polling mode: first back-off, 10 us */
 
 /* ---------------------------------------------------------------- liveness */
 
-/* 0 while the remote is the incarnation we matched and UP, else
- * -ECONNRESET. A peer that left never comes back with the same epoch, so
- * this needs no sticky state of its own. */
 static int chan_alive(struct ivl_channel *ch)
 {
-	struct ivl_peer_view pv;
-
-	if (__atomic_load_n(&ch->reset, __ATOMIC_RELAXED))
-		return -ECONNRESET;
-	if (ivl_region_peer_view(&ch->ep->rg, ch->remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
-	    pv.epoch != ch->remote_epoch)
-		return -ECONNRESET;
-	return 0;
+	return ivl__link_alive(&ch->lk);
 }
 
 /* Whether we may still send: our own shutdown first, so that, like a
- * socket, a send after SHUT_WR is -EPIPE even if the remote has gone since. */
+ * socket, a send after SHUT_WR is -EPIPE even if the remote has gone since.
+ * A gone remote is remembered in tx_dead, which the fast path tests. */
 static int tx_usable(struct ivl_channel *ch)
 {
-	return ch->shut_wr ? -EPIPE : chan_alive(ch);
+	int rc;
+
+	if (ch->shut_wr)
+		return -EPIPE;
+	rc = chan_alive(ch);
+	if (rc < 0)
+		ch->tx_dead = 1;
+	return rc;
 }
 
-/*
- * The receive side may still read after the remote left: the daemon keeps a
- * gone peer's section intact until it hands the id out again (and then
- * re-stamps it with the new epoch first), so what the remote published
- * before it went, its last bytes and its EOF, is still there and still
- * trustworthy while the section carries the epoch we matched. Returns 0
- * while that holds, -ECONNRESET once the section was reused.
- */
 static int rx_alive(struct ivl_channel *ch)
 {
-	if (chan_alive(ch) == 0)
-		return 0;
-	if (__atomic_load_n(&ch->reset, __ATOMIC_RELAXED))
-		return -ECONNRESET;
-	return ivl__section_intact(&ch->ep->rg, ch->remote, ch->remote_epoch);
-}
-
-int ivl__section_intact(struct ivl_region *rg, uint32_t id, uint32_t epoch)
-{
-	struct ivl_section_hdr *sec = ivl_region_section(rg, id);
-
-	/* Acquire pairs with the release stores of ivl_section_reset(): a
-	 * reset in progress has cleared the magic, a finished one changed the
-	 * epoch. */
-	if (!sec || __atomic_load_n(&sec->magic, __ATOMIC_ACQUIRE) != IVL_SECTION_MAGIC ||
-	    __atomic_load_n(&sec->owner_epoch, __ATOMIC_ACQUIRE) != epoch)
-		return -ECONNRESET;
-	return 0;
+	return ivl__link_rx_alive(&ch->lk);
 }
 
 /* Ring errors as the API reports them: corrupt state published by a peer
@@ -96,69 +78,19 @@ static long map_err(struct ivl_channel *ch, long rc)
 	if (rc == -EPROTO && chan_alive(ch) < 0)
 		return -ECONNRESET;
 	if (rc == -ECONNRESET)
-		__atomic_store_n(&ch->reset, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&ch->lk.reset, 1, __ATOMIC_RELAXED);
 	return rc;
 }
 
-/* ---------------------------------------------------------------- notifier */
-
-static int n_kick(void *ctx)
-{
-	struct ivl__chan_dir *d = ctx;
-	struct ivl_channel *ch = d->ch;
-
-	return ch->ep->ops->kick(&ch->kick);
-}
-
-/* Called by ring.c before it advertises sleep and re-checks the ring: the
- * generation snapshot taken here is what block() compares against, so a
- * doorbell rung after the re-check is never lost (endpoint.c). The snapshot
- * comes before the liveness check so that a control doorbell rung after a
- * peer left is not missed either. */
-static int n_check(void *ctx)
-{
-	struct ivl__chan_dir *d = ctx;
-	struct ivl_channel *ch = d->ch;
-
-	d->snap = ivl__vwait_snapshot(ch->ep, ch->rx_vector);
-	return chan_alive(ch);
-}
-
-static int n_block(void *ctx, int64_t timeout_ns)
-{
-	struct ivl__chan_dir *d = ctx;
-	struct ivl_channel *ch = d->ch;
-
-	__atomic_store_n(&d->sleeps, d->sleeps + 1, __ATOMIC_RELAXED);
-	if (ch->ep->poll_max_ns > 0) {
-		/* Polling mode: no doorbell will ever wake us, so sleep a
-		 * doubling back-off (POLL_MIN_NS to the backend's bound) and
-		 * let ring.c re-check; a vector eventfd can still be written
-		 * locally (another thread's drain), which only shortens it. */
-		d->poll_ns = d->poll_ns ? d->poll_ns * 2 : POLL_MIN_NS;
-		if (d->poll_ns > ch->ep->poll_max_ns)
-			d->poll_ns = ch->ep->poll_max_ns;
-		if (timeout_ns < 0 || timeout_ns > d->poll_ns)
-			timeout_ns = d->poll_ns;
-	}
-	return ivl__vwait_block(ch->ep, ch->rx_vector, d->snap, timeout_ns);
-}
-
-static void arm(struct ivl__chan_dir *d)
-{
-	ivl__ring_arm(&d->ring, &d->armed);
-}
-
-static void disarm(struct ivl__chan_dir *d)
-{
-	ivl__ring_disarm(&d->ring, &d->armed);
-}
-
+/* No clock read for an infinite timeout. */
 static int64_t deadline_of(int64_t timeout_ns)
 {
-	int64_t now = ivl__now_mono_ns();
+	int64_t now;
 
-	if (timeout_ns < 0 || timeout_ns > INT64_MAX - now)
+	if (timeout_ns < 0)
+		return INT64_MAX;
+	now = ivl__now_ns();
+	if (timeout_ns > INT64_MAX - now)
 		return INT64_MAX;
 	return now + timeout_ns;
 }
@@ -169,7 +101,7 @@ static int64_t remaining(int64_t deadline)
 
 	if (deadline == INT64_MAX)
 		return -1;
-	left = deadline - ivl__now_mono_ns();
+	left = deadline - ivl__now_ns();
 	return left > 0 ? left : 0;
 }
 
@@ -180,30 +112,28 @@ static int64_t remaining(int64_t deadline)
  */
 static int wait_tx(struct ivl_channel *ch, size_t need, unsigned flags, int64_t deadline)
 {
-	struct ivl__chan_dir *d = &ch->tx;
+	struct ivl__link_dir *d = &ch->lk.tx;
 	int rc;
 
 	if ((flags & IVL_DONTWAIT) || deadline == 0) {
-		arm(d);
+		ivl__link_arm(d);
 		return ivl_ring_writable(&d->ring, need) ? 0 : -EAGAIN;
 	}
-	disarm(d);
-	d->poll_ns = 0;
+	ivl__link_wait_prepare(d);
 	rc = ivl_ring_wait_writable(&d->ring, need, remaining(deadline));
 	return rc < 0 ? (int)map_err(ch, rc) : 0;
 }
 
 static int wait_rx(struct ivl_channel *ch, unsigned flags, int64_t deadline)
 {
-	struct ivl__chan_dir *d = &ch->rx;
+	struct ivl__link_dir *d = &ch->lk.rx;
 	int rc;
 
 	if ((flags & IVL_DONTWAIT) || deadline == 0) {
-		arm(d);
+		ivl__link_arm(d);
 		return ivl_ring_readable(&d->ring) ? 0 : -EAGAIN;
 	}
-	disarm(d);
-	d->poll_ns = 0;
+	ivl__link_wait_prepare(d);
 	rc = ivl_ring_wait_readable(&d->ring, remaining(deadline));
 	return rc < 0 ? (int)map_err(ch, rc) : 0;
 }
@@ -292,7 +222,7 @@ static int open_kick(struct ivl_channel *ch, uint32_t vector, int64_t deadline)
 	struct ivl_endpoint *ep = ch->ep;
 
 	for (;;) {
-		int rc = ivl__ep_kick_open(ep, ch->remote, vector, &ch->kick);
+		int rc = ivl__link_open_kick(&ch->lk, vector);
 
 		if (rc != -EAGAIN)
 			return rc;
@@ -311,8 +241,8 @@ static int attach_rings(struct ivl_channel *ch, const struct ivl_ctab_remote *m,
 {
 	struct ivl_endpoint *ep = ch->ep;
 	struct ivl_chan_half *mine = ivl_region_chan(&ep->rg, ep->self, ch->slot);
-	struct ivl_chan_half *theirs = ivl_region_chan(&ep->rg, ch->remote, m->remote_slot);
-	struct ivl_notifier n = {.kick = n_kick, .block = n_block, .check = n_check};
+	struct ivl_chan_half *theirs = ivl_region_chan(&ep->rg, ch->lk.remote, m->remote_slot);
+	struct ivl_notifier n;
 	/* Our ring's place from the private copy of the offer: the half's
 	 * copy is for the remote, and any region member can rewrite it. */
 	void *tx_data = ivl_region_ptr(&ep->rg, ch->own.tx_data_off, ch->own.tx_size);
@@ -321,20 +251,18 @@ static int attach_rings(struct ivl_channel *ch, const struct ivl_ctab_remote *m,
 
 	if (!mine || !theirs || !tx_data || !rx_data)
 		return -EPROTO;
-	ch->tx.ch = ch;
-	ch->rx.ch = ch;
-	n.ctx = &ch->tx;
-	rc = ivl_ring_init_producer(&ch->tx.ring, &mine->tx_prod, &theirs->rx_cons, tx_data,
+	ivl__link_notifier(&ch->lk.tx, &n);
+	rc = ivl_ring_init_producer(&ch->lk.tx.ring, &mine->tx_prod, &theirs->rx_cons, tx_data,
 				    ch->own.tx_size, ch->mode, p->max_record, &n);
 	if (rc < 0)
 		return rc;
-	n.ctx = &ch->rx;
-	rc = ivl_ring_init_consumer(&ch->rx.ring, &theirs->tx_prod, &mine->rx_cons, rx_data,
+	ivl__link_notifier(&ch->lk.rx, &n);
+	rc = ivl_ring_init_consumer(&ch->lk.rx.ring, &theirs->tx_prod, &mine->rx_cons, rx_data,
 				    m->remote_tx_size, ch->mode, m->remote_max_record, &n);
 	if (rc < 0)
 		return rc;
-	ch->tx.ring.spin_ns = ep->spin_ns;
-	ch->rx.ring.spin_ns = ep->spin_ns;
+	ch->lk.tx.ring.spin_ns = ep->spin_ns;
+	ch->lk.rx.ring.spin_ns = ep->spin_ns;
 	return 0;
 }
 
@@ -373,12 +301,12 @@ int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_
 	if (!ch)
 		return -ENOMEM;
 	ch->ep = ep;
-	ch->remote = remote_peer;
+	ivl__link_init(&ch->lk, ep);
+	ch->lk.remote = remote_peer;
 	ch->mode = p.mode;
-	ch->rx_vector = p.rx_vector;
+	ch->lk.rx_vector = p.rx_vector;
 	ch->send_ns = -1;
 	ch->recv_ns = -1;
-	ch->kick.fd = -1;
 
 	rc = ivl_ctab_offer(&ep->rg, ep->self, ep->self_epoch, &p, &ch->own);
 	if (rc < 0) {
@@ -394,7 +322,7 @@ int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_
 	if (rc < 0)
 		goto err_close;
 	ch->remote_slot = m.remote_slot;
-	ch->remote_epoch = m.remote_epoch;
+	ch->lk.remote_epoch = m.remote_epoch;
 	rc = open_kick(ch, m.remote_rx_vector, deadline);
 	if (rc < 0)
 		goto err_close;
@@ -408,12 +336,12 @@ int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t remote_
 	ivl__ep_link(ep, ch);
 	ivl__logf(&ep->log, IVL_LOG_DEBUG,
 		  "channel '%s': slot %u <-> peer %u slot %u (epoch %u), rx vector %u", name,
-		  ch->slot, remote_peer, ch->remote_slot, ch->remote_epoch, ch->rx_vector);
+		  ch->slot, remote_peer, ch->remote_slot, ch->lk.remote_epoch, ch->lk.rx_vector);
 	*out = ch;
 	return 0;
 
 err_kick:
-	ep->ops->kick_close(&ch->kick);
+	ivl__link_close_kick(&ch->lk);
 err_close:
 	ivl_ctab_drop(&ep->rg, ep->self, ch->slot, &ch->own);
 	if (rc != -ETIMEDOUT)
@@ -432,10 +360,10 @@ int ivl_channel_close(struct ivl_channel *ch)
 	ep = ch->ep;
 	ivl__ep_unlink(ep, ch);
 	/* Our own blocks only: the remote reads what is left, then EOF. */
-	ivl_ring_set_flags(&ch->tx.ring, IVL_RING_F_CLOSED);
-	ivl_ring_set_cons_flags(&ch->rx.ring, IVL_RING_F_CLOSED);
+	ivl_ring_set_flags(&ch->lk.tx.ring, IVL_RING_F_CLOSED);
+	ivl_ring_set_cons_flags(&ch->lk.rx.ring, IVL_RING_F_CLOSED);
 	ivl_ctab_drop(&ep->rg, ep->self, ch->slot, &ch->own);
-	ep->ops->kick_close(&ch->kick);
+	ivl__link_close_kick(&ch->lk);
 	free(ch);
 	return 0;
 }
@@ -448,10 +376,10 @@ int ivl_channel_shutdown(struct ivl_channel *ch, int how)
 		return -EINVAL;
 	if (how != IVL_SHUT_RD) {
 		ch->shut_wr = 1;
-		rc = ivl_ring_set_flags(&ch->tx.ring, IVL_RING_F_DONE_WRITING);
+		rc = ivl_ring_set_flags(&ch->lk.tx.ring, IVL_RING_F_DONE_WRITING);
 	}
 	if (how != IVL_SHUT_WR) {
-		int rc2 = ivl_ring_set_cons_flags(&ch->rx.ring, IVL_RING_F_CLOSED);
+		int rc2 = ivl_ring_set_cons_flags(&ch->lk.rx.ring, IVL_RING_F_CLOSED);
 
 		if (rc == 0)
 			rc = rc2;
@@ -471,7 +399,7 @@ void ivl_channel_set_timeouts(struct ivl_channel *ch, int64_t send_ns, int64_t r
 static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size_t total,
 			unsigned flags)
 {
-	struct ivl_ring *r = &ch->tx.ring;
+	struct ivl_ring *r = &ch->lk.tx.ring;
 	int64_t deadline = call_deadline(flags, ch->send_ns);
 	size_t done = 0;
 	long n;
@@ -504,28 +432,22 @@ static ssize_t send_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 }
 
 /*
- * One buffer: the ring's inline write first, with no deadline computed and
- * no iovec; only a full ring (or a partial stream write) goes on to
- * send_iov(), which waits. The liveness check stays per call: a send to a
- * remote known to be gone fails at once, as documented in ivlink.h.
+ * The slow path of ivl_send(): the inline write returned n (< 0, or a
+ * partial stream write). Liveness, the deadline and the waiting are here
+ * only; the rest of the buffer goes on through send_iov().
  */
-ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned flags)
+static IVL__RING_COLD ssize_t send_slow(struct ivl_channel *ch, const void *buf, size_t len,
+					unsigned flags, long n)
 {
 	struct iovec iov;
 	ssize_t rest;
-	long n;
 	int rc;
 
-	if (!ch || (len && !buf))
-		return -EINVAL;
-	rc = tx_usable(ch);
-	if (rc < 0)
-		return rc;
-	n = ivl__ring_write(&ch->tx.ring, buf, len, flags & IVL_MORE);
-	if (ivl__likely(n >= 0 && (ch->mode == IVL_MODE_MESSAGE || (size_t)n == len)))
-		return n;
 	if (n < 0 && n != -EAGAIN)
 		return map_err(ch, n);
+	rc = tx_usable(ch);
+	if (rc < 0)
+		return n > 0 ? n : rc;
 	if (n < 0)
 		n = 0;
 	iov = (struct iovec){.iov_base = (uint8_t *)buf + n, .iov_len = len - (size_t)n};
@@ -535,37 +457,38 @@ ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned f
 	return rest < 0 ? n : n + rest;
 }
 
-/* Copies an iovec array that the calls may advance. */
-static struct iovec *iov_dup(const struct iovec *iov, int cnt, struct iovec *stack, size_t *total)
+/*
+ * One buffer: the ring's inline write, with no liveness check, no deadline
+ * and no iovec; only a full ring, an error or a partial stream write goes
+ * on to send_slow(). shut_wr, tx_dead and reset are private words: a send
+ * after SHUT_WR, or after a call saw the remote gone, fails at once.
+ */
+ssize_t ivl_send(struct ivl_channel *ch, const void *buf, size_t len, unsigned flags)
 {
-	struct iovec *v = cnt <= IOV_STACK ? stack : malloc(sizeof(*v) * (size_t)cnt);
+	long n;
 
-	*total = 0;
-	if (!v)
-		return NULL;
-	for (int i = 0; i < cnt; i++) {
-		v[i] = iov[i];
-		if (iov[i].iov_len > SIZE_MAX - *total) {
-			if (v != stack)
-				free(v);
-			return NULL;
-		}
-		*total += iov[i].iov_len;
-	}
-	return v;
+	if (ivl__unlikely(!ch || (len && !buf)))
+		return -EINVAL;
+	if (ivl__unlikely(ch->shut_wr | ch->tx_dead |
+			  __atomic_load_n(&ch->lk.reset, __ATOMIC_RELAXED)))
+		return ch->shut_wr ? -EPIPE : -ECONNRESET;
+	n = ivl__ring_write(&ch->lk.tx.ring, buf, len, flags & IVL_MORE);
+	if (ivl__likely(n >= 0 && (ch->mode == IVL_MODE_MESSAGE || (size_t)n == len)))
+		return n;
+	return send_slow(ch, buf, len, flags, n);
 }
 
 ssize_t ivl_sendv(struct ivl_channel *ch, const struct iovec *iov, int iovcnt, unsigned flags)
 {
-	struct iovec stack[IOV_STACK], *v;
+	struct iovec stack[IVL__IOV_STACK], *v;
 	size_t total;
 	ssize_t n;
 
-	if (!ch || iovcnt < 0 || (iovcnt && !iov))
+	if (!ch)
 		return -EINVAL;
-	v = iov_dup(iov, iovcnt, stack, &total);
-	if (!v && iovcnt)
-		return -EINVAL;
+	n = ivl__iov_dup(iov, iovcnt, stack, &v, &total);
+	if (n < 0)
+		return n;
 	n = send_iov(ch, v, iovcnt, total, flags);
 	if (v != stack)
 		free(v);
@@ -575,7 +498,7 @@ ssize_t ivl_sendv(struct ivl_channel *ch, const struct iovec *iov, int iovcnt, u
 static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size_t cap,
 			unsigned flags)
 {
-	struct ivl_ring *r = &ch->rx.ring;
+	struct ivl_ring *r = &ch->lk.rx.ring;
 	int64_t deadline = call_deadline(flags, ch->recv_ns);
 	size_t done = 0;
 	long n;
@@ -613,35 +536,23 @@ static ssize_t recv_iov(struct ivl_channel *ch, struct iovec *iov, int cnt, size
 	}
 }
 
-/* One buffer: the ring's inline read first; an empty ring (or the rest of
- * an IVL_WAITALL) goes on to recv_iov(), which waits. The copy is
- * validated after it was made, as in recv_iov(). */
-ssize_t ivl_recv(struct ivl_channel *ch, void *buf, size_t len, unsigned flags)
+/*
+ * The slow path of ivl_recv(): the inline read returned n (< 0, or a
+ * partial read that IVL_WAITALL wants completed). Liveness, the deadline
+ * and the waiting are here only.
+ */
+static IVL__RING_COLD ssize_t recv_slow(struct ivl_channel *ch, void *buf, size_t len,
+					unsigned flags, long n)
 {
 	struct iovec iov;
 	ssize_t rest;
-	long n;
-	int rc;
 
-	if (!ch || (len && !buf))
-		return -EINVAL;
-	rc = rx_alive(ch);
-	if (rc < 0)
-		return rc;
-	n = ivl__ring_read(&ch->rx.ring, buf, len);
-	if (ivl__likely(n > 0 || (n == 0 && ch->mode == IVL_MODE_MESSAGE))) {
-		rc = rx_alive(ch);
-		if (rc < 0)
-			return rc;
-		if (ch->mode == IVL_MODE_MESSAGE || !(flags & IVL_WAITALL) || (size_t)n == len)
-			return n;
-	} else if (n == 0) {
-		return 0; /* end of stream */
-	} else if (n != -EAGAIN) {
+	if (n < 0 && n != -EAGAIN)
 		return map_err(ch, n);
-	} else {
+	if (n > 0 && rx_alive(ch) < 0)
+		return -ECONNRESET; /* copied from a section since reused */
+	if (n < 0)
 		n = 0;
-	}
 	iov = (struct iovec){.iov_base = (uint8_t *)buf + n, .iov_len = len - (size_t)n};
 	rest = recv_iov(ch, &iov, 1, len - (size_t)n, flags);
 	if (n == 0)
@@ -649,17 +560,43 @@ ssize_t ivl_recv(struct ivl_channel *ch, void *buf, size_t len, unsigned flags)
 	return rest < 0 ? n : n + rest;
 }
 
+/*
+ * One buffer: the ring's inline read, with no liveness check and no
+ * deadline; an empty ring, an error or the rest of an IVL_WAITALL goes on
+ * to recv_slow(), where recv_iov() checks liveness and waits. A stream's
+ * end (0 from the ring) is returned at once. The file comment says why the
+ * fast path does not validate the copy again.
+ */
+ssize_t ivl_recv(struct ivl_channel *ch, void *buf, size_t len, unsigned flags)
+{
+	long n;
+
+	if (ivl__unlikely(!ch || (len && !buf)))
+		return -EINVAL;
+	if (ivl__unlikely(__atomic_load_n(&ch->lk.reset, __ATOMIC_RELAXED)))
+		return -ECONNRESET;
+	n = ivl__ring_read(&ch->lk.rx.ring, buf, len);
+	if (ivl__likely(n > 0 || (n == 0 && ch->mode == IVL_MODE_MESSAGE))) {
+		if (ivl__likely(ch->mode == IVL_MODE_MESSAGE || !(flags & IVL_WAITALL) ||
+				(size_t)n == len))
+			return n;
+	} else if (n == 0) {
+		return 0; /* end of stream */
+	}
+	return recv_slow(ch, buf, len, flags, n);
+}
+
 ssize_t ivl_recvv(struct ivl_channel *ch, const struct iovec *iov, int iovcnt, unsigned flags)
 {
-	struct iovec stack[IOV_STACK], *v;
+	struct iovec stack[IVL__IOV_STACK], *v;
 	size_t total;
 	ssize_t n;
 
-	if (!ch || iovcnt < 0 || (iovcnt && !iov))
+	if (!ch)
 		return -EINVAL;
-	v = iov_dup(iov, iovcnt, stack, &total);
-	if (!v && iovcnt)
-		return -EINVAL;
+	n = ivl__iov_dup(iov, iovcnt, stack, &v, &total);
+	if (n < 0)
+		return n;
 	n = recv_iov(ch, v, iovcnt, total, flags);
 	if (v != stack)
 		free(v);
@@ -678,7 +615,7 @@ ssize_t ivl_reserve(struct ivl_channel *ch, size_t len, struct ivl_span sp[2], u
 	if (rc < 0)
 		return rc;
 	for (;;) {
-		n = ivl__ring_reserve(&ch->tx.ring, len, sp);
+		n = ivl__ring_reserve(&ch->lk.tx.ring, len, sp);
 		if (n != -EAGAIN)
 			return n < 0 ? map_err(ch, n) : n;
 		rc = wait_tx(ch, ch->mode == IVL_MODE_MESSAGE ? len : 1, flags, deadline);
@@ -689,12 +626,12 @@ ssize_t ivl_reserve(struct ivl_channel *ch, size_t len, struct ivl_span sp[2], u
 
 int ivl_commit(struct ivl_channel *ch, size_t len, unsigned flags)
 {
-	return (int)map_err(ch, ivl__ring_commit(&ch->tx.ring, len, flags & IVL_MORE));
+	return (int)map_err(ch, ivl__ring_commit(&ch->lk.tx.ring, len, flags & IVL_MORE));
 }
 
 int ivl_flush(struct ivl_channel *ch)
 {
-	return (int)map_err(ch, ivl_ring_flush(&ch->tx.ring));
+	return (int)map_err(ch, ivl_ring_flush(&ch->lk.tx.ring));
 }
 
 ssize_t ivl_peek(struct ivl_channel *ch, struct ivl_span sp[2], unsigned flags)
@@ -709,7 +646,7 @@ ssize_t ivl_peek(struct ivl_channel *ch, struct ivl_span sp[2], unsigned flags)
 	if (rc < 0)
 		return rc;
 	for (;;) {
-		n = ivl__ring_peek(&ch->rx.ring, sp);
+		n = ivl__ring_peek(&ch->lk.rx.ring, sp);
 		if (n != -EAGAIN)
 			return n < 0 ? map_err(ch, n) : n;
 		rc = wait_rx_more(ch, flags, deadline);
@@ -726,7 +663,7 @@ int ivl_release(struct ivl_channel *ch, size_t len, unsigned flags)
 	 * remote is still the incarnation we matched. */
 	if (rc < 0)
 		return rc;
-	return (int)map_err(ch, ivl__ring_release(&ch->rx.ring, len, flags & IVL_MORE));
+	return (int)map_err(ch, ivl__ring_release(&ch->lk.rx.ring, len, flags & IVL_MORE));
 }
 
 /* ---------------------------------------------------------------- poll, stats */
@@ -736,19 +673,19 @@ unsigned ivl_channel_poll(struct ivl_channel *ch, unsigned events)
 	unsigned ready = 0;
 	uint32_t pflags;
 
-	if (rx_alive(ch) < 0 || ch->tx.ring.error || ch->rx.ring.error)
+	if (rx_alive(ch) < 0 || ch->lk.tx.ring.error || ch->lk.rx.ring.error)
 		return IVL_POLLERR | (events & (IVL_POLLIN | IVL_POLLOUT));
 	/* Gone but drainable: reads return the rest, then EOF or a reset,
 	 * and sends fail at once; nothing would block. */
 	if (chan_alive(ch) < 0)
 		return IVL_POLLHUP | (events & (IVL_POLLIN | IVL_POLLOUT));
-	pflags = __atomic_load_n(&ch->rx.ring.prod->flags, __ATOMIC_ACQUIRE);
+	pflags = __atomic_load_n(&ch->lk.rx.ring.prod->flags, __ATOMIC_ACQUIRE);
 	if (pflags & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED | IVL_RING_F_ABORT))
 		ready |= IVL_POLLHUP;
 	if (events & IVL_POLLIN) {
-		if (!ivl_ring_readable(&ch->rx.ring)) {
-			arm(&ch->rx);
-			if (ivl_ring_readable(&ch->rx.ring))
+		if (!ivl_ring_readable(&ch->lk.rx.ring)) {
+			ivl__link_arm(&ch->lk.rx);
+			if (ivl_ring_readable(&ch->lk.rx.ring))
 				ready |= IVL_POLLIN;
 		} else {
 			ready |= IVL_POLLIN;
@@ -757,9 +694,9 @@ unsigned ivl_channel_poll(struct ivl_channel *ch, unsigned events)
 	if (events & IVL_POLLOUT) {
 		size_t need = ch->mode == IVL_MODE_MESSAGE ? 0 : 1;
 
-		if (!ivl_ring_writable(&ch->tx.ring, need)) {
-			arm(&ch->tx);
-			if (ivl_ring_writable(&ch->tx.ring, need))
+		if (!ivl_ring_writable(&ch->lk.tx.ring, need)) {
+			ivl__link_arm(&ch->lk.tx);
+			if (ivl_ring_writable(&ch->lk.tx.ring, need))
 				ready |= IVL_POLLOUT;
 		} else {
 			ready |= IVL_POLLOUT;
@@ -780,8 +717,8 @@ int ivl_channel_stats(struct ivl_channel *ch, struct ivl_channel_stats *st)
 
 	if (!ch || !st)
 		return -EINVAL;
-	tx = &ch->tx.ring;
-	rx = &ch->rx.ring;
+	tx = &ch->lk.tx.ring;
+	rx = &ch->lk.rx.ring;
 	memset(st, 0, sizeof(*st));
 	st->tx_bytes = ld64(&tx->p_tail);
 	st->tx_msgs = ld64(&tx->p_msgs);
@@ -789,17 +726,17 @@ int ivl_channel_stats(struct ivl_channel *ch, struct ivl_channel_stats *st)
 	st->rx_msgs = ld64(&rx->c_msgs);
 	st->kicks_sent = ld64(&tx->p_kicks) + ld64(&rx->c_kicks);
 	st->kicks_suppressed = ld64(&tx->p_suppressed) + ld64(&rx->c_suppressed);
-	st->sleeps = ld64(&ch->tx.sleeps) + ld64(&ch->rx.sleeps);
+	st->sleeps = ld64(&ch->lk.tx.sleeps) + ld64(&ch->lk.rx.sleeps);
 	st->tx_ring_size = tx->size;
 	st->rx_ring_size = rx->size;
 	head = ld64(&tx->cons->head);
 	st->tx_fill = (uint32_t)(st->tx_bytes - head > tx->size ? tx->size : st->tx_bytes - head);
 	tail = ld64(&rx->prod->tail);
 	st->rx_fill = (uint32_t)(tail - st->rx_bytes > rx->size ? rx->size : tail - st->rx_bytes);
-	st->remote_peer = ch->remote;
-	st->remote_epoch = ch->remote_epoch;
+	st->remote_peer = ch->lk.remote;
+	st->remote_epoch = ch->lk.remote_epoch;
 	st->slot = ch->slot;
-	st->rx_vector = ch->rx_vector;
+	st->rx_vector = ch->lk.rx_vector;
 	st->mode = ch->mode;
 	return 0;
 }

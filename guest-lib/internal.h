@@ -15,6 +15,7 @@
 #include <ivlink/ring.h>
 
 #include "backend.h"
+#include "link.h"
 #include "os.h" /* transport/: ivl__now_ns(), ivl__cpu_relax() */
 
 /*
@@ -52,89 +53,27 @@ struct ivl_endpoint {
 	void (*drained)(uint32_t v);
 };
 
-/* One direction of a channel: a ring handle plus its notifier context. */
-struct ivl__chan_dir {
-	struct ivl_ring ring;
-	struct ivl_channel *ch;
-	uint32_t snap; /* vector generation seen by check(), used by block() */
-	uint64_t sleeps;
-	int64_t poll_ns; /* polling mode: current back-off, 0 at each new wait */
-	int armed;	 /* sleep_seq made odd by ivl_channel_poll()/DONTWAIT */
-};
-
 struct ivl_channel {
 	struct ivl_endpoint *ep;
 	struct ivl_channel *next; /* ep->channels */
 	uint32_t slot;
 	struct ivl_ctab_own own; /* what our offer took: private, never re-read */
-	uint32_t remote;
 	uint32_t remote_slot;
-	uint32_t remote_epoch;
-	uint32_t rx_vector;
 	uint32_t mode;
-	struct ivl__kick kick; /* remote's rx_vector doorbell */
 	int64_t send_ns;
 	int64_t recv_ns;
-	int reset; /* sticky -ECONNRESET */
 	int shut_wr;
-	struct ivl__chan_dir tx; /* producer */
-	struct ivl__chan_dir rx; /* consumer */
+	int tx_dead; /* a send saw the remote gone: later sends fail at once */
+	struct ivl__link lk; /* rings, doorbell, liveness (link.h) */
 };
-
-/* transport/os.h's ivl__now_ns() under its older name, for the callers
- * not yet renamed (channel.c); new code calls ivl__now_ns(). */
-static inline int64_t ivl__now_mono_ns(void)
-{
-	return ivl__now_ns();
-}
 
 /* The integer in environment variable name, or dflt if unset or invalid. */
 int64_t ivl__env_i64(const char *name, int64_t dflt);
-
-/* ivl_ring_arm() / ivl_ring_disarm() (ring.c, which holds the handshake),
- * recording in *armed whether a disarm is due. */
-static inline void ivl__ring_arm(struct ivl_ring *r, int *armed)
-{
-	ivl_ring_arm(r);
-	*armed = 1;
-}
-
-static inline void ivl__ring_disarm(struct ivl_ring *r, int *armed)
-{
-	if (!*armed)
-		return;
-	ivl_ring_disarm(r);
-	*armed = 0;
-}
-
-/*
- * 0 while peer id's section still carries epoch, else -ECONNRESET. The
- * daemon keeps a gone peer's section intact until it hands the id out again
- * (and re-stamps it with the new epoch first), so what a remote published
- * before it left, its last bytes and its EOF, stays readable while this
- * holds (channel.c, the shim).
- */
-int ivl__section_intact(struct ivl_region *rg, uint32_t id, uint32_t epoch);
 
 /* A vector to receive a new channel's doorbells on, among those this
  * process owns (ep->rx_vectors: under the guest agent only one); seed
  * spreads channels over them (endpoint.c). */
 uint32_t ivl__ep_pick_vector(struct ivl_endpoint *ep, uint32_t seed);
-
-/* Drops the first n bytes of an iovec array in place (channel.c, the
- * shim's conn.c). */
-static inline void ivl__iov_advance(struct iovec **iov, int *cnt, size_t n)
-{
-	while (*cnt > 0 && n >= (*iov)->iov_len) {
-		n -= (*iov)->iov_len;
-		(*iov)++;
-		(*cnt)--;
-	}
-	if (*cnt > 0 && n) {
-		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
-		(*iov)->iov_len -= n;
-	}
-}
 
 /* Vector waiting (endpoint.c). */
 uint32_t ivl__vwait_snapshot(struct ivl_endpoint *ep, uint32_t v);
@@ -146,8 +85,8 @@ int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, s
 /* ivl__ep_kick_open(), waiting up to timeout_ns for a peer's doorbells that
  * are on their way (its join message not yet read from the daemon); at once
  * -EAGAIN if no daemon connection of ours can bring them. */
-int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
-		      struct ivl__kick *k, int64_t timeout_ns);
+int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, struct ivl__kick *k,
+		      int64_t timeout_ns);
 /* Runs the backend's process() if no other thread does. */
 void ivl__ep_try_process(struct ivl_endpoint *ep);
 /*

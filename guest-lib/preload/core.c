@@ -50,14 +50,6 @@ struct shim_conn *shim_active;
 /* Environment preserved across execve (LD_PRELOAD and IVLINK_*). */
 static char **g_keep_env;
 
-int64_t shim_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------ real calls */
 
 void shim_resolve(void)
@@ -522,6 +514,7 @@ static void load_config(void)
 
 static void thread_exit(void *arg)
 {
+	shim_reader_release();
 	if (thread_registered) {
 		urcu_memb_unregister_thread();
 		thread_registered = 0;
@@ -540,6 +533,7 @@ void shim_thread_init(void)
 __attribute__((constructor)) static void shim_init(void)
 {
 	shim_resolve();
+	shim_fast_init();
 	pthread_key_create(&thread_key, thread_exit);
 	load_config();
 	save_env();
@@ -550,7 +544,6 @@ __attribute__((constructor)) static void shim_init(void)
 		 g_rules_invalid ? ", rules invalid: everything on TCP" : "",
 		 shim_cfg.disabled ? ", disabled" : "");
 }
-
 
 /* ------------------------------------------------------------ fd table */
 
@@ -614,9 +607,22 @@ int shim_set(int fd, struct shim_obj *o)
 		/* A stale entry: the fd was closed behind our back (e.g. by
 		 * fclose, which calls close internally). */
 		urcu_memb_synchronize_rcu();
+		shim_fast_sync();
 		shim_put(old);
 	}
 	return 0;
+}
+
+struct shim_obj *shim_fast_lookup(int fd)
+{
+	struct shim_obj **chunk;
+
+	if ((unsigned)fd >= TAB_L1 * TAB_L2)
+		return NULL;
+	chunk = __atomic_load_n(&fdtab[fd / TAB_L2], __ATOMIC_ACQUIRE);
+	/* Acquire: pairs with rcu_xchg_pointer() in shim_set(), as
+	 * rcu_dereference() does. */
+	return chunk ? __atomic_load_n(&chunk[fd % TAB_L2], __ATOMIC_ACQUIRE) : NULL;
 }
 
 struct shim_obj *shim_take(int fd)
@@ -665,7 +671,7 @@ struct shim_ep *shim_ep_get(void)
 		return sep;
 	pthread_mutex_lock(&ep_lock);
 	sep = g_own;
-	if (sep || shim_now_ns() < g_attach_retry_ns)
+	if (sep || ivl__now_ns() < g_attach_retry_ns)
 		goto out;
 	memset(&o, 0, sizeof(o));
 	snprintf(name, sizeof(name), "shim:%.18s:%d", program_invocation_short_name, (int)getpid());
@@ -684,7 +690,7 @@ struct shim_ep *shim_ep_get(void)
 		g_attach_failed_logged = 1;
 		free(sep);
 		sep = NULL;
-		g_attach_retry_ns = shim_now_ns() + 1000000000LL;
+		g_attach_retry_ns = ivl__now_ns() + 1000000000LL;
 		goto out;
 	}
 	sep->owner = getpid();
@@ -779,7 +785,7 @@ void shim_gc_deferred(void)
 
 	if (!__atomic_load_n(&shim_gc_pending, __ATOMIC_RELAXED))
 		return;
-	now = shim_now_ns();
+	now = ivl__now_ns();
 	if (now - __atomic_load_n(&gc_last_ns, __ATOMIC_RELAXED) < 50000000LL)
 		return;
 	__atomic_store_n(&gc_last_ns, now, __ATOMIC_RELAXED);
@@ -807,7 +813,7 @@ void shim_gc_deferred(void)
 void shim_housekeeping(void)
 {
 	static int64_t last_ns;
-	int64_t now = shim_now_ns();
+	int64_t now = ivl__now_ns();
 
 	shim_gc_deferred();
 	if (now - __atomic_load_n(&last_ns, __ATOMIC_RELAXED) < 50000000LL)
@@ -821,7 +827,6 @@ void shim_ep_process_all(void)
 {
 	struct shim_conn **v;
 	int n;
-
 
 	for (struct shim_ep *s = __atomic_load_n(&g_eps, __ATOMIC_ACQUIRE); s; s = s->next)
 		ivl_endpoint_process(s->ep);
@@ -986,15 +991,18 @@ __attribute__((destructor)) static void shim_fini(void)
 /* ------------------------------------------------------------ fork, exec */
 
 /* Adds delta to the process count of every active connection's half, and
- * for a child to come marks each as forked (conn.c adopts what the other
+ * for a child to come marks each as forked (conn_io.c adopts what the other
  * process moved). Caller holds shim_active_lock. */
 static void procs_add(int delta)
 {
 	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
 		struct ivl_chan_half *h;
 
-		if (delta > 0)
-			c->forked = 1;
+		if (delta > 0) {
+			/* No fast path while another process may use it. */
+			shim_guard_revoke(&c->txg, &c->forked);
+			shim_guard_revoke(&c->rxg, &c->forked);
+		}
 		if (!c->sep || c->slot == IVL_SLOT_NONE)
 			continue;
 		h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep), c->slot);
@@ -1032,6 +1040,7 @@ void shim_fork_child(void)
 	pthread_mutex_init(&ep_lock, NULL);
 	pthread_mutex_init(&shim_reg_lock, NULL);
 	shim_sleepers_fork_child();
+	shim_fast_fork_child();
 	/*
 	 * The child shares the parent's peer identity for what it inherited,
 	 * but the daemon connection is the parent's: the child must never
@@ -1054,9 +1063,15 @@ void shim_fork_child(void)
 	g_attach_retry_ns = 0;
 	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
 		pthread_mutex_init(&c->lock, NULL);
-		pthread_mutex_init(&c->tx.lock, NULL);
-		pthread_mutex_init(&c->rx.lock, NULL);
+		shim_guard_init(&c->txg);
+		shim_guard_init(&c->rxg);
 		c->inherited = 1;
+		c->forked = 1; /* never a fast path here: adopt at each use */
+		/* What the parent moved and has not flushed yet is the
+		 * parent's to count. */
+		c->tx_unflushed = 0;
+		c->rx_unflushed = 0;
+		c->lk.block_max_ns = SHIM_INHERITED_SLICE_NS;
 	}
 }
 

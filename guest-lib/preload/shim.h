@@ -36,9 +36,10 @@
  * and then EOF. Nobody lingers: the daemon keeps a gone peer's section
  * intact until it hands the id out again, so a remote that left, even
  * killed, can still be drained. The receive side reads on while the
- * remote's section carries the epoch it matched (rx_alive() in conn.c, as
- * channel.c does), and reports ECONNRESET only for an empty ring without
- * EOF or a reused section; sends fail as soon as the remote is gone.
+ * remote's section carries the epoch it matched (ivl__link_rx_alive(), the
+ * link channels use too), and reports ECONNRESET only for an empty ring
+ * without EOF or a reused section; sends fail as soon as the remote is
+ * gone.
  *
  * Readiness (poll, select, epoll)
  * -------------------------------
@@ -84,12 +85,22 @@
  * Threads and the fd table
  * ------------------------
  * The fd table is a two-level array indexed by fd whose entries are
- * published with rcu_assign_pointer and read under rcu_read_lock (liburcu,
- * urcu-memb flavour): data-path lookups take no lock. A lookup takes a
- * reference on the object before leaving the read-side section; close
- * clears the entry, waits for a grace period, then drops the table's
- * reference. Each direction of a connection has a mutex (a ring handle is
- * single-threaded), and state changes take the connection's lock.
+ * published with rcu_assign_pointer. The full path's lookup (shim_get)
+ * runs under rcu_read_lock (liburcu, urcu-memb flavour) and takes a
+ * reference on the object before leaving the read-side section. The fast
+ * path of send/recv/read/write (conn_io.c, shim_fast_send/recv) takes none:
+ * it runs in a fast section (fast.c), a per-thread sequence word made odd
+ * and even again with plain stores. close clears the entry, waits for an
+ * RCU grace period and for the fast sections (shim_fast_sync, one
+ * membarrier), then drops the table's reference. Each direction of a
+ * connection has a guard (a ring handle is single-threaded): a mutex, and
+ * an owner, the first thread to use the accelerated direction, which goes
+ * on without the mutex until another thread takes the guard; that ends
+ * the ownership for good (the direction is shared from then on). So one
+ * thread's send() or recv() with room or data costs the ring's inline
+ * write or read and no lock or atomic read-modify-write; byte counters
+ * for ivlinkctl are kept per connection and flushed every 1024 calls,
+ * before a wait and at close. State changes take the connection's lock.
  *
  * Errors inside the shim are -errno (style.md); only wrap.c, the POSIX
  * boundary, turns them into -1 + errno.
@@ -110,8 +121,14 @@
 #include <sys/uio.h>
 
 #include "../internal.h"
+#include "os.h"
 
 #define SHIM_API __attribute__((visibility("default")))
+
+/* A connection inherited over fork shares its vectors with the other
+ * process, which may consume a doorbell meant for us: sleep at most this
+ * long at a time (the link's block_max_ns, pending waits, poll/epoll). */
+#define SHIM_INHERITED_SLICE_NS 2000000LL
 
 /* ------------------------------------------------------------ real calls */
 
@@ -227,14 +244,72 @@ struct shim_ep {
 
 struct shim_conn;
 
-/* One direction: a ring handle plus what its notifier needs. */
-struct shim_dir {
-	struct ivl_ring ring;
-	struct shim_conn *c;
-	uint32_t snap;
-	int armed;
-	pthread_mutex_t lock; /* one thread at a time per ring handle */
+/*
+ * Fast sections (fast.c): a thread's reader record, seq odd while inside
+ * one. Entering and leaving are plain stores; whoever must wait for the
+ * readers (a close, a thread taking a direction away from its owner) pays
+ * a membarrier() instead.
+ */
+struct shim_reader {
+	uint64_t seq;
+	struct shim_reader *next;
+	int free;
+} __attribute__((aligned(64)));
+
+extern __thread struct shim_reader *shim_self_reader __attribute__((tls_model("initial-exec")));
+extern int shim_fast_fence;
+
+/* The calling thread's record, inside a fast section, or NULL (not
+ * registered yet: take the slow path, which registers it). */
+static inline struct shim_reader *shim_fast_enter(void)
+{
+	struct shim_reader *r = shim_self_reader;
+
+	if (__builtin_expect(!r, 0))
+		return NULL;
+	__atomic_store_n(&r->seq, r->seq + 1, __ATOMIC_RELAXED);
+	if (__builtin_expect(shim_fast_fence, 0))
+		ivl__full_fence();
+	else
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return r;
+}
+
+static inline void shim_fast_leave(struct shim_reader *r)
+{
+	/* Release: pairs with the waiters' acquire loads in fast.c. */
+	__atomic_store_n(&r->seq, r->seq + 1, __ATOMIC_RELEASE);
+}
+
+void shim_fast_init(void);
+struct shim_reader *shim_reader_register(void);
+void shim_reader_release(void);
+/* After an object left the fd table, before its table reference goes:
+ * waits for every fast section that may have found it. */
+void shim_fast_sync(void);
+void shim_fast_fork_child(void);
+
+/*
+ * A ring direction's guard: a mutex, and an owner thread that uses the
+ * handle without it while no other thread ever did. shim_guard_lock()
+ * takes the mutex and, from a thread other than the owner, ends the
+ * ownership for good (waiting for the owner's current fast section);
+ * shim_guard_claim(), under the mutex, makes the caller the owner of a
+ * direction never shared.
+ */
+struct shim_guard {
+	pthread_mutex_t lock;
+	struct shim_reader *owner; /* atomic */
+	int shared;		   /* under lock */
 };
+
+void shim_guard_init(struct shim_guard *g);
+void shim_guard_lock(struct shim_guard *g);
+/* Claims g unless *never is set (c->forked: the connection is shared with
+ * another process, whose moves each use must adopt). */
+void shim_guard_claim(struct shim_guard *g, const int *never);
+/* Sets *never and ends any ownership of g, without its mutex (fork). */
+void shim_guard_revoke(struct shim_guard *g, int *never);
 
 /* An app epoll registration of a tracked socket. */
 struct shim_reg {
@@ -273,27 +348,31 @@ struct shim_conn {
 	int is_server;
 	int opt_unsupported;
 	int inherited; /* came over fork: short sleeps (shared vectors) */
-	int forked;    /* a child took it over fork: the processes may use it in turn */
+	int forked;    /* a child took it over fork: the processes may use it in turn
+			* (atomic: a fast path's owner is revoked when it is set) */
 	uint32_t reason;
 	int64_t rcvtimeo_ns, sndtimeo_ns; /* < 0: none */
 
 	/* Rendezvous and rings. */
 	struct shim_ep *sep;
-	uint32_t slot, gen; /* own half */
+	uint32_t slot, gen;	 /* own half */
 	struct ivl_ctab_own own; /* what our offer took (private; tx_pages 0: none) */
-	uint32_t remote, remote_slot, remote_gen, remote_epoch;
-	uint32_t rx_vector, remote_rx_vector;
-	int kick_open;
-	struct ivl__kick kick;
+	uint32_t remote_slot, remote_gen;
+	/* Rings, the remote's doorbell, its id and epoch, liveness (link.h);
+	 * lk.ep is set with sep. */
+	struct ivl__link lk;
+	struct shim_guard txg, rxg; /* one thread at a time per ring handle */
+	/* Bytes moved since the last flush to the peer table's counters, and
+	 * calls since (each kept by the direction's user, under its guard). */
+	uint64_t tx_unflushed, rx_unflushed;
+	uint32_t tx_calls, rx_calls;
 	int64_t deadline_ns;		 /* CLI_PENDING: withdraw after */
 	struct ivl_ring_cons dummy_cons; /* tx consumer block until matched */
-	struct shim_dir tx, rx;
 	char name[IVL_NAME_MAX];
 	uint8_t laddr[16], raddr[16];
 	uint16_t lport, rport;
 	int shut_wr, shut_rd;
 	int tcp_hup, tcp_err; /* seen on the TCP socket: FIN, RST */
-	int reset;	      /* sticky ECONNRESET */
 	int closing;
 
 	/* Readiness fd (epoll): rfd is registered in the app's sets. */
@@ -312,6 +391,8 @@ struct shim_conn {
 
 /* fd table (core.c). */
 struct shim_obj *shim_get(int fd); /* with a reference, or NULL */
+/* Without a reference: only inside a fast section (fast.c). */
+struct shim_obj *shim_fast_lookup(int fd);
 void shim_put(struct shim_obj *o);
 int shim_set(int fd, struct shim_obj *o); /* takes a reference */
 struct shim_obj *shim_take(int fd);	  /* removes; returns the table's ref */
@@ -336,10 +417,9 @@ extern pthread_mutex_t shim_active_lock; /* the active list */
 extern struct shim_conn *shim_active;	 /* pending/accelerated conns */
 void shim_active_add(struct shim_conn *c);
 void shim_active_del(struct shim_conn *c);
-int64_t shim_now_ns(void);
 extern uint64_t shim_hidden_ep_tag;
 
-/* Connections (conn.c). */
+/* Connections (conn*.c, conn.h). */
 struct shim_conn *shim_conn_new(int fd, int family, int nonblock);
 void shim_conn_free(struct shim_conn *c);
 int shim_listen_publish(struct shim_conn *c);
@@ -353,6 +433,12 @@ void shim_progress(struct shim_conn *c);
 void shim_progress_kick(void);
 ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov, int cnt, int flags);
 ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov, int cnt, int flags);
+/* send()/recv() of one buffer on an accelerated connection whose direction
+ * this thread owns, when the ring has room or data: no lock, no atomic
+ * read-modify-write. Returns 1 with the result (or -errno) in *ret, or 0:
+ * take the full path. */
+int shim_fast_send(int fd, const void *buf, size_t len, int flags, ssize_t *ret);
+int shim_fast_recv(int fd, void *buf, size_t len, int flags, ssize_t *ret);
 int shim_shutdown(struct shim_conn *c, int how);
 void shim_conn_last_close(struct shim_conn *c);
 unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm);

@@ -16,19 +16,9 @@
 
 #include <ivlink/region.h>
 
-#define MAX_EPS		   8
-#define INHERITED_SLICE_MS 2
+#define MAX_EPS 8
 
 pthread_mutex_t shim_reg_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
 
 /* ------------------------------------------------------------ readiness fd */
 
@@ -88,7 +78,7 @@ void shim_sync(struct shim_conn *c)
 		/* The producer's tail itself: the handle's cached tail is
 		 * only refreshed when the ring looks empty. */
 		uint64_t tail =
-		    st == SS_ACCEL ? __atomic_load_n(&c->rx.ring.prod->tail, __ATOMIC_ACQUIRE) : 0;
+		    st == SS_ACCEL ? __atomic_load_n(&c->lk.rx.ring.prod->tail, __ATOMIC_ACQUIRE) : 0;
 
 		/* A byte per new ring event: each is a new edge for EPOLLET
 		 * (and for an epoll set nested in another, whose outer set
@@ -192,7 +182,7 @@ static int thread_efd(void)
 /* The bit of a connection's rx vector in a sleeper's mask. */
 static uint64_t vbit(const struct shim_conn *c)
 {
-	return c->rx_vector < 64 ? 1ULL << c->rx_vector : ~0ULL;
+	return c->lk.rx_vector < 64 ? 1ULL << c->lk.rx_vector : ~0ULL;
 }
 
 /* Registers this thread as sleeping on vmask, woken through efd. */
@@ -633,14 +623,14 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int sync)
 		 * passed, even for callers that never sleep (timeout 0). */
 		if (st == SS_CONNECTING ||
 		    ((st == SS_CLI_PENDING || st == SS_SRV_PENDING) && sync) ||
-		    (st == SS_CLI_PENDING && shim_now_ns() >= c->deadline_ns)) {
+		    (st == SS_CLI_PENDING && ivl__now_ns() >= c->deadline_ns)) {
 			shim_progress(c);
 			st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 		}
 		if (st == SS_CLI_PENDING && c->deadline_ns < next)
 			next = c->deadline_ns;
-		if (c->inherited && next > shim_now_ns() + INHERITED_SLICE_MS * 1000000LL)
-			next = shim_now_ns() + INHERITED_SLICE_MS * 1000000LL;
+		if (c->inherited && next > ivl__now_ns() + SHIM_INHERITED_SLICE_NS)
+			next = ivl__now_ns() + SHIM_INHERITED_SLICE_NS;
 		if (st == SS_ACCEL && probe_tcp && !c->tcp_hup) {
 			char b;
 			ssize_t k = REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -760,7 +750,7 @@ static int plain_wait(struct shim_epoll *e, int epfd, struct epoll_event *evs, i
 		      int timeout_ms, const sigset_t *mask)
 {
 	int64_t deadline = timeout_ms < 0 ? INT64_MAX
-					  : shim_now_ns() + (int64_t)timeout_ms * 1000000LL;
+					  : ivl__now_ns() + (int64_t)timeout_ms * 1000000LL;
 
 	pthread_mutex_lock(&shim_reg_lock);
 	if (!e->regs && !e->nested && e->hidden_ep)
@@ -770,7 +760,7 @@ static int plain_wait(struct shim_epoll *e, int epfd, struct epoll_event *evs, i
 		int ep_fired = 0, tcp_fired = 0, woken = 0, t = timeout_ms, n;
 
 		if (timeout_ms > 0) {
-			int64_t left = deadline - shim_now_ns();
+			int64_t left = deadline - ivl__now_ns();
 
 			t = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
 		}
@@ -811,7 +801,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	pthread_mutex_lock(&shim_reg_lock);
 	hidden_eps(e);
 	pthread_mutex_unlock(&shim_reg_lock);
-	start = shim_now_ns();
+	start = ivl__now_ns();
 	deadline = timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000LL;
 	spin_until = start + shim_cfg.spin_ns;
 	for (;;) {
@@ -840,7 +830,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		 * shim. */
 		if (!rings && !slow && !nu)
 			arm = 1;
-		now = shim_now_ns();
+		now = ivl__now_ns();
 		if (arm && !nu && now < deadline) {
 			int64_t until = deadline < next ? deadline : next;
 			int64_t left = until == INT64_MAX ? -1 : until - now;
@@ -867,7 +857,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		}
 		if (n > 0 || last)
 			break;
-		now = shim_now_ns();
+		now = ivl__now_ns();
 		if (timeout_ms == 0 || now >= deadline) {
 			/* One last look after processing doorbells. */
 			if (!(ep_fired || tcp_fired))
@@ -880,7 +870,7 @@ int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		 * woke us was consumed, so the rings are armed again. */
 		arm = now >= spin_until;
 		if (!arm)
-			cpu_relax();
+			ivl__cpu_relax();
 	}
 	if (wfd >= 0)
 		sleeper_del();
@@ -899,7 +889,7 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 {
 	struct pslot stack_s[64], *ps = stack_s;
 	struct pollfd stack_k[80], *kf = stack_k;
-	int64_t start = shim_now_ns(), deadline, spin_until;
+	int64_t start = ivl__now_ns(), deadline, spin_until;
 	int any = 0, armed = 0, count = 0, nep, wfd = -1;
 	int epfds[MAX_EPS];
 
@@ -968,8 +958,8 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			if (c && (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING)) {
 				fds[i].revents =
 				    (short)shim_conn_revents(c, (unsigned)fds[i].events, armed);
-				if (c->inherited && next > shim_now_ns() + 2000000LL)
-					next = shim_now_ns() + 2000000LL;
+				if (c->inherited && next > ivl__now_ns() + SHIM_INHERITED_SLICE_NS)
+					next = ivl__now_ns() + SHIM_INHERITED_SLICE_NS;
 			} else {
 				kf[nk] = fds[i];
 				kf[nk].revents = 0;
@@ -992,11 +982,11 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			if (fds[i].revents)
 				count++;
 		}
-		now = shim_now_ns();
+		now = ivl__now_ns();
 		if (count || timeout_ns == 0 || now >= deadline)
 			break;
 		if (now < spin_until) {
-			cpu_relax();
+			ivl__cpu_relax();
 			continue;
 		}
 		if (!armed) {

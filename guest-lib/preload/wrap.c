@@ -73,7 +73,10 @@ static void forget_fd(int fd)
 
 	if (!o)
 		return;
+	/* Both kinds of readers: shim_get() under the RCU read lock, and the
+	 * fast sections, which hold no reference (fast.c). */
 	urcu_memb_synchronize_rcu();
+	shim_fast_sync();
 	c = shim_conn_of(o);
 	if (c) {
 		pthread_mutex_lock(&c->lock);
@@ -255,13 +258,29 @@ static ssize_t send_common(int fd, const struct iovec *iov, int cnt, int flags, 
 	return io_common(fd, iov, cnt, flags, pass, shim_sendv);
 }
 
-SHIM_API ssize_t read(int fd, void *buf, size_t n)
+/* read() past the fast path. */
+static __attribute__((noinline)) ssize_t read_full(int fd, void *buf, size_t n)
 {
 	struct iovec v = {buf, n};
 	int pass;
 	ssize_t rc = recv_common(fd, &v, 1, 0, &pass);
 
 	return pass ? REAL(read)(fd, buf, n) : rc;
+}
+
+/*
+ * The four one-buffer calls try the fast path first (conn_io.c: an
+ * accelerated connection this thread owns, room or data in the ring) and
+ * only then the full path, kept out of line so that the fast one needs no
+ * register saves.
+ */
+SHIM_API ssize_t read(int fd, void *buf, size_t n)
+{
+	ssize_t rc;
+
+	if (shim_fast_recv(fd, buf, n, 0, &rc))
+		return ret_errno(rc);
+	return read_full(fd, buf, n);
 }
 
 SHIM_API ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -271,13 +290,23 @@ SHIM_API ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 	return read(fd, buf, n);
 }
 
-SHIM_API ssize_t write(int fd, const void *buf, size_t n)
+/* write() past the fast path. */
+static __attribute__((noinline)) ssize_t write_full(int fd, const void *buf, size_t n)
 {
 	struct iovec v = {(void *)buf, n};
 	int pass;
 	ssize_t rc = send_common(fd, &v, 1, 0, &pass);
 
 	return pass ? REAL(write)(fd, buf, n) : rc;
+}
+
+SHIM_API ssize_t write(int fd, const void *buf, size_t n)
+{
+	ssize_t rc;
+
+	if (shim_fast_send(fd, buf, n, 0, &rc))
+		return ret_errno(rc);
+	return write_full(fd, buf, n);
 }
 
 SHIM_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
@@ -296,7 +325,8 @@ SHIM_API ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	return pass ? REAL(writev)(fd, iov, cnt) : rc;
 }
 
-SHIM_API ssize_t send(int fd, const void *buf, size_t n, int flags)
+/* send() past the fast path. */
+static __attribute__((noinline)) ssize_t send_full(int fd, const void *buf, size_t n, int flags)
 {
 	struct iovec v = {(void *)buf, n};
 	int pass;
@@ -305,13 +335,32 @@ SHIM_API ssize_t send(int fd, const void *buf, size_t n, int flags)
 	return pass ? REAL(send)(fd, buf, n, flags) : rc;
 }
 
-SHIM_API ssize_t recv(int fd, void *buf, size_t n, int flags)
+SHIM_API ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	ssize_t rc;
+
+	if (shim_fast_send(fd, buf, n, flags, &rc))
+		return ret_errno(rc);
+	return send_full(fd, buf, n, flags);
+}
+
+/* recv() past the fast path. */
+static __attribute__((noinline)) ssize_t recv_full(int fd, void *buf, size_t n, int flags)
 {
 	struct iovec v = {buf, n};
 	int pass;
 	ssize_t rc = recv_common(fd, &v, 1, flags, &pass);
 
 	return pass ? REAL(recv)(fd, buf, n, flags) : rc;
+}
+
+SHIM_API ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	ssize_t rc;
+
+	if (shim_fast_recv(fd, buf, n, flags, &rc))
+		return ret_errno(rc);
+	return recv_full(fd, buf, n, flags);
 }
 
 SHIM_API ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -711,7 +760,7 @@ SHIM_API int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (rc == 0 && level == SOL_SOCKET && name == SO_ERROR && (c = any_conn(fd))) {
 		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_CONNECTING)
 			shim_connecting_check(c, 1);
-		else if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_ACCEL && c->reset &&
+		else if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_ACCEL && c->lk.reset &&
 			 val && *len >= sizeof(int) && *(int *)val == 0)
 			*(int *)val = ECONNRESET;
 		shim_put(&c->o);

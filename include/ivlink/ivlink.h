@@ -48,7 +48,11 @@
  * remote published before it left is still delivered first while its section
  * has not been reused). The daemon rings every peer's control vector on a
  * leave, so even a blocked call notices at once; the block slice bounds the
- * delay if that doorbell is lost.
+ * delay if that doorbell is lost. ivl_send()/ivl_recv() look at the peer
+ * table only when the ring is full or empty (their fast path is the ring's
+ * own): as with TCP, a send may still succeed while a remote that just died
+ * has room left in its ring; the first send that finds the ring full, and
+ * every later send, returns -ECONNRESET.
  */
 #ifndef IVLINK_IVLINK_H
 #define IVLINK_IVLINK_H

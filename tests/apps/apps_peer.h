@@ -8,14 +8,28 @@
 #define IVLINK_TESTS_APPS_APPS_PEER_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "support.h"
+
+/* Writes all of p to s (blocking), or fails the test. */
+static inline void peer_write_all(int s, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(s, p, len);
+
+		CHECK(n > 0, "write: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
 
 /*
  * Forks a child that listens on 127.0.0.1:port, accepts one connection and

@@ -86,13 +86,7 @@ static void fill(char *p, size_t len, unsigned seed, size_t from)
 
 static void write_all(int s, const char *p, size_t len)
 {
-	while (len) {
-		ssize_t n = write(s, p, len);
-
-		CHECK(n > 0, "write: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	peer_write_all(s, p, len);
 }
 
 static int exec_check(void)

@@ -1,0 +1,819 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Socket shim connections, the rendezvous through the region: listeners,
+ * the client's proposal and confirm/withdraw, the server's accept and
+ * decline, and fallback to TCP with the replay of the ring. See conn.h,
+ * shim.h ("States of a tracked socket") and layout.h.
+ */
+#include "conn.h"
+#include "rdv.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <ifaddrs.h>
+#include <time.h>
+
+#include <ivlink/region.h>
+
+#include "ring_inline.h"
+
+/* ------------------------------------------------------------ listeners */
+
+static int local_addrs(int fam, uint8_t out[][16], unsigned max)
+{
+	struct ifaddrs *ifa, *i;
+	unsigned n = 0;
+
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	for (i = ifa; i && n < max; i = i->ifa_next) {
+		int f;
+		uint8_t a[16];
+		uint16_t p;
+
+		if (!i->ifa_addr ||
+		    (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		if (shim_sa_parse(i->ifa_addr,
+				  i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+								    : sizeof(struct sockaddr_in6),
+				  &f, a, &p) < 0)
+			continue;
+		if (ivl__shim_addr_loopback(f, a) || (fam == AF_INET && f != AF_INET))
+			continue;
+		if (f == AF_INET6 && (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
+			continue; /* link local */
+		memcpy(out[n++], a, 16);
+	}
+	freeifaddrs(ifa);
+	return (int)n;
+}
+
+int shim_listen_publish(struct shim_conn *c)
+{
+	struct ivl_shim_half sh;
+	struct shim_ep *sep;
+	char name[IVL_NAME_MAX], as[64];
+	int fam, slot;
+	uint8_t a[16];
+	uint16_t port;
+
+	if (c->state != SS_PLAIN || shim_local_name(c->fd, &fam, a, &port) < 0)
+		return 0;
+	if (c->opt_unsupported) {
+		SHIM_DBG("fd %d: listener not published: unsupported option", c->fd);
+		return 0;
+	}
+	if (!shim_rules_allow(2, fam, a, ntohs(port))) {
+		SHIM_DBG("fd %d: listener port %u excluded by rules", c->fd, ntohs(port));
+		return 0;
+	}
+	sep = shim_ep_get();
+	if (!sep)
+		return 0;
+	memset(&sh, 0, sizeof(sh));
+	sh.kind = IVL_SHIM_LISTEN;
+	sh.procs = 1;
+	sh.family = (uint32_t)fam;
+	memcpy(sh.laddr, a, 16);
+	sh.lport = port;
+	sh.owner_pid = (uint32_t)getpid();
+	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
+	if (ivl__shim_addr_any(fam, a))
+		sh.n_addrs = (uint32_t)local_addrs(c->family, sh.addrs, IVL_SHIM_ADDRS);
+	snprintf(name, sizeof(name), "listen:%u", ntohs(port));
+	slot = ivl_ctab_note(&sep->ep->rg, ivl_endpoint_id(sep->ep), sep->ep->self_epoch,
+			     IVL_CHAN_LISTEN, IVL_SLOT_NONE, name, &sh);
+	shim_addr_str(fam, a, port, as, sizeof(as));
+	if (slot < 0) {
+		SHIM_DBG("fd %d: listener %s not published: %s", c->fd, as, strerror(-slot));
+		return 0;
+	}
+	set_sep(c, sep);
+	c->slot = (uint32_t)slot;
+	c->gen = ivl_region_chan(&sep->ep->rg, ivl_endpoint_id(sep->ep), c->slot)->gen;
+	memcpy(c->laddr, a, 16);
+	c->lport = port;
+	set_state(c, SS_LISTEN);
+	__atomic_fetch_add(&peer_shim(sep)->listeners, 1, __ATOMIC_RELAXED);
+	shim_active_add(c);
+	SHIM_DBG("fd %d: listening on %s, published as slot %u", c->fd, as, c->slot);
+	return 0;
+}
+
+/* Slots kept free for notes: a server that cannot take a connection must
+ * still be able to publish its decline, or the client waits for its
+ * timeout. */
+#define NOTE_RESERVE 4u
+
+static uint32_t free_slots(struct ivl_region *rg, uint32_t self)
+{
+	uint32_t n = 0;
+
+	for (uint32_t s = 0; s < rg->hdr.chan_slots; s++)
+		if (__atomic_load_n(&ivl_region_chan(rg, self, s)->state, __ATOMIC_RELAXED) ==
+		    IVL_CHAN_FREE)
+			n++;
+	return n;
+}
+
+/* 1 if a new channel half (with ring) may be taken, after a gc if needed. */
+static int room_for_channel(struct ivl_region *rg, uint32_t self)
+{
+	if (free_slots(rg, self) > NOTE_RESERVE)
+		return 1;
+	ivl_ctab_gc(rg, self);
+	return free_slots(rg, self) > NOTE_RESERVE;
+}
+
+/* ------------------------------------------------------------ client */
+
+/* The source address the kernel will use towards dst (a UDP route probe). */
+static int route_src(int fam, const uint8_t *dst, uint8_t src[16])
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int s, rc, f;
+	uint16_t p;
+
+	memset(&ss, 0, sizeof(ss));
+	if (fam == AF_INET) {
+		struct sockaddr_in *a = (void *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(9);
+		memcpy(&a->sin_addr, dst, 4);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(9);
+		memcpy(&a->sin6_addr, dst, 16);
+		len = sizeof(*a);
+	}
+	s = REAL(socket)(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	rc = REAL(connect)(s, (struct sockaddr *)&ss, len) < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = shim_local_name(s, &f, src, &p);
+	REAL(close)(s);
+	return rc;
+}
+
+static int bind_src(struct shim_conn *c, int fam, const uint8_t *dst)
+{
+	struct sockaddr_storage ss;
+	uint8_t src[16];
+	int rc, f;
+	uint16_t p;
+	socklen_t len;
+
+	rc = shim_local_name(c->fd, &f, src, &p);
+	if (rc < 0)
+		return rc;
+	if (p != 0 && !ivl__shim_addr_any(f, src))
+		return 0; /* the app bound it */
+	rc = route_src(fam, dst, src);
+	if (rc < 0)
+		return rc;
+	memset(&ss, 0, sizeof(ss));
+	if (c->family == AF_INET) {
+		struct sockaddr_in *a = (void *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = p;
+		memcpy(&a->sin_addr, src, 4);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = p;
+		if (fam == AF_INET) {
+			a->sin6_addr.s6_addr[10] = 0xff;
+			a->sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&a->sin6_addr.s6_addr[12], src, 4);
+		} else {
+			memcpy(&a->sin6_addr, src, 16);
+		}
+		len = sizeof(*a);
+	}
+	if (REAL(bind)(c->fd, (struct sockaddr *)&ss, len) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Round-robin over the vectors this process owns: under the guest agent
+ * that is one vector, and a doorbell on any other would reach nobody. */
+static uint32_t conn_vector(struct shim_ep *sep)
+{
+	static uint32_t next;
+
+	return ivl__ep_pick_vector(sep->ep, __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED));
+}
+
+static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, uint32_t remote,
+			  uint32_t peer_slot, uint32_t peer_gen);
+
+/*
+ * Takes a channel half with a ring for c towards remote, published with sh
+ * (the caller set kind and its own fields; the addresses, as seen from this
+ * side, and the common fields are filled here). Closed halves are freed
+ * lazily, once their remote closed too: when the heap is full they are
+ * collected and the offer tried once more. Returns the slot, -ENOSPC (no
+ * slot beyond the reserve for notes) or -errno of ivl_ctab_offer_shim().
+ */
+static int offer_half(struct shim_conn *c, const char *name, uint32_t remote,
+		      struct ivl_shim_half *sh, int fam, const uint8_t *la, uint16_t lport,
+		      const uint8_t *ra, uint16_t rport)
+{
+	struct ivl_ctab_params p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	p.name = name;
+	p.remote = remote;
+	p.mode = IVL_MODE_STREAM;
+	p.ring_size = shim_cfg.ring_size;
+	p.rx_vector = c->lk.rx_vector = conn_vector(c->sep);
+	p.owner_pid = (uint32_t)getpid();
+	sh->procs = 1;
+	sh->family = (uint32_t)fam;
+	memcpy(sh->laddr, la, 16);
+	memcpy(sh->raddr, ra, 16);
+	sh->lport = lport;
+	sh->rport = rport;
+	sh->owner_pid = (uint32_t)getpid();
+	sh->created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
+	if (!room_for_channel(rg_of(c), self_of(c)))
+		return -ENOSPC;
+	rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), c->sep->ep->self_epoch, &p, sh, &c->own);
+	if (rc == -ENOMEM) {
+		ivl_ctab_gc(rg_of(c), self_of(c));
+		rc = ivl_ctab_offer_shim(rg_of(c), self_of(c), c->sep->ep->self_epoch, &p, sh,
+					 &c->own);
+	}
+	if (rc >= 0)
+		c->gen = c->own.gen;
+	return rc;
+}
+
+int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
+{
+	struct ivl_shim_half sh;
+	struct ivl_chan_half *h;
+	struct ivl_notifier n;
+	struct shim_ep *sep;
+	uint32_t server = 0, reason = IVL_FB_NONE;
+	int fam, rc, f;
+	uint8_t dst[16], src[16];
+	uint16_t dport, sport;
+	char ds[64];
+	void *data;
+
+	if (c->state != SS_PLAIN || shim_sa_parse(sa, len, &fam, dst, &dport) < 0)
+		return REAL(connect)(c->fd, sa, len) < 0 ? -errno : 0;
+	shim_addr_str(fam, dst, dport, ds, sizeof(ds));
+	sep = NULL;
+	if (c->opt_unsupported)
+		reason = IVL_FB_OPTION;
+	else if (!shim_rules_allow(1, fam, dst, ntohs(dport)))
+		reason = IVL_FB_RULES;
+	else if (!(sep = shim_ep_get()))
+		reason = IVL_FB_NO_REGION;
+	else if ((rc = ivl__shim_find_listener(&sep->ep->rg, ivl_endpoint_id(sep->ep), fam, dst,
+					       dport, &server)) < 0)
+		reason = IVL_FB_NO_LISTENER;
+	else if (!shim_peer_vouched(sep, server))
+		reason = IVL_FB_PEER_STALE;
+	else if (bind_src(c, fam, dst) < 0 || shim_local_name(c->fd, &f, src, &sport) < 0)
+		reason = IVL_FB_INTERNAL;
+	if (reason) {
+		SHIM_DBG("fd %d: connect %s: plain TCP (%s)", c->fd, ds, shim_reason_name(reason));
+		/* Rules and options are decided before attaching: counted
+		 * only if this process is in the region anyway. */
+		shim_count_fallback(sep ? sep : shim_ep_own(), reason);
+		c->reason = reason;
+		set_state(c, SS_FALLBACK);
+		return REAL(connect)(c->fd, sa, len) < 0 ? -errno : 0;
+	}
+
+	/* The proposal goes up before connect(2): the server's accept() can
+	 * only return after our SYN, so it always finds it. */
+	set_sep(c, sep);
+	c->lk.remote = server;
+	memcpy(c->laddr, src, 16);
+	memcpy(c->raddr, dst, 16);
+	c->lport = sport;
+	c->rport = dport;
+	shim_conn_name(c->name, fam, src, sport, dst, dport);
+	memset(&sh, 0, sizeof(sh));
+	sh.kind = IVL_SHIM_PROPOSAL;
+	sh.rdv = IVL_RDV_PROPOSED;
+	rc = offer_half(c, c->name, server, &sh, fam, src, sport, dst, dport);
+	if (rc < 0) {
+		SHIM_DBG("fd %d: connect %s: plain TCP (region full: %s)", c->fd, ds,
+			 strerror(-rc));
+		shim_count_fallback(sep, IVL_FB_REGION_FULL);
+		c->reason = IVL_FB_REGION_FULL;
+		set_state(c, SS_FALLBACK);
+		return REAL(connect)(c->fd, sa, len) < 0 ? -errno : 0;
+	}
+	c->slot = (uint32_t)rc;
+	h = own_half(c);
+	memset(&c->dummy_cons, 0, sizeof(c->dummy_cons));
+	/* Where we write comes from our private copy of the offer, never
+	 * from the half: any region member can rewrite that. */
+	data = ivl_region_ptr(rg_of(c), c->own.tx_data_off, c->own.tx_size);
+	ivl__link_notifier(&c->lk.tx, &n);
+	rc = data ? ivl_ring_init_producer(&c->lk.tx.ring, &h->tx_prod, &c->dummy_cons, data,
+					   c->own.tx_size, IVL_MODE_STREAM, 0, &n)
+		  : -EPROTO;
+	if (rc < 0) {
+		shim_close_half(c);
+		c->reason = IVL_FB_INTERNAL;
+		set_state(c, SS_FALLBACK);
+		shim_count_fallback(sep, IVL_FB_INTERNAL);
+		return REAL(connect)(c->fd, sa, len) < 0 ? -errno : 0;
+	}
+	c->lk.tx.ring.spin_ns = shim_cfg.spin_ns;
+	set_state(c, SS_CONNECTING);
+	shim_active_add(c);
+	SHIM_DBG("fd %d: proposal %s to peer %u (slot %u)", c->fd, c->name, server, c->slot);
+
+	if (REAL(connect)(c->fd, sa, len) == 0) {
+		c->deadline_ns = ivl__now_ns() + shim_cfg.accept_timeout_ns;
+		set_state(c, SS_CLI_PENDING);
+		shim_progress_kick();
+		return 0;
+	}
+	rc = -errno;
+	if (rc == -EINPROGRESS || rc == -EINTR) {
+		c->deadline_ns = ivl__now_ns() + shim_cfg.accept_timeout_ns;
+		return rc;
+	}
+	/* The connection failed: plain TCP behaviour, nothing to undo but the
+	 * proposal. */
+	pthread_mutex_lock(&c->lock);
+	shim_close_half(c);
+	set_state(c, SS_PLAIN);
+	pthread_mutex_unlock(&c->lock);
+	shim_active_del(c);
+	SHIM_DBG("fd %d: connect %s failed (%s): proposal withdrawn", c->fd, ds, strerror(-rc));
+	return rc;
+}
+
+int shim_connecting_check(struct shim_conn *c, int consumed_error)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+	int f, st;
+	uint8_t a[16];
+	uint16_t port;
+
+	pthread_mutex_lock(&c->lock);
+	st = get_state(c);
+	if (st != SS_CONNECTING)
+		goto out;
+	if (!consumed_error &&
+	    (REAL(poll)(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLOUT | POLLERR | POLLHUP))))
+		goto out;
+	if (shim_peer_name(c->fd, &f, a, &port) == 0) {
+		c->deadline_ns = ivl__now_ns() + shim_cfg.accept_timeout_ns;
+		set_state(c, SS_CLI_PENDING);
+		st = SS_CLI_PENDING;
+		shim_progress_kick();
+		SHIM_DBG("fd %d: connected, waiting for the server's answer", c->fd);
+	} else {
+		shim_close_half(c);
+		set_state(c, SS_PLAIN);
+		st = SS_PLAIN;
+		SHIM_DBG("fd %d: non-blocking connect failed: proposal withdrawn", c->fd);
+	}
+out:
+	pthread_mutex_unlock(&c->lock);
+	if (st == SS_PLAIN)
+		shim_active_del(c);
+	if (st != SS_CONNECTING)
+		shim_regs_retarget(c);
+	return st;
+}
+
+/* ------------------------------------------------------------ replay */
+
+/* Writes all of buf to the TCP socket, waiting for room even on a
+ * non-blocking socket: the bytes were already accepted from the app. */
+static int tcp_write_all(int fd, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = REAL(send)(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+			REAL(poll)(&p, 1, 100);
+			continue;
+		}
+		return n < 0 ? -errno : -EIO;
+	}
+	return 0;
+}
+
+/* Replays every byte of our tx ring (nobody consumed it) over TCP, in
+ * order. Caller holds c->lock and the tx lock. */
+static int replay_tx(struct shim_conn *c)
+{
+	struct ivl_ring *r = &c->lk.tx.ring;
+	/* Nobody consumed: the peer reads only after CONFIRMED, and the
+	 * ring of a fresh offer starts at 0. */
+	uint64_t head = 0;
+	uint64_t tail = r->p_tail, pos;
+	int rc = 0;
+
+	if (tail - head > r->size)
+		return -EPROTO;
+	for (pos = head; pos < tail && rc == 0;) {
+		uint32_t off = (uint32_t)pos & r->mask;
+		size_t n = r->size - off;
+
+		if (n > tail - pos)
+			n = (size_t)(tail - pos);
+		rc = tcp_write_all(c->fd, r->data + off, n);
+		pos += n;
+	}
+	SHIM_DBG("fd %d: replayed %llu bytes over TCP", c->fd, (unsigned long long)(tail - head));
+	return rc;
+}
+
+/* Publishes a note for ivlinkctl (best effort: no slot, no note). */
+static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, uint32_t remote,
+			  uint32_t peer_slot, uint32_t peer_gen)
+{
+	struct ivl_shim_half sh;
+	int slot;
+
+	memset(&sh, 0, sizeof(sh));
+	sh.kind = kind;
+	sh.reason = reason;
+	sh.procs = 1;
+	sh.family = (uint32_t)c->family;
+	memcpy(sh.laddr, c->laddr, 16);
+	memcpy(sh.raddr, c->raddr, 16);
+	sh.lport = c->lport;
+	sh.rport = c->rport;
+	sh.peer_slot = peer_slot;
+	sh.peer_gen = peer_gen;
+	sh.owner_pid = (uint32_t)getpid();
+	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
+	slot = ivl_ctab_note(rg_of(c), self_of(c), c->sep->ep->self_epoch, IVL_CHAN_NOTE, remote,
+			     c->name[0] ? c->name : "tcp:?", &sh);
+	if (slot == -ENOSPC) {
+		ivl_ctab_gc(rg_of(c), self_of(c));
+		slot = ivl_ctab_note(rg_of(c), self_of(c), c->sep->ep->self_epoch, IVL_CHAN_NOTE,
+				     remote, c->name[0] ? c->name : "tcp:?", &sh);
+	}
+	c->slot = slot < 0 ? IVL_SLOT_NONE : (uint32_t)slot;
+}
+
+void shim_release_half(struct shim_conn *c)
+{
+	if (c->slot == IVL_SLOT_NONE)
+		return;
+	shim_close_half(c);
+	__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Falls back to TCP: replays our ring, frees our half, leaves a note. The
+ * caller holds c->lock and has made the decision final (client: WITHDRAWN
+ * CAS; server: saw WITHDRAWN).
+ */
+void shim_do_fallback(struct shim_conn *c, uint32_t reason)
+{
+	char ds[64];
+	int rc;
+
+	shim_guard_lock(&c->txg);
+	rc = replay_tx(c);
+	if (rc == 0 && c->shut_wr)
+		REAL(shutdown)(c->fd, SHUT_WR);
+	pthread_mutex_unlock(&c->txg.lock);
+	if (rc < 0)
+		SHIM_DBG("fd %d: replay failed: %s", c->fd, strerror(-rc));
+	shim_release_half(c);
+	fallback_note(c, IVL_SHIM_FALLBACK, reason, c->lk.remote, IVL_SLOT_NONE, 0);
+	c->reason = reason;
+	shim_count_fallback(c->sep, reason);
+	ivl__link_close_kick(&c->lk);
+	set_state(c, SS_FALLBACK);
+	shim_poke(c->sep, c->lk.remote);
+	shim_addr_str(c->family, c->raddr, c->rport, ds, sizeof(ds));
+	SHIM_DBG("fd %d: %s with %s: fell back to TCP (%s)", c->fd,
+		 c->is_server ? "accepted" : "connection", ds, shim_reason_name(reason));
+}
+
+/* pending: the bytes written while pending (the tx handle's tail, read
+ * under its guard before the state became SS_ACCEL). */
+static void count_accel(struct shim_conn *c, uint64_t pending)
+{
+	struct ivl_peer_shim *ps = peer_shim(c->sep);
+
+	__atomic_fetch_add(&ps->accelerated, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&ps->tx_bytes, pending, __ATOMIC_RELAXED);
+}
+
+/* Client: withdraw unless the decision was already made. Caller holds
+ * c->lock. Returns the final state. */
+int shim_cli_withdraw(struct shim_conn *c, uint32_t reason)
+{
+	struct ivl_chan_half *h = own_half(c);
+	uint32_t expect = IVL_RDV_PROPOSED;
+
+	/* The decision word: only clients write it, with this CAS. */
+	if (!__atomic_compare_exchange_n(&h->shim.rdv, &expect, IVL_RDV_WITHDRAWN, 0,
+					 __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE) &&
+	    expect == IVL_RDV_CONFIRMED)
+		return SS_CLI_PENDING; /* another process of ours confirmed */
+	__atomic_store_n(&h->shim.reason, reason, __ATOMIC_RELAXED);
+	shim_do_fallback(c, reason);
+	return SS_FALLBACK;
+}
+
+static int find_decline(struct shim_conn *c, uint32_t *why)
+{
+	struct ivl_region *rg = rg_of(c);
+	uint32_t self = self_of(c);
+
+	for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
+		struct ivl_chan_half *h = ivl_region_chan(rg, c->lk.remote, s);
+
+		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != IVL_CHAN_NOTE)
+			continue;
+		if (h->remote_peer == self && h->shim.kind == IVL_SHIM_DECLINE &&
+		    h->shim.peer_slot == c->slot && h->shim.peer_gen == c->gen) {
+			*why = h->shim.reason;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void cli_progress(struct shim_conn *c)
+{
+	struct ivl_region *rg = rg_of(c);
+	struct ivl_ctab_remote m;
+	struct ivl_chan_half *mine = own_half(c), *theirs;
+	struct ivl_notifier n;
+	uint32_t expect = IVL_RDV_PROPOSED, why;
+	uint64_t pending;
+	void *data;
+	int rc;
+
+	rc = ivl_ctab_match(rg, self_of(c), c->slot, &m);
+	if (rc == 0) {
+		theirs = ivl_region_chan(rg, c->lk.remote, m.remote_slot);
+		if (theirs->shim.kind != IVL_SHIM_ACCEPT || theirs->shim.peer_slot != c->slot ||
+		    theirs->shim.peer_gen != c->gen) {
+			shim_cli_withdraw(c, IVL_FB_PROTO);
+			return;
+		}
+		data = ivl_region_ptr(rg, m.remote_tx_data_off, m.remote_tx_size);
+		ivl__link_notifier(&c->lk.rx, &n);
+		if (!data ||
+		    ivl_ring_init_consumer(&c->lk.rx.ring, &theirs->tx_prod, &mine->rx_cons, data,
+					   m.remote_tx_size, IVL_MODE_STREAM, 0, &n) < 0) {
+			shim_cli_withdraw(c, IVL_FB_PROTO);
+			return;
+		}
+		c->lk.rx.ring.spin_ns = shim_cfg.spin_ns;
+		if (!__atomic_compare_exchange_n(&mine->shim.rdv, &expect, IVL_RDV_CONFIRMED, 0,
+						 __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE) &&
+		    expect != IVL_RDV_CONFIRMED) {
+			shim_do_fallback(c, mine->shim.reason ? mine->shim.reason : IVL_FB_TIMEOUT);
+			return;
+		}
+		c->remote_slot = m.remote_slot;
+		c->remote_gen = m.remote_gen;
+		c->lk.remote_epoch = m.remote_epoch;
+		/* From the private block we wrote against while pending to the
+		 * server's: through the ring's call, which moves everything it
+		 * reads of the consumer (head, flags, sleep_seq) at once. A
+		 * poisoned handle shows as a reset at the next write. */
+		shim_guard_lock(&c->txg);
+		(void)ivl_ring_set_cons_block(&c->lk.tx.ring, &theirs->rx_cons);
+		pending = c->lk.tx.ring.p_tail;
+		pthread_mutex_unlock(&c->txg.lock);
+		(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
+		set_state(c, SS_ACCEL);
+		count_accel(c, pending);
+		shim_poke(c->sep, c->lk.remote);
+		/* Bytes written while pending: the server may sleep on them. */
+		ivl__link_kick(&c->lk);
+		SHIM_DBG("fd %d: %s accelerated (peer %u slot %u)", c->fd, c->name, c->lk.remote,
+			 c->remote_slot);
+		return;
+	}
+	if (rc == -ECONNRESET) {
+		shim_cli_withdraw(c, IVL_FB_PEER_GONE);
+		return;
+	}
+	if (rc == -EPROTO) {
+		shim_cli_withdraw(c, IVL_FB_PROTO);
+		return;
+	}
+	if (find_decline(c, &why)) {
+		SHIM_DBG("fd %d: server declined (%s)", c->fd, shim_reason_name(why));
+		shim_cli_withdraw(c, IVL_FB_DECLINED);
+		return;
+	}
+	if (ivl__now_ns() >= c->deadline_ns)
+		shim_cli_withdraw(c, IVL_FB_TIMEOUT);
+}
+
+static void srv_progress(struct shim_conn *c)
+{
+	struct ivl_chan_half *p = ivl_region_chan(rg_of(c), c->lk.remote, c->remote_slot);
+	struct ivl_peer_view pv;
+	uint32_t st, gen, rdv;
+	uint64_t pending;
+
+	if (ivl_region_peer_view(rg_of(c), c->lk.remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
+	    pv.epoch != c->lk.remote_epoch) {
+		shim_do_fallback(c, IVL_FB_PEER_GONE);
+		return;
+	}
+	st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
+	gen = __atomic_load_n(&p->gen, __ATOMIC_RELAXED);
+	rdv = __atomic_load_n(&p->shim.rdv, __ATOMIC_ACQUIRE);
+	if (gen == c->remote_gen && (st == IVL_CHAN_OFFERED || st == IVL_CHAN_CLOSED) &&
+	    rdv == IVL_RDV_CONFIRMED) {
+		/* No owner before SS_ACCEL: the guard only orders this read
+		 * after the app thread's pending writes. */
+		shim_guard_lock(&c->txg);
+		pending = c->lk.tx.ring.p_tail;
+		pthread_mutex_unlock(&c->txg.lock);
+		set_state(c, SS_ACCEL);
+		count_accel(c, pending);
+		SHIM_DBG("fd %d: %s accelerated (client confirmed)", c->fd, c->name);
+		return;
+	}
+	if (gen != c->remote_gen || rdv == IVL_RDV_WITHDRAWN ||
+	    (st != IVL_CHAN_OFFERED && st != IVL_CHAN_CLOSED))
+		shim_do_fallback(c, IVL_FB_WITHDRAWN);
+}
+
+void shim_progress(struct shim_conn *c)
+{
+	int st = get_state(c);
+
+	if (st == SS_CONNECTING) {
+		shim_connecting_check(c, 0);
+		return;
+	}
+	if (st != SS_CLI_PENDING && st != SS_SRV_PENDING)
+		return;
+	pthread_mutex_lock(&c->lock);
+	st = get_state(c);
+	if (st == SS_CLI_PENDING)
+		cli_progress(c);
+	else if (st == SS_SRV_PENDING)
+		srv_progress(c);
+	st = get_state(c);
+	pthread_mutex_unlock(&c->lock);
+	if (st == SS_FALLBACK || st == SS_ACCEL)
+		shim_regs_retarget(c);
+}
+
+/* ------------------------------------------------------------ server */
+
+static void srv_decline(struct shim_conn *c, const struct shim_proposal *pr, uint32_t reason)
+{
+	fallback_note(c, IVL_SHIM_DECLINE, reason, pr->peer, pr->slot, pr->gen);
+	c->reason = reason;
+	set_state(c, SS_FALLBACK);
+	shim_count_fallback(c->sep, reason);
+	shim_poke(c->sep, pr->peer);
+	SHIM_DBG("fd %d: declined %s (%s)", c->fd, pr->name, shim_reason_name(reason));
+}
+
+/* Returns the new connection (with the caller's reference) or NULL when
+ * the accepted socket is plain TCP and needs no tracking. */
+int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
+{
+	struct ivl_ctab_remote m;
+	struct ivl_shim_half sh;
+	struct ivl_chan_half *mine, *theirs;
+	struct ivl_notifier n;
+	struct shim_proposal pr;
+	struct shim_conn *c;
+	struct shim_ep *sep = lc->sep;
+	int fam, fam2, rc;
+	uint8_t la[16], ra[16];
+	uint16_t lport, rport;
+	void *txd, *rxd;
+	int64_t until;
+
+	if (!sep || shim_local_name(nfd, &fam, la, &lport) < 0 ||
+	    shim_peer_name(nfd, &fam2, ra, &rport) < 0 || fam != fam2)
+		return 0;
+	rc = ivl__shim_find_proposal(&sep->ep->rg, ivl_endpoint_id(sep->ep), fam, ra, rport, la,
+				     lport, &pr);
+	if (rc < 0) {
+		shim_count_fallback(sep, rc == -ESTALE ? IVL_FB_WITHDRAWN : IVL_FB_PEER_NO_SHIM);
+		SHIM_DBG("fd %d: accepted plain TCP (%s)", nfd,
+			 rc == -ESTALE ? "client withdrew" : "client made no proposal");
+		return 0;
+	}
+	c = shim_conn_new(nfd, lc->family, nonblock);
+	if (!c)
+		return -ENOMEM;
+	c->is_server = 1;
+	set_sep(c, sep);
+	c->lk.remote = pr.peer;
+	c->lk.remote_epoch = pr.epoch;
+	c->remote_slot = pr.slot;
+	c->remote_gen = pr.gen;
+	memcpy(c->name, pr.name, sizeof(c->name));
+	memcpy(c->laddr, la, 16);
+	memcpy(c->raddr, ra, 16);
+	c->lport = lport;
+	c->rport = rport;
+	c->family = fam;
+	shim_set(nfd, &c->o);
+
+	if (!shim_rules_allow(2, fam, la, ntohs(lport))) {
+		srv_decline(c, &pr, IVL_FB_RULES);
+		goto tracked;
+	}
+	if (!shim_peer_vouched(sep, pr.peer)) {
+		srv_decline(c, &pr, IVL_FB_PEER_STALE);
+		goto tracked;
+	}
+	memset(&sh, 0, sizeof(sh));
+	sh.kind = IVL_SHIM_ACCEPT;
+	sh.peer_slot = pr.slot;
+	sh.peer_gen = pr.gen;
+	rc = offer_half(c, pr.name, pr.peer, &sh, fam, la, lport, ra, rport);
+	if (rc < 0) {
+		srv_decline(c, &pr, IVL_FB_REGION_FULL);
+		goto tracked;
+	}
+	c->slot = (uint32_t)rc;
+	mine = own_half(c);
+	rc = ivl_ctab_match(rg_of(c), self_of(c), c->slot, &m);
+	if (rc < 0 || m.remote_slot != pr.slot || m.remote_gen != pr.gen) {
+		shim_release_half(c);
+		fallback_note(c, IVL_SHIM_FALLBACK, IVL_FB_WITHDRAWN, pr.peer, pr.slot, pr.gen);
+		c->reason = IVL_FB_WITHDRAWN;
+		set_state(c, SS_FALLBACK);
+		shim_count_fallback(sep, IVL_FB_WITHDRAWN);
+		goto tracked;
+	}
+	theirs = ivl_region_chan(rg_of(c), pr.peer, pr.slot);
+	txd = ivl_region_ptr(rg_of(c), c->own.tx_data_off, c->own.tx_size);
+	rxd = ivl_region_ptr(rg_of(c), m.remote_tx_data_off, m.remote_tx_size);
+	ivl__link_notifier(&c->lk.tx, &n);
+	rc = txd ? ivl_ring_init_producer(&c->lk.tx.ring, &mine->tx_prod, &theirs->rx_cons, txd,
+					  c->own.tx_size, IVL_MODE_STREAM, 0, &n)
+		 : -EPROTO;
+	ivl__link_notifier(&c->lk.rx, &n);
+	if (rc == 0)
+		rc = rxd ? ivl_ring_init_consumer(&c->lk.rx.ring, &theirs->tx_prod, &mine->rx_cons,
+						  rxd, m.remote_tx_size, IVL_MODE_STREAM, 0, &n)
+			 : -EPROTO;
+	if (rc < 0) {
+		shim_release_half(c);
+		srv_decline(c, &pr, IVL_FB_PROTO);
+		goto tracked;
+	}
+	c->lk.tx.ring.spin_ns = shim_cfg.spin_ns;
+	c->lk.rx.ring.spin_ns = shim_cfg.spin_ns;
+	(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
+	set_state(c, SS_SRV_PENDING);
+	shim_active_add(c);
+	shim_progress_kick();
+	shim_poke(sep, pr.peer);
+	SHIM_DBG("fd %d: accepted %s from peer %u, waiting for confirmation", nfd, pr.name,
+		 pr.peer);
+	/* A client blocked in read() or poll() confirms within microseconds:
+	 * wait that long before returning a pending connection. */
+	until = ivl__now_ns() + (shim_cfg.spin_ns > 50000 ? shim_cfg.spin_ns : 50000);
+	while (get_state(c) == SS_SRV_PENDING && ivl__now_ns() < until)
+		shim_progress(c);
+	return 0;
+tracked:
+	shim_active_add(c);
+	return 0;
+}
