@@ -49,7 +49,7 @@ struct ivl_endpoint {
 	int ctl_lost;
 	char region_name[IVL_REGION_NAME_MAX]; /* from rg.hdr, NUL terminated */
 	/* Called after vector v's doorbell was consumed here (the socket
-	 * shim wakes its other threads waiting on v, preload/wait.c). */
+	 * shim wakes its other threads waiting on v, preload/wait_sleepers.c). */
 	void (*drained)(uint32_t v);
 };
 

@@ -79,7 +79,7 @@
  *
  *  - threads: a doorbell is consumed by whichever thread drains it, so every
  *    sleeping poll/epoll wait registers a wake eventfd first, and a drain
- *    writes the others' (wait.c, "sleepers"): each thread's event loop sees
+ *    writes the others' (wait_sleepers.c): each thread's event loop sees
  *    the doorbells of its own connections.
  *
  * Threads and the fd table
@@ -461,7 +461,7 @@ void shim_gc_deferred(void);
  * run at every poll/select/epoll_wait. */
 void shim_housekeeping(void);
 
-/* Readiness (wait.c). */
+/* Readiness (wait_*.c: readiness fds, sleepers, epoll registrations, epoll_wait, poll). */
 void shim_sync(struct shim_conn *c);
 void shim_regs_retarget(struct shim_conn *c);
 void shim_regs_drop(struct shim_conn *c);

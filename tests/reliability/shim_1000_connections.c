@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 	shalves = settle(used_halves, &rg, (uint32_t)sid, shalves0, 5000);
 	/* The server holds the client's doorbell eventfds while it is up,
 	 * and its thread, once it slept in poll() on accelerated connections,
-	 * a wake eventfd (preload/wait.c, "sleepers"): constant, not one per
+	 * a wake eventfd (preload/wait_sleepers.c): constant, not one per
 	 * connection. */
 	sfd0 += (int)rg.hdr.n_vectors + 1;
 	for (int i = 0; i < 500 && ts_proc_fds(srv.pid) != sfd0; i++)

@@ -298,7 +298,7 @@ int main(int argc, char **argv)
 		CHECK(cp == 0 && ch == 0, "client section not back to empty");
 		CHECK(sp == spages0 && sh == shalves0, "server section not back");
 		/* +1 at most: the client's thread creates its wake eventfd
-		 * (guest-lib/preload/wait.c, thread_efd) at its first sleep in
+		 * (guest-lib/preload/wait_sleepers.c, shim_thread_efd) at its first sleep in
 		 * poll(), which may come after the first batch now that the
 		 * shim's progress thread settles rendezvous in the background.
 		 * It is one per thread, never per batch or connection. */
