@@ -22,8 +22,12 @@ AC=TENANT-AC-$$-$RANDOM AB=TENANT-AB-$$-$RANDOM
 PP="ivlink-pingpong --count 300 --size 64 --timeout 120"
 
 # Unbinds every PCI driver (so sysfs lets the BARs be mapped), stops the agent.
-unbind='kill $(pidof ivlink-guestd) 2>/dev/null; sleep 0.5
-for d in /sys/bus/pci/devices/*; do [ -e $d/driver ] && echo ${d##*/} >$d/driver/unbind; done'
+unbind=$(
+	cat <<'EOS'
+kill $(pidof ivlink-guestd) 2>/dev/null; sleep 0.5
+for d in /sys/bus/pci/devices/*; do [ -e $d/driver ] && echo ${d##*/} >$d/driver/unbind; done
+EOS
+)
 
 cat >"$tmp/a.sh" <<EOS
 ivlink-guestd -b || exit 1
