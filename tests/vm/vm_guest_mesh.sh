@@ -51,7 +51,7 @@ args=()
 for g in "${GUESTS[@]}"; do args+=(--script-on "$g" "$tmp/$g.sh"); done
 "$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g 4 -q --keep-going --logdir "$tmp/logs" \
 	--timeout 220 "${args[@]}" 2>"$tmp/launcher.err" &
-vmt_bg $!
+ts_bg $!
 launcher=$!
 
 # Bytes moved so far on each channel (both directions), from the status.

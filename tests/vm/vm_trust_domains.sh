@@ -61,7 +61,7 @@ rc=0
 	--region r1 --region r2 --attach b=r1 --attach c=r2 \
 	--script-on a "$tmp/a.sh" --script-on b "$tmp/b.sh" --script-on c "$tmp/c.sh" \
 	--logdir "$tmp/logs" --timeout 200 &
-vmt_bg $!
+ts_bg $!
 wait $! || rc=$?
 A=$tmp/logs/a.log B=$tmp/logs/b.log C=$tmp/logs/c.log
 for g in a b c; do vmt_log "$tmp/logs/$g.log" | grep -E "^$g: " | sed "s/^/[trust] /"; done
