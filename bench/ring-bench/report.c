@@ -167,7 +167,7 @@ void rb_print_human(const struct bench *b, const struct results *r)
 	       r->block_kicks_per_rtt);
 
 	printf("One-way throughput (median of %u windows, ring %u KiB; batched below 64 KiB)\n",
-	       b->o.quick ? 3 : 5, b->o.ring_kib);
+	       b->o.quick ? 3u : 5u, b->o.ring_kib);
 	printf(
 	    "      size  mode          msgs/s      GB/s  memcpy GB/s  ring/memcpy  commits/msg\n");
 	for (size_t i = 0; i < N_SIZES; i++) {

@@ -18,6 +18,7 @@ upper=$(printf '%s' "$name" | tr 'a-z-' 'A-Z_' | sed 's/_/\\-/g')
 trap 'rm -f "$out.tmp"' EXIT
 {
 printf '.\\" SPDX-License-Identifier: MIT\n'
+# shellcheck disable=SC2016 # the backquotes are literal text in the comment
 printf '.\\" Generated from `%s --help` by docs/man/help2roff.sh: edit the help text.\n' "$name"
 printf '.TH %s %s %s "ivlink %s" "User Commands"\n' "$upper" "$sec" "$date" "$ver"
 # Left-adjusted, unhyphenated: the NAME line reads as in the help.

@@ -75,8 +75,9 @@ fi
 # ---------------------------------------------------------------- layout
 mkdir -p "$T/root" "$T/control" "$T/all"
 for p in "${PKGS[@]}"; do
-	dpkg -x "$T/${p}_${DEBVER#*:}_$ARCH.deb" "$T/root/$p" && dpkg -x "$T/${p}_${DEBVER#*:}_$ARCH.deb" "$T/all" ||
+	if ! dpkg -x "$T/${p}_${DEBVER#*:}_$ARCH.deb" "$T/root/$p" || ! dpkg -x "$T/${p}_${DEBVER#*:}_$ARCH.deb" "$T/all"; then
 		bad "dpkg -x $p"
+	fi
 	dpkg-deb -e "$T/${p}_${DEBVER#*:}_$ARCH.deb" "$T/control/$p" || bad "dpkg-deb -e $p"
 done
 # has PKG PATH...: each PATH is in PKG's root (file or link);
@@ -101,7 +102,11 @@ L=usr/lib/$MA
 has libivlink0 "$L/libivlink.so.0" "$L/libivlink.so.$VERSION"
 lacks libivlink0 "$L/libivlink.so" "$L/libivlink-preload.so"
 soname=$(objdump -p "$T/root/libivlink0/$L/libivlink.so.$VERSION" 2>/dev/null | awk '$1 == "SONAME" { print $2 }')
-[ "$soname" = libivlink.so.0 ] && ok "libivlink0: SONAME $soname" || bad "libivlink0: SONAME '$soname'"
+if [ "$soname" = libivlink.so.0 ]; then
+	ok "libivlink0: SONAME $soname"
+else
+	bad "libivlink0: SONAME '$soname'"
+fi
 if [ -f "$T/control/libivlink0/symbols" ] && grep -q '^ ivl_version@IVLINK_0.1 ' "$T/control/libivlink0/symbols"; then
 	ok "libivlink0: symbols file with ivl_version@IVLINK_0.1"
 else
@@ -113,8 +118,11 @@ has libivlink-dev usr/include/ivlink/ivlink.h usr/include/ivlink/layout.h usr/in
 	"$L/cmake/ivlink/ivlinkConfigVersion.cmake" usr/share/man/man3/libivlink.3.gz
 lacks libivlink-dev usr/include/ivlink/ring.h usr/include/ivlink/region.h usr/include/ivlink/notify.h
 pcprefix=$(PKG_CONFIG_LIBDIR=$T/root/libivlink-dev/$L/pkgconfig pkg-config --variable=libdir ivlink)
-[ "$(readlink -f "$pcprefix")" = "$T/root/libivlink-dev/$L" ] && ok "libivlink-dev: ivlink.pc libdir /$L" ||
+if [ "$(readlink -f "$pcprefix")" = "$T/root/libivlink-dev/$L" ]; then
+	ok "libivlink-dev: ivlink.pc libdir /$L"
+else
 	bad "libivlink-dev: ivlink.pc libdir '$pcprefix'"
+fi
 
 has ivlinkd usr/sbin/ivlinkd usr/bin/ivlinkctl lib/systemd/system/ivlinkd.service \
 	usr/share/man/man8/ivlinkd.8.gz usr/share/man/man8/ivlinkctl.8.gz usr/share/man/man7/ivlink.7.gz
@@ -140,6 +148,7 @@ else
 	bad "ivlink-run names: $(grep -m1 'IVL_PRELOAD_LIB=' "$T/root/ivlink-shim/usr/bin/ivlink-run")"
 fi
 # The unpacked shim loads into a program (all its libraries resolve).
+# shellcheck disable=SC2016 # the inner sh expands $LD_PRELOAD, as it sees it
 got=$(IVLINK_PRELOAD_LIB=$T/root/ivlink-shim/$L/ivlink/libivlink-preload.so \
 	"$T/root/ivlink-shim/usr/bin/ivlink-run" --disable -- sh -c 'echo "$LD_PRELOAD"; echo loaded' 2>&1)
 if [ "$got" = "$T/root/ivlink-shim/$L/ivlink/libivlink-preload.so
@@ -162,8 +171,11 @@ has ivlink-tools usr/bin/ivlink-bench usr/bin/ivlink-ring-bench usr/bin/ivlink-p
 # programs/ (resolved in the root of all packages), output under the
 # user's cache (build-image creates it before it looks for its tools).
 V=$T/all/usr/libexec/ivlink
-[ "$("$V/ivlink-vm" --version)" = "ivlink-vm $VERSION" ] && ok "ivlink-vm --version (installed copy)" ||
+if [ "$("$V/ivlink-vm" --version)" = "ivlink-vm $VERSION" ]; then
+	ok "ivlink-vm --version (installed copy)"
+else
 	bad "ivlink-vm --version: $("$V/ivlink-vm" --version 2>&1)"
+fi
 for spec in host-daemon/ivlinkd=usr/sbin/ivlinkd guest-lib/ivlink-guestd=usr/sbin/ivlink-guestd \
 	examples/ivlink-pingpong=usr/bin/ivlink-pingpong \
 	vm-configs/ivlink-probe=usr/libexec/ivlink/guest/ivlink-probe; do
@@ -185,8 +197,11 @@ fi
 [ -e "$T/all/usr/libexec/build" ] && bad "something wrote into the unpacked /usr/libexec/build"
 
 has python3-ivlink usr/lib/python3/dist-packages/ivlink.py
-grep -q "^_INSTALLED_LIBDIR = \"/$L\"" "$T/root/python3-ivlink/usr/lib/python3/dist-packages/ivlink.py" &&
-	ok "python3-ivlink: looks for libivlink.so.0 in /$L" || bad "python3-ivlink: wrong _INSTALLED_LIBDIR"
+if grep -q "^_INSTALLED_LIBDIR = \"/$L\"" "$T/root/python3-ivlink/usr/lib/python3/dist-packages/ivlink.py"; then
+	ok "python3-ivlink: looks for libivlink.so.0 in /$L"
+else
+	bad "python3-ivlink: wrong _INSTALLED_LIBDIR"
+fi
 
 # The unpacked programs run, on the unpacked library.
 for b in usr/sbin/ivlinkd usr/bin/ivlinkctl usr/sbin/ivlink-guestd usr/bin/ivlink-pingpong usr/bin/ivlink-bench; do
@@ -198,7 +213,10 @@ for b in usr/sbin/ivlinkd usr/bin/ivlinkctl usr/sbin/ivlink-guestd usr/bin/ivlin
 	esac
 done
 lib=$(LD_LIBRARY_PATH=$T/all/$L ldd "$T/all/usr/bin/ivlink-pingpong" | awk '$1 == "libivlink.so.0" { print $3 }')
-[ "$lib" = "$T/all/$L/libivlink.so.0" ] && ok "ivlink-pingpong links libivlink.so.0" ||
+if [ "$lib" = "$T/all/$L/libivlink.so.0" ]; then
+	ok "ivlink-pingpong links libivlink.so.0"
+else
 	bad "ivlink-pingpong: libivlink.so.0 from '$lib'"
+fi
 
 ivl_checks_end "the Debian packages build, are lintian clean and hold the expected layout"

@@ -32,7 +32,11 @@ mkdir -p "$T/cwd"
 	--run 'ivlink-pingpong --version && ivlink-guestd --version') >"$T/vm.log" 2>&1
 rc=$?
 sed 's/^/ivlink-vm: /' "$T/vm.log"
-[ "$rc" = 0 ] && ok "installed ivlink-vm --daemon: exit 0" || bad "installed ivlink-vm --daemon: exit $rc"
+if [ "$rc" = 0 ]; then
+	ok "installed ivlink-vm --daemon: exit 0"
+else
+	bad "installed ivlink-vm --daemon: exit $rc"
+fi
 
 OUT=$T/cache/ivlink/vm
 west=$(find "$OUT/logs" -name west.log 2>/dev/null | head -n1)
@@ -41,14 +45,23 @@ if [ -z "$west" ]; then
 else
 	ok "console log ${west#"$T"/}"
 	for want in "ivlink-pingpong $VERSION" "ivlink-guestd $VERSION"; do
-		tr -d '\r' <"$west" | grep -q "^$want" && ok "the guest ran the installed ${want% *}" ||
+		if tr -d '\r' <"$west" | grep -q "^$want"; then
+			ok "the guest ran the installed ${want% *}"
+		else
 			bad "the guest did not print '$want'"
+		fi
 	done
-	grep -q 'ivlinkd up' "$T/vm.log" && [ -f "$(dirname "$west")/ivlinkd.log" ] &&
-		ok "--daemon started the installed ivlinkd" || bad "--daemon: no ivlinkd started"
+	if grep -q 'ivlinkd up' "$T/vm.log" && [ -f "$(dirname "$west")/ivlinkd.log" ]; then
+		ok "--daemon started the installed ivlinkd"
+	else
+		bad "--daemon: no ivlinkd started"
+	fi
 fi
-ls -d "$OUT"/images/*/ >/dev/null 2>&1 && ok "image built under \$XDG_CACHE_HOME/ivlink/vm/images" ||
+if ls -d "$OUT"/images/*/ >/dev/null 2>&1; then
+	ok "image built under \$XDG_CACHE_HOME/ivlink/vm/images"
+else
 	bad "no image under \$XDG_CACHE_HOME/ivlink/vm/images"
+fi
 [ -e "$T/usr/libexec/build" ] && bad "the installed scripts wrote into libexec/build"
 [ -z "$(ls -A "$T/cwd")" ] || bad "the installed scripts wrote into the working directory: $(ls -A "$T/cwd")"
 ivl_checks_end "the installed VM scripts boot a guest from the installed programs"

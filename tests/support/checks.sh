@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # Sourced by shell tests that make many checks and report each one
 # (tests/cli, tests/package):

@@ -28,7 +28,11 @@ for i in 1 2 3 4; do
 	{
 		echo 'ivlink-guestd -b || exit 1'
 		# busybox ping gives up at once while g4 still boots: retry.
-		[ $i = 1 ] && echo 'ok=0; for k in $(seq 60); do ping -c1 -W1 192.0.2.14 >/dev/null && ok=1 && break; sleep 0.5; done; [ $ok = 1 ] && echo "check: g1 pings g4 over the bridge" || echo "check: no ping to g4"'
+		if [ $i = 1 ]; then
+			cat <<'EOS'
+ok=0; for k in $(seq 60); do ping -c1 -W1 192.0.2.14 >/dev/null && ok=1 && break; sleep 0.5; done; [ $ok = 1 ] && echo "check: g1 pings g4 over the bridge" || echo "check: no ping to g4"
+EOS
+		fi
 		for j in 1 2 3 4; do
 			[ $i = $j ] && continue
 			if [ $i -lt $j ]; then ch=m-g$i-g$j role=client; else ch=m-g$j-g$i role=server; fi
@@ -37,7 +41,9 @@ for i in 1 2 3 4; do
 			echo "( ivlink-pingpong --role $role --peer g$j --channel $ch --count 200 --block-count 4000 --gap-us 2000 --bulk-mib 8 --ring-kib 256 --timeout 120 $extra >/tmp/$ch.log 2>&1; echo \$? >/tmp/$ch.rc ) &"
 		done
 		echo 'wait'
-		echo 'for f in /tmp/m-*.log; do ch=$(basename $f .log); sed "s/^/$ch /" $f; echo "$ch rc=$(cat /tmp/$ch.rc)"; done'
+		cat <<'EOS'
+for f in /tmp/m-*.log; do ch=$(basename $f .log); sed "s/^/$ch /" $f; echo "$ch rc=$(cat /tmp/$ch.rc)"; done
+EOS
 	} >"$f"
 done
 
@@ -45,7 +51,7 @@ args=()
 for g in "${GUESTS[@]}"; do args+=(--script-on "$g" "$tmp/$g.sh"); done
 "$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g 4 -q --keep-going --logdir "$tmp/logs" \
 	--timeout 220 "${args[@]}" 2>"$tmp/launcher.err" &
-vmt_bg $!
+ts_bg $!
 launcher=$!
 
 # Bytes moved so far on each channel (both directions), from the status.

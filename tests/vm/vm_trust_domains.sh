@@ -22,8 +22,12 @@ AC=TENANT-AC-$$-$RANDOM AB=TENANT-AB-$$-$RANDOM
 PP="ivlink-pingpong --count 300 --size 64 --timeout 120"
 
 # Unbinds every PCI driver (so sysfs lets the BARs be mapped), stops the agent.
-unbind='kill $(pidof ivlink-guestd) 2>/dev/null; sleep 0.5
-for d in /sys/bus/pci/devices/*; do [ -e $d/driver ] && echo ${d##*/} >$d/driver/unbind; done'
+unbind=$(
+	cat <<'EOS'
+kill $(pidof ivlink-guestd) 2>/dev/null; sleep 0.5
+for d in /sys/bus/pci/devices/*; do [ -e $d/driver ] && echo ${d##*/} >$d/driver/unbind; done
+EOS
+)
 
 cat >"$tmp/a.sh" <<EOS
 ivlink-guestd -b || exit 1
@@ -57,7 +61,7 @@ rc=0
 	--region r1 --region r2 --attach b=r1 --attach c=r2 \
 	--script-on a "$tmp/a.sh" --script-on b "$tmp/b.sh" --script-on c "$tmp/c.sh" \
 	--logdir "$tmp/logs" --timeout 200 &
-vmt_bg $!
+ts_bg $!
 wait $! || rc=$?
 A=$tmp/logs/a.log B=$tmp/logs/b.log C=$tmp/logs/c.log
 for g in a b c; do vmt_log "$tmp/logs/$g.log" | grep -E "^$g: " | sed "s/^/[trust] /"; done
