@@ -55,7 +55,7 @@ void shim_pending_wait(struct shim_conn *c, int64_t deadline)
  * peer that went away without closing its rings (killed, or fork-shared). */
 static void tcp_probe(struct shim_conn *c)
 {
-	char b;
+	char b = 0; /* a MSG_PEEK target: its value is never read */
 	ssize_t n = REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 
 	if (n == 0)

@@ -99,7 +99,7 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int sync)
 		if (c->inherited && next > ivl__now_ns() + SHIM_INHERITED_SLICE_NS)
 			next = ivl__now_ns() + SHIM_INHERITED_SLICE_NS;
 		if (st == SS_ACCEL && probe_tcp && !c->tcp_hup) {
-			char b;
+			char b = 0; /* a MSG_PEEK target: its value is never read */
 			ssize_t k = REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 
 			if (k == 0)

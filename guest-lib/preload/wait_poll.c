@@ -183,7 +183,7 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 
 				if (c && kf[k].fd == c->fd &&
 				    (kf[k].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-					char b;
+					char b = 0; /* a MSG_PEEK target: its value is never read */
 					ssize_t r =
 					    REAL(recv)(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 

@@ -147,7 +147,7 @@ void shim_sleepers_fork_child(void)
 
 void shim_efd_drain(int fd)
 {
-	uint64_t v;
+	uint64_t v = 0; /* the count read() takes: unused */
 
 	if (REAL(read)(fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: nothing was written. */
