@@ -37,9 +37,9 @@
 #define IVL_VERSION "unknown"
 #endif
 
-#define MAX_CONNS  200000
-#define MAX_SIZE   (1 << 20)
-#define BATCH	   256
+#define MAX_CONNS 200000
+#define MAX_SIZE  (1 << 20)
+#define BATCH	  256
 
 static const char usage_text[] =
     "Usage: ivlink-conn-scale server [--port PORT]\n"
@@ -306,8 +306,8 @@ static ssize_t take(struct client *cl, uint32_t i)
 		return -1;
 	}
 	if ((uint64_t)n > c->sent - c->got) {
-		fprintf(stderr, "ivlink-conn-scale: connection %u: %zd bytes back, %llu sent\n",
-			i, n, (unsigned long long)(c->sent - c->got));
+		fprintf(stderr, "ivlink-conn-scale: connection %u: %zd bytes back, %llu sent\n", i,
+			n, (unsigned long long)(c->sent - c->got));
 		return -1;
 	}
 	for (ssize_t k = 0; k < n; k++)
@@ -337,8 +337,10 @@ static int await_echo(struct client *cl, uint32_t first, uint32_t count)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			fprintf(stderr, "ivlink-conn-scale: %s while %u connections wait for "
-				"their echo\n", n ? strerror(errno) : "60 s without an event", left);
+			fprintf(stderr,
+				"ivlink-conn-scale: %s while %u connections wait for "
+				"their echo\n",
+				n ? strerror(errno) : "60 s without an event", left);
 			return -1;
 		}
 		for (int k = 0; k < n; k++) {
@@ -347,8 +349,10 @@ static int await_echo(struct client *cl, uint32_t first, uint32_t count)
 			int done = c->got == c->sent;
 
 			if (i < first || i >= first + count) {
-				fprintf(stderr, "ivlink-conn-scale: event on silent connection %u "
-					"(events 0x%x)\n", i, evs[k].events);
+				fprintf(stderr,
+					"ivlink-conn-scale: event on silent connection %u "
+					"(events 0x%x)\n",
+					i, evs[k].events);
 				return -1;
 			}
 			if (take(cl, i) < 0)
@@ -379,9 +383,10 @@ static int client(int port, uint32_t idle, uint32_t active, long rounds, size_t 
 		return 1;
 	}
 	if (want_fds((rlim_t)cl.n + 64) < 0) {
-		fprintf(stderr, "ivlink-conn-scale: %u connections need %u descriptors: %s "
-			"(raise the hard RLIMIT_NOFILE, or run as root)\n", cl.n, cl.n + 64,
-			strerror(errno));
+		fprintf(stderr,
+			"ivlink-conn-scale: %u connections need %u descriptors: %s "
+			"(raise the hard RLIMIT_NOFILE, or run as root)\n",
+			cl.n, cl.n + 64, strerror(errno));
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -422,8 +427,9 @@ static int client(int port, uint32_t idle, uint32_t active, long rounds, size_t 
 
 		for (uint32_t j = i; j < i + k; j++)
 			if (send_msg(&cl, j, 8) < 0) {
-				fprintf(stderr, "ivlink-conn-scale: send on idle connection %u: %s\n",
-					j, strerror(errno));
+				fprintf(stderr,
+					"ivlink-conn-scale: send on idle connection %u: %s\n", j,
+					strerror(errno));
 				goto out;
 			}
 		if (await_echo(&cl, i, k) < 0)

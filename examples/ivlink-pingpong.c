@@ -496,27 +496,13 @@ static void die_usage(const char *msg, const char *arg)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"uri", 1, 0, 'u'},
-	    {"peer", 1, 0, 'p'},
-	    {"role", 1, 0, 'r'},
-	    {"channel", 1, 0, 'c'},
-	    {"count", 1, 0, 'n'},
-	    {"size", 1, 0, 's'},
-	    {"bulk-mib", 1, 0, 'b'},
-	    {"spin", 1, 0, 'S'},
-	    {"ring-kib", 1, 0, 'k'},
-	    {"name", 1, 0, 'N'},
-	    {"fill", 1, 0, 'F'},
-	    {"regions", 0, 0, 'L'},
-	    {"timeout", 1, 0, 't'},
-	    {"tcp", 1, 0, 'T'},
-	    {"expect-reset", 0, 0, 'R'},
-	    {"help", 0, 0, 'h'},
-	    {"block-count", 1, 0, 'B'},
-	    {"gap-us", 1, 0, 'G'},
-	    {"verbose", 0, 0, 'v'},
-	    {"version", 0, 0, 'V'},
-	    {0, 0, 0, 0},
+	    {"uri", 1, 0, 'u'},	     {"peer", 1, 0, 'p'},	 {"role", 1, 0, 'r'},
+	    {"channel", 1, 0, 'c'},  {"count", 1, 0, 'n'},	 {"size", 1, 0, 's'},
+	    {"bulk-mib", 1, 0, 'b'}, {"spin", 1, 0, 'S'},	 {"ring-kib", 1, 0, 'k'},
+	    {"name", 1, 0, 'N'},     {"fill", 1, 0, 'F'},	 {"regions", 0, 0, 'L'},
+	    {"timeout", 1, 0, 't'},  {"tcp", 1, 0, 'T'},	 {"expect-reset", 0, 0, 'R'},
+	    {"help", 0, 0, 'h'},     {"block-count", 1, 0, 'B'}, {"gap-us", 1, 0, 'G'},
+	    {"verbose", 0, 0, 'v'},  {"version", 0, 0, 'V'},	 {0, 0, 0, 0},
 	};
 	struct ivl_endpoint_opts eo = {0};
 	struct ivl_channel_opts co = {0};

@@ -113,12 +113,12 @@ static int read_msg(struct ivl__backend *be, int64_t *val, int *fd)
 	} cbuf;
 
 	while (be->have < sizeof(be->buf)) {
-		struct iovec iov = { .iov_base = be->buf + be->have,
-				     .iov_len = sizeof(be->buf) - be->have };
-		struct msghdr mh = { .msg_iov = &iov,
-				     .msg_iovlen = 1,
-				     .msg_control = cbuf.b,
-				     .msg_controllen = sizeof(cbuf.b) };
+		struct iovec iov = {.iov_base = be->buf + be->have,
+				    .iov_len = sizeof(be->buf) - be->have};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cbuf.b,
+				    .msg_controllen = sizeof(cbuf.b)};
 		ssize_t n = recvmsg(be->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
 		if (n < 0) {
@@ -165,7 +165,7 @@ static int read_msg(struct ivl__backend *be, int64_t *val, int *fd)
 static int read_msg_wait(struct ivl__backend *be, int64_t *val, int *fd, int64_t deadline)
 {
 	for (;;) {
-		struct pollfd p = { .fd = be->sock, .events = POLLIN };
+		struct pollfd p = {.fd = be->sock, .events = POLLIN};
 		int64_t left;
 		int rc = read_msg(be, val, fd);
 
@@ -278,7 +278,7 @@ static void host_detach(struct ivl__backend *be)
 
 static int do_connect(const char *path, int64_t deadline)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int s, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -490,11 +490,11 @@ static void host_kick_close(struct ivl__kick *k)
 }
 
 const struct ivl__backend_ops ivl__backend_host = {
-	.name = "host",
-	.attach = host_attach,
-	.process = host_process,
-	.kick_open = host_kick_open,
-	.kick = host_kick,
-	.kick_close = host_kick_close,
-	.detach = host_detach,
+    .name = "host",
+    .attach = host_attach,
+    .process = host_process,
+    .kick_open = host_kick_open,
+    .kick = host_kick,
+    .kick_close = host_kick_close,
+    .detach = host_detach,
 };

@@ -217,8 +217,8 @@ int ivl__ep_kick_open(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, s
 	return rc;
 }
 
-int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector,
-		      struct ivl__kick *k, int64_t timeout_ns)
+int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, struct ivl__kick *k,
+		      int64_t timeout_ns)
 {
 	int64_t deadline = ivl__now_ns() + timeout_ns;
 	int rc;

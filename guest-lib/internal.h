@@ -63,7 +63,7 @@ struct ivl_channel {
 	int64_t send_ns;
 	int64_t recv_ns;
 	int shut_wr;
-	int tx_dead; /* a send saw the remote gone: later sends fail at once */
+	int tx_dead;	     /* a send saw the remote gone: later sends fail at once */
 	struct ivl__link lk; /* rings, doorbell, liveness (link.h) */
 };
 

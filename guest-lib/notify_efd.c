@@ -29,9 +29,9 @@ int ivl_efd_kick(void *ctx)
 int ivl_efd_block(void *ctx, int64_t timeout_ns)
 {
 	struct ivl_efd_notifier *e = ctx;
-	struct pollfd pfd = { .fd = e->wait_fd, .events = POLLIN };
-	struct timespec ts = { .tv_sec = timeout_ns / 1000000000LL,
-			       .tv_nsec = timeout_ns % 1000000000LL };
+	struct pollfd pfd = {.fd = e->wait_fd, .events = POLLIN};
+	struct timespec ts = {.tv_sec = timeout_ns / 1000000000LL,
+			      .tv_nsec = timeout_ns % 1000000000LL};
 	uint64_t cnt;
 	int n;
 

@@ -32,11 +32,10 @@
 extern "C" {
 #endif
 
-
 #define IVL_SERVER_ALLOW_MAX 32
 /* Default per-client output queue bound, in protocol messages. It is raised
  * automatically so that one complete handshake always fits. */
-#define IVL_SERVER_QUEUE_DEFAULT  4096u
+#define IVL_SERVER_QUEUE_DEFAULT 4096u
 /* The one default socket path: ivlinkd's, ivlinkctl's, the unit's and the
  * library's (IVL_ENDPOINT_DEFAULT in ivlink.h). */
 #define IVL_SERVER_DEFAULT_SOCKET "/run/ivlink/ivlinkd.sock"

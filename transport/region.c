@@ -80,7 +80,8 @@ int ivl_region_format(void *base, uint64_t size, const struct ivl_region_params 
 	h.peer_entry_size = IVL_PEER_ENTRY_SIZE;
 	h.chan_slots = p->chan_slots;
 	h.chan_half_size = IVL_CHAN_HALF_SIZE;
-	h.section_off = align_up(IVL_REGION_HDR_SIZE + (uint64_t)p->max_peers * IVL_PEER_ENTRY_SIZE, PAGE);
+	h.section_off =
+	    align_up(IVL_REGION_HDR_SIZE + (uint64_t)p->max_peers * IVL_PEER_ENTRY_SIZE, PAGE);
 	if (h.section_off >= size)
 		return -EINVAL;
 	h.section_size = ((size - h.section_off) / p->max_peers) & ~(uint64_t)(PAGE - 1);
@@ -142,8 +143,7 @@ int ivl_region_hdr_validate(const struct ivl_region_hdr *h, uint64_t map_size)
 	return 0;
 }
 
-const char *ivl_region_strerror(int rc, const void *base, uint64_t map_size, char *buf,
-				size_t len)
+const char *ivl_region_strerror(int rc, const void *base, uint64_t map_size, char *buf, size_t len)
 {
 	uint32_t version = 0;
 
@@ -231,8 +231,8 @@ int ivl_region_peer_view(const struct ivl_region *rg, uint32_t id, struct ivl_pe
 	return 0;
 }
 
-long ivl_region_peer_set(const struct ivl_region *rg, uint32_t id, uint32_t state,
-			 uint32_t pid, uint32_t uid, uint32_t n_vectors)
+long ivl_region_peer_set(const struct ivl_region *rg, uint32_t id, uint32_t state, uint32_t pid,
+			 uint32_t uid, uint32_t n_vectors)
 {
 	struct ivl_peer_entry *e = ivl_region_peer(rg, id);
 	uint32_t epoch;
@@ -304,7 +304,8 @@ static int claim_bits(uint64_t *bm, uint32_t first, uint32_t n)
 	uint32_t pos = first, end = first + n;
 
 	while (pos < end) {
-		unsigned lo = pos % 64, hi = (end - pos + lo) > 64 ? 64 : (unsigned)(end - pos + lo);
+		unsigned lo = pos % 64,
+			 hi = (end - pos + lo) > 64 ? 64 : (unsigned)(end - pos + lo);
 		uint64_t mask = bit_range(lo, hi);
 		uint64_t old = __atomic_fetch_or(&bm[pos / 64], mask, __ATOMIC_ACQ_REL);
 
@@ -313,7 +314,8 @@ static int claim_bits(uint64_t *bm, uint32_t first, uint32_t n)
 			 * words before it. */
 			__atomic_fetch_and(&bm[pos / 64], ~(mask & ~old), __ATOMIC_RELEASE);
 			for (uint32_t p = first; p < pos;) {
-				unsigned l = p % 64, h = (pos - p + l) > 64 ? 64 : (unsigned)(pos - p + l);
+				unsigned l = p % 64,
+					 h = (pos - p + l) > 64 ? 64 : (unsigned)(pos - p + l);
 
 				__atomic_fetch_and(&bm[p / 64], ~bit_range(l, h), __ATOMIC_RELEASE);
 				p += h - l;
@@ -330,7 +332,8 @@ static void clear_bits(uint64_t *bm, uint32_t first, uint32_t n)
 	uint32_t pos = first, end = first + n;
 
 	while (pos < end) {
-		unsigned lo = pos % 64, hi = (end - pos + lo) > 64 ? 64 : (unsigned)(end - pos + lo);
+		unsigned lo = pos % 64,
+			 hi = (end - pos + lo) > 64 ? 64 : (unsigned)(end - pos + lo);
 
 		__atomic_fetch_and(&bm[pos / 64], ~bit_range(lo, hi), __ATOMIC_RELEASE);
 		pos += hi - lo;
@@ -462,9 +465,8 @@ int ivl_ctab_offer_shim(const struct ivl_region *rg, uint32_t self, uint32_t sel
 	return offer_common(rg, self, self_epoch, p, sh, own);
 }
 
-int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-		  uint32_t state, uint32_t remote, const char *name,
-		  const struct ivl_shim_half *sh)
+int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch, uint32_t state,
+		  uint32_t remote, const char *name, const struct ivl_shim_half *sh)
 {
 	struct ivl_chan_half *c = NULL;
 	uint32_t slot;
@@ -533,8 +535,8 @@ static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t sel
 	for (slot = 0; slot < rg->hdr.chan_slots; slot++) {
 		c = ivl_region_chan(rg, self, slot);
 		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-		if ((st == IVL_CHAN_OFFERED || st == IVL_CHAN_CLAIMED) && c->remote_peer == p->remote &&
-		    strncmp(c->name, p->name, IVL_NAME_MAX) == 0)
+		if ((st == IVL_CHAN_OFFERED || st == IVL_CHAN_CLAIMED) &&
+		    c->remote_peer == p->remote && strncmp(c->name, p->name, IVL_NAME_MAX) == 0)
 			return -EEXIST;
 	}
 
@@ -592,7 +594,7 @@ static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t sel
 }
 
 int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
-			struct ivl_ctab_remote *m)
+		   struct ivl_ctab_remote *m)
 {
 	struct ivl_chan_half *mine = ivl_region_chan(rg, self, slot);
 	struct ivl_peer_view pv;
@@ -761,8 +763,7 @@ void ivl_ctab_drop(const struct ivl_region *rg, uint32_t self, uint32_t slot,
 
 /* 1 when [off, off + pages) is a run of self's heap whose pages are all in
  * use: the most a geometry read from a half can be checked against. */
-static int pages_in_use(const struct ivl_region *rg, uint32_t self, uint64_t off,
-			uint32_t pages)
+static int pages_in_use(const struct ivl_region *rg, uint32_t self, uint64_t off, uint32_t pages)
 {
 	struct ivl_section_hdr *s = ivl_region_section(rg, self);
 	uint64_t heap = section_start(rg, self) + heap_rel(&rg->hdr);

@@ -123,8 +123,7 @@ static void copy_out(const struct ivl_ring *r, uint64_t pos, void *dst, size_t l
 }
 
 /* Describes len bytes at pos as one or two spans. */
-static void make_spans(const struct ivl_ring *r, uint64_t pos, size_t len,
-		       struct ivl_span sp[2])
+static void make_spans(const struct ivl_ring *r, uint64_t pos, size_t len, struct ivl_span sp[2])
 {
 	uint32_t off = (uint32_t)pos & r->mask;
 	size_t first = r->size - off;
@@ -158,9 +157,8 @@ static int load_indices(const struct ivl_ring *r, uint64_t *tail, uint64_t *head
 	return 0;
 }
 
-static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod,
-		     struct ivl_ring_cons *cons, void *data, uint32_t size,
-		     enum ivl_ring_mode mode, uint32_t max_record,
+static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod, struct ivl_ring_cons *cons,
+		     void *data, uint32_t size, enum ivl_ring_mode mode, uint32_t max_record,
 		     const struct ivl_notifier *n)
 {
 	uint64_t tail, head;
@@ -413,8 +411,8 @@ int ivl_ring_flush(struct ivl_ring *r)
 /* Gathers len bytes from an iovec array, skipping the first skip bytes. */
 /* Gathers len bytes from an iovec array into the ring at pos, starting skip
  * bytes into the array. */
-static void gather(struct ivl_ring *r, uint64_t pos, const struct iovec *iov,
-		   int iovcnt, size_t skip, size_t len)
+static void gather(struct ivl_ring *r, uint64_t pos, const struct iovec *iov, int iovcnt,
+		   size_t skip, size_t len)
 {
 	for (int i = 0; i < iovcnt && len > 0; i++) {
 		size_t n;
@@ -437,8 +435,8 @@ static void gather(struct ivl_ring *r, uint64_t pos, const struct iovec *iov,
  * sides in lockstep, each waiting for the other's whole ring, and on these
  * machines a wake-up costs more than copying a ring (ivlink-ring-bench).
  */
-static long writev_stream(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
-			  size_t total, unsigned flags)
+static long writev_stream(struct ivl_ring *r, const struct iovec *iov, int iovcnt, size_t total,
+			  unsigned flags)
 {
 	size_t chunk = r->size / 4, done = 0;
 	struct ivl_span sp[2];
@@ -462,8 +460,7 @@ static long writev_stream(struct ivl_ring *r, const struct iovec *iov, int iovcn
 	return (long)done;
 }
 
-static long writev_slow(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
-			unsigned flags)
+static long writev_slow(struct ivl_ring *r, const struct iovec *iov, int iovcnt, unsigned flags)
 {
 	struct ivl_span sp[2];
 	size_t total = 0;
@@ -502,8 +499,7 @@ long ivl__ring_write_slow(struct ivl_ring *r, const void *buf, size_t len, unsig
 	return writev_slow(r, &iov, 1, flags);
 }
 
-long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
-		     unsigned flags)
+long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt, unsigned flags)
 {
 	if (iovcnt == 1 && iov)
 		return ivl__ring_write(r, iov[0].iov_base, iov[0].iov_len, flags);
@@ -619,8 +615,7 @@ long ivl__ring_peek_slow(struct ivl_ring *r, struct ivl_span sp[2])
 	if (avail < sizeof(h))
 		return poison(r);
 	memcpy(&h, r->data + ((uint32_t)r->c_head & r->mask), sizeof(h));
-	if (h.magic != IVL_REC_MAGIC || h.len > r->max_record ||
-	    ivl_rec_footprint(h.len) > avail)
+	if (h.magic != IVL_REC_MAGIC || h.len > r->max_record || ivl_rec_footprint(h.len) > avail)
 		return poison(r);
 	make_spans(r, r->c_head + sizeof(h), h.len, sp);
 	r->c_peeked = (uint32_t)ivl_rec_footprint(h.len);
@@ -650,8 +645,8 @@ int ivl_ring_release_flush(struct ivl_ring *r)
 /* Scatters len bytes from ring position pos into an iovec array. */
 /* Scatters len bytes from ring position pos into an iovec array, starting
  * skip bytes into the array. */
-static void scatter(const struct ivl_ring *r, uint64_t pos,
-		    const struct iovec *iov, int iovcnt, size_t skip, size_t len)
+static void scatter(const struct ivl_ring *r, uint64_t pos, const struct iovec *iov, int iovcnt,
+		    size_t skip, size_t len)
 {
 	for (int i = 0; i < iovcnt && len > 0; i++) {
 		size_t n;
@@ -767,8 +762,7 @@ int ivl_ring_readable(struct ivl_ring *r)
 	flags = refresh_tail(r);
 	/* Only the flags that change what a read returns count: a hostile
 	 * producer setting unknown bits must not turn waiting into spinning. */
-	if (flags < 0 ||
-	    (flags & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED | IVL_RING_F_ABORT)))
+	if (flags < 0 || (flags & (IVL_RING_F_DONE_WRITING | IVL_RING_F_CLOSED | IVL_RING_F_ABORT)))
 		return 1;
 	return r->c_tail_cache != r->c_head;
 }
@@ -851,10 +845,11 @@ static int wait_loop(struct ivl_ring *r, size_t need, int64_t timeout_ns)
 	/* Saturate rather than overflow (signed overflow is undefined): a
 	 * caller may pass INT64_MAX to mean "practically forever". */
 	start = ivl__now_ns();
-	deadline = timeout_ns < 0 || timeout_ns > INT64_MAX - start ? INT64_MAX : start + timeout_ns;
-	spin_end = r->spin_ns <= 0 ? start
+	deadline =
+	    timeout_ns < 0 || timeout_ns > INT64_MAX - start ? INT64_MAX : start + timeout_ns;
+	spin_end = r->spin_ns <= 0		    ? start
 		   : r->spin_ns > INT64_MAX - start ? INT64_MAX
-						   : start + r->spin_ns;
+						    : start + r->spin_ns;
 	if (spin_end > deadline || !r->notify.block)
 		spin_end = deadline;
 
@@ -891,9 +886,9 @@ static int wait_loop(struct ivl_ring *r, size_t need, int64_t timeout_ns)
 			set_sleep_seq(r, r->sleep_seq + 1);
 			return -ETIMEDOUT;
 		}
-		rc = r->notify.block(r->notify.ctx,
-				     deadline - now < IVL_BLOCK_SLICE_NS ? deadline - now
-									 : IVL_BLOCK_SLICE_NS);
+		rc = r->notify.block(r->notify.ctx, deadline - now < IVL_BLOCK_SLICE_NS
+							? deadline - now
+							: IVL_BLOCK_SLICE_NS);
 		set_sleep_seq(r, r->sleep_seq + 1);
 		if (rc < 0 && rc != -ETIMEDOUT)
 			return rc;

@@ -23,13 +23,13 @@
 
 #include "os.h"
 
-#define ivl__likely(x) __builtin_expect(!!(x), 1)
+#define ivl__likely(x)	 __builtin_expect(!!(x), 1)
 #define ivl__unlikely(x) __builtin_expect(!!(x), 0)
 /* Fast paths are inlined into every caller, even where the compiler would
  * rather make one out-of-line copy: a call and its register saves cost as
  * much as the checks themselves. */
 #define IVL__RING_INLINE static inline __attribute__((always_inline))
-#define IVL__RING_COLD __attribute__((cold))
+#define IVL__RING_COLD	 __attribute__((cold))
 
 /* Slow paths and out-of-line helpers (ring.c). */
 IVL__RING_COLD void ivl__ring_wake(struct ivl_ring *r, uint32_t seq);
@@ -66,7 +66,7 @@ IVL__RING_INLINE int ivl__ring_c_usable(const struct ivl_ring *r)
  * would take the line the other side is reading right now).
  */
 IVL__RING_INLINE void ivl__ring_after_publish(struct ivl_ring *r, const uint32_t *their_seq,
-					   uint32_t kicked, uint64_t *suppressed)
+					      uint32_t kicked, uint64_t *suppressed)
 {
 	uint32_t seq;
 
@@ -151,7 +151,7 @@ IVL__RING_INLINE int ivl__ring_commit(struct ivl_ring *r, size_t len, unsigned f
  * cached head and (stream) is at most a quarter ring (ring.c publishes
  * larger writes in quarters). */
 IVL__RING_INLINE long ivl__ring_write(struct ivl_ring *r, const void *buf, size_t len,
-				   unsigned flags)
+				      unsigned flags)
 {
 	uint64_t tail = r->p_tail;
 	uint32_t off = (uint32_t)tail & r->mask;
@@ -211,7 +211,7 @@ IVL__RING_INLINE uint64_t ivl__ring_avail(struct ivl_ring *r)
  * the slow path (which validates again, on its own copy).
  */
 IVL__RING_INLINE uint64_t ivl__ring_rec(const struct ivl_ring *r, uint64_t avail,
-				     struct ivl_rec_hdr *h)
+					struct ivl_rec_hdr *h)
 {
 	uint32_t off = (uint32_t)r->c_head & r->mask;
 	uint64_t fp;

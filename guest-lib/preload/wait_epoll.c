@@ -216,8 +216,8 @@ static void unhide_eps(struct shim_epoll *e)
 static int plain_wait(struct shim_epoll *e, int epfd, struct epoll_event *evs, int max,
 		      int timeout_ms, const sigset_t *mask)
 {
-	int64_t deadline = timeout_ms < 0 ? INT64_MAX
-					  : ivl__now_ns() + (int64_t)timeout_ms * 1000000LL;
+	int64_t deadline =
+	    timeout_ms < 0 ? INT64_MAX : ivl__now_ns() + (int64_t)timeout_ms * 1000000LL;
 
 	pthread_mutex_lock(&shim_reg_lock);
 	if (!e->regs && !e->nested && e->hidden_ep)

@@ -73,14 +73,16 @@ void shim_sync(struct shim_conn *c)
 	if (rd) {
 		/* The producer's tail itself: the handle's cached tail is
 		 * only refreshed when the ring looks empty. */
-		uint64_t tail =
-		    st == SS_ACCEL ? __atomic_load_n(&c->lk.rx.ring.prod->tail, __ATOMIC_ACQUIRE) : 0;
+		uint64_t tail = st == SS_ACCEL
+				    ? __atomic_load_n(&c->lk.rx.ring.prod->tail, __ATOMIC_ACQUIRE)
+				    : 0;
 
 		/* A byte per new ring event: each is a new edge for EPOLLET
 		 * (and for an epoll set nested in another, whose outer set
 		 * sees an edge per arrival as with a kernel socket). Level
 		 * triggered sets need only the first. */
-		if (!c->r_bytes || (tail != c->r_mark && __atomic_load_n(&c->edges, __ATOMIC_RELAXED))) {
+		if (!c->r_bytes ||
+		    (tail != c->r_mark && __atomic_load_n(&c->edges, __ATOMIC_RELAXED))) {
 			if (REAL(send)(c->cfd, "r", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
 				c->r_bytes++;
 			c->r_mark = tail;

@@ -90,8 +90,8 @@ typedef void (*ivl_log_fn)(void *ctx, enum ivl_log_level level, const char *msg)
 
 /* Default daemon socket, and the environment variables the library reads. */
 #define IVL_ENDPOINT_DEFAULT "/run/ivlink/ivlinkd.sock"
-#define IVL_ENV_ENDPOINT "IVLINK_ENDPOINT"
-#define IVL_ENV_SPIN_NS "IVLINK_SPIN_NS"
+#define IVL_ENV_ENDPOINT     "IVLINK_ENDPOINT"
+#define IVL_ENV_SPIN_NS	     "IVLINK_SPIN_NS"
 
 #define IVL_CHANNEL_RING_DEFAULT (1u << 20)
 
@@ -187,8 +187,8 @@ IVL_API int ivl_endpoint_open(struct ivl_endpoint **ep, const struct ivl_endpoin
 /*
  * Detaches: host backend: closes the daemon connection (the daemon marks
  * this peer GONE and tells the others); guest backends: releases the device
- * or the agent connection (the VM stays a peer). Unmaps the region, frees ep. Every channel of ep must be
- * closed first; those still open are closed here. NULL is a no-op.
+ * or the agent connection (the VM stays a peer). Unmaps the region, frees ep. Every channel of ep
+ * must be closed first; those still open are closed here. NULL is a no-op.
  */
 IVL_API void ivl_endpoint_close(struct ivl_endpoint *ep);
 
@@ -318,8 +318,8 @@ IVL_API int ivl_channel_open(struct ivl_endpoint *ep, const char *name, uint32_t
  */
 IVL_API int ivl_channel_close(struct ivl_channel *ch);
 
-#define IVL_SHUT_RD 0
-#define IVL_SHUT_WR 1
+#define IVL_SHUT_RD   0
+#define IVL_SHUT_WR   1
 #define IVL_SHUT_RDWR 2
 
 /*
@@ -337,7 +337,7 @@ IVL_API int ivl_channel_shutdown(struct ivl_channel *ch, int how);
 IVL_API void ivl_channel_set_timeouts(struct ivl_channel *ch, int64_t send_ns, int64_t recv_ns);
 
 /* Readiness bits of ivl_channel_poll(). */
-#define IVL_POLLIN 0x1u	 /* recv would not return -EAGAIN */
+#define IVL_POLLIN  0x1u /* recv would not return -EAGAIN */
 #define IVL_POLLOUT 0x2u /* a send of up to one byte / an empty record fits */
 #define IVL_POLLHUP 0x4u /* remote closed or shut down writing */
 #define IVL_POLLERR 0x8u /* reset or protocol error */
@@ -353,9 +353,9 @@ IVL_API unsigned ivl_channel_poll(struct ivl_channel *ch, unsigned events);
 /* Flags of the data calls. IVL_MORE (commit, release, send): defer the
  * doorbell and publication until a later call without IVL_MORE or
  * ivl_flush(). */
-#define IVL_MORE 0x1u
+#define IVL_MORE     0x1u
 #define IVL_DONTWAIT 0x100u /* never block: -EAGAIN instead */
-#define IVL_WAITALL 0x200u  /* stream recv: wait for len bytes (or EOF/error) */
+#define IVL_WAITALL  0x200u /* stream recv: wait for len bytes (or EOF/error) */
 
 /*
  * Sends len bytes. Stream mode: blocking calls send everything (looping as

@@ -57,7 +57,7 @@ extern "C" {
 #endif
 
 /* "IVLINK01" read as a little-endian 64-bit integer. */
-#define IVL_REGION_MAGIC 0x31304b4e494c5649ULL
+#define IVL_REGION_MAGIC  0x31304b4e494c5649ULL
 #define IVL_SECTION_MAGIC 0x54434553u /* "SECT" */
 /* Version 2 (ring blocks of two lines: an index line and a control line,
  * the shim block moved to 384) cannot read version 1 regions, nor version 1
@@ -67,27 +67,27 @@ extern "C" {
 #define IVL_CACHELINE 64u
 #define IVL_PAGE_SIZE 4096u
 
-#define IVL_REGION_HDR_SIZE 4096u
-#define IVL_PEER_ENTRY_SIZE 256u
+#define IVL_REGION_HDR_SIZE  4096u
+#define IVL_PEER_ENTRY_SIZE  256u
 #define IVL_SECTION_HDR_SIZE 4096u
-#define IVL_CHAN_HALF_SIZE 512u
+#define IVL_CHAN_HALF_SIZE   512u
 
 /* Hard limits a validator enforces whatever the header claims. */
-#define IVL_PEERS_LIMIT 64u /* ids 0..63 */
+#define IVL_PEERS_LIMIT	  64u /* ids 0..63 */
 #define IVL_VECTORS_LIMIT 64u
 /* 65536 halves (32 MiB of table per section): a process under the socket
  * shim uses one half per connection plus its listeners and the halves of
  * closed connections not yet collected, so a server holding 10,000
  * connections needs more than 10,000 (ivlinkd --chan-slots). */
 #define IVL_CHAN_SLOTS_LIMIT 65536u
-#define IVL_REGION_MIN_SIZE (1u << 20)
-#define IVL_NAME_MAX 48u      /* channel names, NUL included */
-#define IVL_PEER_NAME_MAX 32u /* peer names, NUL included */
-#define IVL_REGION_NAME_MAX 64u
+#define IVL_REGION_MIN_SIZE  (1u << 20)
+#define IVL_NAME_MAX	     48u /* channel names, NUL included */
+#define IVL_PEER_NAME_MAX    32u /* peer names, NUL included */
+#define IVL_REGION_NAME_MAX  64u
 
 /* Bitmap bytes in a section header: one bit per heap page. */
 #define IVL_SECTION_BITMAP_BYTES (IVL_SECTION_HDR_SIZE - 64u)
-#define IVL_SECTION_MAX_PAGES (IVL_SECTION_BITMAP_BYTES * 8u)
+#define IVL_SECTION_MAX_PAGES	 (IVL_SECTION_BITMAP_BYTES * 8u)
 
 /* Vector 0 of every peer is the control vector: the daemon rings it on each
  * peer join or leave. Vectors 1..n_vectors-1 carry channel wake-ups. */
@@ -97,12 +97,12 @@ extern "C" {
 /* Region header: offset 0, written by the daemon.                           */
 
 struct ivl_region_hdr {
-	uint64_t magic;	      /* IVL_REGION_MAGIC */
-	uint32_t version;     /* IVL_LAYOUT_VERSION */
-	uint32_t hdr_size;    /* IVL_REGION_HDR_SIZE */
-	uint64_t region_size; /* bytes, power of two (QEMU BAR) */
-	uint32_t max_peers;   /* peer ids 0..max_peers-1 */
-	uint32_t n_vectors;   /* doorbell vectors per peer */
+	uint64_t magic;		  /* IVL_REGION_MAGIC */
+	uint32_t version;	  /* IVL_LAYOUT_VERSION */
+	uint32_t hdr_size;	  /* IVL_REGION_HDR_SIZE */
+	uint64_t region_size;	  /* bytes, power of two (QEMU BAR) */
+	uint32_t max_peers;	  /* peer ids 0..max_peers-1 */
+	uint32_t n_vectors;	  /* doorbell vectors per peer */
 	uint64_t peer_table_off;  /* IVL_REGION_HDR_SIZE */
 	uint32_t peer_entry_size; /* IVL_PEER_ENTRY_SIZE */
 	uint32_t chan_slots;	  /* channel halves per section */
@@ -181,8 +181,8 @@ enum ivl_fb_reason {
 /* Peer-written shim counters in the peer entry (diagnostics only). Updated
  * with relaxed atomic adds by every process of the peer. */
 struct ivl_peer_shim {
-	uint32_t magic;	    /* IVL_SHIM_MAGIC while the peer runs the shim */
-	uint32_t listeners; /* listening sockets published */
+	uint32_t magic;	      /* IVL_SHIM_MAGIC while the peer runs the shim */
+	uint32_t listeners;   /* listening sockets published */
 	uint64_t accelerated; /* connections that went through the rings */
 	uint64_t fallbacks;   /* connections that stayed on TCP */
 	uint64_t tx_bytes;    /* bytes written into rings by the shim */
@@ -205,22 +205,22 @@ struct ivl_peer_entry {
 	/* Daemon-written. A peer is identified by (id, epoch): the epoch is
 	 * bumped at every join and every leave, so a value seen while the
 	 * peer was UP names exactly one incarnation of that id. */
-	uint32_t state;	 /* enum ivl_peer_state */
-	uint32_t epoch;	 /* bumped at each join and leave */
-	uint32_t pid;	 /* SO_PEERCRED of the daemon client */
+	uint32_t state; /* enum ivl_peer_state */
+	uint32_t epoch; /* bumped at each join and leave */
+	uint32_t pid;	/* SO_PEERCRED of the daemon client */
 	uint32_t uid;
 	uint64_t joined_unix_ns;
 	uint64_t left_unix_ns;
-	uint32_t n_vectors; /* vectors this peer announced */
+	uint32_t n_vectors;    /* vectors this peer announced */
 	uint32_t daemon_flags; /* IVL_PEER_F_*; cleared at each join and leave */
 	uint8_t daemon_reserved[24];
 	/* Peer-written (cache line 1). */
 	char name[IVL_PEER_NAME_MAX];
-	uint32_t backend;     /* enum ivl_peer_backend */
-	uint32_t self_epoch;  /* the epoch the peer saw when it wrote this */
-	uint32_t self_pid;    /* pid inside the VM, or host pid */
+	uint32_t backend;    /* enum ivl_peer_backend */
+	uint32_t self_epoch; /* the epoch the peer saw when it wrote this */
+	uint32_t self_pid;   /* pid inside the VM, or host pid */
 	uint32_t reserved1;
-	uint64_t heartbeat_ns; /* optional liveness hint */
+	uint64_t heartbeat_ns;	   /* optional liveness hint */
 	struct ivl_peer_shim shim; /* socket shim counters (diagnostics) */
 	uint8_t peer_reserved[IVL_PEER_ENTRY_SIZE - 64 - 56 - 128];
 };
@@ -254,8 +254,8 @@ static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 /* Flags in ivl_ring_prod.flags (producer to consumer), after SMC's
  * peer_done_writing / peer_conn_closed / peer_conn_abort. */
 #define IVL_RING_F_DONE_WRITING 0x1u /* EOF after the last byte (SHUT_WR) */
-#define IVL_RING_F_CLOSED 0x2u	     /* side closed the channel */
-#define IVL_RING_F_ABORT 0x4u	     /* reset: pending data is discarded */
+#define IVL_RING_F_CLOSED	0x2u /* side closed the channel */
+#define IVL_RING_F_ABORT	0x4u /* reset: pending data is discarded */
 
 /* Counters (kicks, kicks_suppressed, msgs) are diagnostics: kept in the
  * handle and stored here when the side waits, kicks, changes its flags, on
@@ -382,15 +382,15 @@ enum ivl_shim_rdv {
  * reason and procs. Addresses are in network byte order, IPv4 in the first
  * 4 bytes, family in Linux's values (AF_INET 2, AF_INET6 10). */
 struct ivl_shim_half {
-	uint32_t kind;	   /* enum ivl_shim_kind */
-	uint32_t rdv;	   /* enum ivl_shim_rdv (proposals) */
-	uint32_t reason;   /* enum ivl_fb_reason (notes, withdrawn proposals) */
-	uint32_t procs;	   /* processes of the owner holding the connection */
-	uint32_t family;   /* 2 or 10 */
-	uint16_t lport;	   /* owner's port, network order */
-	uint16_t rport;	   /* other end's port, network order */
-	uint8_t laddr[16]; /* owner's address (listen: bound address) */
-	uint8_t raddr[16]; /* other end's address */
+	uint32_t kind;	    /* enum ivl_shim_kind */
+	uint32_t rdv;	    /* enum ivl_shim_rdv (proposals) */
+	uint32_t reason;    /* enum ivl_fb_reason (notes, withdrawn proposals) */
+	uint32_t procs;	    /* processes of the owner holding the connection */
+	uint32_t family;    /* 2 or 10 */
+	uint16_t lport;	    /* owner's port, network order */
+	uint16_t rport;	    /* other end's port, network order */
+	uint8_t laddr[16];  /* owner's address (listen: bound address) */
+	uint8_t raddr[16];  /* other end's address */
 	uint32_t peer_slot; /* accept/decline: the proposal's slot */
 	uint32_t peer_gen;  /* accept/decline: the proposal's gen */
 	uint64_t created_unix_ns;
@@ -460,7 +460,7 @@ struct ivl_section_hdr {
 	uint32_t owner_epoch; /* epoch of the peer that initialised it */
 	uint32_t heap_pages;  /* pages in the heap */
 	uint32_t reserved0;
-	uint64_t heap_off; /* region offset of the heap's first page */
+	uint64_t heap_off;   /* region offset of the heap's first page */
 	uint64_t pages_used; /* diagnostics */
 	uint8_t reserved[32];
 	/* One bit per heap page, set = used. Updated with atomic RMW so that

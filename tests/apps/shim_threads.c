@@ -92,7 +92,6 @@ struct writer {
 	int err; /* part 2: the errno that ended the loop */
 };
 
-
 static void *writer_thread(void *arg)
 {
 	struct writer *w = arg;

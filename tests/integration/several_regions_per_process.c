@@ -55,8 +55,8 @@ static int leaf_main(void *arg)
 	uint64_t total = 0;
 	int rc;
 
-	CHECK(strcmp(ivl_endpoint_region(ep), l->region) == 0, "%s: region '%s', not '%s'",
-		 l->name, ivl_endpoint_region(ep), l->region);
+	CHECK(strcmp(ivl_endpoint_region(ep), l->region) == 0, "%s: region '%s', not '%s'", l->name,
+	      ivl_endpoint_region(ep), l->region);
 	CHECK(hub >= 0, "%s: no peer hub", l->name);
 	rc = ivl_channel_open(ep, "tenant", (uint32_t)hub, NULL, TIMEOUT_NS, &ch);
 	CHECK(rc == 0, "%s: channel to hub: %s", l->name, strerror(-rc));
@@ -150,9 +150,9 @@ int main(int argc, char **argv)
 	ep_red = ts_open(&red, "hub", 0, IVL_LOG_WARN);
 	ep_blue = ts_open(&blue, "hub", 0, IVL_LOG_WARN);
 	CHECK(strcmp(ivl_endpoint_region(ep_red), "red") == 0 &&
-		     strcmp(ivl_endpoint_region(ep_blue), "blue") == 0,
-		 "endpoint regions '%s' and '%s'", ivl_endpoint_region(ep_red),
-		 ivl_endpoint_region(ep_blue));
+		  strcmp(ivl_endpoint_region(ep_blue), "blue") == 0,
+	      "endpoint regions '%s' and '%s'", ivl_endpoint_region(ep_red),
+	      ivl_endpoint_region(ep_blue));
 	pb = ts_spawn(leaf_main, &lb);
 	pc = ts_spawn(leaf_main, &lc);
 
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
 	rc = ivl_channel_open(ep_blue, "tenant", (uint32_t)peer, NULL, TIMEOUT_NS, &sc.ch);
 	CHECK(rc == 0, "hub: channel to c in blue: %s", strerror(-rc));
 	CHECK(!has_peer(ep_red, "c") && !has_peer(ep_blue, "b"),
-		 "a leaf shows up in the other region");
+	      "a leaf shows up in the other region");
 
 	pthread_create(&t[0], NULL, sender, &sb);
 	pthread_create(&t[1], NULL, sender, &sc);

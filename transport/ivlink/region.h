@@ -33,11 +33,11 @@ struct ivl_region {
 };
 
 struct ivl_region_params {
-	uint64_t size;	    /* power of two, >= IVL_REGION_MIN_SIZE */
-	uint32_t max_peers; /* 1..IVL_PEERS_LIMIT */
-	uint32_t n_vectors; /* 1..IVL_VECTORS_LIMIT */
+	uint64_t size;	     /* power of two, >= IVL_REGION_MIN_SIZE */
+	uint32_t max_peers;  /* 1..IVL_PEERS_LIMIT */
+	uint32_t n_vectors;  /* 1..IVL_VECTORS_LIMIT */
 	uint32_t chan_slots; /* per section, 1..IVL_CHAN_SLOTS_LIMIT */
-	const char *name;   /* region name, may be NULL */
+	const char *name;    /* region name, may be NULL */
 };
 
 /* Default parameters: 64 MiB, 8 peers, 8 vectors, 64 channel slots. */
@@ -68,14 +68,12 @@ int ivl_region_hdr_validate(const struct ivl_region_hdr *h, uint64_t map_size);
  * for -EPROTONOSUPPORT it names the region's layout version and ours, else
  * strerror(). Written into buf (len bytes, NUL terminated); returns buf.
  */
-const char *ivl_region_strerror(int rc, const void *base, uint64_t map_size, char *buf,
-				size_t len);
+const char *ivl_region_strerror(int rc, const void *base, uint64_t map_size, char *buf, size_t len);
 
 /* Accessors: NULL when the index is out of range. */
 struct ivl_peer_entry *ivl_region_peer(const struct ivl_region *rg, uint32_t id);
 struct ivl_section_hdr *ivl_region_section(const struct ivl_region *rg, uint32_t id);
-struct ivl_chan_half *ivl_region_chan(const struct ivl_region *rg, uint32_t id,
-				      uint32_t slot);
+struct ivl_chan_half *ivl_region_chan(const struct ivl_region *rg, uint32_t id, uint32_t slot);
 
 /*
  * Returns a pointer to len bytes at region offset off, or NULL when any of
@@ -88,13 +86,12 @@ struct ivl_peer_view {
 	uint32_t state;
 	uint32_t epoch;
 };
-int ivl_region_peer_view(const struct ivl_region *rg, uint32_t id,
-			 struct ivl_peer_view *out);
+int ivl_region_peer_view(const struct ivl_region *rg, uint32_t id, struct ivl_peer_view *out);
 
 /* Daemon side: marks a peer UP or GONE, bumping its epoch. Returns the new
  * epoch, or -EINVAL. */
-long ivl_region_peer_set(const struct ivl_region *rg, uint32_t id, uint32_t state,
-			 uint32_t pid, uint32_t uid, uint32_t n_vectors);
+long ivl_region_peer_set(const struct ivl_region *rg, uint32_t id, uint32_t state, uint32_t pid,
+			 uint32_t uid, uint32_t n_vectors);
 
 /*
  * Wipes peer id's section (channel table and heap bitmap) and stamps it
@@ -115,8 +112,7 @@ int ivl_section_check(const struct ivl_region *rg, uint32_t id);
 int64_t ivl_section_alloc(const struct ivl_region *rg, uint32_t id, uint32_t npages);
 
 /* Frees pages from ivl_section_alloc. Returns 0, -EINVAL. */
-int ivl_section_free(const struct ivl_region *rg, uint32_t id, uint64_t off,
-		     uint32_t npages);
+int ivl_section_free(const struct ivl_region *rg, uint32_t id, uint64_t off, uint32_t npages);
 
 /* Pages in use in peer id's section (counted from the bitmap). */
 long ivl_section_pages_used(const struct ivl_region *rg, uint32_t id);
@@ -124,12 +120,12 @@ long ivl_section_pages_used(const struct ivl_region *rg, uint32_t id);
 /* ---------------------------------------------------------------- channels */
 
 struct ivl_ctab_params {
-	const char *name;  /* 1..IVL_NAME_MAX-1 bytes */
-	uint32_t remote;   /* remote peer id */
-	uint32_t mode;	   /* enum ivl_ring_mode */
-	uint32_t ring_size; /* tx ring bytes, power of two, >= 4096 */
+	const char *name;    /* 1..IVL_NAME_MAX-1 bytes */
+	uint32_t remote;     /* remote peer id */
+	uint32_t mode;	     /* enum ivl_ring_mode */
+	uint32_t ring_size;  /* tx ring bytes, power of two, >= 4096 */
 	uint32_t max_record; /* message mode */
-	uint32_t rx_vector; /* vector the remote rings to wake us */
+	uint32_t rx_vector;  /* vector the remote rings to wake us */
 	uint32_t owner_pid;
 };
 
@@ -172,9 +168,8 @@ int ivl_ctab_offer_shim(const struct ivl_region *rg, uint32_t self, uint32_t sel
  * ignores such halves; ivl_ctab_close() then ivl_ctab_gc() free them.
  * Returns the slot, or -EINVAL, -ENOSPC.
  */
-int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
-		  uint32_t state, uint32_t remote, const char *name,
-		  const struct ivl_shim_half *sh);
+int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch, uint32_t state,
+		  uint32_t remote, const char *name, const struct ivl_shim_half *sh);
 
 /* A remote half, validated: what a local side needs to attach its rings. */
 struct ivl_ctab_remote {
@@ -195,7 +190,7 @@ struct ivl_ctab_remote {
  * not UP), -EPROTO (remote half malformed).
  */
 int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
-			struct ivl_ctab_remote *m);
+		   struct ivl_ctab_remote *m);
 
 /* Marks self's half CLOSED (its rings' flags are the caller's business). */
 int ivl_ctab_close(const struct ivl_region *rg, uint32_t self, uint32_t slot);

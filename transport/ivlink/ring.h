@@ -171,10 +171,8 @@ int ivl_ring_flush(struct ivl_ring *r);
  * record of len bytes (0 allowed) and returns len. Errors as reserve(),
  * except that a zero-length stream write returns 0.
  */
-long ivl_ring_write(struct ivl_ring *r, const void *buf, size_t len,
-		    unsigned flags);
-long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
-		     unsigned flags);
+long ivl_ring_write(struct ivl_ring *r, const void *buf, size_t len, unsigned flags);
+long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt, unsigned flags);
 
 /*
  * Sets IVL_RING_F_DONE_WRITING, _CLOSED or _ABORT (after publishing pending
@@ -263,7 +261,8 @@ int ivl_ring_wait_writable(struct ivl_ring *r, size_t need, int64_t timeout_ns);
 /* Bytes a message of len payload bytes occupies in the ring. */
 static inline uint64_t ivl_rec_footprint(uint64_t len)
 {
-	return sizeof(struct ivl_rec_hdr) + ((len + IVL_REC_ALIGN - 1) & ~(uint64_t)(IVL_REC_ALIGN - 1));
+	return sizeof(struct ivl_rec_hdr) +
+	       ((len + IVL_REC_ALIGN - 1) & ~(uint64_t)(IVL_REC_ALIGN - 1));
 }
 
 #ifdef __cplusplus
