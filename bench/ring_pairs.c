@@ -49,6 +49,8 @@
 #include <ivlink/ivlink.h>
 #include <ivlink/ring.h>
 
+#include "bench_common.h"
+
 #define RING_SIZE  (64u * 1024)
 #define MAX_ROUNDS 64
 
@@ -105,21 +107,6 @@ __attribute__((noinline)) static long warm_pairs(const struct pair_ops *o, unsig
 						 unsigned char *out, size_t len, long n)
 {
 	return pairs(o, in, out, len, n);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* ---------------------------------------------------------------- ring */
@@ -491,13 +478,13 @@ int main(int argc, char **argv)
 		goto fail;
 	if (!getenv("IVL_PAIRS_NO_TIMING")) {
 		for (long r = 0; r < rounds; r++) {
-			int64_t t0 = now_ns();
+			int64_t t0 = ivl__now_ns();
 
 			if (run_pairs(&o, in, out, len, n) != (long)len * n)
 				goto fail;
-			t[r] = now_ns() - t0;
+			t[r] = ivl__now_ns() - t0;
 		}
-		qsort(t, (size_t)rounds, sizeof(t[0]), cmp_i64);
+		bench_sort_i64(t, (size_t)rounds);
 	}
 	printf("%ld pairs of %zu B (%s, %s mode)", n, len,
 	       mode == M_RING	    ? "ring"
