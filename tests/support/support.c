@@ -22,8 +22,12 @@
 #define MAX_SHM	 8
 #define MAX_LOGS 16
 
+#define TERM_GRACE_MS 5000
+
 static pid_t started[MAX_PIDS];
+static unsigned char started_term[MAX_PIDS]; /* 1: SIGTERM first */
 static int n_started;
+static int n_expect_failed;
 static char shm_names[MAX_SHM][80];
 static int n_shm;
 static char logs[MAX_LOGS][240];
@@ -85,9 +89,82 @@ void ts_check_failed(const char *file, int line, const char *expr, const char *f
 	fail_exit();
 }
 
+int ts_expect(int ok, const char *file, int line, const char *expr, const char *fmt, ...)
+{
+	int has_msg = fmt[0] && fmt[1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (ok) {
+		printf("%s: ok:", name_of_test());
+		if (has_msg)
+			vprintf(fmt, ap);
+		else
+			printf(" %s", expr);
+		putchar('\n');
+		fflush(stdout);
+	} else {
+		fail_head(file, line);
+		fprintf(stderr, "EXPECT(%s) failed", expr);
+		if (has_msg) {
+			fputs(":", stderr);
+			vfprintf(stderr, fmt, ap);
+		}
+		fputc('\n', stderr);
+		n_expect_failed++;
+	}
+	va_end(ap);
+	return ok;
+}
+
+int ts_failures(void)
+{
+	return n_expect_failed;
+}
+
 /* ------------------------------------------------------- test lifetime */
 
-/* Kills what we started (by pid), removes the temp dir and shm names;
+/* Stops the tracked pids: SIGTERM to those tracked with
+ * ts_track_pid_term(), up to TERM_GRACE_MS for them to end, then SIGKILL
+ * to every one left. Async-signal-safe (kill, waitpid, nanosleep). */
+static void stop_tracked(void)
+{
+	struct timespec tick = {0, 20 * 1000000L};
+	int waiting = 0;
+
+	for (int i = 0; i < n_started; i++) {
+		if (started_term[i]) {
+			kill(started[i], SIGTERM);
+			waiting++;
+		}
+	}
+	for (int t = 0; waiting && t < TERM_GRACE_MS / 20; t++) {
+		nanosleep(&tick, NULL);
+		for (int i = 0; i < n_started; i++) {
+			pid_t r;
+
+			if (!started_term[i])
+				continue;
+			r = waitpid(started[i], NULL, WNOHANG);
+			/* Not our child (a daemonized process): ended when
+			 * kill(pid, 0) no longer finds it. */
+			if (r == 0 || (r < 0 && kill(started[i], 0) == 0))
+				continue;
+			/* Ended (and reaped): out of the list. */
+			started[i] = started[--n_started];
+			started_term[i] = started_term[n_started];
+			i--;
+			waiting--;
+		}
+	}
+	for (int i = 0; i < n_started; i++) {
+		kill(started[i], SIGKILL);
+		waitpid(started[i], NULL, 0);
+	}
+	n_started = 0;
+}
+
+/* Stops what we started (by pid), removes the temp dir and shm names;
  * only kill(), waitpid(), unlink() and rmdir() besides snprintf(), so a
  * signal handler may run it. */
 static void cleanup(void)
@@ -96,11 +173,7 @@ static void cleanup(void)
 
 	if (!owner_pid || getpid() != owner_pid)
 		return;
-	for (int i = 0; i < n_started; i++) {
-		kill(started[i], SIGKILL);
-		waitpid(started[i], NULL, 0);
-	}
-	n_started = 0;
+	stop_tracked();
 	for (int i = 0; i < n_shm; i++) {
 		snprintf(p, sizeof(p), "/dev/shm/%.79s", shm_names[i]);
 		unlink(p);
@@ -222,19 +295,39 @@ void ts_rm_tree(const char *dir)
 
 /* ----------------------------------------------------------- processes */
 
+static int tracked_at(pid_t pid)
+{
+	for (int i = 0; i < n_started; i++)
+		if (started[i] == pid)
+			return i;
+	return -1;
+}
+
 void ts_track_pid(pid_t pid)
 {
-	if (n_started < MAX_PIDS)
+	if (tracked_at(pid) < 0 && n_started < MAX_PIDS) {
+		started_term[n_started] = 0;
 		started[n_started++] = pid;
+	}
+}
+
+void ts_track_pid_term(pid_t pid)
+{
+	int i;
+
+	ts_track_pid(pid);
+	i = tracked_at(pid);
+	if (i >= 0)
+		started_term[i] = 1;
 }
 
 void ts_forget_pid(pid_t pid)
 {
-	for (int i = 0; i < n_started; i++) {
-		if (started[i] == pid) {
-			started[i] = started[--n_started];
-			return;
-		}
+	int i = tracked_at(pid);
+
+	if (i >= 0) {
+		started[i] = started[--n_started];
+		started_term[i] = started_term[n_started];
 	}
 }
 
@@ -251,6 +344,7 @@ pid_t ts_fork(void)
 		n_started = 0;
 		n_shm = 0;
 		n_logs = 0;
+		n_expect_failed = 0;
 		tmpdir[0] = '\0';
 		alarm(0);
 	} else if (pid > 0) {
@@ -469,25 +563,31 @@ int ts_daemon_stop(pid_t pid, int sig)
 	return ts_stop(pid, sig, 10000);
 }
 
+void ts_print_tail(const char *path, int lines)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (!f) {
+		fprintf(stderr, "---- %s: %s\n", path, strerror(errno));
+		return;
+	}
+	fprintf(stderr, "---- %s (last lines)\n", path);
+	while (fgets(line, sizeof(line), f))
+		n++;
+	rewind(f);
+	for (int k = 0; fgets(line, sizeof(line), f); k++)
+		if (k >= n - lines)
+			fputs(line, stderr);
+	fclose(f);
+}
+
 void ts_dump_logs(void)
 {
-	for (int i = 0; i < n_logs; i++) {
-		char line[512];
-		FILE *f = fopen(logs[i], "r");
-		int n = 0;
-
-		if (!f)
-			continue;
-		fprintf(stderr, "---- %s (last lines)\n", logs[i]);
-		/* The last 40 lines are enough to see why. */
-		while (fgets(line, sizeof(line), f))
-			n++;
-		rewind(f);
-		for (int k = 0; fgets(line, sizeof(line), f); k++)
-			if (k >= n - 40)
-				fputs(line, stderr);
-		fclose(f);
-	}
+	/* The last 40 lines are enough to see why. */
+	for (int i = 0; i < n_logs; i++)
+		ts_print_tail(logs[i], 40);
 }
 
 /* ------------------------------------------------------------- sockets */

@@ -8,6 +8,10 @@
  *   exits 1: through exit() in the process that called ts_init() (its
  *   atexit cleanup stops what the test started), through _exit() in any
  *   other process (a forked child must not run the parent's cleanup).
+ * - EXPECT(cond[, fmt, ...]): a check that does not end the test, for a
+ *   verdict of several independent observations after one expensive run
+ *   (a VM boot): it prints "ok: ..." or the failure like CHECK() and counts
+ *   it; the test ends with ts_failures() ? 1 : 0.
  * - Exit code TS_SKIP (77) = skipped (CTest's SKIP_RETURN_CODE).
  * - ts_init(): a temp dir, a watchdog alarm, cleanup at exit and on
  *   signals of the child processes, daemons and /dev/shm names the test
@@ -65,6 +69,21 @@ void ts_check_failed(const char *file, int line, const char *expr, const char *f
 			FAIL("%s failed: %ld (%s)", #expr, ts_got_, strerror((int)-ts_got_));      \
 	} while (0)
 
+int ts_expect(int ok, const char *file, int line, const char *expr, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/*
+ * Non-fatal CHECK(): when cond holds, prints "<test>: ok: <message>" (the
+ * condition's text without one) to stdout; else prints the failure like
+ * CHECK() to stderr and counts it, and the test goes on. Evaluates to
+ * whether cond held. The test must end unsuccessfully when ts_failures()
+ * is not 0; use it only where several failures at once tell more than the
+ * first (later checks that depend on an earlier one want CHECK()).
+ */
+#define EXPECT(cond, ...) ts_expect(!!(cond), __FILE__, __LINE__, #cond, " " __VA_ARGS__)
+/* The number of EXPECT() failures so far (in this process). */
+int ts_failures(void);
+
 /* ------------------------------------------------------- test lifetime */
 
 /*
@@ -96,6 +115,14 @@ void ts_rm_tree(const char *dir);
  * may be tracked too.
  */
 void ts_track_pid(pid_t pid);
+/*
+ * Tracks pid (or marks an already tracked one, as after ts_exec()) to be
+ * stopped TERM first: the cleanup sends it SIGTERM, waits up to 5 s for it
+ * to end, and only then sends SIGKILL. For a process whose own cleanup
+ * must run, such as vm-configs/ivlink-vm, whose EXIT trap stops its QEMU
+ * (SIGKILL would leave QEMU running).
+ */
+void ts_track_pid_term(pid_t pid);
 void ts_forget_pid(pid_t pid);
 /* fork() after flushing stdio; the child forgets the tracked pids and
  * the temp dir and cancels the alarm, the parent tracks the child. */
@@ -156,6 +183,8 @@ void ts_daemon_start(struct ts_daemon *d, const char *bin, const char *sock,
 int ts_daemon_stop(pid_t pid, int sig);
 /* Prints the tail of each daemon log file to stderr (done by a failure). */
 void ts_dump_logs(void);
+/* Prints the last lines of file path to stderr, under a "---- path" line. */
+void ts_print_tail(const char *path, int lines);
 
 /* ------------------------------------------------------------- sockets */
 
