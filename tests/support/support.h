@@ -104,7 +104,8 @@ const char *ts_dir(void);
 const char *ts_path(const char *leaf);
 /* Removes /dev/shm/<name> at exit. */
 void ts_track_shm(const char *name);
-/* Removes the files of dir (one level) and dir itself. */
+/* Removes dir and everything under it, without following links or
+ * entering another file system mounted there. */
 void ts_rm_tree(const char *dir);
 
 /* ----------------------------------------------------------- processes */
