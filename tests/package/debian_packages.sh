@@ -164,26 +164,32 @@ has ivlink-guestd usr/sbin/ivlink-guestd lib/systemd/system/ivlink-guestd.servic
 has ivlink-tools usr/bin/ivlink-bench usr/bin/ivlink-ring-bench usr/bin/ivlink-pingpong \
 	usr/share/man/man1/ivlink-bench.1.gz usr/share/man/man1/ivlink-ring-bench.1.gz \
 	usr/share/man/man1/ivlink-pingpong.1.gz \
-	usr/libexec/ivlink/ivlink-vm usr/libexec/ivlink/build-image \
+	usr/libexec/ivlink/ivlink-vm usr/libexec/ivlink/build-image usr/libexec/ivlink/ivlink-libvirt \
 	usr/libexec/ivlink/guest/ivlink-probe usr/libexec/ivlink/guest/ivlink-vfio-probe \
-	usr/share/ivlink/install.conf usr/share/ivlink/VERSION
+	usr/libexec/ivlink/guest/ivlink-bench-static \
+	usr/share/ivlink/install.conf usr/share/ivlink/VERSION \
+	usr/share/ivlink/libvirt.conf usr/share/ivlink/libvirt/guest.xml.in
 # The installed VM scripts: the version, the installed programs through
 # programs/ (resolved in the root of all packages), output under the
 # user's cache (build-image creates it before it looks for its tools).
 V=$T/all/usr/libexec/ivlink
-if [ "$("$V/ivlink-vm" --version)" = "ivlink-vm $VERSION" ]; then
-	ok "ivlink-vm --version (installed copy)"
-else
-	bad "ivlink-vm --version: $("$V/ivlink-vm" --version 2>&1)"
-fi
+for s in ivlink-vm ivlink-libvirt; do
+	if [ "$("$V/$s" --version)" = "$s $VERSION" ]; then
+		ok "$s --version (installed copy)"
+	else
+		bad "$s --version: $("$V/$s" --version 2>&1)"
+	fi
+done
 for spec in host-daemon/ivlinkd=usr/sbin/ivlinkd guest-lib/ivlink-guestd=usr/sbin/ivlink-guestd \
 	examples/ivlink-pingpong=usr/bin/ivlink-pingpong \
-	vm-configs/ivlink-probe=usr/libexec/ivlink/guest/ivlink-probe; do
+	vm-configs/ivlink-probe=usr/libexec/ivlink/guest/ivlink-probe \
+	host-daemon/ivlinkctl=usr/bin/ivlinkctl bench/ivlink-bench=usr/bin/ivlink-bench \
+	bench/ivlink-bench-static=usr/libexec/ivlink/guest/ivlink-bench-static; do
 	l=${spec%%=*} want=$T/all/${spec#*=}
 	if [ -x "$V/programs/$l" ] && [ "$(readlink -f "$V/programs/$l")" = "$want" ]; then
-		ok "ivlink-vm finds ${spec#*=} as programs/$l -> $(readlink "$V/programs/$l")"
+		ok "the VM scripts find ${spec#*=} as programs/$l -> $(readlink "$V/programs/$l")"
 	else
-		bad "ivlink-vm's programs/$l -> '$(readlink "$V/programs/$l")' is not /${spec#*=}"
+		bad "the VM scripts' programs/$l -> '$(readlink "$V/programs/$l")' is not /${spec#*=}"
 	fi
 done
 mkdir -p "$T/nobin"
