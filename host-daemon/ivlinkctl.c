@@ -1577,6 +1577,29 @@ static void om_peer(const char *metric, const struct snap *s, uint32_t id)
 	printf("\"}");
 }
 
+/* A counter of ivlinkd's since it started: its _total and its _created
+ * (the start, in Unix seconds). */
+static void om_daemon_counter(const char *name, const char *help, long long v, long long since)
+{
+	om_family(name, "counter", NULL, help);
+	printf("%s_total %lld\n%s_created %lld\n", name, v, name, since);
+}
+
+/* The per-peer counters summed over a peer's open channels (totals()). */
+static const struct om_peer_counter {
+	const char *name, *unit, *help;
+	size_t off; /* a uint64_t in struct peer_tot */
+} om_peer_counters[] = {
+    {"ivlink_ring_tx_bytes", "bytes", "Bytes the peer wrote into the rings of its open channels.",
+     offsetof(struct peer_tot, tx)},
+    {"ivlink_ring_rx_bytes", "bytes", "Bytes the peer read from the rings of its open channels.",
+     offsetof(struct peer_tot, rx)},
+    {"ivlink_doorbells", NULL, "Doorbells the peer rang on its open channels.",
+     offsetof(struct peer_tot, kicks)},
+    {"ivlink_doorbells_suppressed", NULL, "Doorbells not needed because the consumer was awake.",
+     offsetof(struct peer_tot, suppressed)},
+};
+
 static void print_metrics(const struct snap *s)
 {
 	static struct peer_tot t[IVL_PEERS_LIMIT];
@@ -1602,12 +1625,10 @@ static void print_metrics(const struct snap *s)
 		static const char *const reasons[] = {"acl", "full", "status"};
 		long long refused[] = {d->st_refused_acl, d->st_refused_full, d->st_refused_status};
 
-		om_family("ivlink_joins", "counter", NULL, "Peers that joined ivlinkd.");
-		printf("ivlink_joins_total %lld\nivlink_joins_created %lld\n", d->st_joins,
-		       d->st_since_unix);
-		om_family("ivlink_leaves", "counter", NULL, "Peers that left ivlinkd.");
-		printf("ivlink_leaves_total %lld\nivlink_leaves_created %lld\n", d->st_leaves,
-		       d->st_since_unix);
+		om_daemon_counter("ivlink_joins", "Peers that joined ivlinkd.", d->st_joins,
+				  d->st_since_unix);
+		om_daemon_counter("ivlink_leaves", "Peers that left ivlinkd.", d->st_leaves,
+				  d->st_since_unix);
 		om_family("ivlink_refused", "counter", NULL,
 			  "Clients ivlinkd refused, by reason (acl: not allowed, full: all ids in "
 			  "use, status: status client not allowed).");
@@ -1615,14 +1636,12 @@ static void print_metrics(const struct snap *s)
 			printf("ivlink_refused_total{reason=\"%s\"} %lld\n"
 			       "ivlink_refused_created{reason=\"%s\"} %lld\n",
 			       reasons[i], refused[i], reasons[i], d->st_since_unix);
-		om_family("ivlink_queue_kills", "counter", NULL,
-			  "Peers dropped because their output queue was full.");
-		printf("ivlink_queue_kills_total %lld\nivlink_queue_kills_created %lld\n",
-		       d->st_queue_kills, d->st_since_unix);
-		om_family("ivlink_region_shrinks", "counter", NULL,
-			  "Times the region file was shrunk and its size restored.");
-		printf("ivlink_region_shrinks_total %lld\nivlink_region_shrinks_created %lld\n",
-		       d->st_shrinks, d->st_since_unix);
+		om_daemon_counter("ivlink_queue_kills",
+				  "Peers dropped because their output queue was full.",
+				  d->st_queue_kills, d->st_since_unix);
+		om_daemon_counter("ivlink_region_shrinks",
+				  "Times the region file was shrunk and its size restored.",
+				  d->st_shrinks, d->st_since_unix);
 	}
 	om_family("ivlink_peer_up", "gauge", NULL, "1 while the peer is UP.");
 	for (uint32_t id = 0; id < max; id++)
@@ -1630,34 +1649,19 @@ static void print_metrics(const struct snap *s)
 			om_peer("ivlink_peer_up", s, id);
 			printf(" %d\n", s->pi[id].e.state == IVL_PEER_UP);
 		}
-	om_family("ivlink_ring_tx_bytes", "counter", "bytes",
-		  "Bytes the peer wrote into the rings of its open channels.");
-	for (uint32_t id = 0; id < max; id++)
-		if (s->pi[id].used) {
-			om_peer("ivlink_ring_tx_bytes_total", s, id);
-			printf(" %" PRIu64 "\n", t[id].tx);
-		}
-	om_family("ivlink_ring_rx_bytes", "counter", "bytes",
-		  "Bytes the peer read from the rings of its open channels.");
-	for (uint32_t id = 0; id < max; id++)
-		if (s->pi[id].used) {
-			om_peer("ivlink_ring_rx_bytes_total", s, id);
-			printf(" %" PRIu64 "\n", t[id].rx);
-		}
-	om_family("ivlink_doorbells", "counter", NULL,
-		  "Doorbells the peer rang on its open channels.");
-	for (uint32_t id = 0; id < max; id++)
-		if (s->pi[id].used) {
-			om_peer("ivlink_doorbells_total", s, id);
-			printf(" %" PRIu64 "\n", t[id].kicks);
-		}
-	om_family("ivlink_doorbells_suppressed", "counter", NULL,
-		  "Doorbells not needed because the consumer was awake.");
-	for (uint32_t id = 0; id < max; id++)
-		if (s->pi[id].used) {
-			om_peer("ivlink_doorbells_suppressed_total", s, id);
-			printf(" %" PRIu64 "\n", t[id].suppressed);
-		}
+	for (size_t k = 0; k < sizeof(om_peer_counters) / sizeof(om_peer_counters[0]); k++) {
+		const struct om_peer_counter *m = &om_peer_counters[k];
+		char total[64];
+
+		om_family(m->name, "counter", m->unit, m->help);
+		snprintf(total, sizeof(total), "%s_total", m->name);
+		for (uint32_t id = 0; id < max; id++)
+			if (s->pi[id].used) {
+				om_peer(total, s, id);
+				printf(" %" PRIu64 "\n",
+				       *(const uint64_t *)((const char *)&t[id] + m->off));
+			}
+	}
 	om_family("ivlink_shim_accelerated_connections", "counter", NULL,
 		  "Connections the socket shim moved onto the rings.");
 	for (uint32_t id = 0; id < max; id++)
