@@ -52,51 +52,84 @@ static int probe_socket(struct ivl_server *s, const char *path)
 	return 0;
 }
 
+/*
+ * Listens on path. The socket is bound, given its mode and group, and set
+ * listening under a temporary name beside path, then linked to path: a
+ * client that finds path can connect (before, a client starting right
+ * after the file appeared could get ECONNREFUSED between bind() and
+ * listen(), as vm_host_guest's host process once did). link() fails if
+ * path exists, so a second daemon started at the same moment still fails
+ * with EADDRINUSE as a bind() on path would. A path too long for the
+ * temporary name is bound directly, as before.
+ */
 static int listen_on(struct ivl_server *s, const char *path, int *out, struct stat *st)
 {
 	struct sockaddr_un a;
-	int fd, rc;
+	char tmp[sizeof(a.sun_path)];
+	const char *bpath = path;
+	int fd, rc, n;
 
+	n = snprintf(tmp, sizeof(tmp), "%s.%ld.new", path, (long)getpid());
+	if (n > 0 && (size_t)n < sizeof(tmp)) {
+		bpath = tmp;
+		unlink(tmp); /* a crashed daemon's, with our pid */
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	/* Linux creates the socket file with the socket inode's mode minus
 	 * the umask, so this keeps it no wider than asked even before the
-	 * chmod below. Nobody can connect before listen() anyway. */
+	 * chmod below. */
 	if (fchmod(fd, s->cfg.socket_mode) < 0)
 		ivl__srv_log(s, IVL_LOG_DEBUG, "fchmod on socket: %s", strerror(errno));
-	fill_addr(&a, path);
+	fill_addr(&a, bpath);
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		rc = -errno;
-		ivl__srv_log(s, IVL_LOG_ERROR, "cannot bind %s: %s", path, strerror(-rc));
+		ivl__srv_log(s, IVL_LOG_ERROR, "cannot bind %s: %s", bpath, strerror(-rc));
 		goto err_close;
 	}
 	/* The exact mode, whatever the umask (it may be wider than the umask
 	 * allows, e.g. 0660 for a group of QEMU users). */
-	if (chmod(path, s->cfg.socket_mode) < 0 || lstat(path, st) < 0) {
+	if (chmod(bpath, s->cfg.socket_mode) < 0) {
 		rc = -errno;
-		ivl__srv_log(s, IVL_LOG_ERROR, "cannot set mode of %s: %s", path, strerror(-rc));
+		ivl__srv_log(s, IVL_LOG_ERROR, "cannot set mode of %s: %s", bpath, strerror(-rc));
 		goto err_unlink;
 	}
 	/* Connecting needs write permission on the socket file: its group
-	 * is who the mode's group bits let in (--socket-group). Before
-	 * listen(), so that no client ever connects under the old group. */
+	 * is who the mode's group bits let in (--socket-group). Before the
+	 * socket is reachable, so that no client ever connects under the
+	 * old group. */
 	if (s->cfg.socket_gid != IVL_SERVER_NO_GID &&
-	    (chown(path, (uid_t)-1, s->cfg.socket_gid) < 0 || lstat(path, st) < 0)) {
+	    chown(bpath, (uid_t)-1, s->cfg.socket_gid) < 0) {
 		rc = -errno;
-		ivl__srv_log(s, IVL_LOG_ERROR, "cannot give %s the group %u: %s", path,
+		ivl__srv_log(s, IVL_LOG_ERROR, "cannot give %s the group %u: %s", bpath,
 			     (unsigned)s->cfg.socket_gid, strerror(-rc));
 		goto err_unlink;
 	}
 	if (listen(fd, SOMAXCONN) < 0) {
 		rc = -errno;
-		ivl__srv_log(s, IVL_LOG_ERROR, "cannot listen on %s: %s", path, strerror(-rc));
+		ivl__srv_log(s, IVL_LOG_ERROR, "cannot listen on %s: %s", bpath, strerror(-rc));
 		goto err_unlink;
+	}
+	if (bpath != path) {
+		if (link(bpath, path) < 0) {
+			rc = errno == EEXIST ? -EADDRINUSE : -errno;
+			ivl__srv_log(s, IVL_LOG_ERROR, "cannot create %s: %s", path,
+				     strerror(errno));
+			goto err_unlink;
+		}
+		unlink(bpath);
+	}
+	if (lstat(path, st) < 0) {
+		rc = -errno;
+		ivl__srv_log(s, IVL_LOG_ERROR, "cannot stat %s: %s", path, strerror(-rc));
+		unlink(path);
+		goto err_close;
 	}
 	*out = fd;
 	return 0;
 err_unlink:
-	unlink(path);
+	unlink(bpath);
 err_close:
 	close(fd);
 	return rc;
