@@ -503,7 +503,11 @@ static void load_config(void)
 	shim_cfg.ring_size =
 	    (uint32_t)env_num("IVLINK_RING_SIZE", SHIM_RING_SIZE_DEFAULT, SHIM_RING_SIZE_MIN,
 			      SHIM_RING_SIZE_MAX, 1, "a power of two");
-	shim_cfg.endpoint = getenv(IVL_ENV_ENDPOINT);
+	/* A copy: programs rewrite their environment (nginx's workers get
+	 * an empty one, and its process title overwrites the old strings),
+	 * and a forked worker attaches later, as a peer of its own. */
+	s = getenv(IVL_ENV_ENDPOINT);
+	shim_cfg.endpoint = s ? strdup(s) : NULL;
 	s = getenv("IVLINK_CONF");
 	if (s && *s)
 		parse_rules_file(s);
