@@ -663,6 +663,21 @@ static void init_peer_shim(struct ivl_endpoint *ep)
 	__atomic_store_n(&e->shim.magic, IVL_SHIM_MAGIC, __ATOMIC_RELEASE);
 }
 
+/*
+ * Appends to g_eps (readers walk it without a lock). Appended, not pushed:
+ * epoll sets hide the endpoint fds in list order and add only those past
+ * the ones they hold (shim_hidden_eps), so a forked worker's own endpoint,
+ * opened after the inherited one, reaches its sets. Caller holds ep_lock.
+ */
+static void ep_append(struct shim_ep *sep)
+{
+	struct shim_ep **tail = &g_eps;
+
+	while (*tail)
+		tail = &(*tail)->next;
+	__atomic_store_n(tail, sep, __ATOMIC_RELEASE);
+}
+
 struct shim_ep *shim_ep_get(void)
 {
 	struct ivl_endpoint_opts o;
@@ -700,8 +715,7 @@ struct shim_ep *shim_ep_get(void)
 	sep->owner = getpid();
 	sep->ep->drained = shim_doorbell_drained;
 	init_peer_shim(sep->ep);
-	sep->next = g_eps;
-	g_eps = sep;
+	ep_append(sep);
 	__atomic_store_n(&g_own, sep, __ATOMIC_RELEASE);
 	SHIM_DBG("attached as peer %u", ivl_endpoint_id(sep->ep));
 out:
