@@ -597,15 +597,25 @@ int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
 		   struct ivl_ctab_remote *m)
 {
 	struct ivl_chan_half *mine = ivl_region_chan(rg, self, slot);
-	struct ivl_peer_view pv;
-	char name[IVL_NAME_MAX];
-	uint32_t remote, mode, best = IVL_SLOT_NONE;
-	struct ivl_chan_half copy;
-	int rc;
 
 	if (!mine)
 		return -EINVAL;
-	remote = mine->remote_peer;
+	return ivl_ctab_match_via(rg, self, slot,
+				  __atomic_load_n(&mine->remote_peer, __ATOMIC_RELAXED), self, m);
+}
+
+int ivl_ctab_match_via(const struct ivl_region *rg, uint32_t self, uint32_t slot, uint32_t remote,
+		       uint32_t via, struct ivl_ctab_remote *m)
+{
+	struct ivl_chan_half *mine = ivl_region_chan(rg, self, slot);
+	struct ivl_peer_view pv;
+	char name[IVL_NAME_MAX];
+	uint32_t mode, best = IVL_SLOT_NONE;
+	struct ivl_chan_half copy;
+	int rc;
+
+	if (!mine || via >= rg->hdr.max_peers)
+		return -EINVAL;
 	mode = mine->mode;
 	memcpy(name, mine->name, sizeof(name));
 	name[sizeof(name) - 1] = '\0';
@@ -639,7 +649,7 @@ int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
 		    __atomic_load_n(&c->gen, __ATOMIC_RELAXED) != gen)
 			continue;
 		copy.name[IVL_NAME_MAX - 1] = '\0';
-		if (copy.owner_epoch != pv.epoch || copy.remote_peer != self || copy.mode != mode ||
+		if (copy.owner_epoch != pv.epoch || copy.remote_peer != via || copy.mode != mode ||
 		    strncmp(copy.name, name, IVL_NAME_MAX) != 0)
 			continue;
 		if (copy.remote_slot != IVL_SLOT_NONE && copy.remote_slot != slot)
@@ -663,6 +673,11 @@ int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
 	}
 	if (best == IVL_SLOT_NONE)
 		return -EAGAIN;
+	/* Matched through a redirect: our half names its real remote from
+	 * now on, so that ivl_ctab_gc() asks the right peer whether it still
+	 * reads our ring, and ivlinkctl shows the pair. */
+	if (__atomic_load_n(&mine->remote_peer, __ATOMIC_RELAXED) != remote)
+		__atomic_store_n(&mine->remote_peer, remote, __ATOMIC_RELAXED);
 	mine->remote_epoch = m->remote_epoch;
 	mine->remote_gen = m->remote_gen;
 	__atomic_store_n(&mine->remote_slot, m->remote_slot, __ATOMIC_RELEASE);

@@ -36,6 +36,7 @@ struct shim_conn *shim_conn_new(int fd, int family, int nonblock)
 	c->family = family;
 	c->nonblock = nonblock;
 	c->slot = IVL_SLOT_NONE;
+	c->rd_slot = IVL_SLOT_NONE;
 	c->rcvtimeo_ns = -1;
 	c->sndtimeo_ns = -1;
 	c->rfd = -1;
@@ -207,6 +208,7 @@ void shim_conn_last_close(struct shim_conn *c)
 	case SS_SRV_PENDING:
 		shim_do_fallback(c, IVL_FB_TIMEOUT);
 		shim_release_half(c);
+		shim_redirect_done(c);
 		break;
 	case SS_ACCEL:
 		accel_release(c);

@@ -147,6 +147,8 @@ void shim_conn_name(char *out, int fam, const uint8_t *caddr, uint16_t cport, co
 
 /* conn.c */
 int shim_peer_vouched(struct shim_ep *sep, uint32_t peer);
+/* Closes a server's REDIRECT note, if it has one (conn_handshake.c). */
+void shim_redirect_done(struct shim_conn *c);
 void shim_close_half(struct shim_conn *c);
 void shim_poke(struct shim_ep *sep, uint32_t peer);
 

@@ -457,10 +457,15 @@ static int replay_tx(struct shim_conn *c)
 	return rc;
 }
 
-/* Publishes a note for ivlinkctl (best effort: no slot, no note). */
-static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, uint32_t remote,
-			  uint32_t peer_slot, uint32_t peer_gen)
+/* Publishes a note about c in sep's section; returns its slot or
+ * IVL_SLOT_NONE (best effort: no slot, no note). */
+static uint32_t note_in(struct shim_ep *sep, struct shim_conn *c, uint32_t kind, uint32_t reason,
+			uint32_t remote, uint32_t peer_slot, uint32_t peer_gen,
+			uint32_t redirect_peer)
 {
+	struct ivl_region *rg = &sep->ep->rg;
+	uint32_t self = ivl_endpoint_id(sep->ep);
+	const char *name = c->name[0] ? c->name : "tcp:?";
 	struct ivl_shim_half sh;
 	int slot;
 
@@ -475,16 +480,33 @@ static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, u
 	sh.rport = c->rport;
 	sh.peer_slot = peer_slot;
 	sh.peer_gen = peer_gen;
+	sh.redirect_peer = redirect_peer;
 	sh.owner_pid = (uint32_t)getpid();
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
-	slot = ivl_ctab_note(rg_of(c), self_of(c), c->sep->ep->self_epoch, IVL_CHAN_NOTE, remote,
-			     c->name[0] ? c->name : "tcp:?", &sh);
+	slot = ivl_ctab_note(rg, self, sep->ep->self_epoch, IVL_CHAN_NOTE, remote, name, &sh);
 	if (slot == -ENOSPC) {
-		ivl_ctab_gc(rg_of(c), self_of(c));
-		slot = ivl_ctab_note(rg_of(c), self_of(c), c->sep->ep->self_epoch, IVL_CHAN_NOTE,
-				     remote, c->name[0] ? c->name : "tcp:?", &sh);
+		ivl_ctab_gc(rg, self);
+		slot =
+		    ivl_ctab_note(rg, self, sep->ep->self_epoch, IVL_CHAN_NOTE, remote, name, &sh);
 	}
-	c->slot = slot < 0 ? IVL_SLOT_NONE : (uint32_t)slot;
+	return slot < 0 ? IVL_SLOT_NONE : (uint32_t)slot;
+}
+
+/* A note for ivlinkctl (fallback) or for the client (decline), as c's half. */
+static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, uint32_t remote,
+			  uint32_t peer_slot, uint32_t peer_gen)
+{
+	c->slot = note_in(c->sep, c, kind, reason, remote, peer_slot, peer_gen, 0);
+}
+
+void shim_redirect_done(struct shim_conn *c)
+{
+	if (!c->rd_sep)
+		return;
+	if (c->rd_slot != IVL_SLOT_NONE)
+		ivl_ctab_close(&c->rd_sep->ep->rg, ivl_endpoint_id(c->rd_sep->ep), c->rd_slot);
+	c->rd_sep = NULL;
+	c->rd_slot = IVL_SLOT_NONE;
 }
 
 void shim_release_half(struct shim_conn *c)
@@ -551,23 +573,57 @@ int shim_cli_withdraw(struct shim_conn *c, uint32_t reason)
 	return SS_FALLBACK;
 }
 
-static int find_decline(struct shim_conn *c, uint32_t *why)
+/* The server's note about our proposal in the listener peer's section:
+ * IVL_SHIM_DECLINE (*val = the reason) or IVL_SHIM_REDIRECT (*val = the
+ * peer that accepted); 0 if none. */
+static uint32_t find_note(struct shim_conn *c, uint32_t *val)
 {
 	struct ivl_region *rg = rg_of(c);
 	uint32_t self = self_of(c);
 
 	for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
 		struct ivl_chan_half *h = ivl_region_chan(rg, c->lk.remote, s);
+		uint32_t kind;
 
 		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != IVL_CHAN_NOTE)
 			continue;
-		if (h->remote_peer == self && h->shim.kind == IVL_SHIM_DECLINE &&
-		    h->shim.peer_slot == c->slot && h->shim.peer_gen == c->gen) {
-			*why = h->shim.reason;
-			return 1;
+		kind = __atomic_load_n(&h->shim.kind, __ATOMIC_RELAXED);
+		if (h->remote_peer != self || h->shim.peer_slot != c->slot ||
+		    h->shim.peer_gen != c->gen)
+			continue;
+		if (kind == IVL_SHIM_DECLINE) {
+			*val = __atomic_load_n(&h->shim.reason, __ATOMIC_RELAXED);
+			return kind;
+		}
+		if (kind == IVL_SHIM_REDIRECT) {
+			*val = __atomic_load_n(&h->shim.redirect_peer, __ATOMIC_RELAXED);
+			return kind;
 		}
 	}
 	return 0;
+}
+
+/*
+ * Our proposal was accepted by a process forked from the listener's peer,
+ * as a peer of its own (layout.h, rendezvous step 5): match its ACCEPT
+ * half in its section, and make it our remote. -EAGAIN while its doorbells
+ * have not reached us (the deadline still applies).
+ */
+static int follow_redirect(struct shim_conn *c, uint32_t to, struct ivl_ctab_remote *m)
+{
+	uint32_t self = self_of(c);
+	int rc;
+
+	if (to >= rg_of(c)->hdr.max_peers || to == self || to == c->lk.remote)
+		return -EPROTO;
+	if (!shim_peer_vouched(c->sep, to))
+		return -EAGAIN;
+	rc = ivl_ctab_match_via(rg_of(c), self, c->slot, to, self, m);
+	if (rc == 0) {
+		SHIM_DBG("fd %d: listener's peer %u handed us to peer %u", c->fd, c->lk.remote, to);
+		c->lk.remote = to;
+	}
+	return rc;
 }
 
 static void cli_progress(struct shim_conn *c)
@@ -576,12 +632,15 @@ static void cli_progress(struct shim_conn *c)
 	struct ivl_ctab_remote m;
 	struct ivl_chan_half *mine = own_half(c), *theirs;
 	struct ivl_notifier n;
-	uint32_t expect = IVL_RDV_PROPOSED, why;
+	uint32_t expect = IVL_RDV_PROPOSED, why = 0, note;
 	uint64_t pending;
 	void *data;
 	int rc;
 
 	rc = ivl_ctab_match(rg, self_of(c), c->slot, &m);
+	note = rc == -EAGAIN ? find_note(c, &why) : 0;
+	if (note == IVL_SHIM_REDIRECT)
+		rc = follow_redirect(c, why, &m);
 	if (rc == 0) {
 		theirs = ivl_region_chan(rg, c->lk.remote, m.remote_slot);
 		if (theirs->shim.kind != IVL_SHIM_ACCEPT || theirs->shim.peer_slot != c->slot ||
@@ -633,7 +692,7 @@ static void cli_progress(struct shim_conn *c)
 		shim_cli_withdraw(c, IVL_FB_PROTO);
 		return;
 	}
-	if (find_decline(c, &why)) {
+	if (note == IVL_SHIM_DECLINE) {
 		SHIM_DBG("fd %d: server declined (%s)", c->fd, shim_reason_name(why));
 		shim_cli_withdraw(c, IVL_FB_DECLINED);
 		return;
@@ -652,6 +711,7 @@ static void srv_progress(struct shim_conn *c)
 	if (ivl_region_peer_view(rg_of(c), c->lk.remote, &pv) < 0 || pv.state != IVL_PEER_UP ||
 	    pv.epoch != c->lk.remote_epoch) {
 		shim_do_fallback(c, IVL_FB_PEER_GONE);
+		shim_redirect_done(c);
 		return;
 	}
 	st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
@@ -666,12 +726,15 @@ static void srv_progress(struct shim_conn *c)
 		pthread_mutex_unlock(&c->txg.lock);
 		set_state(c, SS_ACCEL);
 		count_accel(c, pending);
+		shim_redirect_done(c);
 		SHIM_DBG("fd %d: %s accelerated (client confirmed)", c->fd, c->name);
 		return;
 	}
 	if (gen != c->remote_gen || rdv == IVL_RDV_WITHDRAWN ||
-	    (st != IVL_CHAN_OFFERED && st != IVL_CHAN_CLOSED))
+	    (st != IVL_CHAN_OFFERED && st != IVL_CHAN_CLOSED)) {
 		shim_do_fallback(c, IVL_FB_WITHDRAWN);
+		shim_redirect_done(c);
+	}
 }
 
 void shim_progress(struct shim_conn *c)
@@ -708,6 +771,33 @@ static void srv_decline(struct shim_conn *c, const struct shim_proposal *pr, uin
 	SHIM_DBG("fd %d: declined %s (%s)", c->fd, pr->name, shim_reason_name(reason));
 }
 
+static int same_region(const struct shim_ep *a, const struct shim_ep *b)
+{
+	const struct ivl_region_hdr *x = &a->ep->rg.hdr, *y = &b->ep->rg.hdr;
+
+	return x->region_size == y->region_size && x->created_unix_ns == y->created_unix_ns &&
+	       x->daemon_gen == y->daemon_gen && memcmp(x->name, y->name, sizeof(x->name)) == 0;
+}
+
+/*
+ * The endpoint a connection accepted on a listener of lsep lives on. In a
+ * process forked from lsep's peer (a pre-fork server's worker) that is an
+ * endpoint of our own in the same region (layout.h, rendezvous step 5):
+ * the inherited identity's doorbells are shared with the parent and the
+ * other workers (a doorbell would wake whichever reads it first), and
+ * only the parent hears of peers that join after the fork. lsep itself
+ * when we cannot attach.
+ */
+static struct shim_ep *accept_ep(struct shim_ep *lsep)
+{
+	struct shim_ep *own;
+
+	if (!lsep->inherited)
+		return lsep;
+	own = shim_ep_get();
+	return own && own != lsep && same_region(own, lsep) ? own : lsep;
+}
+
 /* Returns the new connection (with the caller's reference) or NULL when
  * the accepted socket is plain TCP and needs no tracking. */
 int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
@@ -718,7 +808,7 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	struct ivl_notifier n;
 	struct shim_proposal pr;
 	struct shim_conn *c;
-	struct shim_ep *sep = lc->sep;
+	struct shim_ep *sep = lc->sep, *asep;
 	int fam, fam2, rc;
 	uint8_t la[16], ra[16];
 	uint16_t lport, rport;
@@ -757,22 +847,28 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 		srv_decline(c, &pr, IVL_FB_RULES);
 		goto tracked;
 	}
-	if (!shim_peer_vouched(sep, pr.peer)) {
+	asep = accept_ep(sep);
+	if (!shim_peer_vouched(asep, pr.peer)) {
 		srv_decline(c, &pr, IVL_FB_PEER_STALE);
 		goto tracked;
 	}
+	/* Declines go to the listener peer's section, where the client looks;
+	 * our half and rings to asep's. */
+	set_sep(c, asep);
 	memset(&sh, 0, sizeof(sh));
 	sh.kind = IVL_SHIM_ACCEPT;
 	sh.peer_slot = pr.slot;
 	sh.peer_gen = pr.gen;
 	rc = offer_half(c, pr.name, pr.peer, &sh, fam, la, lport, ra, rport);
 	if (rc < 0) {
+		set_sep(c, sep);
 		srv_decline(c, &pr, IVL_FB_REGION_FULL);
 		goto tracked;
 	}
 	c->slot = (uint32_t)rc;
 	mine = own_half(c);
-	rc = ivl_ctab_match(rg_of(c), self_of(c), c->slot, &m);
+	rc = ivl_ctab_match_via(rg_of(c), self_of(c), c->slot, pr.peer, ivl_endpoint_id(sep->ep),
+				&m);
 	if (rc < 0 || m.remote_slot != pr.slot || m.remote_gen != pr.gen) {
 		shim_release_half(c);
 		fallback_note(c, IVL_SHIM_FALLBACK, IVL_FB_WITHDRAWN, pr.peer, pr.slot, pr.gen);
@@ -795,6 +891,7 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 			 : -EPROTO;
 	if (rc < 0) {
 		shim_release_half(c);
+		set_sep(c, sep);
 		srv_decline(c, &pr, IVL_FB_PROTO);
 		goto tracked;
 	}
@@ -802,9 +899,19 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	c->lk.rx.ring.spin_ns = shim_cfg.spin_ns;
 	(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
 	set_state(c, SS_SRV_PENDING);
+	if (self_of(c) != ivl_endpoint_id(sep->ep)) {
+		/* Our half is complete and matched: now tell the client where.
+		 * (In a guest a worker's own endpoint keeps the VM's id, with a
+		 * vector of its own: the client finds our half where it looks.) */
+		c->rd_sep = sep;
+		c->rd_slot =
+		    note_in(sep, c, IVL_SHIM_REDIRECT, 0, pr.peer, pr.slot, pr.gen, self_of(c));
+		SHIM_DBG("fd %d: accepting as peer %u for the listener's peer %u", nfd, self_of(c),
+			 ivl_endpoint_id(sep->ep));
+	}
 	shim_active_add(c);
 	shim_progress_kick();
-	shim_poke(sep, pr.peer);
+	shim_poke(asep, pr.peer);
 	SHIM_DBG("fd %d: accepted %s from peer %u, waiting for confirmation", nfd, pr.name,
 		 pr.peer);
 	/* A client blocked in read() or poll() confirms within microseconds:

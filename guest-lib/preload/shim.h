@@ -358,6 +358,11 @@ struct shim_conn {
 	uint32_t slot, gen;	 /* own half */
 	struct ivl_ctab_own own; /* what our offer took (private; tx_pages 0: none) */
 	uint32_t remote_slot, remote_gen;
+	/* Server in a process forked from the listener's peer: the REDIRECT
+	 * note (layout.h, rendezvous step 5) in the listener peer's section,
+	 * closed once the client decided. rd_sep NULL: none. */
+	struct shim_ep *rd_sep;
+	uint32_t rd_slot;
 	/* Rings, the remote's doorbell, its id and epoch, liveness (link.h);
 	 * lk.ep is set with sep. */
 	struct ivl__link lk;

@@ -358,6 +358,16 @@ enum ivl_chan_state {
  *     after it saw CONFIRMED, so a withdrawing client replays every byte of
  *     its ring over TCP, and a server that sees WITHDRAWN replays the bytes
  *     of its own ring (the client never read them).
+ *  5. A process forked from the listener's peer (a pre-fork server's
+ *     worker) shares that peer's identity for what it inherited, but
+ *     accepts as a peer of its own, whose doorbells it owns: in step 3 it
+ *     offers its ACCEPT half in its own section, naming the client, and
+ *     publishes in the listener peer's section an IVL_CHAN_NOTE half of
+ *     kind REDIRECT (remote = the client, peer_slot/peer_gen = the
+ *     proposal, redirect_peer = its own id). The client, finding no ACCEPT
+ *     in the listener peer's section, follows the note and matches the
+ *     ACCEPT half there; the rest is step 4 with that peer. A client that
+ *     does not know REDIRECT times out and withdraws, losing nothing.
  */
 enum ivl_shim_kind {
 	IVL_SHIM_NONE = 0,
@@ -366,6 +376,7 @@ enum ivl_shim_kind {
 	IVL_SHIM_ACCEPT = 3,
 	IVL_SHIM_DECLINE = 4,
 	IVL_SHIM_FALLBACK = 5, /* a note: this connection stayed on TCP */
+	IVL_SHIM_REDIRECT = 6, /* a note: the proposal was accepted elsewhere */
 };
 
 enum ivl_shim_rdv {
@@ -394,7 +405,10 @@ struct ivl_shim_half {
 	uint32_t peer_slot; /* accept/decline: the proposal's slot */
 	uint32_t peer_gen;  /* accept/decline: the proposal's gen */
 	uint64_t created_unix_ns;
-	uint32_t n_addrs; /* listen, wildcard bind: entries of addrs */
+	union {
+		uint32_t n_addrs;	/* listen, wildcard bind: entries of addrs */
+		uint32_t redirect_peer; /* redirect: the peer that accepted */
+	};
 	uint32_t owner_pid;
 	uint8_t addrs[IVL_SHIM_ADDRS][16]; /* listen: local addresses */
 };

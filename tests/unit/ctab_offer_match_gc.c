@@ -8,6 +8,8 @@
  * has stopped reading it. A half's geometry rewritten by another region
  * member: the owner's release frees what its offer took (private copy), and
  * the gc of an orphaned half never frees pages another channel holds.
+ * Matching through a third peer (ivl_ctab_match_via, the shim's redirect)
+ * and the gc of such a pair.
  */
 #include "ivl_test.h"
 
@@ -320,6 +322,49 @@ static void test_gc(void)
 	reset_peers();
 }
 
+/*
+ * A connection taken over by another peer (the shim's REDIRECT): client 0
+ * offered to the listener's peer 1, peer 2 accepts. Each matches the
+ * other through ivl_ctab_match_via(); the client's half then names 2, so
+ * that its gc asks peer 2 whether its ring is still read.
+ */
+static void test_match_via(void)
+{
+	struct ivl_ctab_remote m0, m2;
+	long used0 = ivl_section_pages_used(&rg, 0);
+	int s0, s2;
+
+	s0 = offer(0, "via", 1, IVL_MODE_STREAM);
+	s2 = offer(2, "via", 0, IVL_MODE_STREAM);
+	CHECK_OK(s0);
+	CHECK_OK(s2);
+	/* Plain matching finds nothing: the halves name different peers. */
+	CHECK_EQ(ivl_ctab_match(&rg, 2, (uint32_t)s2, &m2), -EAGAIN);
+	CHECK_EQ(ivl_ctab_match(&rg, 0, (uint32_t)s0, &m0), -EAGAIN);
+	/* Only a half naming via matches, and arguments are checked. */
+	CHECK_EQ(ivl_ctab_match_via(&rg, 2, (uint32_t)s2, 0, 2, &m2), -EAGAIN);
+	CHECK_EQ(ivl_ctab_match_via(&rg, 2, (uint32_t)s2, 0, 3, &m2), -EINVAL);
+	CHECK_EQ(ivl_ctab_match_via(&rg, 2, (uint32_t)s2, 2, 1, &m2), -EPROTO);
+	CHECK_EQ(ivl_ctab_match_via(&rg, 2, (uint32_t)s2, 0, 1, &m2), 0);
+	CHECK_EQ(m2.remote_slot, (uint32_t)s0);
+	CHECK_EQ(ivl_region_chan(&rg, 2, (uint32_t)s2)->remote_peer, 0);
+	CHECK_EQ(ivl_ctab_match_via(&rg, 0, (uint32_t)s0, 2, 0, &m0), 0);
+	CHECK_EQ(m0.remote_slot, (uint32_t)s2);
+	CHECK_EQ(m0.remote_epoch, epoch[2]);
+	CHECK_EQ(ivl_region_chan(&rg, 0, (uint32_t)s0)->remote_peer, 2);
+	check_data_path(0, s0, 2, s2, &m2, IVL_MODE_STREAM);
+	check_data_path(2, s2, 0, s0, &m0, IVL_MODE_STREAM);
+	/* The client closes while peer 2 still reads its ring: kept. */
+	CHECK_OK(ivl_ctab_close(&rg, 0, (uint32_t)s0));
+	CHECK_EQ(ivl_ctab_gc(&rg, 0), 0);
+	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0 + 2);
+	CHECK_OK(ivl_ctab_close(&rg, 2, (uint32_t)s2));
+	CHECK_EQ(ivl_ctab_gc(&rg, 0), 1);
+	CHECK_EQ(ivl_section_pages_used(&rg, 0), used0);
+	CHECK_EQ(ivl_ctab_gc(&rg, 2), 1);
+	reset_peers();
+}
+
 static void test_tampered_geometry(void)
 {
 	struct ivl_ctab_params p = params("own", 1, IVL_MODE_STREAM);
@@ -396,6 +441,7 @@ int main(void)
 	test_match_rejects();
 	test_enospc_enomem();
 	test_gc();
+	test_match_via();
 	test_tampered_geometry();
 	ivt_map_destroy(&mp);
 	printf("ctab_offer_match_gc: ok\n");

@@ -192,6 +192,19 @@ struct ivl_ctab_remote {
 int ivl_ctab_match(const struct ivl_region *rg, uint32_t self, uint32_t slot,
 		   struct ivl_ctab_remote *m);
 
+/*
+ * ivl_ctab_match() for a connection that another peer took over: looks in
+ * remote's section (not the one self's half names) for a half that names
+ * via, not self, as its remote. The socket shim uses it when a process
+ * forked from a listener's peer accepts as a peer of its own (layout.h,
+ * IVL_SHIM_REDIRECT): the client matches the acceptor's half, which names
+ * the client, with remote = the acceptor and via = self; the acceptor
+ * matches the client's proposal, which names the listener's peer, with
+ * via = that peer.
+ */
+int ivl_ctab_match_via(const struct ivl_region *rg, uint32_t self, uint32_t slot, uint32_t remote,
+		       uint32_t via, struct ivl_ctab_remote *m);
+
 /* Marks self's half CLOSED (its rings' flags are the caller's business). */
 int ivl_ctab_close(const struct ivl_region *rg, uint32_t self, uint32_t slot);
 
