@@ -582,10 +582,10 @@ static const char *fb_name(uint32_t r)
 
 static const char *shim_kind_name(uint32_t k)
 {
-	static const char *const n[] = {"none",	  "listen",  "proposal",
-					"accept", "decline", "fallback"};
+	static const char *const n[] = {"none",	   "listen",   "proposal", "accept",
+					"decline", "fallback", "redirect"};
 
-	return k < 6 ? n[k] : "invalid";
+	return k < sizeof(n) / sizeof(n[0]) ? n[k] : "invalid";
 }
 
 static const char *rdv_name(uint32_t r)
@@ -642,7 +642,7 @@ static unsigned read_shim_socks(const struct ivl_region *rg, const struct peer_i
 			x = &v[n];
 			memcpy(&x->h, h, sizeof(x->h));
 			if (x->h.state == IVL_CHAN_FREE || x->h.state > IVL_CHAN_NOTE ||
-			    x->h.shim.kind == IVL_SHIM_NONE || x->h.shim.kind > IVL_SHIM_FALLBACK)
+			    x->h.shim.kind == IVL_SHIM_NONE || x->h.shim.kind > IVL_SHIM_REDIRECT)
 				continue;
 			x->peer = p;
 			x->slot = s;
