@@ -396,6 +396,18 @@ long shim_conn_nread(struct shim_conn *c)
  * not ready, then re-checks (the caller is about to sleep); with arm > 1
  * also asks for a doorbell for the next arrival when data is already there.
  */
+/*
+ * The room that makes a connection writable for poll and epoll: as for a
+ * kernel TCP socket (sk_stream_is_writeable(): free space at least half
+ * of what is queued), a writer woken for room finds a good part of the
+ * ring, not the few bytes the peer has just read: a quarter of it. Sends
+ * themselves take any room there is.
+ */
+static size_t wspace(const struct shim_conn *c)
+{
+	return c->own.tx_size >= 4 ? c->own.tx_size / 4 : 1;
+}
+
 unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 {
 	unsigned rev = 0;
@@ -404,7 +416,7 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 	if (st == SS_CLI_PENDING || st == SS_SRV_PENDING) {
 		if (events & POLLOUT) {
 			shim_guard_lock(&c->txg);
-			if (ivl_ring_writable(&c->lk.tx.ring, 1))
+			if (ivl_ring_writable(&c->lk.tx.ring, wspace(c)))
 				rev |= POLLOUT;
 			else if (arm_it)
 				ivl__link_arm(&c->lk.tx);
@@ -443,11 +455,11 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 	if (events & POLLOUT) {
 		shim_guard_lock(&c->txg);
 		adopt_if_shared(c, &c->lk.tx.ring);
-		if (ivl_ring_writable(&c->lk.tx.ring, 1)) {
+		if (ivl_ring_writable(&c->lk.tx.ring, wspace(c))) {
 			rev |= POLLOUT;
 		} else if (arm_it) {
 			ivl__link_arm(&c->lk.tx);
-			if (ivl_ring_writable(&c->lk.tx.ring, 1))
+			if (ivl_ring_writable(&c->lk.tx.ring, wspace(c)))
 				rev |= POLLOUT;
 		}
 		pthread_mutex_unlock(&c->txg.lock);
