@@ -152,7 +152,10 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			ret = done ? (ssize_t)done : -ECONNRESET;
 			break;
 		}
-		/* Full. */
+		/* Full: like a kernel socket's SOCK_NOSPACE, owes an EPOLLOUT
+		 * edge once there is room (user-space EPOLLET). */
+		if (dontwait)
+			__atomic_fetch_add(&c->tx_full, 1, __ATOMIC_RELAXED);
 		if (done && dontwait) {
 			ret = (ssize_t)done;
 			break;

@@ -52,17 +52,23 @@
  *    on the other fds plus every endpoint fd (ivl_endpoint_fd) and the TCP
  *    sockets (POLLRDHUP: the peer's close), then recomputes.
  *
- *  - epoll, level triggered, in a set that nothing outside watches (the
- *    common case: redis, libuv, ...): user space too. The registration
- *    stays in the shim only (target SHIM_TARGET_USER); epoll_wait() computes
- *    the ring readiness of these registrations itself, like poll, and adds
- *    them to the kernel's events for the other fds, so a request costs no
- *    system call for readiness.
+ *  - epoll in a set that nothing outside watches (the common case: redis,
+ *    libuv, nginx, ...): user space too, level triggered, edge triggered
+ *    and ONESHOT alike. The registration stays in the shim only (target
+ *    SHIM_TARGET_USER); epoll_wait() computes the ring readiness of these
+ *    registrations itself, like poll, and adds them to the kernel's events
+ *    for the other fds, so a request costs no system call for readiness.
+ *    For EPOLLET a registration remembers what its last report saw (the rx
+ *    ring's tail, hang-ups, the count of sends that found the ring full)
+ *    and reports again only when one of those moved or after ADD/MOD, as
+ *    the kernel's wake-up callback would; EPOLLONESHOT is off after one
+ *    report until EPOLL_CTL_MOD (wait_epoll.c, user_events). Writable means
+ *    a quarter of the ring free, as a TCP socket is writable only with a
+ *    good part of its buffer free.
  *
- *  - the rest of epoll is stateful (edge triggered, ONESHOT, epoll fds
- *    nested in epoll fds or polled), which user-space emulation gets wrong
- *    (rsocket's long story). So such a registration gets a readiness fd:
- *    one end of an AF_UNIX socketpair that
+ *  - sets watched from outside (epoll fds nested in epoll fds or polled)
+ *    and EPOLLEXCLUSIVE are the kernel's: such a registration gets a
+ *    readiness fd: one end of an AF_UNIX socketpair that
  *    the shim keeps consistent with the rings (a byte queued = readable, a
  *    full send buffer = not writable, a shut-down peer end = RDHUP). The
  *    app's registration of the TCP fd is re-pointed to the readiness fd
@@ -322,6 +328,14 @@ struct shim_reg {
 	int target;	/* fd registered in the kernel: fd, the readiness fd, or
 			 * SHIM_TARGET_USER: none, readiness computed in user space */
 	int hidden_tcp; /* the TCP watch is registered */
+	/* User-space EPOLLET/EPOLLONESHOT (wait_epoll.c, user_scan): what the
+	 * last report saw, so that an event is reported once per arrival,
+	 * as the kernel's wake-up callback does. Under shim_reg_lock. */
+	uint64_t et_tail; /* rx ring's tail at the last report */
+	uint32_t et_full; /* c->tx_full at the last report */
+	unsigned et_rev;  /* events of the last report */
+	int et_force;	  /* report the current readiness once (ADD, MOD) */
+	int oneshot_off;  /* EPOLLONESHOT: reported, off until EPOLL_CTL_MOD */
 };
 
 #define SHIM_TARGET_USER (-2)
@@ -382,12 +396,14 @@ struct shim_conn {
 
 	/* Readiness fd (epoll): rfd is registered in the app's sets. */
 	int rfd, cfd;
-	int r_bytes;	 /* bytes queued to rfd (readable while > 0) */
-	int w_full;	 /* rfd's send buffer filled (not writable) */
-	int r_hup;	 /* cfd shut down (EOF/reset shown) */
-	uint64_t r_mark; /* rx tail when the last edge was made */
-	int edges;	 /* some registration needs an edge per arrival (ET, nested) */
-	int rfd_regs;	 /* registrations that watch the readiness fd */
+	int r_bytes;	  /* bytes queued to rfd (readable while > 0) */
+	int w_full;	  /* rfd's send buffer filled (not writable) */
+	int r_hup;	  /* cfd shut down (EOF/reset shown) */
+	uint64_t r_mark;  /* rx tail when the last edge was made */
+	uint32_t tx_full; /* writes that found the ring full (atomic): an
+			   * EPOLLOUT edge is due once it has room again */
+	int edges;	  /* some registration needs an edge per arrival (ET, nested) */
+	int rfd_regs;	  /* registrations that watch the readiness fd */
 	struct shim_reg *regs;
 	struct shim_conn *next_active, *prev_active;
 	int on_active;

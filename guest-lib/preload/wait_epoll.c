@@ -115,6 +115,47 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int sync)
 }
 
 /*
+ * What a user-space registration reports now. Level triggered: what is
+ * ready. Edge triggered: what is ready, but only when something happened
+ * since the last report, as the kernel's wake-up callback would have run:
+ * new bytes on the rx ring (its producer's tail moved), a hang-up or an
+ * error that was not there, room again after a write found the ring full,
+ * or an ADD/MOD (which the kernel answers with what is ready). Each report
+ * carries everything that is ready, as the kernel's does. With arm, asks
+ * for a doorbell for the next arrival even when bytes are already there
+ * (they were reported: only new ones make an edge). Caller holds the reg
+ * lock.
+ */
+static unsigned user_events(struct shim_reg *r, int st, int arm)
+{
+	struct shim_conn *c = r->c;
+	unsigned want = r->ev.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI), rev;
+	uint64_t tail;
+	uint32_t full;
+	int edge;
+
+	if (!(r->ev.events & EPOLLET))
+		return shim_conn_revents(c, want, arm);
+	rev = shim_conn_revents(c, want, arm ? 2 : 0);
+	if (!rev)
+		return 0;
+	/* Read once, used only to tell "changed": a peer that rewrites it
+	 * can cost its own connection an event, nothing else. */
+	tail = st == SS_ACCEL ? __atomic_load_n(&c->lk.rx.ring.prod->tail, __ATOMIC_ACQUIRE) : 0;
+	full = __atomic_load_n(&c->tx_full, __ATOMIC_RELAXED);
+	edge = r->et_force || ((rev & (EPOLLIN | EPOLLRDHUP)) && tail != r->et_tail) ||
+	       (rev & ~r->et_rev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ||
+	       ((rev & EPOLLOUT) && full != r->et_full);
+	if (!edge)
+		return 0;
+	r->et_force = 0;
+	r->et_tail = tail;
+	r->et_full = full;
+	r->et_rev = rev;
+	return rev;
+}
+
+/*
  * The user-space registrations of e (shim.h, "Readiness"): writes the
  * events of those that are ready to evs (at most max), starting where the
  * last scan left off so that a few busy connections cannot hide the rest.
@@ -162,14 +203,15 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 					shim_sync(c);
 				continue;
 			}
-			if (n == max)
+			if (n == max || r->oneshot_off)
 				continue;
-			rev = shim_conn_revents(
-			    c, r->ev.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI), arm);
+			rev = user_events(r, st, arm);
 			if (rev) {
 				evs[n].events = rev;
 				evs[n].data = r->ev.data;
 				n++;
+				if (r->ev.events & EPOLLONESHOT)
+					r->oneshot_off = 1;
 			}
 		}
 	}

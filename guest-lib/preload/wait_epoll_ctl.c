@@ -26,7 +26,7 @@ static void edges_update(struct shim_conn *c)
 	int edges = 0;
 
 	for (struct shim_reg *r = c->regs; r; r = r->next_c)
-		if ((r->ev.events & EPOLLET) || r->e->in_outer)
+		if (r->target == c->rfd && ((r->ev.events & EPOLLET) || r->e->in_outer))
 			edges = 1;
 	__atomic_store_n(&c->edges, edges, __ATOMIC_RELAXED);
 }
@@ -68,11 +68,13 @@ void shim_hidden_eps(struct shim_epoll *e)
 }
 
 /* Whether a registration's readiness can be computed in user space by
- * epoll_wait(): level triggered, and nothing outside the shim's
- * epoll_wait() watches the set (shim.h, "Readiness"). */
+ * epoll_wait(): nothing outside the shim's epoll_wait() watches the set
+ * (shim.h, "Readiness"). Level triggered, edge triggered and one-shot
+ * alike: user_scan() keeps the edges per registration. EPOLLEXCLUSIVE
+ * (wake-up of one of several sets) stays the kernel's. */
 static int reg_user(const struct shim_reg *r)
 {
-	return !(r->ev.events & (EPOLLET | EPOLLONESHOT)) && !r->e->in_outer;
+	return !(r->ev.events & EPOLLEXCLUSIVE) && !r->e->in_outer;
 }
 
 /* What the kernel should watch for the app while the rings carry the
@@ -265,6 +267,7 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		r->e = e;
 		r->fd = fd;
 		r->ev = ev ? *ev : (struct epoll_event){0};
+		r->et_force = 1; /* the kernel reports what is ready at ADD */
 		rc = reg_install(r, want_target(r));
 		if (rc < 0) {
 			free(r);
@@ -284,7 +287,11 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		}
 		if (ev)
 			r->ev = *ev;
-		/* A change of kind (LT <-> ET/ONESHOT) moves the registration;
+		/* As the kernel: a MOD re-arms a one-shot registration and
+		 * reports what is ready now, edge triggered or not. */
+		r->et_force = 1;
+		r->oneshot_off = 0;
+		/* A change of kind (user space <-> kernel) moves the registration;
 		 * otherwise the kernel's copy, if any, takes the new events. */
 		if (!reg_move(r) && r->target >= 0)
 			rc = REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, r->target, &r->ev) < 0 ? -errno

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Socket shim readiness, the readiness fds: a socketpair per connection
- * whose state mirrors the rings' for kernel-side watchers (edge-triggered
- * and ONESHOT registrations, sets nested in others or polled). See shim.h,
- * "Readiness".
+ * whose state mirrors the rings' for kernel-side watchers (sets nested in
+ * others or polled, EPOLLEXCLUSIVE registrations). See shim.h, "Readiness".
  */
 #include "fd_high.h"
 #include "shim.h"

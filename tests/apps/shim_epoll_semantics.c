@@ -3,7 +3,8 @@
  * Readiness semantics of a shimmed connection, checked from the client
  * while a forked peer (a separate ivlink peer: both attach after the fork)
  * sends on command: non-blocking connect with EINPROGRESS and SO_ERROR,
- * epoll level-triggered, edge-triggered, ONESHOT, EPOLL_CTL_MOD between
+ * epoll level-triggered, edge-triggered (EPOLLIN per arrival, partial reads,
+ * EPOLLOUT after a full buffer), ONESHOT, EPOLL_CTL_MOD between
  * them, a shimmed and a kernel fd in one set, an epoll fd nested in another
  * or polled, poll, select, FIONREAD, non-blocking EAGAIN, and EOF with
  * EPOLLRDHUP. Run under ivlink-run (apps_epoll_semantics.sh checks through
@@ -31,7 +32,22 @@
 
 #include "apps_peer.h"
 
-/* The peer: sends on command ("S<n>\n": n bytes, "E\n": shutdown(WR)). */
+/* Reads and drops exactly n bytes. */
+static void discard(int s, long n)
+{
+	char buf[65536];
+
+	while (n > 0) {
+		ssize_t k = read(s, buf, n < (long)sizeof(buf) ? (size_t)n : sizeof(buf));
+
+		if (k <= 0)
+			_exit(6);
+		n -= k;
+	}
+}
+
+/* The peer: sends on command ("S<n>\n": n bytes, "E\n": shutdown(WR),
+ * "D<n>\n": reads nothing for 300 ms, then drops the next n bytes). */
 static void peer(int s)
 {
 	char line[64], data[4096];
@@ -57,6 +73,9 @@ static void peer(int s)
 				_exit(5);
 		} else if (line[0] == 'E') {
 			shutdown(s, SHUT_WR);
+		} else if (line[0] == 'D') {
+			usleep(300000);
+			discard(s, atol(line + 1));
 		}
 	}
 	close(s);
@@ -224,8 +243,91 @@ int main(int argc, char **argv)
 	n = drain(s);
 	CHECK(n == 110, "ET: read %d, expected 110", n);
 	CHECK(wait_ev(et, &out, 100) == 0, "ET: edge without new data");
+	/* A partial read, then a new arrival: a new edge (the kernel reports
+	 * each arrival, read to EAGAIN or not). */
+	cmd(s, "S50\n");
+	CHECK(wait_ev(et, &out, 5000) == 1, "ET partial: no edge");
+	usleep(20000);
+	CHECK(recv(s, &r, 1, 0) == 1, "ET partial: recv");
+	CHECK(wait_ev(et, &out, 200) == 0, "ET partial: edge without new data");
+	cmd(s, "S60\n");
+	CHECK(wait_ev(et, &out, 5000) == 1, "ET partial: no edge for the new arrival");
+	usleep(20000);
+	CHECK(drain(s) == 109, "ET partial: count");
 	close(et);
-	printf("ok: edge-triggered EPOLLIN, two sets on one fd\n");
+	printf("ok: edge-triggered EPOLLIN, two sets on one fd, partial reads\n");
+
+	/* Edge-triggered EPOLLOUT: reported at ADD, then not again until a
+	 * write found no room and room came back (the peer reads again). */
+	{
+		enum { TOTAL = 32 << 20 };
+		static char fill[65536];
+		long sent = 0;
+
+		memset(fill, 'f', sizeof(fill));
+		et = epoll_create1(0);
+		ev.events = EPOLLOUT | EPOLLET;
+		ev.data.u64 = 0xe0;
+		CHECK(epoll_ctl(et, EPOLL_CTL_ADD, s, &ev) == 0, "et out add");
+		CHECK(wait_ev(et, &out, 1000) == 1 && (out.events & EPOLLOUT),
+		      "ET OUT: not at ADD");
+		CHECK(wait_ev(et, &out, 200) == 0, "ET OUT: reported twice");
+		{
+			char c[32];
+
+			snprintf(c, sizeof(c), "D%d\n", TOTAL);
+			cmd(s, c);
+		}
+		for (;;) {
+			ssize_t k = send(s, fill, sizeof(fill), MSG_DONTWAIT);
+
+			if (k < 0) {
+				CHECK(errno == EAGAIN, "ET OUT: fill: %s", strerror(errno));
+				break;
+			}
+			sent += k;
+			CHECK(sent < TOTAL, "ET OUT: %ld bytes sent and never full", sent);
+		}
+		n = wait_ev(et, &out, 100);
+		CHECK(n == 0, "ET OUT: writable while full (events 0x%x)", n > 0 ? out.events : 0);
+		CHECK(wait_ev(et, &out, 5000) == 1 && (out.events & EPOLLOUT),
+		      "ET OUT: no edge when room came back");
+		while (sent < TOTAL) {
+			long k =
+			    TOTAL - sent < (long)sizeof(fill) ? TOTAL - sent : (long)sizeof(fill);
+
+			struct pollfd p = {.fd = s, .events = POLLOUT};
+
+			k = send(s, fill, (size_t)k, 0);
+			if (k < 0 && errno == EAGAIN) {
+				CHECK(poll(&p, 1, 5000) == 1, "ET OUT: rest: never writable");
+				continue;
+			}
+			CHECK(k > 0, "ET OUT: rest: %s", strerror(errno));
+			sent += k;
+		}
+		close(et);
+	}
+	printf("ok: edge-triggered EPOLLOUT after a full send buffer\n");
+
+	/* ONESHOT edge triggered: one report, none for more arrivals, MOD
+	 * re-arms and reports what is there at once. */
+	et = epoll_create1(0);
+	ev.events = EPOLLIN | EPOLLET | EPOLLONESHOT;
+	ev.data.u64 = 0x0e;
+	CHECK(epoll_ctl(et, EPOLL_CTL_ADD, s, &ev) == 0, "oneshot et add");
+	cmd(s, "S5\n");
+	CHECK(wait_ev(et, &out, 5000) == 1, "ONESHOT ET: not reported");
+	cmd(s, "S5\n");
+	CHECK(wait_ev(et, &out, 300) == 0, "ONESHOT ET: reported while disabled");
+	CHECK(epoll_ctl(et, EPOLL_CTL_MOD, s, &ev) == 0, "oneshot et mod");
+	CHECK(wait_ev(et, &out, 1000) == 1 && out.data.u64 == 0x0e,
+	      "ONESHOT ET: MOD did not re-arm");
+	CHECK(wait_ev(et, &out, 200) == 0, "ONESHOT ET: reported twice after MOD");
+	usleep(20000);
+	CHECK(drain(s) == 10, "ONESHOT ET: count");
+	close(et);
+	printf("ok: edge-triggered ONESHOT and its re-arm\n");
 
 	/* Nested: outer holds inner holds the socket. */
 	CHECK(epoll_ctl(lt, EPOLL_CTL_DEL, s, NULL) == 0, "del");
