@@ -111,13 +111,7 @@ curl -s -o /dev/null http://192.0.2.2:8081/west-done
 exit \$fail
 EOS
 
-# Poll the shim counters while the guests run (the peers leave with them).
-( while :; do
-	"$IVLINKCTL" status --socket "$tmp/ivlinkd.sock" --json >"$tmp/st.new" 2>/dev/null &&
-		mv "$tmp/st.new" "$tmp/st.$(date +%s%N)"
-	sleep 1
-done ) &
-ts_bg $!
+vmt_poll_status
 
 rc=0
 "$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west,east -q "${bins[@]}" \
@@ -129,28 +123,6 @@ W=$tmp/logs/west.log E=$tmp/logs/east.log
 vmt_show "$W" west
 vmt_show "$E" east
 
-# Highest value of a shim counter of a guest's peer (its QEMU's pid, from
-# the launcher), over every snapshot.
-stat_max() { # guest field
-	local pid
-	pid=$(cat "$tmp/logs/$1.pid" 2>/dev/null || echo -1)
-	cat "$tmp"/st.[0-9]* 2>/dev/null | python3 -c '
-import json, sys
-pid, field, best = int(sys.argv[1]), sys.argv[2], 0
-dec = json.JSONDecoder()
-text, i = sys.stdin.read(), 0
-while i < len(text):
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i >= len(text):
-        break
-    d, i = dec.raw_decode(text, i)
-    ids = {p["id"] for p in d["peers"] if p.get("pid") == pid}
-    for p in d["shim"]["peers"]:
-        if p["id"] in ids:
-            best = max(best, p.get(field, p.get("reasons", {}).get(field, 0)))
-print(best)' "$pid" "$2"
-}
 vmt_check "$([ $rc = 0 ] && echo 1 || echo 0)" "both guests exited 0 (launcher $rc)"
 vmt_check "$(vmt_has "$E" 'east: nginx workers: [4-9]')" "East runs 2 workers per nginx"
 for m in shim plain; do
@@ -159,8 +131,8 @@ for m in shim plain; do
 	done
 	vmt_check "$(vmt_gt "$(vmt_result "$W" wrk-$m rps)" 0)" "wrk ($m) completed"
 done
-ea=$(stat_max east accelerated) et=$(stat_max east tx_bytes)
-wa=$(stat_max west accelerated) wr=$(stat_max west rx_bytes)
+ea=$(vmt_stat_max east accelerated) et=$(vmt_stat_max east tx_bytes)
+wa=$(vmt_stat_max west accelerated) wr=$(vmt_stat_max west rx_bytes)
 # curl: 2 connections (plus the readiness probe), wrk: 8.
 vmt_check "$(vmt_gt "$ea" 9)" "East's workers accepted connections through the rings ($ea)"
 vmt_check "$(vmt_gt "$wa" 9)" "West's curl and wrk connected through the rings ($wa)"
@@ -168,7 +140,7 @@ vmt_check "$(vmt_gt "$et" 1048576)" "East's responses went into the rings ($et b
 vmt_check "$(vmt_gt "$wr" 1048576)" "West read them from the rings ($wr bytes)"
 for g in east west; do
 	for r in peer-stale declined timeout; do
-		n=$(stat_max $g $r)
+		n=$(vmt_stat_max $g $r)
 		vmt_check "$([ "${n:-1}" = 0 ] && echo 1 || echo 0)" "$g: no connection fell back ($r: $n)"
 	done
 done

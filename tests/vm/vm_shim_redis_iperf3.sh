@@ -92,13 +92,7 @@ redis-cli -h 192.0.2.2 -p 6380 set west-done 1 >/dev/null
 exit \$fail
 EOS
 
-# Poll the shim counters while the guests run (the peers leave with them).
-( while :; do
-	"$IVLINKCTL" status --socket "$tmp/ivlinkd.sock" --json >"$tmp/st.new" 2>/dev/null &&
-		mv "$tmp/st.new" "$tmp/st.$(date +%s%N)"
-	sleep 1
-done ) &
-ts_bg $!
+vmt_poll_status
 
 rc=0
 "$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west,east -q "${bins[@]}" \
@@ -110,32 +104,10 @@ W=$tmp/logs/west.log E=$tmp/logs/east.log
 vmt_show "$W" west
 vmt_show "$E" east
 
-# Highest value of a shim counter of a guest's peer (its QEMU's pid, from
-# the launcher), over every snapshot.
-stat_max() { # guest field
-	local pid
-	pid=$(cat "$tmp/logs/$1.pid" 2>/dev/null || echo -1)
-	cat "$tmp"/st.[0-9]* 2>/dev/null | python3 -c '
-import json, sys
-pid, field, best = int(sys.argv[1]), sys.argv[2], 0
-dec = json.JSONDecoder()
-text, i = sys.stdin.read(), 0
-while i < len(text):
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i >= len(text):
-        break
-    d, i = dec.raw_decode(text, i)
-    ids = {p["id"] for p in d["peers"] if p.get("pid") == pid}
-    for p in d["shim"]["peers"]:
-        if p["id"] in ids:
-            best = max(best, p.get(field, p.get("reasons", {}).get(field, 0)))
-print(best)' "$pid" "$2"
-}
 vmt_check "$([ $rc = 0 ] && echo 1 || echo 0)" "both guests exited 0 (launcher $rc)"
 vmt_check "$(vmt_has "$W" 'check: redis-cli answers identical')" "redis-cli through the shim answers as over TCP"
-ea=$(stat_max east accelerated) er=$(stat_max east rx_bytes) et=$(stat_max east tx_bytes)
-wa=$(stat_max west accelerated)
+ea=$(vmt_stat_max east accelerated) er=$(vmt_stat_max east rx_bytes) et=$(vmt_stat_max east tx_bytes)
+wa=$(vmt_stat_max west accelerated)
 # redis-cli: 10 connections; redis-benchmark: 4 clients and its probes per test;
 # iperf3: a control and a data connection.
 vmt_check "$(vmt_gt "$ea" 15)" "East's shim accepted connections through the rings ($ea)"

@@ -52,6 +52,42 @@ vmt_daemon() {
 	exit 1
 }
 
+# Polls `ivlinkctl status --json` of $tmp/ivlinkd.sock once a second into
+# $tmp/st.* while the guests run (their peers leave with them), in the
+# background until the test ends. Needs $IVLINKCTL.
+vmt_poll_status() {
+	( while :; do
+		"$IVLINKCTL" status --socket "$tmp/ivlinkd.sock" --json >"$tmp/st.new" 2>/dev/null &&
+			mv "$tmp/st.new" "$tmp/st.$(date +%s%N)"
+		sleep 1
+	done ) &
+	ts_bg $!
+}
+
+# Highest value of a shim counter (a field or a fallback reason) of a
+# guest's peer (its QEMU's pid, from the launcher's logdir $tmp/logs) over
+# every snapshot vmt_poll_status() took.
+vmt_stat_max() { # guest field
+	local pid
+	pid=$(cat "$tmp/logs/$1.pid" 2>/dev/null || echo -1)
+	cat "$tmp"/st.[0-9]* 2>/dev/null | python3 -c '
+import json, sys
+pid, field, best = int(sys.argv[1]), sys.argv[2], 0
+dec = json.JSONDecoder()
+text, i = sys.stdin.read(), 0
+while i < len(text):
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i >= len(text):
+        break
+    d, i = dec.raw_decode(text, i)
+    ids = {p["id"] for p in d["peers"] if p.get("pid") == pid}
+    for p in d["shim"]["peers"]:
+        if p["id"] in ids:
+            best = max(best, p.get(field, p.get("reasons", {}).get(field, 0)))
+print(best)' "$pid" "$2"
+}
+
 vmt_log() { tr -d '\r' <"$1" 2>/dev/null || true; }
 
 vmt_result() { # file phase key
