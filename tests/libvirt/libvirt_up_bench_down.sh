@@ -219,9 +219,23 @@ PY
 	check "$([ "$(shm_of a)" = "r1.sock:16 r2.sock:17" ] && echo 1 || echo 0)" "a has r1 at slot 0x10 and r2 at 0x11 ($(shm_of a))"
 	check "$([ "$(shm_of b)" = "r1.sock:16" ] && echo 1 || echo 0)" "b has only r1 ($(shm_of b))"
 	check "$([ "$(shm_of c)" = "r2.sock:17" ] && echo 1 || echo 0)" "c has only r2 ($(shm_of c))"
-	# virtio-net links the first two guests only (the bench pair).
+	# virtio-net links all three through ivlink-udp-switch: every guest
+	# reaches the other two (ping from inside each, by the command agent).
 	nics=$(for g in a b c; do grep -c "<interface type='udp'>" "$RUN2/$g.live.xml" || true; done | tr '\n' ' ')
-	check "$([ "$nics" = "1 1 0 " ] && echo 1 || echo 0)" "UDP interfaces of a, b, c: $nics(want 1 1 0)"
+	check "$([ "$nics" = "1 1 1 " ] && echo 1 || echo 0)" "UDP interfaces of a, b, c: $nics(want 1 1 1)"
+	swpid=$(cat "$RUN2/udp-switch.pid" 2>/dev/null || true)
+	check "$([ -n "$swpid" ] && [ "$(cat "/proc/$swpid/comm" 2>/dev/null)" = ivlink-udp-swit ] && echo 1 || echo 0)" \
+		"ivlink-udp-switch runs (pid ${swpid:-none})"
+	declare -A ip=([a]=192.0.2.11 [b]=192.0.2.12 [c]=192.0.2.13)
+	for g in a b c; do
+		for h in a b c; do
+			[ "$g" != "$h" ] || continue
+			out=$("$TOOL" -B "$BUILD" -r "$RUN2" -p "$PREFIX2" --timeout 30 exec "$g" \
+				"ping -c 2 -W 5 ${ip[$h]}" 2>&1) && rc=0 || rc=$?
+			check "$([ $rc = 0 ] && echo "$out" | grep -q ' 0% packet loss' && echo 1 || echo 0)" \
+				"$g pings $h (${ip[$h]}) over virtio-net: $(echo "$out" | grep 'packet loss' || echo "exit $rc: ${out:0:200}")"
+		done
+	done
 	pid_of() { cat "/run/libvirt/qemu/$PREFIX2-$1.pid" 2>/dev/null || echo none; }
 	for r in r1 r2; do
 		case $r in r1) want="$(pid_of a) $(pid_of b)" ;; r2) want="$(pid_of a) $(pid_of c)" ;; esac
@@ -248,6 +262,8 @@ down2_done=1
 check "$([ $rc = 0 ] && echo 1 || echo 0)" "down of a, b, c ($rc)"
 for g in a b c; do check "$(yes_if undefined "$PREFIX2-$g")" "$PREFIX2-$g undefined"; done
 check "$(yes_if test ! -e "$RUN2/ivlinkd-r1.pid" -a ! -e "$RUN2/ivlinkd-r2.pid")" "both region daemons stopped"
+check "$([ -n "${swpid:-}" ] && [ "$(cat "/proc/$swpid/comm" 2>/dev/null)" != ivlink-udp-swit ] &&
+	[ ! -e "$RUN2/udp-switch.pid" ] && echo 1 || echo 0)" "ivlink-udp-switch (pid ${swpid:-none}) stopped"
 rm -rf "$RUN2"
 
 # The libvirtd up started (down forgets it).

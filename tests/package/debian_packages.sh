@@ -166,7 +166,7 @@ has ivlink-tools usr/bin/ivlink-bench usr/bin/ivlink-ring-bench usr/bin/ivlink-p
 	usr/share/man/man1/ivlink-pingpong.1.gz \
 	usr/libexec/ivlink/ivlink-vm usr/libexec/ivlink/build-image usr/libexec/ivlink/ivlink-libvirt \
 	usr/libexec/ivlink/guest/ivlink-probe usr/libexec/ivlink/guest/ivlink-vfio-probe \
-	usr/libexec/ivlink/guest/ivlink-bench-static \
+	usr/libexec/ivlink/guest/ivlink-bench-static usr/libexec/ivlink/ivlink-udp-switch \
 	usr/share/ivlink/install.conf usr/share/ivlink/VERSION \
 	usr/share/ivlink/libvirt.conf usr/share/ivlink/libvirt/guest.xml.in
 # The installed VM scripts: the version, the installed programs through
@@ -182,6 +182,7 @@ for s in ivlink-vm ivlink-libvirt; do
 done
 for spec in host-daemon/ivlinkd=usr/sbin/ivlinkd guest-lib/ivlink-guestd=usr/sbin/ivlink-guestd \
 	examples/ivlink-pingpong=usr/bin/ivlink-pingpong \
+	vm-configs/ivlink-udp-switch=usr/libexec/ivlink/ivlink-udp-switch \
 	vm-configs/ivlink-probe=usr/libexec/ivlink/guest/ivlink-probe \
 	host-daemon/ivlinkctl=usr/bin/ivlinkctl bench/ivlink-bench=usr/bin/ivlink-bench \
 	bench/ivlink-bench-static=usr/libexec/ivlink/guest/ivlink-bench-static; do

@@ -126,6 +126,14 @@ else
 	else
 		bad "xml --accel kvm --mem 256 not applied"
 	fi
+	# Three guests: each links to the switch's one port from its own.
+	hubs=$(grep -o "<source address='127.0.0.1' port='[0-9]*'>" "$T/out/out" | sort -u | wc -l)
+	locals=$(grep -o "<local address='127.0.0.1' port='[0-9]*'/>" "$T/out/out" | sort -u | wc -l)
+	if [ "$(grep -c "^ *<interface type='udp'>$" "$T/out/out")" = 3 ] && [ "$hubs" = 1 ] && [ "$locals" = 3 ]; then
+		ok "xml with three guests: three UDP links to one switch port from three own ports"
+	else
+		bad "xml with three guests: UDP links wrong ($hubs switch ports, $locals own ports)"
+	fi
 fi
 
 find "$T/usr" | sort >"$T/after"
