@@ -44,7 +44,7 @@ struct port {
 struct mac_entry {
 	uint8_t mac[6];
 	uint8_t used;
-	uint8_t port; /* index into ports[] */
+	uint8_t port;  /* index into ports[] */
 	uint64_t seen; /* frame counter when last learned: the oldest goes first */
 };
 
@@ -184,8 +184,8 @@ static void mac_learn(const uint8_t *mac, unsigned pi)
 
 static void send_to(int fd, struct in_addr addr, unsigned pi, const uint8_t *buf, size_t len)
 {
-	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(ports[pi].port),
-				 .sin_addr = addr};
+	struct sockaddr_in to = {
+	    .sin_family = AF_INET, .sin_port = htons(ports[pi].port), .sin_addr = addr};
 	if (sendto(fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len)
 		ports[pi].tx++;
 	else
@@ -195,11 +195,11 @@ static void send_to(int fd, struct in_addr addr, unsigned pi, const uint8_t *buf
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"address", required_argument, NULL, 'a'},
-		{"pidfile", required_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"address", required_argument, NULL, 'a'},
+	    {"pidfile", required_argument, NULL, 'P'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *addr_s = "127.0.0.1", *pidfile = NULL;
 	int c;
@@ -261,8 +261,8 @@ int main(int argc, char **argv)
 		perror("ivlink-udp-switch: socket");
 		return 1;
 	}
-	struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons((uint16_t)hub),
-				 .sin_addr = addr};
+	struct sockaddr_in me = {
+	    .sin_family = AF_INET, .sin_port = htons((uint16_t)hub), .sin_addr = addr};
 	if (bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0) {
 		fprintf(stderr, "ivlink-udp-switch: bind %s:%d: %s\n", addr_s, hub,
 			strerror(errno));
@@ -302,8 +302,8 @@ int main(int argc, char **argv)
 		}
 		int pi = (fl == sizeof(from) && from.sin_family == AF_INET &&
 			  from.sin_addr.s_addr == addr.s_addr)
-				 ? port_index(ntohs(from.sin_port))
-				 : -1;
+			     ? port_index(ntohs(from.sin_port))
+			     : -1;
 		if (pi < 0) {
 			dropped_foreign++;
 			continue;
