@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -56,10 +57,26 @@ struct ivl__kick_ref {
 	int refs;
 };
 
+/*
+ * Fds of the region's other peers. The daemon sends every peer's vectors
+ * to every member (the ivshmem protocol), max_peers x vectors fds, which
+ * would make a process's fd count grow with the region's peers, whether it
+ * talks to them or not. So only the first IVL_EAGER_PEERS peers' fds are
+ * kept as they arrive (most processes talk to few peers, and a channel to
+ * them needs no daemon); for any other peer the fds are closed at once
+ * (fd -1, the peer still counted as up) and a vector is fetched from the
+ * daemon's status socket ("vector/P/V" request, host-daemon/server/status.c)
+ * when a channel first needs it, then kept until the peer leaves. A daemon
+ * without a status socket at SOCKET.ctl, or one that does not know the
+ * request, gets every fd kept, as before.
+ */
+#define IVL_EAGER_PEERS 8u
+
 struct peer_fds {
-	int fd[IVL_VECTORS_LIMIT];
+	int fd[IVL_VECTORS_LIMIT]; /* -1: closed, fetch on demand (lazy) */
 	struct ivl__kick_ref *ref[IVL_VECTORS_LIMIT];
-	uint32_t count;
+	uint32_t count; /* vectors the daemon sent for this incarnation */
+	int lazy;	/* its fds were not kept: fetched on demand */
 };
 
 struct ivl__backend {
@@ -77,6 +94,10 @@ struct ivl__backend {
 	size_t have;
 	int pending_fd;
 	struct ivl__log log;
+	char *status_path;   /* SOCKET.ctl, NULL: keep every peer's fds */
+	uint32_t eager_left; /* peers whose fds may still be kept as sent */
+	uint32_t fetch_seq;  /* makes each request's bound name unique */
+	int lazy_ok;	     /* the daemon answered a vector request */
 	struct peer_fds peers[IVL_PEERS_LIMIT];
 };
 
@@ -88,16 +109,20 @@ static void kick_ref_put(struct ivl__kick_ref *r)
 	}
 }
 
-static void close_fds(struct peer_fds *p)
+static void close_fds(struct ivl__backend *be, struct peer_fds *p)
 {
 	for (uint32_t i = 0; i < p->count; i++) {
 		if (p->ref[i])
 			kick_ref_put(p->ref[i]);
-		else
+		else if (p->fd[i] >= 0)
 			close(p->fd[i]);
 		p->ref[i] = NULL;
+		p->fd[i] = -1;
 	}
+	if (p->count && !p->lazy && be->status_path)
+		be->eager_left++;
 	p->count = 0;
+	p->lazy = 0;
 }
 
 /*
@@ -181,6 +206,8 @@ static int read_msg_wait(struct ivl__backend *be, int64_t *val, int *fd, int64_t
 }
 
 /* Applies a post-handshake message about another peer. */
+static int lazy_possible(struct ivl__backend *be);
+
 static int handle_peer_msg(struct ivl__backend *be, int64_t id, int fd)
 {
 	struct peer_fds *p;
@@ -195,7 +222,7 @@ static int handle_peer_msg(struct ivl__backend *be, int64_t id, int fd)
 	p = &be->peers[id];
 	if (fd < 0) {
 		ivl__logf(&be->log, IVL_LOG_DEBUG, "peer %lld left", (long long)id);
-		close_fds(p);
+		close_fds(be, p);
 		return 1;
 	}
 	if ((uint32_t)id == be->self) {
@@ -206,7 +233,19 @@ static int handle_peer_msg(struct ivl__backend *be, int64_t id, int fd)
 	 * "left" message we never got: start over rather than keep ringing
 	 * the old one's eventfds. */
 	if (p->count >= be->n_vectors)
-		close_fds(p);
+		close_fds(be, p);
+	if (p->count == 0 && be->status_path) {
+		if (be->eager_left)
+			be->eager_left--;
+		else if (lazy_possible(be))
+			p->lazy = 1;
+	}
+	if (p->lazy) {
+		close(fd);
+		p->ref[p->count] = NULL;
+		p->fd[p->count++] = -1;
+		return 1;
+	}
 	/* Without memory for the reference, kick_open dups instead. */
 	p->ref[p->count] = malloc(sizeof(*p->ref[p->count]));
 	if (p->ref[p->count]) {
@@ -262,7 +301,8 @@ static void host_detach(struct ivl__backend *be)
 	if (!be)
 		return;
 	for (uint32_t i = 0; i < IVL_PEERS_LIMIT; i++)
-		close_fds(&be->peers[i]);
+		close_fds(be, &be->peers[i]);
+	free(be->status_path);
 	if (be->pending_fd >= 0)
 		close(be->pending_fd);
 	if (be->sock >= 0)
@@ -319,6 +359,34 @@ static int host_attach(struct ivl__backend **out, const char *target, int64_t ti
 	be->pending_fd = -1;
 	be->region_fd = -1;
 	be->log = *log;
+	for (uint32_t i = 0; i < IVL_PEERS_LIMIT; i++)
+		for (uint32_t v = 0; v < IVL_VECTORS_LIMIT; v++)
+			be->peers[i].fd[v] = -1;
+	be->eager_left = IVL_EAGER_PEERS;
+	{
+		const char *e = getenv("IVLINK_EAGER_PEERS");
+		struct stat st;
+		char *end;
+
+		if (e && *e) {
+			unsigned long v = strtoul(e, &end, 10);
+
+			if (*end == '\0' && v <= IVL_PEERS_LIMIT)
+				be->eager_left = (uint32_t)v;
+			else
+				ivl__logf(log, IVL_LOG_WARN,
+					  "IVLINK_EAGER_PEERS=%s: not a number 0..%u, using %u", e,
+					  IVL_PEERS_LIMIT, IVL_EAGER_PEERS);
+		}
+		/* Without the daemon's status socket next to its socket there
+		 * is nobody to fetch from later: keep every fd. */
+		if (asprintf(&be->status_path, "%s.ctl", target) < 0)
+			be->status_path = NULL;
+		else if (stat(be->status_path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+			free(be->status_path);
+			be->status_path = NULL;
+		}
+	}
 	be->sock = do_connect(target, deadline);
 	if (be->sock < 0) {
 		rc = be->sock;
@@ -433,6 +501,113 @@ static int host_process(struct ivl__backend *be)
 	}
 }
 
+/*
+ * Fetches peer's vector eventfd from the daemon's status socket (see
+ * peer_fds). Returns the fd (above the high mark) or -errno: -ENOENT the
+ * daemon says the peer is not up, -ENOTCONN no daemon, -EPROTO an answer
+ * we cannot read (an older ivlinkd: it sent its status instead).
+ */
+static int fetch_vector(struct ivl__backend *be, uint32_t peer, uint32_t vector)
+{
+	struct sockaddr_un me = {.sun_family = AF_UNIX}, sa = {.sun_family = AF_UNIX};
+	char reply[256];
+	size_t have = 0;
+	int s, fd = -1, rc;
+	int64_t deadline = ivl__now_ns() + 2000000000LL;
+
+	if (strlen(be->status_path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, be->status_path);
+	s = ivl__fd_high(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	if (s < 0)
+		return -errno;
+	int n = snprintf(me.sun_path + 1, sizeof(me.sun_path) - 1,
+			 "ivlink-status-req/vector/%u/%u/%ld-%u", peer, vector, (long)getpid(),
+			 be->fetch_seq++);
+	if (bind(s, (struct sockaddr *)&me,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0 ||
+	    connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = errno == ENOENT || errno == ECONNREFUSED ? -ENOTCONN : -errno;
+		close(s);
+		return rc;
+	}
+	while (have + 1 < sizeof(reply) && !memmem(reply, have, "end\n", 4)) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = {reply + have, sizeof(reply) - 1 - have};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf)};
+		struct pollfd pfd = {.fd = s, .events = POLLIN};
+		int64_t left = deadline - ivl__now_ns();
+
+		if (left <= 0 || poll(&pfd, 1, (int)(left / 1000000) + 1) == 0) {
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+		ssize_t r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+				int got;
+
+				memcpy(&got, CMSG_DATA(c), sizeof(got));
+				if (fd >= 0)
+					close(fd);
+				fd = got;
+			}
+		have += (size_t)r;
+	}
+	reply[have] = '\0';
+	char want[64];
+
+	snprintf(want, sizeof(want), "ivlinkd-vector 1 id=%u vector=%u ", peer, vector);
+	if (strncmp(reply, want, strlen(want)) == 0 && fd >= 0) {
+		rc = ivl__fd_high(fd);
+		fd = -1;
+	} else if (strncmp(reply, "ivlinkd-vector 1 error=ENOENT", 29) == 0) {
+		rc = -ENOENT;
+	} else {
+		ivl__logf(&be->log, IVL_LOG_WARN,
+			  "ivlinkd did not give peer %u's vector %u (%.40s): keeping every fd "
+			  "from now on",
+			  peer, vector, reply);
+		rc = -EPROTO;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	close(s);
+	return rc;
+}
+
+/* Whether peers' fds may be dropped: once per endpoint, before the first
+ * is, the daemon must answer a vector request (our own vector 0); an older
+ * ivlinkd does not, and then every fd is kept. */
+static int lazy_possible(struct ivl__backend *be)
+{
+	if (!be->lazy_ok && be->status_path) {
+		int fd = fetch_vector(be, be->self, 0);
+
+		if (fd >= 0) {
+			close(fd);
+			be->lazy_ok = 1;
+		} else {
+			ivl__logf(&be->log, IVL_LOG_DEBUG,
+				  "ivlinkd gives no vector on request (%s): keeping every fd",
+				  strerror(-fd));
+			free(be->status_path);
+			be->status_path = NULL;
+		}
+	}
+	return be->lazy_ok;
+}
+
 static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vector,
 			  struct ivl__kick *k)
 {
@@ -444,6 +619,25 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 	p = &be->peers[peer];
 	if (p->count <= vector)
 		return -EAGAIN;
+	if (p->fd[vector] < 0) {
+		/* A lazy peer: its fds were closed as they came. */
+		fd = be->status_path ? fetch_vector(be, peer, vector) : -EPROTO;
+		if (fd == -EPROTO) {
+			free(be->status_path); /* an older daemon: no more lazy peers */
+			be->status_path = NULL;
+		}
+		if (fd < 0) {
+			ivl__logf(&be->log, IVL_LOG_DEBUG, "peer %u vector %u: %s", peer, vector,
+				  strerror(-fd));
+			return fd == -ENOENT ? -EAGAIN : fd;
+		}
+		p->ref[vector] = malloc(sizeof(*p->ref[vector]));
+		if (p->ref[vector]) {
+			p->ref[vector]->fd = fd;
+			p->ref[vector]->refs = 1; /* the table's, until the peer leaves */
+		}
+		p->fd[vector] = fd;
+	}
 	/* The peer's fds are closed when it leaves, while a channel may
 	 * still kick until it is closed: a reference (above), or for our own
 	 * vectors, which are not shared that way, a private duplicate. */

@@ -22,18 +22,107 @@
  * older ivlinkd ignores the name: its reply has no "stats" line, which tells
  * the new client that it cannot reset. Only clients that pass the
  * allow-list get this far, as for the status itself.
+ *
+ * The other request is "vector/P/V/" (decimal P < max_peers, V < vectors):
+ * a peer of this region that closed the eventfds it was sent for peers it
+ * had no channel with (libivlink keeps those of a few peers only, so that a
+ * process's fd count does not grow with the region's peers) asks for peer
+ * P's vector V when it opens a channel to P. The reply is
+ * "ivlinkd-vector 1 id=P vector=V epoch=E\n" "end\n" with the eventfd on its
+ * first byte, or "ivlinkd-vector 1 error=ENOENT\n" "end\n" when P is not
+ * up. Only a live peer of the region, or a process of a live peer's user (a
+ * forked child using its parent's endpoint), is served: the peer was sent
+ * that fd at its join already, and its user can open the peer's fds in
+ * /proc, so the request gives nobody anything new. An older ivlinkd answers with the
+ * plain status (no fd of a vector): the client then keeps every fd.
  */
 #define STATUS_REQ_PREFIX "ivlink-status-req/"
 
-/* The request a new status client's bound name carries: 1 for
- * "reset-stats", 0 for none (or one we do not know, which is ignored). */
-static int status_request(const struct sockaddr_un *a, socklen_t alen)
+enum status_req { REQ_NONE, REQ_RESET, REQ_VECTOR };
+
+/* A decimal number of at most 5 digits ending at '/', or -1. */
+static long req_num(const char **p, const char *end)
 {
-	static const char want[] = STATUS_REQ_PREFIX "reset-stats/";
+	long v = 0;
+	int n = 0;
+
+	while (*p < end && **p >= '0' && **p <= '9' && n < 5) {
+		v = v * 10 + (**p - '0');
+		(*p)++;
+		n++;
+	}
+	if (n == 0 || *p >= end || **p != '/')
+		return -1;
+	(*p)++;
+	return v;
+}
+
+/* The request a new status client's bound name carries (REQ_NONE for none
+ * or one we do not know, which is ignored); for REQ_VECTOR, *peer and *vec
+ * (unchecked against the region: the caller does that). */
+static enum status_req status_request(const struct sockaddr_un *a, socklen_t alen, long *peer,
+				      long *vec)
+{
+	static const char reset[] = STATUS_REQ_PREFIX "reset-stats/";
+	static const char vector[] = STATUS_REQ_PREFIX "vector/";
 	size_t off = offsetof(struct sockaddr_un, sun_path);
 
-	return alen >= off + 1 + sizeof(want) - 1 && a->sun_path[0] == '\0' &&
-	       memcmp(a->sun_path + 1, want, sizeof(want) - 1) == 0;
+	if (alen < off + 1 || a->sun_path[0] != '\0')
+		return REQ_NONE;
+	const char *name = a->sun_path + 1, *end = (const char *)a + alen;
+	size_t len = (size_t)(end - name);
+
+	if (len >= sizeof(reset) - 1 && memcmp(name, reset, sizeof(reset) - 1) == 0)
+		return REQ_RESET;
+	if (len >= sizeof(vector) - 1 && memcmp(name, vector, sizeof(vector) - 1) == 0) {
+		const char *p = name + sizeof(vector) - 1;
+
+		*peer = req_num(&p, end);
+		*vec = *peer < 0 ? -1 : req_num(&p, end);
+		return *vec < 0 ? REQ_NONE : REQ_VECTOR;
+	}
+	return REQ_NONE;
+}
+
+/* The reply to a vector request: the eventfd of peer's vector, to a live
+ * peer of the region only. */
+static int build_vector(struct ivl_server *s, struct client *sc, const struct ucred *cr, long peer,
+			long vec)
+{
+	const struct client *asker = NULL, *c = NULL;
+	char *b = malloc(128);
+
+	if (!b)
+		return -ENOMEM;
+	/* A peer, or a process of a peer's user (a forked child using its
+	 * parent's endpoint), which could open that peer's fds in /proc. */
+	for (uint32_t id = 0; id < s->rg.hdr.max_peers; id++)
+		if (s->peers[id] && !s->peers[id]->dead &&
+		    (s->peers[id]->pid == cr->pid || s->peers[id]->uid == cr->uid))
+			asker = s->peers[id];
+	if (peer >= 0 && peer < (long)s->rg.hdr.max_peers && vec >= 0 &&
+	    vec < (long)s->rg.hdr.n_vectors && s->peers[peer] && !s->peers[peer]->dead)
+		c = s->peers[peer];
+	sc->sfd = -1;
+	if (!asker) {
+		ivl__srv_log(s, IVL_LOG_WARN,
+			     "vector request from pid %d, which is no peer of the region: refused",
+			     (int)cr->pid);
+		snprintf(b, 128, "ivlinkd-vector 1 error=EPERM\nend\n");
+	} else if (!c || !c->efd[vec]) {
+		snprintf(b, 128, "ivlinkd-vector 1 error=ENOENT\nend\n");
+	} else {
+		sc->sfd = fcntl(c->efd[vec]->fd, F_DUPFD_CLOEXEC, 0);
+		if (sc->sfd < 0) {
+			free(b);
+			return -errno;
+		}
+		snprintf(b, 128, "ivlinkd-vector 1 id=%ld vector=%ld epoch=%u\nend\n", peer, vec,
+			 c->epoch);
+	}
+	sc->sbuf = b;
+	sc->slen = strlen(b);
+	return 0;
 }
 
 static void stats_reset(struct ivl_server *s, const struct ucred *cr)
@@ -156,7 +245,9 @@ void ivl__srv_status_accept(struct ivl_server *s, int fd, const struct sockaddr_
 {
 	struct ucred cr;
 	struct client *c;
-	int reset = 0;
+	long peer = -1, vec = -1;
+	enum status_req req;
+	int rc;
 
 	if (ivl__srv_get_cred(s, fd, &cr) < 0)
 		goto err_close;
@@ -169,11 +260,14 @@ void ivl__srv_status_accept(struct ivl_server *s, int fd, const struct sockaddr_
 	c = ivl__srv_client_new(EP_STATUS, fd, &cr);
 	if (!c)
 		goto err_close;
-	if (status_request(a, alen)) {
+	req = status_request(a, alen, &peer, &vec);
+	if (req == REQ_RESET)
 		stats_reset(s, &cr);
-		reset = 1;
-	}
-	if (build_status(s, c, reset) < 0 || ivl__srv_ep_add(s, fd, 0, c) < 0) {
+	if (req == REQ_VECTOR)
+		rc = build_vector(s, c, &cr, peer, vec);
+	else
+		rc = build_status(s, c, req == REQ_RESET);
+	if (rc < 0 || ivl__srv_ep_add(s, fd, 0, c) < 0) {
 		ivl__srv_log(s, IVL_LOG_ERROR, "cannot serve status client pid %d", (int)cr.pid);
 		c->fd = -1;
 		ivl__srv_client_free(c);
