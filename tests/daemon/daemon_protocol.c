@@ -11,11 +11,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "dtest.h"
 #include "server.h"
@@ -50,6 +53,44 @@ static uint64_t efd_read(int fd, int ms)
 static void efd_write(int fd, uint64_t v)
 {
 	CHECK(write(fd, &v, 8) == 8);
+}
+
+/*
+ * A status request by bound name, as libivlink's host backend makes it
+ * (host-daemon/server/status.c): the reply text in buf, the fd that came
+ * with it in *fd (-1 if none).
+ */
+static void status_req(const char *req, char *buf, size_t len, int *fd)
+{
+	struct sockaddr_un me = {.sun_family = AF_UNIX}, sa = {.sun_family = AF_UNIX};
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int n = snprintf(me.sun_path + 1, sizeof(me.sun_path) - 1, "ivlink-status-req/%s", req);
+	size_t have = 0;
+
+	CHECK(s >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ts_path("sock.ctl"));
+	CHECK(bind(s, (struct sockaddr *)&me,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) == 0);
+	CHECK(connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	*fd = -1;
+	for (;;) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = {buf + have, len - 1 - have};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf)};
+		ssize_t r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+
+		if (r <= 0)
+			break;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+				memcpy(fd, CMSG_DATA(c), sizeof(int));
+		have += (size_t)r;
+	}
+	buf[have] = '\0';
+	close(s);
 }
 
 int main(void)
@@ -140,6 +181,43 @@ int main(void)
 	}
 	close(fd);
 	CHECK(dt_quiet(a.sock, 100));
+	CHECK(ivl_server_n_peers(srv) == 2);
+
+	/* A peer that dropped b's eventfds asks for one again ("vector/P/V"):
+	 * the fd that comes is b's vector k (b reads what is written to it). */
+	for (unsigned k = 0; k < NVEC; k++) {
+		char buf[512], want[64];
+		int vfd;
+
+		snprintf(buf, sizeof(buf), "vector/%d/%u/t%u", b_id, k, k);
+		status_req(buf, buf, sizeof(buf), &vfd);
+		snprintf(want, sizeof(want), "ivlinkd-vector 1 id=%d vector=%u epoch=", b_id, k);
+		CHECK(strncmp(buf, want, strlen(want)) == 0 && strstr(buf, "\nend\n"),
+		      "vector request: %s", buf);
+		CHECK(vfd >= 0, "vector request: no fd");
+		efd_read(b.own[k], 0);
+		efd_write(vfd, 30 + k);
+		CHECK(efd_read(b.own[k], 1000) == 30 + k, "the fetched fd is not b's vector %u", k);
+		close(vfd);
+	}
+	{
+		/* A peer id not up, a vector out of range: ENOENT, no fd; a
+		 * malformed request: the plain status. */
+		static const char *const none[] = {"vector/5/0/x", "vector/1/4/x",
+						   "vector/99999/0/x"};
+		char buf[4096];
+		int vfd;
+
+		for (unsigned i = 0; i < 3; i++) {
+			status_req(none[i], buf, sizeof(buf), &vfd);
+			CHECK(strncmp(buf, "ivlinkd-vector 1 error=ENOENT\n", 30) == 0 && vfd < 0,
+			      "%s: %s", none[i], buf);
+		}
+		status_req("vector/1x/0/", buf, sizeof(buf), &vfd);
+		CHECK(strncmp(buf, "ivlinkd-status 1\n", 17) == 0, "malformed: %.60s", buf);
+		if (vfd >= 0)
+			close(vfd); /* the status carries the region, read-only */
+	}
 	CHECK(ivl_server_n_peers(srv) == 2);
 
 	/* b leaves: a gets "peer left" (id, no fd) and a control ring; the
