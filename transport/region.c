@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Region layout v2: format, validate, peer table, section heap and channel
+ * Region layout v3: format, validate, peer table, section heap and channel
  * table (see include/ivlink/layout.h for the picture).
  *
  * Section geometry is always computed from the validated local copy of the

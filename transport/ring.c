@@ -11,16 +11,28 @@
  * written at every publish) and a control line (flags, sleep_seq, counters,
  * written only around a sleep, a flag change or a counter flush). The other
  * side reads an index line only when its cached copy runs out; it reads the
- * control line after each publish (sleep_seq) and polls its flags, which
- * stay in its cache while this side is awake.
+ * control line before each call (flags) and after each publish
+ * (sleep_seq), and that line stays in its cache while this side is awake.
+ * Layout v3 adds pad records in message mode: a record of at most one
+ * line, header included, never crosses a line of the data area
+ * (pad_before(); the consumer skips pads in ivl__ring_peek_slow()).
+ *
+ * The handle (ring.h): one line holds what the fast paths use. limit is
+ * how far this side's index may move with no look at the other side's
+ * (min of the cached other index, or cached head + size, and the end of
+ * the lap), so one compare covers room or data and the ring end; gate
+ * folds the sticky error, an outstanding reservation or peek and the
+ * handle's role into one test; due counts down to the next counter flush.
+ * A stale limit is always too low, never too high: it only sends a call
+ * here, where update_limit() recomputes it.
  *
  * Memory-ordering pairs:
  *
- *   R1 (ivl__ring_publish_tail, release store of prod->tail)
- *      pairs with A2 (refresh_tail / ivl__ring_avail, acquire load of
- *      prod->tail): payload and record headers written before R1 are
- *      visible to the consumer once it sees the new tail.
- *   R2 (ivl__ring_publish_head, release store of cons->head)
+ *   R1 (ivl__ring_publish_tail, seq_cst store of prod->tail, a release)
+ *      pairs with A2 (refresh_tail / ivl__ring_fill, acquire load of
+ *      prod->tail): payload and record headers (pads included) written
+ *      before R1 are visible to the consumer once it sees the new tail.
+ *   R2 (ivl__ring_publish_head, seq_cst store of cons->head, a release)
  *      pairs with A1 (refresh_head, acquire load of cons->head):
  *      the consumer's reads of released bytes complete before the producer
  *      sees the space as free and overwrites it.
@@ -30,23 +42,30 @@
  *      every byte published before it, so EOF is never reported early. The
  *      inline read path loads only the tail (A2) and hands an empty ring to
  *      refresh_tail(), so EOF is always decided here, with A3 first.
- *   F1/F2 (full fences): the sleep/wake handshake. A sleeper stores an odd
- *      sleep_seq (its control line), F1, then re-reads the other side's
- *      index and flags; a publisher stores its index (or flags), F2, then
- *      reads the other side's sleep_seq. Both fences are sequentially
- *      consistent, hence totally ordered: if F1 comes first the publisher
- *      sees the odd value and kicks; if F2 comes first the sleeper sees the
- *      new index and does not sleep. Without the fences each side's load
- *      could pass its own earlier store (store buffering, allowed even on
- *      x86) and both would miss the other: a lost wake-up. That the sleep
- *      word and the index sit on different lines changes nothing in this
- *      argument; it is what keeps the publisher's load of sleep_seq a cache
- *      hit while the other side is awake. ivl_ring_arm() is F1 without a
- *      sleep (poll and epoll users; channels and the shim call it, so the
- *      handshake has no copy outside ring.c and ring_inline.h).
+ *   F1/F2: the sleep/wake handshake. A sleeper stores an odd sleep_seq
+ *      (its control line), F1 (a full fence), then re-reads the other
+ *      side's index and flags. A publisher's F2 is its index store itself:
+ *      R1/R2 are sequentially consistent stores (xchg on x86, stlr on
+ *      arm64, where the seq_cst load after it is an ldar), and the load of
+ *      the other side's sleep_seq that follows is seq_cst too, so neither
+ *      can pass the other, and both are in the single total order with F1:
+ *      if F1 comes first the publisher sees the odd value and kicks; if the
+ *      store comes first the sleeper sees the new index and does not
+ *      sleep. Without that each side's load could pass its own earlier
+ *      store (store buffering, allowed even on x86) and both would miss
+ *      the other: a lost wake-up. Layout v2 and earlier paid a release
+ *      store plus a separate full fence (a locked "or" on the stack) per
+ *      publish: two barriers where one locked instruction does. Flag
+ *      changes (set_flags, set_cons_flags) keep a release store and an
+ *      explicit full fence: they are rare. That the sleep word and the
+ *      index sit on different lines changes nothing in this argument; it
+ *      is what keeps the publisher's load of sleep_seq a cache hit while
+ *      the other side is awake. ivl_ring_arm() is F1 without a sleep (poll
+ *      and epoll users; channels and the shim call it, so the handshake
+ *      has no copy outside ring.c and ring_inline.h).
  *
  * The counters on the control line are plain relaxed stores of the
- * handle's own counts (ivl__ring_stats_store), never read back: a flush
+ * handle's own counts (stats_store), never read back: a flush
  * cannot lose an update, because each side's counts are kept and written by
  * that side alone.
  */
@@ -90,7 +109,45 @@ static inline void full_fence(void)
 static int poison(struct ivl_ring *r)
 {
 	r->error = -EPROTO;
+	r->gate |= IVL__GATE_ERROR;
 	return -EPROTO;
+}
+
+/* A reservation (producer) or a peek (consumer) is outstanding, or not:
+ * the fast paths stay closed while one is. */
+static void set_busy(struct ivl_ring *r, int busy)
+{
+	if (busy)
+		r->gate |= IVL__GATE_BUSY;
+	else
+		r->gate &= (uint16_t)~IVL__GATE_BUSY;
+}
+
+/* Recomputes the limit from the cached other index: never beyond what is
+ * free (producer) or published (consumer), nor past the end of the lap. */
+static void update_limit(struct ivl_ring *r)
+{
+	uint64_t end;
+
+	if (r->is_producer) {
+		end = ivl__ring_lap_end(r, r->p_tail);
+		r->limit = ivl__ring_upto(r->p_head_cache + r->size, end)
+			       ? r->p_head_cache + r->size
+			       : end;
+	} else {
+		end = ivl__ring_lap_end(r, r->c_head);
+		r->limit = ivl__ring_upto(r->c_tail_cache, end) ? r->c_tail_cache : end;
+	}
+}
+
+/* Bytes of pad a record of footprint fp needs at pos (layout v3): up to the
+ * next line when a record of at most a line would cross one. */
+static uint64_t pad_before(const struct ivl_ring *r, uint64_t pos, uint64_t fp)
+{
+	if (r->mode != IVL_MODE_MESSAGE || r->size < 2 * IVL_CACHELINE ||
+	    !ivl__rec_crosses(pos, fp))
+		return 0;
+	return IVL_CACHELINE - (pos & (IVL_CACHELINE - 1));
 }
 
 /* Copies len bytes into the ring at free-running position pos, wrapping.
@@ -157,13 +214,15 @@ static int load_indices(const struct ivl_ring *r, uint64_t *tail, uint64_t *head
 	return 0;
 }
 
-static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod, struct ivl_ring_cons *cons,
-		     void *data, uint32_t size, enum ivl_ring_mode mode, uint32_t max_record,
-		     const struct ivl_notifier *n)
+static int ring_init(struct ivl_ring *r, int producer, struct ivl_ring_prod *prod,
+		     struct ivl_ring_cons *cons, void *data, uint32_t size, enum ivl_ring_mode mode,
+		     uint32_t max_record, const struct ivl_notifier *n)
 {
 	uint64_t tail, head;
 
 	memset(r, 0, sizeof(*r));
+	/* Every fast path stays closed until the handle is complete. */
+	r->gate = IVL__GATE_ERROR | IVL__GATE_PROD | IVL__GATE_CONS;
 	if (!prod || !cons || !data || ((uintptr_t)data & 7))
 		return -EINVAL;
 	if (size < RING_MIN_SIZE || size > RING_MAX_SIZE || (size & (size - 1)))
@@ -182,6 +241,8 @@ static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod, struct ivl_
 	r->mask = size - 1;
 	r->mode = mode;
 	r->max_record = max_record;
+	r->fast_max = mode == IVL_MODE_MESSAGE ? max_record : size / 4;
+	r->due = IVL_RING_STATS_EVERY;
 	r->spin_ns = IVL_SPIN_NS_DEFAULT;
 	if (n)
 		r->notify = *n;
@@ -190,10 +251,18 @@ static int ring_init(struct ivl_ring *r, struct ivl_ring_prod *prod, struct ivl_
 	 * restart): start from the shared indices, read once and validated. */
 	if (load_indices(r, &tail, &head) < 0)
 		return -EPROTO;
-	r->p_tail = tail;
-	r->p_head_cache = head;
-	r->c_head = head;
-	r->c_tail_cache = head;
+	r->is_producer = producer;
+	r->gate = producer ? IVL__GATE_PROD : IVL__GATE_CONS;
+	if (producer) {
+		r->p_tail = tail;
+		r->p_head_cache = head;
+		r->sleep_seq = __atomic_load_n(&prod->sleep_seq, __ATOMIC_RELAXED) & ~1u;
+	} else {
+		r->c_head = head;
+		r->c_tail_cache = head;
+		r->sleep_seq = __atomic_load_n(&cons->sleep_seq, __ATOMIC_RELAXED) & ~1u;
+	}
+	update_limit(r);
 	return 0;
 }
 
@@ -202,13 +271,7 @@ int ivl_ring_init_producer(struct ivl_ring *r, struct ivl_ring_prod *prod,
 			   enum ivl_ring_mode mode, uint32_t max_record,
 			   const struct ivl_notifier *n)
 {
-	int rc = ring_init(r, prod, cons, data, size, mode, max_record, n);
-
-	if (rc == 0) {
-		r->is_producer = 1;
-		r->sleep_seq = __atomic_load_n(&prod->sleep_seq, __ATOMIC_RELAXED) & ~1u;
-	}
-	return rc;
+	return ring_init(r, 1, prod, cons, data, size, mode, max_record, n);
 }
 
 int ivl_ring_init_consumer(struct ivl_ring *r, struct ivl_ring_prod *prod,
@@ -216,13 +279,7 @@ int ivl_ring_init_consumer(struct ivl_ring *r, struct ivl_ring_prod *prod,
 			   enum ivl_ring_mode mode, uint32_t max_record,
 			   const struct ivl_notifier *n)
 {
-	int rc = ring_init(r, prod, cons, data, size, mode, max_record, n);
-
-	if (rc == 0) {
-		r->is_producer = 0;
-		r->sleep_seq = __atomic_load_n(&cons->sleep_seq, __ATOMIC_RELAXED) & ~1u;
-	}
-	return rc;
+	return ring_init(r, 0, prod, cons, data, size, mode, max_record, n);
 }
 
 int ivl_ring_set_cons_block(struct ivl_ring *r, struct ivl_ring_cons *cons)
@@ -240,6 +297,7 @@ int ivl_ring_set_cons_block(struct ivl_ring *r, struct ivl_ring_cons *cons)
 	    (r->mode == IVL_MODE_MESSAGE && (head & (IVL_REC_ALIGN - 1))))
 		return poison(r);
 	r->p_head_cache = head;
+	update_limit(r);
 	return 0;
 }
 
@@ -260,6 +318,7 @@ static int refresh_head(struct ivl_ring *r)
 	if (r->mode == IVL_MODE_MESSAGE && (head & (IVL_REC_ALIGN - 1)))
 		return poison(r);
 	r->p_head_cache = head;
+	update_limit(r);
 	if (flags & IVL_RING_F_ABORT)
 		return -ECONNRESET;
 	if (flags & IVL_RING_F_CLOSED)
@@ -279,7 +338,7 @@ size_t ivl_ring_free(struct ivl_ring *r)
  */
 static long reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 {
-	uint64_t need, want, free_bytes;
+	uint64_t need, want, free_bytes, pad = 0;
 	int rc;
 
 	if (r->error)
@@ -289,7 +348,8 @@ static long reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 	if (r->mode == IVL_MODE_MESSAGE) {
 		if (len > r->max_record)
 			return -EMSGSIZE;
-		need = want = ivl_rec_footprint(len);
+		pad = pad_before(r, r->p_tail, ivl_rec_footprint(len));
+		need = want = pad + ivl_rec_footprint(len);
 	} else {
 		need = 1;
 		want = len;
@@ -323,6 +383,16 @@ static long reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 	}
 
 	if (r->mode == IVL_MODE_MESSAGE) {
+		if (pad) {
+			/* Layout v3: a pad record to the line end, so that the
+			 * record starts on the next line. It is published with
+			 * the record (the tail moves past both at commit). */
+			uint64_t h = (uint64_t)IVL_REC_PAD_MAGIC << 32 |
+				     (uint32_t)(pad - sizeof(struct ivl_rec_hdr));
+
+			memcpy(r->data + ((uint32_t)r->p_tail & r->mask), &h, sizeof(h));
+			r->p_tail += pad;
+		}
 		make_spans(r, r->p_tail + sizeof(struct ivl_rec_hdr), len, sp);
 	} else {
 		if (len > free_bytes)
@@ -331,6 +401,8 @@ static long reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 	}
 	r->p_reserved = (uint32_t)len;
 	r->p_active = 1;
+	set_busy(r, 1);
+	update_limit(r);
 	return (long)len;
 }
 
@@ -360,7 +432,7 @@ static void kick_peer(struct ivl_ring *r)
 
 /* Stores this side's counters on its control line (layout.h): diagnostics
  * for ivlinkctl, written by this side only, never read back. */
-void ivl__ring_stats_store(struct ivl_ring *r)
+static void stats_store(struct ivl_ring *r)
 {
 	if (r->is_producer) {
 		store_relaxed64(&r->prod->kicks, r->p_kicks);
@@ -375,22 +447,32 @@ void ivl__ring_stats_store(struct ivl_ring *r)
 
 void ivl_ring_flush_stats(struct ivl_ring *r)
 {
-	ivl__ring_stats_store(r);
+	stats_store(r);
 }
 
-/* The other side advertised sleep value seq, not kicked yet (the publish
- * in ring_inline.h saw it after F2): kick it once. */
-void ivl__ring_wake(struct ivl_ring *r, uint32_t seq)
+/* The publish in ring_inline.h saw an odd sleep_seq after its seq_cst
+ * store (F2): the other side sleeps, or is about to. Kick it once per odd
+ * value; a value kicked already counts as a suppressed doorbell. */
+void ivl__ring_after_publish_slow(struct ivl_ring *r, uint32_t seq)
 {
-	if (r->is_producer) {
-		r->p_kicked_seq = seq;
-		r->p_kicks++;
-	} else {
-		r->c_kicked_seq = seq;
-		r->c_kicks++;
+	if (seq == r->kicked_seq) {
+		r->p_suppressed++;
+		if (--r->due == 0)
+			ivl__ring_stats_due(r);
+		return;
 	}
-	ivl__ring_stats_store(r);
+	r->kicked_seq = seq;
+	r->p_kicks++;
+	r->due = IVL_RING_STATS_EVERY;
+	stats_store(r);
 	kick_peer(r);
+}
+
+/* IVL_RING_STATS_EVERY publishes since the last store of the counters. */
+void ivl__ring_stats_due(struct ivl_ring *r)
+{
+	r->due = IVL_RING_STATS_EVERY;
+	stats_store(r);
 }
 
 int ivl_ring_commit(struct ivl_ring *r, size_t len, unsigned flags)
@@ -495,8 +577,13 @@ static long writev_slow(struct ivl_ring *r, const struct iovec *iov, int iovcnt,
 long ivl__ring_write_slow(struct ivl_ring *r, const void *buf, size_t len, unsigned flags)
 {
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	long n = writev_slow(r, &iov, 1, flags);
 
-	return writev_slow(r, &iov, 1, flags);
+	/* A write that wrapped moved the tail into the next lap: open the
+	 * fast path there at once. */
+	if (r->is_producer)
+		update_limit(r);
+	return n;
 }
 
 long ivl_ring_writev(struct ivl_ring *r, const struct iovec *iov, int iovcnt, unsigned flags)
@@ -520,7 +607,7 @@ int ivl_ring_set_flags(struct ivl_ring *r, uint32_t flags)
 		return -EINVAL;
 	if (!r->error && __atomic_load_n(&r->prod->tail, __ATOMIC_RELAXED) != r->p_tail)
 		ivl__ring_publish_tail(r);
-	ivl__ring_stats_store(r);
+	stats_store(r);
 	old = __atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED);
 	/* R3: pairs with A3 in refresh_tail(). */
 	store_rel32(&r->prod->flags, old | flags);
@@ -546,8 +633,11 @@ int ivl_ring_writable(struct ivl_ring *r, size_t need)
 	if (rc < 0)
 		return 1;
 	free_bytes = r->size - (r->p_tail - r->p_head_cache);
-	if (r->mode == IVL_MODE_MESSAGE)
-		return free_bytes >= ivl_rec_footprint(need > r->max_record ? r->max_record : need);
+	if (r->mode == IVL_MODE_MESSAGE) {
+		uint64_t fp = ivl_rec_footprint(need > r->max_record ? r->max_record : need);
+
+		return free_bytes >= pad_before(r, r->p_tail, fp) + fp;
+	}
 	if (need == 0)
 		need = 1;
 	return free_bytes >= (need < r->size ? need : r->size);
@@ -569,6 +659,7 @@ static long refresh_tail(struct ivl_ring *r)
 	if (r->mode == IVL_MODE_MESSAGE && (tail & (IVL_REC_ALIGN - 1)))
 		return poison(r);
 	r->c_tail_cache = tail;
+	update_limit(r);
 	return flags;
 }
 
@@ -589,6 +680,7 @@ long ivl__ring_peek_slow(struct ivl_ring *r, struct ivl_span sp[2])
 	if (__atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED) & IVL_RING_F_ABORT)
 		return -ECONNRESET;
 
+again:
 	avail = r->c_tail_cache - r->c_head;
 	if (avail == 0) {
 		flags = refresh_tail(r);
@@ -607,6 +699,7 @@ long ivl__ring_peek_slow(struct ivl_ring *r, struct ivl_span sp[2])
 	if (r->mode == IVL_MODE_STREAM) {
 		make_spans(r, r->c_head, (size_t)avail, sp);
 		r->c_peeked = (uint32_t)avail;
+		set_busy(r, 1);
 		return (long)avail;
 	}
 
@@ -615,10 +708,24 @@ long ivl__ring_peek_slow(struct ivl_ring *r, struct ivl_span sp[2])
 	if (avail < sizeof(h))
 		return poison(r);
 	memcpy(&h, r->data + ((uint32_t)r->c_head & r->mask), sizeof(h));
+	if (h.magic == IVL_REC_PAD_MAGIC) {
+		/* Layout v3: a pad record ends exactly at the next line and
+		 * is consumed with the record after it (its bytes are given
+		 * back when that one is released). */
+		uint64_t fp = ivl_rec_footprint(h.len);
+
+		if (h.len >= IVL_CACHELINE || fp > avail ||
+		    ((r->c_head + fp) & (IVL_CACHELINE - 1)) != 0)
+			return poison(r);
+		r->c_head += fp;
+		update_limit(r);
+		goto again;
+	}
 	if (h.magic != IVL_REC_MAGIC || h.len > r->max_record || ivl_rec_footprint(h.len) > avail)
 		return poison(r);
 	make_spans(r, r->c_head + sizeof(h), h.len, sp);
 	r->c_peeked = (uint32_t)ivl_rec_footprint(h.len);
+	set_busy(r, 1);
 	return (long)h.len;
 }
 
@@ -684,6 +791,7 @@ static long readv_slow(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
 	if (r->mode == IVL_MODE_MESSAGE) {
 		if ((size_t)n > cap) {
 			r->c_peeked = 0; /* leave the record in place */
+			set_busy(r, 0);
 			return -EMSGSIZE;
 		}
 		pos = r->c_head + sizeof(struct ivl_rec_hdr);
@@ -694,6 +802,7 @@ static long readv_slow(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
 	}
 	if (cap == 0 && r->mode == IVL_MODE_STREAM) {
 		r->c_peeked = 0;
+		set_busy(r, 0);
 		return 0;
 	}
 	if (r->mode == IVL_MODE_MESSAGE) {
@@ -714,6 +823,17 @@ static long readv_slow(struct ivl_ring *r, const struct iovec *iov, int iovcnt)
 		if (done == (size_t)n || ivl_ring_peek(r, sp) <= 0)
 			return (long)done;
 	}
+}
+
+/* The end of ivl__ring_read() for a copy shorter than the caller's buffer:
+ * src and fp were validated there. */
+long ivl__ring_read_part(struct ivl_ring *r, void *buf, const uint8_t *src, size_t n, uint64_t fp)
+{
+	memcpy(buf, src, n);
+	r->c_head += fp;
+	r->c_msgs++;
+	ivl__ring_publish_head(r);
+	return (long)n;
 }
 
 long ivl__ring_read_slow(struct ivl_ring *r, void *buf, size_t len)
@@ -741,7 +861,7 @@ int ivl_ring_set_cons_flags(struct ivl_ring *r, uint32_t flags)
 
 	if (r->is_producer)
 		return -EINVAL;
-	ivl__ring_stats_store(r);
+	stats_store(r);
 	old = __atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED);
 	store_rel32(&r->cons->flags, old | flags);
 	/* F2: a producer asleep on a full ring must see the close. */
@@ -798,6 +918,7 @@ int ivl_ring_adopt(struct ivl_ring *r)
 		r->c_head = head;
 		r->c_tail_cache = tail;
 	}
+	update_limit(r);
 	return 0;
 }
 
@@ -811,7 +932,7 @@ static uint32_t *own_sleep_seq(struct ivl_ring *r)
 static void set_sleep_seq(struct ivl_ring *r, uint32_t seq)
 {
 	if (seq & 1u)
-		ivl__ring_stats_store(r);
+		stats_store(r);
 	r->sleep_seq = seq;
 	__atomic_store_n(own_sleep_seq(r), seq, __ATOMIC_RELAXED);
 }

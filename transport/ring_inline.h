@@ -32,91 +32,114 @@
 #define IVL__RING_COLD	 __attribute__((cold))
 
 /* Slow paths and out-of-line helpers (ring.c). */
-IVL__RING_COLD void ivl__ring_wake(struct ivl_ring *r, uint32_t seq);
-IVL__RING_COLD void ivl__ring_stats_store(struct ivl_ring *r);
+IVL__RING_COLD void ivl__ring_after_publish_slow(struct ivl_ring *r, uint32_t seq);
+IVL__RING_COLD void ivl__ring_stats_due(struct ivl_ring *r);
 IVL__RING_COLD long ivl__ring_write_slow(struct ivl_ring *r, const void *buf, size_t len,
 					 unsigned flags);
 IVL__RING_COLD long ivl__ring_read_slow(struct ivl_ring *r, void *buf, size_t len);
 IVL__RING_COLD long ivl__ring_reserve_slow(struct ivl_ring *r, size_t len, struct ivl_span sp[2]);
 IVL__RING_COLD long ivl__ring_peek_slow(struct ivl_ring *r, struct ivl_span sp[2]);
+long ivl__ring_read_part(struct ivl_ring *r, void *buf, const uint8_t *src, size_t n, uint64_t fp);
 
-/* Whether a producer handle may take a fast path: no sticky error, no
- * reservation outstanding, and the consumer has not closed or aborted (its
- * control line, which we read after every publish anyway). */
-IVL__RING_INLINE int ivl__ring_p_usable(const struct ivl_ring *r)
+/* The gate bits that send each role's calls to ring.c. */
+#define IVL__GATE_P (IVL__GATE_ERROR | IVL__GATE_BUSY | IVL__GATE_CONS)
+#define IVL__GATE_C (IVL__GATE_ERROR | IVL__GATE_BUSY | IVL__GATE_PROD)
+
+/* Whether position end is at or before limit. Indices are free running and
+ * start wherever the shared ones were at attach (a hostile peer may put
+ * them near 2^64), so positions are compared by their signed distance. */
+IVL__RING_INLINE int ivl__ring_upto(uint64_t end, uint64_t limit)
 {
-	return !(r->error | r->p_active | !r->is_producer) &&
-	       !(__atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED) &
-		 (IVL_RING_F_CLOSED | IVL_RING_F_ABORT));
+	return (int64_t)(limit - end) >= 0;
 }
 
-/* Whether a consumer handle may take a fast path: no sticky error, nothing
- * peeked, no ABORT from the producer (honoured even while data remains). */
-IVL__RING_INLINE int ivl__ring_c_usable(const struct ivl_ring *r)
+/* The position where the lap of pos ends (the ring end, as an index). */
+IVL__RING_INLINE uint64_t ivl__ring_lap_end(const struct ivl_ring *r, uint64_t pos)
 {
-	return !(r->error | (int)r->c_peeked | r->is_producer) &&
-	       !(__atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED) & IVL_RING_F_ABORT);
+	return (pos & ~(uint64_t)r->mask) + r->size;
 }
 
 /*
- * The second half of a publish, the same for both sides: F2, then the other
- * side's sleep_seq on its control line. A value kicked already, or even,
- * means no doorbell; every IVL_RING_STATS_EVERY such publishes the counters
- * are stored for ivlinkctl (stored at every publish, as in layout v1, they
- * would take the line the other side is reading right now).
+ * The second half of a publish, the same for both sides. The index was
+ * stored with a sequentially consistent store (R1/R2 and F2 in one: see
+ * ring.c); the other side's sleep_seq is loaded after it. Odd means it
+ * sleeps or is about to (ring.c decides whether it was kicked already);
+ * every IVL_RING_STATS_EVERY publishes the counters are stored for
+ * ivlinkctl (stored at every publish they would take the line the other
+ * side is reading right now).
  */
-IVL__RING_INLINE void ivl__ring_after_publish(struct ivl_ring *r, const uint32_t *their_seq,
-					      uint32_t kicked, uint64_t *suppressed)
+IVL__RING_INLINE void ivl__ring_after_publish(struct ivl_ring *r, const uint32_t *their_seq)
 {
-	uint32_t seq;
-
 	/* F2: pairs with F1 in wait_loop() and ivl_ring_arm(). */
-	ivl__full_fence();
-	seq = __atomic_load_n(their_seq, __ATOMIC_RELAXED);
-	if (ivl__unlikely((seq & 1) && seq != kicked))
-		ivl__ring_wake(r, seq);
-	else if (ivl__unlikely((++*suppressed & (IVL_RING_STATS_EVERY - 1)) == 0))
-		ivl__ring_stats_store(r);
+	uint32_t seq = __atomic_load_n(their_seq, __ATOMIC_SEQ_CST);
+
+	if (ivl__unlikely(seq & 1u)) {
+		ivl__ring_after_publish_slow(r, seq);
+		return;
+	}
+	r->p_suppressed++;
+	if (ivl__unlikely(--r->due == 0))
+		ivl__ring_stats_due(r);
 }
 
 IVL__RING_INLINE void ivl__ring_publish_tail(struct ivl_ring *r)
 {
-	/* R1: pairs with A2 in refresh_tail() and ivl__ring_read(). */
-	__atomic_store_n(&r->prod->tail, r->p_tail, __ATOMIC_RELEASE);
-	ivl__ring_after_publish(r, &r->cons->sleep_seq, r->p_kicked_seq, &r->p_suppressed);
+	/* R1 (+F2): pairs with A2 in refresh_tail() and ivl__ring_read(). */
+	__atomic_store_n(&r->prod->tail, r->p_tail, __ATOMIC_SEQ_CST);
+	ivl__ring_after_publish(r, &r->cons->sleep_seq);
 }
 
 IVL__RING_INLINE void ivl__ring_publish_head(struct ivl_ring *r)
 {
-	/* R2: pairs with A1 in refresh_head(). */
-	__atomic_store_n(&r->cons->head, r->c_head, __ATOMIC_RELEASE);
-	ivl__ring_after_publish(r, &r->prod->sleep_seq, r->c_kicked_seq, &r->c_suppressed);
+	/* R2 (+F2): pairs with A1 in refresh_head(). */
+	__atomic_store_n(&r->cons->head, r->c_head, __ATOMIC_SEQ_CST);
+	ivl__ring_after_publish(r, &r->prod->sleep_seq);
 }
 
-/* Room for want bytes from the cached head. */
-IVL__RING_INLINE int ivl__ring_room(const struct ivl_ring *r, uint64_t want)
+/* Whether the consumer closed or aborted: its control line, which every
+ * publish reads anyway, a cache hit while the consumer is awake. */
+IVL__RING_INLINE int ivl__ring_cons_gone(const struct ivl_ring *r)
 {
-	return r->size - (r->p_tail - r->p_head_cache) >= want;
+	return __atomic_load_n(&r->cons->flags, __ATOMIC_RELAXED) &
+	       (IVL_RING_F_CLOSED | IVL_RING_F_ABORT);
+}
+
+/* Whether the producer aborted (honoured even while data remains). */
+IVL__RING_INLINE int ivl__ring_prod_abort(const struct ivl_ring *r)
+{
+	return __atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED) & IVL_RING_F_ABORT;
+}
+
+/*
+ * Layout v3: a record of at most one cache line, header included, never
+ * crosses a line of the data area; one that would is preceded by a pad
+ * record to the line end (ring.c). Rings under two lines do without.
+ */
+IVL__RING_INLINE int ivl__rec_crosses(uint64_t pos, uint64_t fp)
+{
+	return fp <= IVL_CACHELINE && ((pos ^ (pos + fp - 1)) & ~(uint64_t)(IVL_CACHELINE - 1));
 }
 
 /* ---------------------------------------------------------------- producer */
 
 /* ivl_ring_reserve(): len > 0 bytes (stream) or a record of len bytes
- * (message) that fit from the cached head without wrapping. */
+ * (message) within the limit. */
 IVL__RING_INLINE long ivl__ring_reserve(struct ivl_ring *r, size_t len, struct ivl_span sp[2])
 {
-	uint32_t off = (uint32_t)r->p_tail & r->mask;
+	uint64_t tail = r->p_tail;
 	uint64_t hdr = r->mode == IVL_MODE_MESSAGE ? sizeof(struct ivl_rec_hdr) : 0;
 	uint64_t fp = hdr ? ivl_rec_footprint(len) : len;
 
-	if (ivl__likely(len != 0 && (!hdr || len <= r->max_record) && ivl__ring_p_usable(r) &&
-			ivl__ring_room(r, fp) && off + fp <= r->size)) {
-		sp[0].base = r->data + off + hdr;
+	if (ivl__likely(!(r->gate & IVL__GATE_P) && len != 0 && (!hdr || len <= r->max_record) &&
+			ivl__ring_upto(tail + fp, r->limit) &&
+			!(hdr && ivl__rec_crosses(tail, fp)) && !ivl__ring_cons_gone(r))) {
+		sp[0].base = r->data + ((uint32_t)tail & r->mask) + hdr;
 		sp[0].len = len;
 		sp[1].base = r->data;
 		sp[1].len = 0;
 		r->p_reserved = (uint32_t)len;
 		r->p_active = 1;
+		r->gate |= IVL__GATE_BUSY;
 		return (long)len;
 	}
 	return ivl__ring_reserve_slow(r, len, sp);
@@ -130,7 +153,7 @@ IVL__RING_INLINE int ivl__ring_commit(struct ivl_ring *r, size_t len, unsigned f
 	if (ivl__unlikely(!r->p_active || len > r->p_reserved))
 		return -EINVAL;
 	if (r->mode == IVL_MODE_MESSAGE) {
-		struct ivl_rec_hdr h = {.len = (uint32_t)len, .magic = IVL_REC_MAGIC};
+		uint64_t h = (uint64_t)IVL_REC_MAGIC << 32 | (uint32_t)len;
 
 		/* The header is 8-byte aligned and the ring size a power of
 		 * two >= 64, so the header never wraps. */
@@ -141,41 +164,43 @@ IVL__RING_INLINE int ivl__ring_commit(struct ivl_ring *r, size_t len, unsigned f
 	}
 	r->p_active = 0;
 	r->p_reserved = 0;
+	r->gate &= (uint16_t)~IVL__GATE_BUSY;
 	r->p_msgs++;
 	if (!(flags & IVL_MORE))
 		ivl__ring_publish_tail(r);
 	return 0;
 }
 
-/* ivl_ring_write(): one copy into a range that needs no wrap, fits from the
- * cached head and (stream) is at most a quarter ring (ring.c publishes
- * larger writes in quarters). */
+/* ivl_ring_write(): one copy within the limit (no wrap, room from the
+ * cached head), a record that needs no pad, or (stream) at most a quarter
+ * ring (ring.c publishes larger writes in quarters). */
 IVL__RING_INLINE long ivl__ring_write(struct ivl_ring *r, const void *buf, size_t len,
 				      unsigned flags)
 {
-	uint64_t tail = r->p_tail;
-	uint32_t off = (uint32_t)tail & r->mask;
-	uint64_t fp;
+	uint64_t tail = r->p_tail, end;
+	uint8_t *dst = r->data + ((uint32_t)tail & r->mask);
 
-	if (r->mode == IVL_MODE_MESSAGE) {
-		fp = ivl_rec_footprint(len);
-		if (ivl__unlikely(len == 0 || len > r->max_record || !ivl__ring_p_usable(r) ||
-				  !ivl__ring_room(r, fp) || off + fp > r->size))
+	if (ivl__unlikely(r->gate & IVL__GATE_P))
+		return ivl__ring_write_slow(r, buf, len, flags);
+	if (ivl__likely(r->mode == IVL_MODE_MESSAGE)) {
+		uint64_t fp = ivl_rec_footprint(len);
+		uint64_t h = (uint64_t)IVL_REC_MAGIC << 32 | (uint32_t)len;
+
+		end = tail + fp;
+		/* len - 1: an empty record (buf may be NULL) goes slow. */
+		if (ivl__unlikely(len - 1 >= r->fast_max || !ivl__ring_upto(end, r->limit) ||
+				  ivl__rec_crosses(tail, fp) || ivl__ring_cons_gone(r)))
 			return ivl__ring_write_slow(r, buf, len, flags);
-		{
-			struct ivl_rec_hdr h = {.len = (uint32_t)len, .magic = IVL_REC_MAGIC};
-
-			memcpy(r->data + off, &h, sizeof(h));
-		}
-		memcpy(r->data + off + sizeof(struct ivl_rec_hdr), buf, len);
+		memcpy(dst, &h, sizeof(h));
+		memcpy(dst + sizeof(h), buf, len);
 	} else {
-		fp = len;
-		if (ivl__unlikely(len == 0 || len > r->size / 4 || !ivl__ring_p_usable(r) ||
-				  !ivl__ring_room(r, fp) || off + fp > r->size))
+		end = tail + len;
+		if (ivl__unlikely(len - 1 >= r->fast_max || !ivl__ring_upto(end, r->limit) ||
+				  ivl__ring_cons_gone(r)))
 			return ivl__ring_write_slow(r, buf, len, flags);
-		memcpy(r->data + off, buf, len);
+		memcpy(dst, buf, len);
 	}
-	r->p_tail = tail + fp;
+	r->p_tail = end;
 	r->p_msgs++;
 	if (!(flags & IVL_MORE))
 		ivl__ring_publish_tail(r);
@@ -185,77 +210,85 @@ IVL__RING_INLINE long ivl__ring_write(struct ivl_ring *r, const void *buf, size_
 /* ---------------------------------------------------------------- consumer */
 
 /*
- * Readable bytes at c_head, re-reading the tail (A2) once when the cache is
- * empty; 0 sends the caller to the slow path (empty, EOF, or a tail that
- * needs validating with the error reported there).
+ * Makes at least want bytes readable at c_head within the limit, re-reading
+ * the tail (A2) once when the limit falls short. 0 sends the caller to the
+ * slow path (empty, EOF, the ring end, or a tail that needs validating with
+ * the error reported there).
  */
-IVL__RING_INLINE uint64_t ivl__ring_avail(struct ivl_ring *r)
+IVL__RING_INLINE int ivl__ring_fill(struct ivl_ring *r, uint64_t want)
 {
-	uint64_t head = r->c_head, avail = r->c_tail_cache - head, tail;
+	uint64_t head = r->c_head, tail, end;
 
-	if (avail)
-		return avail;
-	/* A2: pairs with R1 in ivl__ring_publish_tail(). */
+	if (ivl__likely(ivl__ring_upto(head + want, r->limit)))
+		return 1;
+	/* A2: pairs with R1 in ivl__ring_publish_tail(). A tail further
+	 * ahead than one ring is the slow path's to re-read and poison. One
+	 * that is not record-aligned (message mode) can only end a record
+	 * short of it: the footprint check sends that record to the slow
+	 * path, which poisons, and reading up to it stays in the ring. */
 	tail = __atomic_load_n(&r->prod->tail, __ATOMIC_ACQUIRE);
-	avail = tail - head;
-	if (ivl__unlikely(avail > r->size ||
-			  (r->mode == IVL_MODE_MESSAGE && (tail & (IVL_REC_ALIGN - 1)))))
-		return 0; /* the slow path re-reads and poisons */
+	if (ivl__unlikely(tail - head > r->size))
+		return 0;
 	r->c_tail_cache = tail;
-	return avail;
+	end = ivl__ring_lap_end(r, head);
+	r->limit = ivl__ring_upto(tail, end) ? tail : end;
+	return ivl__ring_upto(head + want, r->limit);
 }
 
 /*
- * Message mode: copies the header at c_head into *h and validates it
- * against avail and the ring end (no wrap). Returns its footprint, or 0 for
- * the slow path (which validates again, on its own copy).
+ * Message mode: the header at c_head, validated against len (the caller's
+ * room, or max_record) and the limit; a pad record or anything odd is the
+ * slow path's (which validates again, on its own copy). Returns the payload
+ * length with *fp the footprint, or -1.
  */
-IVL__RING_INLINE uint64_t ivl__ring_rec(const struct ivl_ring *r, uint64_t avail,
-					struct ivl_rec_hdr *h)
+IVL__RING_INLINE int64_t ivl__ring_rec(const struct ivl_ring *r, uint64_t room, uint64_t *fp)
 {
-	uint32_t off = (uint32_t)r->c_head & r->mask;
-	uint64_t fp;
+	uint64_t h, x;
 
-	if (ivl__unlikely(avail < sizeof(*h)))
-		return 0;
-	memcpy(h, r->data + off, sizeof(*h));
-	fp = ivl_rec_footprint(h->len);
-	if (ivl__unlikely(h->magic != IVL_REC_MAGIC || h->len > r->max_record || fp > avail ||
-			  off + fp > r->size))
-		return 0;
-	return fp;
+	memcpy(&h, r->data + ((uint32_t)r->c_head & r->mask), sizeof(h));
+	/* One compare checks the magic (upper half) and the length: with the
+	 * magic right, x is the length; with it wrong, x >= 2^32. */
+	x = h ^ ((uint64_t)IVL_REC_MAGIC << 32);
+	if (ivl__unlikely(x > r->fast_max || x > room))
+		return -1;
+	*fp = ivl_rec_footprint(x);
+	if (ivl__unlikely(!ivl__ring_upto(r->c_head + *fp, r->limit)))
+		return -1;
+	return (int64_t)x;
 }
 
 /* ivl_ring_peek(). */
 IVL__RING_INLINE long ivl__ring_peek(struct ivl_ring *r, struct ivl_span sp[2])
 {
-	uint64_t avail, fp;
-	uint32_t off;
-	struct ivl_rec_hdr h;
+	uint64_t fp, avail;
+	int64_t n;
+	uint8_t *src;
 
-	if (ivl__unlikely(!ivl__ring_c_usable(r)))
+	if (ivl__unlikely((r->gate & IVL__GATE_C) || ivl__ring_prod_abort(r)))
 		return ivl__ring_peek_slow(r, sp);
-	avail = ivl__ring_avail(r);
-	off = (uint32_t)r->c_head & r->mask;
 	if (r->mode == IVL_MODE_STREAM) {
-		if (ivl__unlikely(avail == 0 || off + avail > r->size))
+		/* Data past the ring end is the slow path's (two spans). */
+		if (ivl__unlikely(!ivl__ring_fill(r, 1) || r->limit != r->c_tail_cache))
 			return ivl__ring_peek_slow(r, sp);
-		sp[0].base = r->data + off;
-		sp[0].len = (size_t)avail;
-		sp[1].base = r->data;
-		sp[1].len = 0;
-		r->c_peeked = (uint32_t)avail;
-		return (long)avail;
+		avail = r->limit - r->c_head;
+		fp = avail;
+		n = (int64_t)avail;
+		src = r->data + ((uint32_t)r->c_head & r->mask);
+	} else {
+		if (ivl__unlikely(!ivl__ring_fill(r, sizeof(struct ivl_rec_hdr))))
+			return ivl__ring_peek_slow(r, sp);
+		n = ivl__ring_rec(r, UINT32_MAX, &fp);
+		if (ivl__unlikely(n < 0))
+			return ivl__ring_peek_slow(r, sp);
+		src = r->data + ((uint32_t)r->c_head & r->mask) + sizeof(struct ivl_rec_hdr);
 	}
-	fp = avail ? ivl__ring_rec(r, avail, &h) : 0;
-	if (ivl__unlikely(fp == 0))
-		return ivl__ring_peek_slow(r, sp);
-	sp[0].base = r->data + off + sizeof(h);
-	sp[0].len = h.len;
+	sp[0].base = src;
+	sp[0].len = (size_t)n;
 	sp[1].base = r->data;
 	sp[1].len = 0;
 	r->c_peeked = (uint32_t)fp;
-	return (long)h.len;
+	r->gate |= IVL__GATE_BUSY;
+	return (long)n;
 }
 
 /* ivl_ring_release(). */
@@ -273,38 +306,55 @@ IVL__RING_INLINE int ivl__ring_release(struct ivl_ring *r, size_t len, unsigned 
 		r->c_head += len;
 	}
 	r->c_peeked = 0;
+	r->gate &= (uint16_t)~IVL__GATE_BUSY;
 	r->c_msgs++;
 	if (!(flags & IVL_MORE))
 		ivl__ring_publish_head(r);
 	return 0;
 }
 
-/* ivl_ring_read(): one copy out of a range that needs no wrap; a record
- * that fits len, or (stream) at most a quarter ring. */
+/* ivl_ring_read(): one copy out of a range within the limit; a record that
+ * fits len, or (stream) at most a quarter ring. */
 IVL__RING_INLINE long ivl__ring_read(struct ivl_ring *r, void *buf, size_t len)
 {
-	uint64_t avail, fp;
-	uint32_t off;
-	struct ivl_rec_hdr h;
+	const uint8_t *src;
+	uint64_t fp;
 	size_t n;
 
-	if (ivl__unlikely(len == 0 || !ivl__ring_c_usable(r)))
+	if (ivl__unlikely((r->gate & IVL__GATE_C) || ivl__ring_prod_abort(r)))
 		return ivl__ring_read_slow(r, buf, len);
-	avail = ivl__ring_avail(r);
-	off = (uint32_t)r->c_head & r->mask;
-	if (r->mode == IVL_MODE_MESSAGE) {
-		fp = avail ? ivl__ring_rec(r, avail, &h) : 0;
-		if (ivl__unlikely(fp == 0 || h.len == 0 || h.len > len))
+	if (ivl__likely(r->mode == IVL_MODE_MESSAGE)) {
+		int64_t x;
+
+		if (ivl__unlikely(!ivl__ring_fill(r, sizeof(struct ivl_rec_hdr))))
 			return ivl__ring_read_slow(r, buf, len);
-		n = h.len;
-		memcpy(buf, r->data + off + sizeof(h), n);
+		x = ivl__ring_rec(r, len, &fp);
+		if (ivl__unlikely(x < 0))
+			return ivl__ring_read_slow(r, buf, len);
+		n = (size_t)x;
+		src = r->data + ((uint32_t)r->c_head & r->mask) + sizeof(struct ivl_rec_hdr);
 	} else {
-		n = avail < len ? (size_t)avail : len;
-		if (ivl__unlikely(n == 0 || n > r->size / 4 || off + n > r->size))
+		uint64_t avail;
+
+		if (ivl__unlikely(!ivl__ring_fill(r, 1)))
 			return ivl__ring_read_slow(r, buf, len);
-		memcpy(buf, r->data + off, n);
+		avail = r->limit - r->c_head;
+		n = avail < len ? (size_t)avail : len;
+		/* A read that wants data past the ring end is the slow path's
+		 * (two spans), as is one over a quarter ring. */
+		if (ivl__unlikely(n - 1 >= r->fast_max || (n < len && r->limit != r->c_tail_cache)))
+			return ivl__ring_read_slow(r, buf, len);
+		src = r->data + ((uint32_t)r->c_head & r->mask);
 		fp = n;
 	}
+	/* A read that fills a buffer of constant size (a fixed-size receiver)
+	 * copies inline; any other copy is made out of line, with the rest of
+	 * the read, so that the fast path itself makes no call (and saves no
+	 * registers for one). */
+	if (!__builtin_constant_p(len) || n != len)
+		return ivl__ring_read_part(r, buf, src, n, fp);
+	if (len) /* an empty record into an empty buffer, which may be NULL */
+		memcpy(buf, src, len);
 	r->c_head += fp;
 	r->c_msgs++;
 	ivl__ring_publish_head(r);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ivlink region layout, version 2.
+ * ivlink region layout, version 3.
  *
  * This file is an ABI: every VM and host process that maps an ivlink region
  * agrees on these structures byte for byte. All fields are fixed width and
@@ -59,10 +59,13 @@ extern "C" {
 /* "IVLINK01" read as a little-endian 64-bit integer. */
 #define IVL_REGION_MAGIC  0x31304b4e494c5649ULL
 #define IVL_SECTION_MAGIC 0x54434553u /* "SECT" */
-/* Version 2 (ring blocks of two lines: an index line and a control line,
- * the shim block moved to 384) cannot read version 1 regions, nor version 1
- * binaries version 2 ones: the validator refuses any other version. */
-#define IVL_LAYOUT_VERSION 2u
+/* Version 2 gave ring blocks two lines (an index line and a control line,
+ * the shim block moved to 384). Version 3 changes the message-mode data:
+ * a record of at most one cache line, header included, never crosses a
+ * line (a pad record fills the rest of the line before it), so a v2
+ * consumer would take a pad for a corrupt record. The validator refuses
+ * any other version. */
+#define IVL_LAYOUT_VERSION 3u
 
 #define IVL_CACHELINE 64u
 #define IVL_PAGE_SIZE 4096u
@@ -305,13 +308,26 @@ static_assert(offsetof(struct ivl_ring_cons, msgs) == IVL_CACHELINE + 24, "abi")
 static_assert(sizeof(struct ivl_ring_cons) == 2 * IVL_CACHELINE, "abi");
 
 /* Message mode: every record starts with this header, 8-byte aligned; the
- * payload follows and is padded to 8 bytes. Records may wrap. */
+ * payload follows and is padded to 8 bytes. Records over a cache line may
+ * wrap at the ring end (the consumer sees two spans); records of at most a
+ * line (header included) never cross a line, so never wrap (v3, below).
+ *
+ *   data offset   0        40    64       104   128
+ *                 | rec 32 | pad | rec 32 | pad | ...
+ *                 (a 40-byte record at 40 would cross 64: a 24-byte pad,
+ *                 header len 16, fills the line and the record starts at 64)
+ */
 struct ivl_rec_hdr {
 	uint32_t len;	/* payload bytes */
 	uint32_t magic; /* IVL_REC_MAGIC: catches a desynchronised consumer */
 };
 #define IVL_REC_MAGIC 0x52455631u /* "REV1" */
-#define IVL_REC_ALIGN 8u
+/* Layout v3: a pad record (this magic, len = pad bytes - 8) fills the rest
+ * of a cache line when a record of at most a line, header included, would
+ * cross into the next; the consumer skips it. Rings under two lines do
+ * without pads. */
+#define IVL_REC_PAD_MAGIC 0x50414433u /* "PAD3" */
+#define IVL_REC_ALIGN	  8u
 static_assert(sizeof(struct ivl_rec_hdr) == 8, "abi");
 
 enum ivl_ring_mode {

@@ -123,7 +123,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t h[2];
 
 			h[0] = (uint32_t)take(&in, 4);
-			h[1] = take(&in, 1) & 1 ? IVL_REC_MAGIC : (uint32_t)take(&in, 4);
+			switch (take(&in, 1) & 3) {
+			case 0:
+				h[1] = (uint32_t)take(&in, 4);
+				break;
+			case 2: /* layout v3: a pad record, of any length */
+				h[1] = IVL_REC_PAD_MAGIC;
+				break;
+			default:
+				h[1] = IVL_REC_MAGIC;
+				break;
+			}
 			memcpy(g_data + ((uint32_t)c.c_head & (g_size - 1) & ~7u), h, sizeof(h));
 			break;
 		}

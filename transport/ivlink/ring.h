@@ -34,6 +34,7 @@
 #ifndef IVLINK_RING_H
 #define IVLINK_RING_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -70,37 +71,72 @@ struct ivl_notifier {
  * commit/release), IVL_SPIN_NS_DEFAULT and IVL_BLOCK_SLICE_NS are part of
  * the native API: they are defined in ivlink.h. */
 
+/*
+ * The handle. Line 0 holds everything the inline fast paths of either role
+ * touch (ring_inline.h): the data base and mask, this side's own index, the
+ * limit up to which the fast path may move it without re-reading the other
+ * side's index, the two shared blocks, the message count, the gate and the
+ * countdown to the next counter flush. Fields named p_ and c_ that share a
+ * union belong to the producer and the consumer role: a handle has one.
+ */
+#define IVL__GATE_ERROR 0x1u /* sticky r->error */
+#define IVL__GATE_BUSY	0x2u /* a reservation or a peek is outstanding */
+#define IVL__GATE_PROD	0x4u /* a producer handle: consumer calls go slow */
+#define IVL__GATE_CONS	0x8u /* a consumer handle: producer calls go slow */
+
 struct ivl_ring {
-	/* Shared memory (validated at init). */
+	/* Line 0: the fast path. */
+	uint8_t *data;
+	union {
+		uint64_t p_tail; /* includes committed but unpublished bytes */
+		uint64_t c_head; /* includes released but unpublished bytes */
+	};
+	/* Producer: the tail may grow to limit with no re-read of the head
+	 * (min of cached head + size and the ring end). Consumer: the head
+	 * may grow to limit (min of cached tail and the ring end). */
+	uint64_t limit;
 	struct ivl_ring_prod *prod;
 	struct ivl_ring_cons *cons;
-	uint8_t *data;
-	uint32_t size;
+	union {
+		uint64_t p_msgs;
+		uint64_t c_msgs;
+	};
 	uint32_t mask;
-	uint32_t mode;
+	uint16_t gate;	   /* IVL__GATE_*: a set bit sends a call to ring.c */
+	uint16_t mode;	   /* enum ivl_ring_mode */
+	uint32_t due;	   /* publishes until the next counter flush */
+	uint32_t fast_max; /* message: max_record; stream: size / 4 */
+
+	/* Line 1 and on: slow paths. Shared memory validated at init. */
+	uint32_t size;
 	uint32_t max_record;
-
-	/* Local state of the producer side. */
-	uint64_t p_tail;       /* includes committed but unpublished bytes */
-	uint64_t p_head_cache; /* last consumer head seen */
-	uint32_t p_reserved;   /* bytes handed out by reserve() */
-	uint32_t p_active;     /* 1 while a reservation is outstanding */
-	uint32_t p_kicked_seq; /* consumer sleep_seq we already kicked */
-	uint64_t p_msgs, p_kicks, p_suppressed;
-
-	/* Local state of the consumer side. */
-	uint64_t c_head;       /* includes released but unpublished bytes */
-	uint64_t c_tail_cache; /* last producer tail seen */
-	uint32_t c_peeked;     /* bytes (with header) of the peeked item */
-	uint32_t c_kicked_seq;
-	uint32_t sleep_seq; /* this side's sleep_seq (odd while asleep) */
-	uint64_t c_msgs, c_kicks, c_suppressed;
-
-	int error;	 /* sticky -EPROTO */
-	int is_producer; /* role of this handle */
-	int64_t spin_ns; /* spin budget before blocking, >= 0 */
+	int error; /* sticky -EPROTO */
+	uint32_t reserved0;
+	union {
+		uint64_t p_head_cache; /* last consumer head seen */
+		uint64_t c_tail_cache; /* last producer tail seen */
+	};
+	union {
+		uint64_t p_kicks;
+		uint64_t c_kicks;
+	};
+	union {
+		uint64_t p_suppressed;
+		uint64_t c_suppressed;
+	};
+	uint32_t p_reserved; /* bytes handed out by reserve() */
+	uint32_t p_active;   /* 1 while a reservation is outstanding */
+	uint32_t c_peeked;   /* bytes (with header and pad) of the peeked item */
+	uint32_t kicked_seq; /* the other side's sleep_seq we already kicked */
+	uint32_t sleep_seq;  /* this side's sleep_seq (odd while asleep) */
+	int is_producer;     /* role of this handle */
+	int64_t spin_ns;     /* spin budget before blocking, >= 0 */
 	struct ivl_notifier notify;
 };
+
+#if UINTPTR_MAX == UINT64_MAX
+static_assert(offsetof(struct ivl_ring, size) == 64, "the fast path's fields fill line 0");
+#endif
 
 /*
  * Formats the shared blocks of a new ring: zero indices, flags and counters.
