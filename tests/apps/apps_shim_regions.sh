@@ -10,12 +10,14 @@
 #     its regions, not only the first);
 #  4. C listens, B connects: plain TCP; B counts no-shared-region in r1
 #     (C's port carries the host-local listener mark), C peer-no-shim in r2
-#     (a loopback client: the server cannot tell).
+#     (a loopback client: the server cannot tell);
+#  5. nginx (master + 2 workers) with A's list, curl from B and from C:
+#     each accelerated by a worker in the client's region (REDIRECT there).
 # After each step the ring bytes are in that step's region's
 # `ivlinkctl status --json` only, never in the other one (counted per
 # process: a new peer may take a gone one's id, and its counters restart).
 . "$(dirname "$0")/lib.sh"
-need python3
+need python3 nginx curl sha256sum
 BYTES=200000
 
 for r in r1 r2; do
@@ -100,5 +102,49 @@ for r in r1 r2; do
 	expect_eq "bc: ring bytes of the pair in $r" \
 		"$(($(rstat $r "$SPID" rx_bytes) + $(rstat $r "$SPID" tx_bytes) +
 			$(rstat $r "$CPID" rx_bytes) + $(rstat $r "$CPID" tx_bytes)))" 0
+done
+
+# 5. A pre-fork server in both regions (nginx: master + 2 workers, A's
+#    list): a worker accepts as a peer of its own in the region of the
+#    proposal, and redirects the client there, b's in r1, c's in r2.
+mkdir -p "$T/www" "$T/logs"
+chmod 755 "$T" "$T/www"
+head -c 1M /dev/urandom >"$T/www/1m.bin"
+chmod 644 "$T/www/1m.bin"
+P=$(free_port)
+cat >"$T/nginx.conf" <<CONF
+user root;
+worker_processes 2;
+daemon off;
+master_process on;
+pid $T/nginx.pid;
+error_log $T/logs/error.log warn;
+events { worker_connections 64; }
+http { access_log off; server { listen 127.0.0.1:$P; root $T/www; } }
+CONF
+IVLINK_ENDPOINT=$EA bg nginx shim nginx -c "$T/nginx.conf" -p "$T"
+M=$LASTPID
+wait_listen "$P" "$M"
+workers=()
+for _ in $(seq 50); do
+	mapfile -t workers < <(awk -v m="$M" '$4 == m {print $1}' /proc/[0-9]*/stat 2>/dev/null)
+	[ ${#workers[@]} -ge 2 ] && break
+	sleep 0.1
+done
+expect_eq "nginx workers" "${#workers[@]}" 2
+want=$(sha256sum <"$T/www/1m.bin" | cut -d' ' -f1)
+for who in b c; do
+	if [ $who = b ]; then e=$EB r=r1; else e=$EC r=r2; fi
+	IVLINK_ENDPOINT=$e timeout 30 "$IVLRUN" curl -sf -o "$T/got-$who" "http://127.0.0.1:$P/1m.bin" ||
+		fail "curl from $who"
+	expect_eq "nginx: $who's 1 MiB (sha256)" "$(sha256sum <"$T/got-$who" | cut -d' ' -f1)" "$want"
+	acc=0 tx=0
+	for w in "${workers[@]}"; do
+		acc=$((acc + $(rstat $r "$w" accelerated)))
+		tx=$((tx + $(rstat $r "$w" tx_bytes)))
+	done
+	expect_eq "nginx: connections the workers accelerated in $r" "$acc" 1
+	expect_ge "nginx: response bytes the workers wrote into $r's rings" "$tx" 1048576
+	expect_eq "nginx: connections the master accelerated in $r" "$(rstat $r "$M" accelerated)" 0
 done
 echo PASS
