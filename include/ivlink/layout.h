@@ -159,23 +159,24 @@ enum ivl_peer_backend {
  */
 enum ivl_fb_reason {
 	IVL_FB_NONE = 0,
-	IVL_FB_NO_REGION = 1,	      /* no daemon/region to attach to */
-	IVL_FB_NO_LISTENER = 2,	      /* destination is no shim listener of the region */
-	IVL_FB_PEER_NO_SHIM = 3,      /* server side: the client made no proposal */
-	IVL_FB_REGION_FULL = 4,	      /* no free channel slot or ring pages */
-	IVL_FB_TIMEOUT = 5,	      /* the server did not accept in time */
-	IVL_FB_DECLINED = 6,	      /* the server declined (its reason is in its note) */
-	IVL_FB_OPTION = 7,	      /* unsupported option (TCP_FASTOPEN, MSG_OOB, ...) */
-	IVL_FB_RULES = 8,	      /* excluded by IVLINK_RULES / IVLINK_CONF */
-	IVL_FB_PEER_GONE = 9,	      /* the other peer left during the handshake */
-	IVL_FB_WITHDRAWN = 10,	      /* server side: the client withdrew its proposal */
-	IVL_FB_PROTO = 11,	      /* the other side published malformed state */
-	IVL_FB_INTERNAL = 12,	      /* local error (memory, fds) */
-	IVL_FB_PEER_STALE = 13,	      /* the other peer's liveness is unknown (UP under an
-				       * earlier ivlinkd, or no doorbell to ring it) */
-	IVL_FB_NO_SHARED_REGION = 14, /* the other end is under the shim (client) or
-				       * a peer (server) only in regions we are not in */
-	IVL_FB_REASONS = 20,	      /* size of the counter array */
+	IVL_FB_NO_REGION = 1,	 /* no daemon/region to attach to */
+	IVL_FB_NO_LISTENER = 2,	 /* destination is no shim listener of the region */
+	IVL_FB_PEER_NO_SHIM = 3, /* server side: the client made no proposal */
+	IVL_FB_REGION_FULL = 4,	 /* no free channel slot or ring pages */
+	IVL_FB_TIMEOUT = 5,	 /* the server did not accept in time */
+	IVL_FB_DECLINED = 6,	 /* the server declined (its reason is in its note) */
+	IVL_FB_OPTION = 7,	 /* unsupported option (TCP_FASTOPEN, MSG_OOB, ...) */
+	IVL_FB_RULES = 8,	 /* excluded by IVLINK_RULES / IVLINK_CONF */
+	IVL_FB_PEER_GONE = 9,	 /* the other peer left during the handshake */
+	IVL_FB_WITHDRAWN = 10,	 /* server side: the client withdrew its proposal */
+	IVL_FB_PROTO = 11,	 /* the other side published malformed state */
+	IVL_FB_INTERNAL = 12,	 /* local error (memory, fds) */
+	IVL_FB_PEER_STALE = 13,	 /* the other peer's liveness is unknown (UP under an
+				  * earlier ivlinkd, or no doorbell to ring it) */
+	/* The other end is under the shim (client) or a peer (server) only in
+	 * regions we are not in (shim.h, "Several regions"). */
+	IVL_FB_NO_SHARED_REGION = 14,
+	IVL_FB_REASONS = 20, /* size of the counter array */
 };
 
 #define IVL_SHIM_MAGIC 0x4d494853u /* "SHIM" */
