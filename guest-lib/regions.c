@@ -7,12 +7,13 @@
  * every device through VFIO, and the sysfs BARs cannot be mapped any more
  * (CONFIG_IO_STRICT_DEVMEM), so the agent is asked (a list request,
  * guestd_proto.h); otherwise each device's header is read through sysfs.
- * On the host a region is a daemon socket, and only the default one has a
- * known place.
+ * On the host a region is a daemon socket: those $IVLINK_ENDPOINTS lists,
+ * else the default one, the only one with a known place.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -126,6 +127,35 @@ static int from_sysfs(struct ivl_region_info *out, size_t n)
 	return count < 0 ? 0 : count;
 }
 
+/* The daemon sockets of $IVLINK_ENDPOINTS ("host:PATH" or PATH, separated
+ * by commas, blanks around them ignored), in their order, unchecked: a
+ * socket that is not there fails when it is opened. */
+static int from_env(const char *list, struct ivl_region_info *out, size_t n)
+{
+	int count = 0;
+
+	while (*list) {
+		size_t len = strcspn(list, ","), skip = 0;
+
+		while (skip < len && (list[skip] == ' ' || list[skip] == '\t'))
+			skip++;
+		while (len > skip && (list[len - 1] == ' ' || list[len - 1] == '\t'))
+			len--;
+		if (len > skip && len - skip < sizeof(out[0].uri)) {
+			if ((size_t)count < n) {
+				memset(&out[count], 0, sizeof(out[count]));
+				memcpy(out[count].uri, list + skip, len - skip);
+				out[count].self_id = UINT32_MAX;
+			}
+			count++;
+		}
+		list += strcspn(list, ",");
+		if (*list == ',')
+			list++;
+	}
+	return count;
+}
+
 int ivl_regions(struct ivl_region_info *out, size_t n)
 {
 	struct stat st;
@@ -134,6 +164,8 @@ int ivl_regions(struct ivl_region_info *out, size_t n)
 
 	if (n && !out)
 		return -EINVAL;
+	if (getenv(IVL_ENV_ENDPOINTS))
+		return from_env(getenv(IVL_ENV_ENDPOINTS), out, n);
 	if (stat(IVL_ENDPOINT_DEFAULT, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		if (n) {
 			memset(&out[0], 0, sizeof(out[0]));

@@ -571,8 +571,9 @@ static unsigned read_channels(const struct ivl_region *rg, const struct peer_inf
 static void json_str(const char *s);
 
 static const char *const fb_names[] = {
-    "none",   "no-region", "no-listener", "peer-no-shim", "region-full", "timeout",  "declined",
-    "option", "rules",	   "peer-gone",	  "withdrawn",	  "proto",	 "internal", "peer-stale",
+    "none",	 "no-region", "no-listener", "peer-no-shim", "region-full",
+    "timeout",	 "declined",  "option",	     "rules",	     "peer-gone",
+    "withdrawn", "proto",     "internal",    "peer-stale",   "no-shared-region",
 };
 
 static const char *fb_name(uint32_t r)

@@ -41,6 +41,7 @@ struct shim_conn *shim_conn_new(int fd, int family, int nonblock)
 	c->sndtimeo_ns = -1;
 	c->rfd = -1;
 	c->cfd = -1;
+	c->lmark = -1;
 	c->hidden_tag = (uint64_t)(uintptr_t)&c->hidden_tag;
 	return c;
 }
@@ -53,6 +54,9 @@ void shim_conn_free(struct shim_conn *c)
 		REAL(close)(c->rfd);
 	if (c->cfd >= 0)
 		REAL(close)(c->cfd);
+	free(c->lmore);
+	if (c->lmark >= 0)
+		REAL(close)(c->lmark);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->txg.lock);
 	pthread_mutex_destroy(&c->rxg.lock);
@@ -215,6 +219,23 @@ void shim_conn_last_close(struct shim_conn *c)
 		c->slot = IVL_SLOT_NONE;
 		break;
 	case SS_LISTEN:
+		for (int i = 0; i < c->n_lmore; i++) {
+			struct shim_lrec *l = &c->lmore[i];
+			struct ivl_region *rg = &l->sep->ep->rg;
+			uint32_t self = ivl_endpoint_id(l->sep->ep);
+			struct ivl_chan_half *h = ivl_region_chan(rg, self, l->slot);
+
+			if (h && __atomic_sub_fetch(&h->shim.procs, 1, __ATOMIC_ACQ_REL) == 0) {
+				ivl_ctab_drop(rg, self, l->slot, NULL); /* a record: no pages */
+				__atomic_store_n(&shim_gc_pending, 1, __ATOMIC_RELAXED);
+			}
+		}
+		/* lmore itself stays until the object goes: an accept() in
+		 * another thread may still walk it. */
+		if (c->lmark >= 0)
+			REAL(close)(c->lmark);
+		c->lmark = -1;
+		/* fall through */
 	case SS_FALLBACK:
 		if (c->slot != IVL_SLOT_NONE && c->sep) {
 			struct ivl_chan_half *h = own_half(c);

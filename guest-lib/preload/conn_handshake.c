@@ -15,10 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <ifaddrs.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include <ivlink/region.h>
 
+#include "../fd_high.h"
 #include "ring_inline.h"
 
 /* ------------------------------------------------------------ listeners */
@@ -53,12 +55,85 @@ static int local_addrs(int fam, uint8_t out[][16], unsigned max)
 	return (int)n;
 }
 
+/*
+ * The host-local sign that a port listens under the shim (shim.h, "Several
+ * regions"): an abstract AF_UNIX name per port, bound by a listener
+ * published in at least one region, gone with its last process. A client
+ * that finds no listener in its regions for a loopback destination tests
+ * it: bound means the listener is in regions the client is not in. Any
+ * process of this network namespace can bind such a name; it only
+ * changes which reason the client counts.
+ */
+static socklen_t mark_addr(struct sockaddr_un *sa, uint16_t port)
+{
+	int n;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "ivlink-shim-listen:%u",
+		     ntohs(port));
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static int listen_mark(uint16_t port)
+{
+	struct sockaddr_un sa;
+	socklen_t len = mark_addr(&sa, port);
+	int fd = REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (REAL(bind)(fd, (struct sockaddr *)&sa, len) < 0) {
+		REAL(close)(fd); /* EADDRINUSE: another listener on the port has it */
+		return -1;
+	}
+	return ivl__fd_high(fd);
+}
+
+static int listen_marked(uint16_t port)
+{
+	struct sockaddr_un sa;
+	socklen_t len = mark_addr(&sa, port);
+	int fd = REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return 0;
+	rc = REAL(connect)(fd, (struct sockaddr *)&sa, len) == 0;
+	REAL(close)(fd);
+	return rc;
+}
+
+/* Publishes the LISTEN record sh in sep's region; returns the slot or
+ * -errno. */
+static int listen_in(struct shim_conn *c, struct shim_ep *sep, struct ivl_shim_half *sh,
+		     const char *as)
+{
+	char name[IVL_NAME_MAX];
+	int slot;
+
+	snprintf(name, sizeof(name), "listen:%u", ntohs(sh->lport));
+	slot = ivl_ctab_note(&sep->ep->rg, ivl_endpoint_id(sep->ep), sep->ep->self_epoch,
+			     IVL_CHAN_LISTEN, IVL_SLOT_NONE, name, sh);
+	if (slot < 0) {
+		SHIM_DBG("fd %d: listener %s not published in region '%s': %s", c->fd, as,
+			 ivl_endpoint_region(sep->ep), strerror(-slot));
+		return slot;
+	}
+	__atomic_fetch_add(&peer_shim(sep)->listeners, 1, __ATOMIC_RELAXED);
+	SHIM_DBG("fd %d: listening on %s, published in region '%s' as slot %d", c->fd, as,
+		 ivl_endpoint_region(sep->ep), slot);
+	return slot;
+}
+
+/* A listener publishes its LISTEN record in every region it is attached
+ * to, so that a client in any of them finds it; the first one (list
+ * order) is c->sep and c->slot, the others c->lmore. */
 int shim_listen_publish(struct shim_conn *c)
 {
+	struct shim_ep *v[SHIM_REGIONS_MAX];
 	struct ivl_shim_half sh;
-	struct shim_ep *sep;
-	char name[IVL_NAME_MAX], as[64];
-	int fam, slot;
+	char as[64];
+	int fam, n;
 	uint8_t a[16];
 	uint16_t port;
 
@@ -72,8 +147,8 @@ int shim_listen_publish(struct shim_conn *c)
 		SHIM_DBG("fd %d: listener port %u excluded by rules", c->fd, ntohs(port));
 		return 0;
 	}
-	sep = shim_ep_get();
-	if (!sep)
+	n = shim_eps_get(v, SHIM_REGIONS_MAX);
+	if (!n)
 		return 0;
 	memset(&sh, 0, sizeof(sh));
 	sh.kind = IVL_SHIM_LISTEN;
@@ -85,23 +160,33 @@ int shim_listen_publish(struct shim_conn *c)
 	sh.created_unix_ns = (uint64_t)time(NULL) * 1000000000ULL;
 	if (ivl__shim_addr_any(fam, a))
 		sh.n_addrs = (uint32_t)local_addrs(c->family, sh.addrs, IVL_SHIM_ADDRS);
-	snprintf(name, sizeof(name), "listen:%u", ntohs(port));
-	slot = ivl_ctab_note(&sep->ep->rg, ivl_endpoint_id(sep->ep), sep->ep->self_epoch,
-			     IVL_CHAN_LISTEN, IVL_SLOT_NONE, name, &sh);
 	shim_addr_str(fam, a, port, as, sizeof(as));
-	if (slot < 0) {
-		SHIM_DBG("fd %d: listener %s not published: %s", c->fd, as, strerror(-slot));
-		return 0;
+	if (n > 1)
+		c->lmore = calloc((size_t)n - 1, sizeof(*c->lmore));
+	for (int i = 0; i < n; i++) {
+		int slot = listen_in(c, v[i], &sh, as);
+
+		if (slot < 0)
+			continue;
+		if (!c->sep) {
+			set_sep(c, v[i]);
+			c->slot = (uint32_t)slot;
+			c->gen = ivl_region_chan(rg_of(c), self_of(c), c->slot)->gen;
+		} else if (c->lmore) {
+			c->lmore[c->n_lmore].sep = v[i];
+			c->lmore[c->n_lmore++].slot = (uint32_t)slot;
+		} else {
+			ivl_ctab_drop(&v[i]->ep->rg, ivl_endpoint_id(v[i]->ep), (uint32_t)slot,
+				      NULL);
+		}
 	}
-	set_sep(c, sep);
-	c->slot = (uint32_t)slot;
-	c->gen = ivl_region_chan(&sep->ep->rg, ivl_endpoint_id(sep->ep), c->slot)->gen;
+	if (!c->sep)
+		return 0;
 	memcpy(c->laddr, a, 16);
 	c->lport = port;
+	c->lmark = listen_mark(port);
 	set_state(c, SS_LISTEN);
-	__atomic_fetch_add(&peer_shim(sep)->listeners, 1, __ATOMIC_RELAXED);
 	shim_active_add(c);
-	SHIM_DBG("fd %d: listening on %s, published as slot %u", c->fd, as, c->slot);
 	return 0;
 }
 
@@ -264,6 +349,38 @@ static int offer_half(struct shim_conn *c, const char *name, uint32_t remote,
 	return rc;
 }
 
+/*
+ * Looks for the destination's listener in each region we are attached to,
+ * in the endpoint list's order, and returns the endpoint of the first
+ * region that has it (*server: its peer there). NULL with *reason set
+ * otherwise: no-region (attached to none), no-shared-region (a loopback
+ * destination whose port carries the host-local listener mark: it
+ * listens under the shim in other regions only), else no-listener.
+ */
+static struct shim_ep *find_listener_any(int fam, const uint8_t *dst, uint16_t dport,
+					 uint32_t *server, uint32_t *reason)
+{
+	struct shim_ep *v[SHIM_REGIONS_MAX];
+	int n = shim_eps_get(v, SHIM_REGIONS_MAX), self = 0;
+
+	if (!n) {
+		*reason = IVL_FB_NO_REGION;
+		return NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		int rc = ivl__shim_find_listener(&v[i]->ep->rg, ivl_endpoint_id(v[i]->ep), fam, dst,
+						 dport, server);
+
+		if (rc == 0)
+			return v[i];
+		self |= rc == -ELOOP;
+	}
+	*reason = !self && ivl__shim_addr_loopback(fam, dst) && listen_marked(dport)
+		      ? IVL_FB_NO_SHARED_REGION
+		      : IVL_FB_NO_LISTENER;
+	return NULL;
+}
+
 int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 {
 	struct ivl_shim_half sh;
@@ -285,11 +402,8 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 		reason = IVL_FB_OPTION;
 	else if (!shim_rules_allow(1, fam, dst, ntohs(dport)))
 		reason = IVL_FB_RULES;
-	else if (!(sep = shim_ep_get()))
-		reason = IVL_FB_NO_REGION;
-	else if ((rc = ivl__shim_find_listener(&sep->ep->rg, ivl_endpoint_id(sep->ep), fam, dst,
-					       dport, &server)) < 0)
-		reason = IVL_FB_NO_LISTENER;
+	else if (!(sep = find_listener_any(fam, dst, dport, &server, &reason)))
+		sep = shim_ep_own();
 	else if (!shim_peer_vouched(sep, server))
 		reason = IVL_FB_PEER_STALE;
 	else if (bind_src(c, fam, dst) < 0 || shim_local_name(c->fd, &f, src, &sport) < 0)
@@ -771,18 +885,11 @@ static void srv_decline(struct shim_conn *c, const struct shim_proposal *pr, uin
 	SHIM_DBG("fd %d: declined %s (%s)", c->fd, pr->name, shim_reason_name(reason));
 }
 
-static int same_region(const struct shim_ep *a, const struct shim_ep *b)
-{
-	const struct ivl_region_hdr *x = &a->ep->rg.hdr, *y = &b->ep->rg.hdr;
-
-	return x->region_size == y->region_size && x->created_unix_ns == y->created_unix_ns &&
-	       x->daemon_gen == y->daemon_gen && memcmp(x->name, y->name, sizeof(x->name)) == 0;
-}
-
 /*
  * The endpoint a connection accepted on a listener of lsep lives on. In a
  * process forked from lsep's peer (a pre-fork server's worker) that is an
- * endpoint of our own in the same region (layout.h, rendezvous step 5):
+ * endpoint of our own in the same region (layout.h, rendezvous step 5;
+ * one per region: the one of the region the proposal is in):
  * the inherited identity's doorbells are shared with the parent and the
  * other workers (a doorbell would wake whichever reads it first), and
  * only the parent hears of peers that join after the fork. lsep itself
@@ -794,8 +901,56 @@ static struct shim_ep *accept_ep(struct shim_ep *lsep)
 
 	if (!lsep->inherited)
 		return lsep;
-	own = shim_ep_get();
-	return own && own != lsep && same_region(own, lsep) ? own : lsep;
+	own = shim_ep_own_like(lsep);
+	return own ? own : lsep;
+}
+
+/*
+ * The client's proposal for caddr:cport -> saddr:sport in the listener's
+ * regions, in list order: 0 with *pr and *sep (the listener's endpoint of
+ * that region) set, -ESTALE (withdrawn there; *sep set too) or -ENOENT
+ * (*sep: the first region).
+ */
+static int find_proposal_any(struct shim_conn *lc, int fam, const uint8_t *caddr, uint16_t cport,
+			     const uint8_t *saddr, uint16_t sport, struct shim_proposal *pr,
+			     struct shim_ep **sep)
+{
+	for (int i = -1; i < lc->n_lmore; i++) {
+		struct shim_ep *s = i < 0 ? lc->sep : lc->lmore[i].sep;
+		int rc = ivl__shim_find_proposal(&s->ep->rg, ivl_endpoint_id(s->ep), fam, caddr,
+						 cport, saddr, sport, pr);
+
+		if (rc == 0 || rc == -ESTALE) {
+			*sep = s;
+			return rc;
+		}
+	}
+	*sep = lc->sep;
+	return -ENOENT;
+}
+
+/*
+ * Whether a client that made no proposal in any of the listener's regions
+ * is one of those regions' peers (then it runs without the shim:
+ * peer-no-shim) or not (no-shared-region). As far as the regions tell: a
+ * client on this machine (loopback, or our own local address) is taken as
+ * a peer (a guest's processes share its peer; on the host we cannot tell a
+ * plain program from a shimmed one of another region, whose own side
+ * counts no-shared-region through the listener mark); another address is
+ * a peer's if some peer of the regions published it (ivl__shim_addr_known).
+ */
+static int client_in_regions(struct shim_conn *lc, int fam, const uint8_t *caddr,
+			     const uint8_t *saddr)
+{
+	if (ivl__shim_addr_loopback(fam, caddr) || !memcmp(caddr, saddr, 16))
+		return 1;
+	for (int i = -1; i < lc->n_lmore; i++) {
+		struct shim_ep *s = i < 0 ? lc->sep : lc->lmore[i].sep;
+
+		if (ivl__shim_addr_known(&s->ep->rg, caddr))
+			return 1;
+	}
+	return 0;
 }
 
 /* Returns the new connection (with the caller's reference) or NULL when
@@ -818,12 +973,14 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	if (!sep || shim_local_name(nfd, &fam, la, &lport) < 0 ||
 	    shim_peer_name(nfd, &fam2, ra, &rport) < 0 || fam != fam2)
 		return 0;
-	rc = ivl__shim_find_proposal(&sep->ep->rg, ivl_endpoint_id(sep->ep), fam, ra, rport, la,
-				     lport, &pr);
+	rc = find_proposal_any(lc, fam, ra, rport, la, lport, &pr, &sep);
 	if (rc < 0) {
-		shim_count_fallback(sep, rc == -ESTALE ? IVL_FB_WITHDRAWN : IVL_FB_PEER_NO_SHIM);
-		SHIM_DBG("fd %d: accepted plain TCP (%s)", nfd,
-			 rc == -ESTALE ? "client withdrew" : "client made no proposal");
+		uint32_t why = rc == -ESTALE			    ? IVL_FB_WITHDRAWN
+			       : client_in_regions(lc, fam, ra, la) ? IVL_FB_PEER_NO_SHIM
+								    : IVL_FB_NO_SHARED_REGION;
+
+		shim_count_fallback(sep, why);
+		SHIM_DBG("fd %d: accepted plain TCP (%s)", nfd, shim_reason_name(why));
 		return 0;
 	}
 	c = shim_conn_new(nfd, lc->family, nonblock);

@@ -40,9 +40,6 @@ static __thread int thread_registered;
 
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shim_ep *g_eps; /* all endpoints this process uses */
-static struct shim_ep *g_own; /* the one it opened itself */
-static int64_t g_attach_retry_ns;
-static int g_attach_failed_logged;
 
 pthread_mutex_t shim_active_lock = PTHREAD_MUTEX_INITIALIZER;
 struct shim_conn *shim_active;
@@ -129,7 +126,7 @@ const char *shim_reason_name(uint32_t r)
 	static const char *const n[] = {
 	    "none",	 "no-region", "no-listener", "peer-no-shim", "region-full",
 	    "timeout",	 "declined",  "option",	     "rules",	     "peer-gone",
-	    "withdrawn", "proto",     "internal",    "peer-stale",
+	    "withdrawn", "proto",     "internal",    "peer-stale",   "no-shared-region",
 	};
 
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
@@ -678,54 +675,194 @@ static void ep_append(struct shim_ep *sep)
 	__atomic_store_n(tail, sep, __ATOMIC_RELEASE);
 }
 
-struct shim_ep *shim_ep_get(void)
+/*
+ * The regions this process attaches to, in the order of the endpoint list
+ * (shim.h, "Several regions"): read once, at the first attach, from the
+ * copy of IVLINK_ENDPOINT, else from ivl_regions(). Each slot attaches
+ * lazily and on its own: one that fails is retried after a second, with
+ * a debug line, and never keeps the others from working. Slots are
+ * written under ep_lock; sep is read without it (acquire: pairs with the
+ * release store after the endpoint was set up).
+ */
+struct shim_region_slot {
+	char *uri; /* for ivl_endpoint_opts.uri; "auto": the library's choice */
+	struct shim_ep *sep;
+	int64_t retry_ns;
+	int failed_logged;
+};
+
+static struct shim_region_slot g_reg[SHIM_REGIONS_MAX];
+static int g_n_reg = -1; /* -1: the list is not read yet */
+
+static void region_add(const char *uri, size_t len)
 {
+	while (len && (uri[0] == ' ' || uri[0] == '\t')) {
+		uri++;
+		len--;
+	}
+	while (len && (uri[len - 1] == ' ' || uri[len - 1] == '\t'))
+		len--;
+	if (!len)
+		return;
+	if (g_n_reg >= SHIM_REGIONS_MAX) {
+		SHIM_DBG("endpoint '%.*s' ignored: at most %d regions", (int)len, uri,
+			 SHIM_REGIONS_MAX);
+		return;
+	}
+	g_reg[g_n_reg].uri = strndup(uri, len);
+	if (g_reg[g_n_reg].uri)
+		g_n_reg++;
+}
+
+/*
+ * The endpoint list. IVLINK_ENDPOINT: URIs separated by commas, in the
+ * order connects look for listeners. Unset: every region ivl_regions()
+ * lists (on the host the sockets in IVLINK_ENDPOINTS, in a guest every
+ * ivshmem device) when that is more than one or IVLINK_ENDPOINTS is set,
+ * else the library's auto choice, as with a single region before.
+ * Caller holds ep_lock.
+ */
+static void regions_load(void)
+{
+	const char *s = shim_cfg.endpoint;
+
+	g_n_reg = 0;
+	if (s && *s) {
+		for (const char *c; (c = strchr(s, ',')); s = c + 1)
+			region_add(s, (size_t)(c - s));
+		region_add(s, strlen(s));
+	} else {
+		struct ivl_region_info ri[SHIM_REGIONS_MAX];
+		int n = ivl_regions(ri, SHIM_REGIONS_MAX);
+
+		if (n >= 2 || (n == 1 && getenv(IVL_ENV_ENDPOINTS)))
+			for (int i = 0; i < n && i < SHIM_REGIONS_MAX; i++)
+				region_add(ri[i].uri, strlen(ri[i].uri));
+	}
+	if (!g_n_reg)
+		region_add("auto", 4);
+}
+
+/* Attaches slot i unless it is attached or waits for its retry. Caller
+ * holds ep_lock. */
+static void region_attach(int i)
+{
+	struct shim_region_slot *r = &g_reg[i];
 	struct ivl_endpoint_opts o;
-	struct shim_ep *sep = __atomic_load_n(&g_own, __ATOMIC_ACQUIRE);
+	struct shim_ep *sep;
 	char name[IVL_PEER_NAME_MAX];
 	extern char *program_invocation_short_name;
 	int rc;
 
-	if (sep || shim_cfg.disabled)
-		return sep;
-	pthread_mutex_lock(&ep_lock);
-	sep = g_own;
-	if (sep || ivl__now_ns() < g_attach_retry_ns)
-		goto out;
+	if (r->sep || ivl__now_ns() < r->retry_ns)
+		return;
 	memset(&o, 0, sizeof(o));
 	snprintf(name, sizeof(name), "shim:%.18s:%d", program_invocation_short_name, (int)getpid());
-	o.uri = shim_cfg.endpoint;
+	o.uri = r->uri;
 	o.name = name;
 	o.spin_ns = shim_cfg.spin_ns > 0 ? shim_cfg.spin_ns : -1;
 	o.connect_timeout_ns = 2000000000LL;
 	o.log = shim_cfg.debug ? lib_log : NULL;
 	sep = calloc(1, sizeof(*sep));
 	if (!sep)
-		goto out;
+		return;
 	rc = ivl_endpoint_open(&sep->ep, &o);
 	if (rc < 0) {
-		if (shim_cfg.debug || !g_attach_failed_logged)
-			SHIM_DBG("no region (%s): connections stay on TCP", strerror(-rc));
-		g_attach_failed_logged = 1;
+		if (shim_cfg.debug || !r->failed_logged)
+			SHIM_DBG("no region at %s (%s): skipped, retried in 1 s", r->uri,
+				 strerror(-rc));
+		r->failed_logged = 1;
 		free(sep);
-		sep = NULL;
-		g_attach_retry_ns = ivl__now_ns() + 1000000000LL;
-		goto out;
+		r->retry_ns = ivl__now_ns() + 1000000000LL;
+		return;
 	}
 	sep->owner = getpid();
+	sep->idx = i;
 	sep->ep->drained = shim_doorbell_drained;
 	init_peer_shim(sep->ep);
 	ep_append(sep);
-	__atomic_store_n(&g_own, sep, __ATOMIC_RELEASE);
-	SHIM_DBG("attached as peer %u", ivl_endpoint_id(sep->ep));
-out:
-	pthread_mutex_unlock(&ep_lock);
-	return sep;
+	__atomic_store_n(&r->sep, sep, __ATOMIC_RELEASE);
+	SHIM_DBG("attached to %s (region '%s') as peer %u", r->uri, ivl_endpoint_region(sep->ep),
+		 ivl_endpoint_id(sep->ep));
+}
+
+/* 1 when every region of the list is attached (no lock needed then). */
+static int regions_all_attached(void)
+{
+	int n = __atomic_load_n(&g_n_reg, __ATOMIC_ACQUIRE);
+
+	if (n < 0)
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (!__atomic_load_n(&g_reg[i].sep, __ATOMIC_ACQUIRE))
+			return 0;
+	return 1;
+}
+
+int shim_eps_get(struct shim_ep **out, int max)
+{
+	int n = 0;
+
+	if (shim_cfg.disabled)
+		return 0;
+	if (!regions_all_attached()) {
+		pthread_mutex_lock(&ep_lock);
+		if (g_n_reg < 0) {
+			regions_load();
+			__atomic_store_n(&g_n_reg, g_n_reg, __ATOMIC_RELEASE);
+		}
+		for (int i = 0; i < g_n_reg; i++)
+			region_attach(i);
+		pthread_mutex_unlock(&ep_lock);
+	}
+	for (int i = 0; i < __atomic_load_n(&g_n_reg, __ATOMIC_ACQUIRE) && n < max; i++) {
+		struct shim_ep *sep = __atomic_load_n(&g_reg[i].sep, __ATOMIC_ACQUIRE);
+
+		if (sep)
+			out[n++] = sep;
+	}
+	return n;
+}
+
+struct shim_ep *shim_ep_get(void)
+{
+	struct shim_ep *sep = shim_ep_own();
+
+	if (sep || shim_cfg.disabled)
+		return sep;
+	return shim_eps_get(&sep, 1) == 1 ? sep : NULL;
 }
 
 struct shim_ep *shim_ep_own(void)
 {
-	return __atomic_load_n(&g_own, __ATOMIC_ACQUIRE);
+	int n = __atomic_load_n(&g_n_reg, __ATOMIC_ACQUIRE);
+
+	for (int i = 0; i < n; i++) {
+		struct shim_ep *sep = __atomic_load_n(&g_reg[i].sep, __ATOMIC_ACQUIRE);
+
+		if (sep)
+			return sep;
+	}
+	return NULL;
+}
+
+int shim_same_region(const struct shim_ep *a, const struct shim_ep *b)
+{
+	const struct ivl_region_hdr *x = &a->ep->rg.hdr, *y = &b->ep->rg.hdr;
+
+	return x->region_size == y->region_size && x->created_unix_ns == y->created_unix_ns &&
+	       x->daemon_gen == y->daemon_gen && memcmp(x->name, y->name, sizeof(x->name)) == 0;
+}
+
+struct shim_ep *shim_ep_own_like(const struct shim_ep *like)
+{
+	struct shim_ep *v[SHIM_REGIONS_MAX];
+	int n = shim_eps_get(v, SHIM_REGIONS_MAX);
+
+	for (int i = 0; i < n; i++)
+		if (v[i] == like || shim_same_region(v[i], like))
+			return v[i];
+	return NULL;
 }
 
 int shim_ep_fds(int *fds, int max)
@@ -1021,6 +1158,15 @@ static void procs_add(int delta)
 			shim_guard_revoke(&c->txg, &c->forked);
 			shim_guard_revoke(&c->rxg, &c->forked);
 		}
+		/* A listener's records in its other regions too. */
+		for (int i = 0; i < c->n_lmore; i++) {
+			struct shim_lrec *l = &c->lmore[i];
+
+			h = ivl_region_chan(&l->sep->ep->rg, ivl_endpoint_id(l->sep->ep), l->slot);
+			if (h)
+				__atomic_fetch_add(&h->shim.procs, (uint32_t)delta,
+						   __ATOMIC_ACQ_REL);
+		}
 		if (!c->sep || c->slot == IVL_SLOT_NONE)
 			continue;
 		h = ivl_region_chan(&c->sep->ep->rg, ivl_endpoint_id(c->sep->ep), c->slot);
@@ -1077,8 +1223,11 @@ void shim_fork_child(void)
 		 * connection (it would wake us for ever). */
 		ivl__ep_fork_child(s->ep);
 	}
-	g_own = NULL;
-	g_attach_retry_ns = 0;
+	/* Our own endpoints come anew, one per region of the same list. */
+	for (int i = 0; i < SHIM_REGIONS_MAX; i++) {
+		g_reg[i].sep = NULL;
+		g_reg[i].retry_ns = 0;
+	}
 	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
 		pthread_mutex_init(&c->lock, NULL);
 		shim_guard_init(&c->txg);

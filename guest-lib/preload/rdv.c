@@ -85,6 +85,42 @@ int ivl__shim_find_listener(const struct ivl_region *rg, uint32_t self, int fam,
 	return -ENOENT;
 }
 
+int ivl__shim_addr_known(const struct ivl_region *rg, const uint8_t *addr)
+{
+	for (uint32_t p = 0; p < rg->hdr.max_peers; p++) {
+		struct ivl_peer_view pv;
+
+		if (ivl_region_peer_view(rg, p, &pv) < 0 || pv.state != IVL_PEER_UP ||
+		    ivl_section_check(rg, p) < 0)
+			continue;
+		for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
+			struct ivl_chan_half *h = ivl_region_chan(rg, p, s);
+			struct ivl_shim_half sh;
+			uint32_t gen, st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE), n;
+
+			if (st != IVL_CHAN_LISTEN && st != IVL_CHAN_OFFERED && st != IVL_CHAN_NOTE)
+				continue;
+			gen = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
+			memcpy(&sh, &h->shim, sizeof(sh));
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) != st ||
+			    __atomic_load_n(&h->gen, __ATOMIC_RELAXED) != gen ||
+			    h->owner_epoch != pv.epoch || sh.kind == 0)
+				continue;
+			if (!ivl__shim_addr_any((int)sh.family, sh.laddr) &&
+			    !memcmp(sh.laddr, addr, 16))
+				return 1;
+			if (sh.kind != IVL_SHIM_LISTEN)
+				continue;
+			n = sh.n_addrs < IVL_SHIM_ADDRS ? sh.n_addrs : IVL_SHIM_ADDRS;
+			for (uint32_t i = 0; i < n; i++)
+				if (!memcmp(sh.addrs[i], addr, 16))
+					return 1;
+		}
+	}
+	return 0;
+}
+
 int ivl__shim_find_proposal(const struct ivl_region *rg, uint32_t self, int fam,
 			    const uint8_t *caddr, uint16_t cport, const uint8_t *saddr,
 			    uint16_t sport, struct shim_proposal *out)

@@ -34,6 +34,17 @@ int ivl__shim_addr_loopback(int fam, const uint8_t *a);
 int ivl__shim_find_listener(const struct ivl_region *rg, uint32_t self, int fam, const uint8_t *dst,
 			    uint16_t port, uint32_t *peer);
 
+/*
+ * 1 if addr (16 bytes, IPv4 folded into the first 4 as shim_sa_parse()
+ * leaves it) is an address a live peer of rg published in any of its shim
+ * records: a listener's bound address or the local addresses of a
+ * wildcard listener, the owner's address of a proposal, accept or note.
+ * That is how a server tells a client of one of its regions' peers from
+ * one outside them (no-shared-region, shim.h); a hostile peer can only
+ * change which of the two reasons is counted.
+ */
+int ivl__shim_addr_known(const struct ivl_region *rg, const uint8_t *addr);
+
 struct shim_proposal {
 	uint32_t peer, slot, gen, epoch;
 	char name[IVL_NAME_MAX]; /* NUL terminated */

@@ -29,6 +29,41 @@
  * program that writes and then makes no call is not held back, in a
  * progress thread that runs only while a connection is pending (core.c).
  *
+ * Several regions
+ * ---------------
+ * A process attaches to every region of its endpoint list (core.c): the
+ * comma-separated URIs of IVLINK_ENDPOINT, else every region ivl_regions()
+ * lists (on the host the sockets of IVLINK_ENDPOINTS; in a guest every
+ * ivshmem device) when that is more than one, else "auto". Each attaches
+ * lazily and alone; one that fails is skipped with a debug line and
+ * retried a second later. Channels never cross regions, so:
+ *
+ *  - listen() publishes the LISTEN record in every attached region;
+ *  - connect() looks for the destination's listener in each region in list
+ *    order and proposes in the first that has it; the connection, its
+ *    rings and its counters live in that region only (c->sep);
+ *  - accept() looks for the proposal in each of the listener's regions and
+ *    answers in the one it is in (a forked worker: with its own endpoint
+ *    of that region, and the REDIRECT note in that region too).
+ *
+ * Peers that share no region stay on TCP. Which reason is counted, and
+ * where (fallbacks made before any region is chosen count in the first
+ * attached region):
+ *
+ *  - client, listener in none of our regions: no-shared-region if the
+ *    destination is a loopback address and its port carries the host-local
+ *    listener mark (an abstract AF_UNIX name "ivlink-shim-listen:PORT" a
+ *    listener binds once published in a region: it listens under the shim,
+ *    in regions we are not in); else no-listener (we cannot see other
+ *    regions; a remote destination's server counts the precise reason);
+ *  - server, no proposal in any of the listener's regions:
+ *    no-shared-region if the client's address is not one of those
+ *    regions' peers (no live peer published it in a shim record:
+ *    listener addresses, its side's address of a proposal, accept or note)
+ *    and not of this machine (loopback or our own address); else
+ *    peer-no-shim (a peer of ours, or a program on this machine we cannot
+ *    tell apart from a shimmed one of another region).
+ *
  * Close, exit and a remote that left
  * ----------------------------------
  * close() of the last fd (and exit, from the destructor, for every
@@ -239,11 +274,15 @@ enum shim_state {
 	SS_FALLBACK,
 };
 
+/* Regions a process attaches to at most (the endpoint list, core.c). */
+#define SHIM_REGIONS_MAX 16
+
 /* An endpoint as this process uses it: its own, or inherited over fork. */
 struct shim_ep {
 	struct ivl_endpoint *ep;
 	pid_t owner;
 	int inherited;
+	int idx; /* its place in the endpoint list (the lookup order) */
 	struct ivl__backend_ops ops_nocontrol; /* inherited: process = NULL */
 	struct shim_ep *next;
 };
@@ -377,6 +416,14 @@ struct shim_conn {
 	 * closed once the client decided. rd_sep NULL: none. */
 	struct shim_ep *rd_sep;
 	uint32_t rd_slot;
+	/* A listener's LISTEN records in the regions after its first one
+	 * (sep, slot), in the endpoint list's order. */
+	struct shim_lrec {
+		struct shim_ep *sep;
+		uint32_t slot;
+	} * lmore;
+	int n_lmore;
+	int lmark; /* a listener's host-local mark (conn_handshake.c), or -1 */
 	/* Rings, the remote's doorbell, its id and epoch, liveness (link.h);
 	 * lk.ep is set with sep. */
 	struct ivl__link lk;
@@ -429,9 +476,16 @@ static inline struct shim_epoll *shim_epoll_of(struct shim_obj *o)
 	return o && o->type == SHIM_T_EPOLL ? (struct shim_epoll *)o : NULL;
 }
 
-/* Endpoints (core.c). */
-struct shim_ep *shim_ep_get(void);	 /* own endpoint, attaching lazily */
-struct shim_ep *shim_ep_own(void);	 /* own endpoint or NULL, never attaches */
+/* Endpoints (core.c): one of our own per region of the endpoint list. */
+/* Attaches lazily to every region not attached yet (one that fails is
+ * skipped and retried later); fills out with our endpoints in list order
+ * and returns their count. */
+int shim_eps_get(struct shim_ep **out, int max);
+struct shim_ep *shim_ep_get(void); /* the first of shim_eps_get(), or NULL */
+struct shim_ep *shim_ep_own(void); /* the first attached, never attaches */
+/* Our own endpoint in like's region (attaching lazily), or NULL. */
+struct shim_ep *shim_ep_own_like(const struct shim_ep *like);
+int shim_same_region(const struct shim_ep *a, const struct shim_ep *b);
 int shim_ep_fds(int *fds, int max);	 /* endpoint fds to wait on */
 void shim_ep_process_all(void);		 /* drain doorbells, sync all */
 extern pthread_mutex_t shim_active_lock; /* the active list */

@@ -92,6 +92,8 @@ typedef void (*ivl_log_fn)(void *ctx, enum ivl_log_level level, const char *msg)
 #define IVL_ENDPOINT_DEFAULT "/run/ivlink/ivlinkd.sock"
 #define IVL_ENV_ENDPOINT     "IVLINK_ENDPOINT"
 #define IVL_ENV_SPIN_NS	     "IVLINK_SPIN_NS"
+/* Host: the daemon sockets ivl_regions() lists, separated by commas. */
+#define IVL_ENV_ENDPOINTS "IVLINK_ENDPOINTS"
 
 #define IVL_CHANNEL_RING_DEFAULT (1u << 20)
 
@@ -268,8 +270,11 @@ struct ivl_region_info {
  * name, size, peers and own id come from the agent (ivlink-guestd) when it
  * runs, else from the device's header through sysfs (no driver bound); a
  * device owned by another process directly is listed with name "". On the
- * host: the default daemon socket if it exists (uri = its path, name ""),
- * since daemons' sockets can live anywhere; open each known socket instead.
+ * host: the sockets listed in $IVLINK_ENDPOINTS (IVL_ENV_ENDPOINTS, comma
+ * separated, as written, unchecked) when it is set, else the default
+ * daemon socket if it exists (uri = its path, name ""), since daemons'
+ * sockets can live anywhere. With IVLINK_ENDPOINTS set this is the list
+ * in a guest too.
  * Fills at most n entries of out (out may be NULL when n is 0) and returns
  * the number of regions found (may exceed n), or -EINVAL. Thread safe.
  */

@@ -176,7 +176,10 @@ enum ivl_fb_reason {
 	IVL_FB_INTERNAL = 12,	 /* local error (memory, fds) */
 	IVL_FB_PEER_STALE = 13,	 /* the other peer's liveness is unknown (UP under an
 				  * earlier ivlinkd, or no doorbell to ring it) */
-	IVL_FB_REASONS = 20,	 /* size of the counter array */
+	/* The other end is under the shim (client) or a peer (server) only in
+	 * regions we are not in (shim.h, "Several regions"). */
+	IVL_FB_NO_SHARED_REGION = 14,
+	IVL_FB_REASONS = 20, /* size of the counter array */
 };
 
 #define IVL_SHIM_MAGIC 0x4d494853u /* "SHIM" */

@@ -42,11 +42,18 @@
 /* The one stream every client sends and every server checks. */
 #define STREAM_SEED 0x7c9a1fULL
 
+/* 127.0.0.1, or $TCP_PAIR_HOST (an IPv4 address: the server binds it,
+ * 0.0.0.0 for any; the client connects to it), e.g. between guests. */
 static struct sockaddr_in addr(int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	const char *host = getenv("TCP_PAIR_HOST");
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (host && inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		fprintf(stderr, "TCP_PAIR_HOST='%s' is not an IPv4 address\n", host);
+		exit(2);
+	}
 	return a;
 }
 

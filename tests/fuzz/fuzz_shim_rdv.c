@@ -15,7 +15,8 @@
  * ivl__shim_find_listener() must return 0 only with peer 1 (never
  * ourselves, never an id out of range), -ELOOP or -ENOENT;
  * ivl__shim_find_proposal() 0 only with a slot in range and a
- * NUL-terminated name, -ESTALE or -ENOENT.
+ * NUL-terminated name, -ESTALE or -ENOENT; ivl__shim_addr_known() 0 or 1
+ * (and, as all of them, no read outside the region).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -93,5 +94,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (rc < 0 && rc != -ESTALE && rc != -ENOENT)
 		abort();
+
+	{
+		uint8_t a[16] = {0};
+
+		memcpy(a, dst, fam == AF_INET ? 4 : 16);
+		rc = ivl__shim_addr_known(&rg, a);
+		if (rc != 0 && rc != 1)
+			abort();
+	}
 	return 0;
 }

@@ -7,6 +7,7 @@
  * threads; b and c echo, and the hub checks every byte it gets back. Each
  * endpoint reports its own region's name, b's region has no peer c (and c's
  * no b), and the channels of one endpoint do not see the other region.
+ * And ivl_regions() lists the two sockets named by IVLINK_ENDPOINTS.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -129,6 +131,37 @@ static void *checker(void *arg)
 	return NULL;
 }
 
+/*
+ * ivl_regions() on the host lists $IVLINK_ENDPOINTS as written, in order
+ * (blanks around the commas and empty items dropped), counts past n, and
+ * each URI opens the region it names.
+ */
+static void check_endpoints_list(void)
+{
+	struct ivl_region_info ri[2];
+	char list[512];
+	int n;
+
+	snprintf(list, sizeof(list), " %s ,, %s,", blue.uri, red.sock);
+	CHECK(setenv(IVL_ENV_ENDPOINTS, list, 1) == 0, "setenv");
+	n = ivl_regions(ri, 2);
+	CHECK(n == 2, "ivl_regions with IVLINK_ENDPOINTS='%s': %d regions, not 2", list, n);
+	CHECK(strcmp(ri[0].uri, blue.uri) == 0 && strcmp(ri[1].uri, red.sock) == 0,
+	      "ivl_regions: '%s', '%s' for '%s'", ri[0].uri, ri[1].uri, list);
+	CHECK(ivl_regions(ri, 1) == 2 && ivl_regions(NULL, 0) == 2, "ivl_regions counts past n");
+	for (int i = 0; i < 2; i++) {
+		struct ivl_endpoint_opts o = {.uri = ri[i].uri, .name = "lister"};
+		struct ivl_endpoint *ep;
+		int rc = ivl_endpoint_open(&ep, &o);
+
+		CHECK(rc == 0, "open %s: %s", ri[i].uri, strerror(-rc));
+		CHECK(strcmp(ivl_endpoint_region(ep), i ? "red" : "blue") == 0, "%s is region '%s'",
+		      ri[i].uri, ivl_endpoint_region(ep));
+		ivl_endpoint_close(ep);
+	}
+	unsetenv(IVL_ENV_ENDPOINTS);
+}
+
 int main(int argc, char **argv)
 {
 	const char *ivlinkd = ts_init_ivlinkd(argc, argv, "several_regions_per_process", 100);
@@ -147,6 +180,7 @@ int main(int argc, char **argv)
 			(const char *const[]){"-l", "32M", "-n", "4", "--max-peers", "8", "--name",
 					      "blue", NULL},
 			NULL);
+	check_endpoints_list();
 	ep_red = ts_open(&red, "hub", 0, IVL_LOG_WARN);
 	ep_blue = ts_open(&blue, "hub", 0, IVL_LOG_WARN);
 	CHECK(strcmp(ivl_endpoint_region(ep_red), "red") == 0 &&

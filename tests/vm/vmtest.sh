@@ -55,10 +55,14 @@ vmt_daemon() {
 # Polls `ivlinkctl status --json` of $tmp/ivlinkd.sock once a second into
 # $tmp/st.* while the guests run (their peers leave with them), in the
 # background until the test ends. Needs $IVLINKCTL.
-vmt_poll_status() {
+# Optional: SOCKET PREFIX for another daemon (several regions), snapshots
+# $tmp/PREFIX.* instead.
+# shellcheck disable=SC2120 # the arguments are optional
+vmt_poll_status() { # [socket prefix]
+	local sock=${1:-$tmp/ivlinkd.sock} pre=${2:-st}
 	( while :; do
-		"$IVLINKCTL" status --socket "$tmp/ivlinkd.sock" --json >"$tmp/st.new" 2>/dev/null &&
-			mv "$tmp/st.new" "$tmp/st.$(date +%s%N)"
+		"$IVLINKCTL" status --socket "$sock" --json >"$tmp/$pre.new" 2>/dev/null &&
+			mv "$tmp/$pre.new" "$tmp/$pre.$(date +%s%N)"
 		sleep 1
 	done ) &
 	ts_bg $!
@@ -67,10 +71,10 @@ vmt_poll_status() {
 # Highest value of a shim counter (a field or a fallback reason) of a
 # guest's peer (its QEMU's pid, from the launcher's logdir $tmp/logs) over
 # every snapshot vmt_poll_status() took.
-vmt_stat_max() { # guest field
+vmt_stat_max() { # guest field [prefix]
 	local pid
 	pid=$(cat "$tmp/logs/$1.pid" 2>/dev/null || echo -1)
-	cat "$tmp"/st.[0-9]* 2>/dev/null | python3 -c '
+	cat "$tmp/${3:-st}".[0-9]* 2>/dev/null | python3 -c '
 import json, sys
 pid, field, best = int(sys.argv[1]), sys.argv[2], 0
 dec = json.JSONDecoder()
