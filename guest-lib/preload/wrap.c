@@ -420,7 +420,12 @@ SHIM_API ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int 
 SHIM_API ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	int pass;
-	ssize_t rc = send_common(fd, m->msg_iov, (int)m->msg_iovlen, flags, &pass);
+	ssize_t rc;
+
+	/* Accelerated fds passed in m move back to TCP before they leave. */
+	if (m->msg_controllen)
+		shim_demote_msg(m);
+	rc = send_common(fd, m->msg_iov, (int)m->msg_iovlen, flags, &pass);
 
 	return pass ? REAL(sendmsg)(fd, m, flags) : rc;
 }
@@ -814,8 +819,14 @@ SHIM_API pid_t fork(void)
 
 SHIM_API int execve(const char *path, char *const argv[], char *const envp[])
 {
-	char **env = shim_exec_env(envp);
-	int rc = REAL(execve)(path, argv, env ? env : envp);
+	char **env;
+	int rc;
+
+	/* The new program's shim knows nothing of our rings: connections it
+	 * inherits move back to TCP first. */
+	shim_demote_exec();
+	env = shim_exec_env(envp);
+	rc = REAL(execve)(path, argv, env ? env : envp);
 
 	free(env);
 	return rc;

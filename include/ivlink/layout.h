@@ -173,7 +173,12 @@ enum ivl_fb_reason {
 	IVL_FB_INTERNAL = 12,	 /* local error (memory, fds) */
 	IVL_FB_PEER_STALE = 13,	 /* the other peer's liveness is unknown (UP under an
 				  * earlier ivlinkd, or no doorbell to ring it) */
-	IVL_FB_REASONS = 20,	 /* size of the counter array */
+	/* 15: accelerated, then moved back to TCP (its fd was passed to
+	 * another process, or inherited over execve); 16: such a move that
+	 * the other side never answered, so the connection was reset. */
+	IVL_FB_DEMOTED = 15,
+	IVL_FB_DEMOTE_RESET = 16,
+	IVL_FB_REASONS = 20, /* size of the counter array */
 };
 
 #define IVL_SHIM_MAGIC 0x4d494853u /* "SHIM" */
@@ -368,6 +373,21 @@ enum ivl_chan_state {
  *     in the listener peer's section, follows the note and matches the
  *     ACCEPT half there; the rest is step 4 with that peer. A client that
  *     does not know REDIRECT times out and withdraws, losing nothing.
+ *  6. Demotion: an accelerated connection moves back to TCP before its fd
+ *     leaves the process (SCM_RIGHTS, execve without FD_CLOEXEC). The
+ *     demoting side D stops using both rings and publishes in its own
+ *     half's shim block dm_state IVL_DM_REQ, dm_gen = the remote half's
+ *     gen, dm_tx_tail = its final tx tail, dm_rx_head = how far it read the
+ *     remote's ring (release store of dm_state last), and rings the remote
+ *     P. P stops as well and answers in its own half the same way (dm_state
+ *     IVL_DM_ACK, dm_gen = D's gen). Each side then writes the bytes of its
+ *     own tx ring that the other never read, from the other's dm_rx_head to
+ *     its own tail, to the TCP socket, and is plain TCP from then on: every
+ *     byte arrives once and in order. Two sides demoting at once each take
+ *     the other's request as the answer. A D that sees no answer in time
+ *     (P dead or hostile) resets the TCP connection. P keeps its half (and
+ *     its ring pages) until it closes the connection, so that D can still
+ *     read the answer.
  */
 enum ivl_shim_kind {
 	IVL_SHIM_NONE = 0,
@@ -377,6 +397,13 @@ enum ivl_shim_kind {
 	IVL_SHIM_DECLINE = 4,
 	IVL_SHIM_FALLBACK = 5, /* a note: this connection stayed on TCP */
 	IVL_SHIM_REDIRECT = 6, /* a note: the proposal was accepted elsewhere */
+};
+
+/* struct ivl_shim_half dm_state (rendezvous step 6). */
+enum ivl_shim_demote {
+	IVL_DM_NONE = 0,
+	IVL_DM_REQ = 1, /* this side stopped using the rings and asks the other to */
+	IVL_DM_ACK = 2, /* this side stopped too, answering the other's request */
 };
 
 enum ivl_shim_rdv {
@@ -410,7 +437,15 @@ struct ivl_shim_half {
 		uint32_t redirect_peer; /* redirect: the peer that accepted */
 	};
 	uint32_t owner_pid;
-	uint8_t addrs[IVL_SHIM_ADDRS][16]; /* listen: local addresses */
+	union {
+		uint8_t addrs[IVL_SHIM_ADDRS][16]; /* listen: local addresses */
+		struct {			   /* proposal/accept: step 6 */
+			uint32_t dm_state;	   /* enum ivl_shim_demote, stored last */
+			uint32_t dm_gen;	   /* gen of the remote half it is about */
+			uint64_t dm_tx_tail;	   /* this side's final tx tail */
+			uint64_t dm_rx_head;	   /* this side's final read of the remote's ring */
+		};
+	};
 };
 
 static_assert(offsetof(struct ivl_shim_half, rdv) == 4, "abi");
@@ -421,6 +456,9 @@ static_assert(offsetof(struct ivl_shim_half, raddr) == 40, "abi");
 static_assert(offsetof(struct ivl_shim_half, peer_slot) == 56, "abi");
 static_assert(offsetof(struct ivl_shim_half, n_addrs) == 72, "abi");
 static_assert(offsetof(struct ivl_shim_half, addrs) == 80, "abi");
+static_assert(offsetof(struct ivl_shim_half, dm_state) == 80, "abi");
+static_assert(offsetof(struct ivl_shim_half, dm_tx_tail) == 88, "abi");
+static_assert(offsetof(struct ivl_shim_half, dm_rx_head) == 96, "abi");
 static_assert(sizeof(struct ivl_shim_half) == 128, "abi");
 
 #define IVL_SLOT_NONE 0xffffffffu
