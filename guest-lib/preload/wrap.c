@@ -7,6 +7,7 @@
  */
 #include "shim.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -830,4 +831,46 @@ SHIM_API int execve(const char *path, char *const argv[], char *const envp[])
 
 	free(env);
 	return rc;
+}
+
+/*
+ * glibc's execv*() reach execve inside libc, past this library: wrapped
+ * too, so that they move connections back to TCP and keep the shim's
+ * environment like execve(). execl*() and posix_spawn() are not.
+ */
+SHIM_API int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+static int exec_search(const char *file, char *const argv[], char *const envp[])
+{
+	static int (*real)(const char *, char *const[], char *const[]);
+	char **env;
+	int rc, saved;
+
+	if (!real)
+		real = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT,
+										  "execvpe");
+	if (!real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	shim_demote_exec();
+	env = shim_exec_env(envp);
+	rc = real(file, argv, env ? env : envp);
+	saved = errno;
+	free(env);
+	errno = saved;
+	return rc;
+}
+
+SHIM_API int execvp(const char *file, char *const argv[])
+{
+	return exec_search(file, argv, environ);
+}
+
+SHIM_API int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	return exec_search(file, argv, envp);
 }

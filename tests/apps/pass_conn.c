@@ -8,6 +8,7 @@
  *                    connection existed, which serves the rest
  *   pass_conn exec   the server execs itself (exec-worker mode) with the
  *                    socket inherited (no FD_CLOEXEC); the new image serves
+ *   pass_conn execvp the same through execvp()
  *   pass_conn dead   the client is SIGKILLed just before the hand-over: the
  *                    server's sendmsg() returns, and the worker reads EOF
  *                    or ECONNRESET, never hangs
@@ -250,7 +251,8 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 	int c2s[2], s2c[2], sv[2] = {-1, -1}, lfd, fd, port, st;
-	int dead = !strcmp(mode, "dead"), exec_mode = !strcmp(mode, "exec");
+	int dead = !strcmp(mode, "dead"), execvp_mode = !strcmp(mode, "execvp");
+	int exec_mode = !strcmp(mode, "exec") || execvp_mode;
 	pid_t cpid, wpid = -1;
 
 	if (!strcmp(mode, "exec-worker") && argc == 4) {
@@ -262,7 +264,7 @@ int main(int argc, char **argv)
 		return st;
 	}
 	if (!dead && !exec_mode && strcmp(mode, "scm")) {
-		fprintf(stderr, "usage: pass_conn scm|exec|dead\n");
+		fprintf(stderr, "usage: pass_conn scm|exec|execvp|dead\n");
 		return 2;
 	}
 	ts_init(mode, 120);
@@ -302,8 +304,11 @@ int main(int argc, char **argv)
 		snprintf(spid, sizeof(spid), "%d", (int)cpid);
 		char *const nargv[] = {argv[0], w, sfd, spid, NULL};
 
-		execve("/proc/self/exe", nargv, environ);
-		FAIL("execve: %s", strerror(errno));
+		if (execvp_mode)
+			execvp("/proc/self/exe", nargv);
+		else
+			execve("/proc/self/exe", nargv, environ);
+		FAIL("exec: %s", strerror(errno));
 	}
 	if (dead)
 		CHECK_EQ(ts_kill9(cpid), 128 + SIGKILL);

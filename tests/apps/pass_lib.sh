@@ -4,7 +4,7 @@
 # `pass_conn MODE` under the shim, its stdin a FIFO held open until the
 # counters were read; sets PASS_PID (the pid it reported READY with).
 pass_run() {
-	local mode=$1 fifo="$T/stdin.fifo"
+	local mode=$1 fifo="$T/stdin-$1.fifo"
 	mkfifo "$fifo"
 	# Read-write: opening it does not wait for a reader.
 	exec {PASS_IN}<>"$fifo"
