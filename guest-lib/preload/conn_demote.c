@@ -60,14 +60,14 @@ static int read_remote(struct shim_conn *c, struct dm_rec *r)
 
 	if (!h)
 		return 0;
-	/* Acquire: pairs with the release store of dm_state in publish(); the
+	/* Acquire: pairs with the release store of dm.state in publish(); the
 	 * other fields were written before it. */
-	r->state = __atomic_load_n(&h->shim.dm_state, __ATOMIC_ACQUIRE);
+	r->state = __atomic_load_n(&h->shim.dm.state, __ATOMIC_ACQUIRE);
 	if (r->state != IVL_DM_REQ && r->state != IVL_DM_ACK)
 		return 0;
-	r->gen = __atomic_load_n(&h->shim.dm_gen, __ATOMIC_RELAXED);
-	r->tx_tail = __atomic_load_n(&h->shim.dm_tx_tail, __ATOMIC_RELAXED);
-	r->rx_head = __atomic_load_n(&h->shim.dm_rx_head, __ATOMIC_RELAXED);
+	r->gen = __atomic_load_n(&h->shim.dm.gen, __ATOMIC_RELAXED);
+	r->tx_tail = __atomic_load_n(&h->shim.dm.tx_tail, __ATOMIC_RELAXED);
+	r->rx_head = __atomic_load_n(&h->shim.dm.rx_head, __ATOMIC_RELAXED);
 	/* Read after the record: a half reused since then has a new gen. */
 	if (__atomic_load_n(&h->gen, __ATOMIC_ACQUIRE) != c->remote_gen || r->gen != c->gen)
 		return 0;
@@ -90,11 +90,11 @@ static void publish(struct shim_conn *c, uint32_t state)
 	struct ivl_chan_half *h = own_half(c);
 
 	if (h) {
-		__atomic_store_n(&h->shim.dm_gen, c->remote_gen, __ATOMIC_RELAXED);
-		__atomic_store_n(&h->shim.dm_tx_tail, c->lk.tx.ring.p_tail, __ATOMIC_RELAXED);
-		__atomic_store_n(&h->shim.dm_rx_head, c->lk.rx.ring.c_head, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->shim.dm.gen, c->remote_gen, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->shim.dm.tx_tail, c->lk.tx.ring.p_tail, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->shim.dm.rx_head, c->lk.rx.ring.c_head, __ATOMIC_RELAXED);
 		/* Release: pairs with the acquire load in read_remote(). */
-		__atomic_store_n(&h->shim.dm_state, state, __ATOMIC_RELEASE);
+		__atomic_store_n(&h->shim.dm.state, state, __ATOMIC_RELEASE);
 	}
 	ivl__link_kick(&c->lk);
 	shim_poke(c->sep, c->lk.remote);

@@ -376,18 +376,18 @@ enum ivl_chan_state {
  *  6. Demotion: an accelerated connection moves back to TCP before its fd
  *     leaves the process (SCM_RIGHTS, execve without FD_CLOEXEC). The
  *     demoting side D stops using both rings and publishes in its own
- *     half's shim block dm_state IVL_DM_REQ, dm_gen = the remote half's
- *     gen, dm_tx_tail = its final tx tail, dm_rx_head = how far it read the
- *     remote's ring (release store of dm_state last), and rings the remote
- *     P. P stops as well and answers in its own half the same way (dm_state
- *     IVL_DM_ACK, dm_gen = D's gen). Each side then writes the bytes of its
- *     own tx ring that the other never read, from the other's dm_rx_head to
- *     its own tail, to the TCP socket, and is plain TCP from then on: every
- *     byte arrives once and in order. Two sides demoting at once each take
- *     the other's request as the answer. A D that sees no answer in time
- *     (P dead or hostile) resets the TCP connection. P keeps its half (and
- *     its ring pages) until it closes the connection, so that D can still
- *     read the answer.
+ *     half's shim block (struct ivl_shim_dm): dm.gen = the remote half's
+ *     gen, dm.tx_tail = its final tx tail, dm.rx_head = how far it read
+ *     the remote's ring, then dm.state = IVL_DM_REQ (release store), and
+ *     rings the remote P. P stops as well and answers in its own half the
+ *     same way (IVL_DM_ACK, dm.gen = D's gen). Each side then writes the
+ *     bytes of its own tx ring that the other never read, from the other's
+ *     dm.rx_head to its own tail, to the TCP socket, and is plain TCP from
+ *     then on: every byte arrives once and in order. Two sides demoting at
+ *     once each take the other's request as the answer. A D that sees no
+ *     answer in time (P dead or hostile) resets the TCP connection. P keeps
+ *     its half (and its ring pages) until it closes the connection, so that
+ *     D can still read the answer.
  */
 enum ivl_shim_kind {
 	IVL_SHIM_NONE = 0,
@@ -399,7 +399,7 @@ enum ivl_shim_kind {
 	IVL_SHIM_REDIRECT = 6, /* a note: the proposal was accepted elsewhere */
 };
 
-/* struct ivl_shim_half dm_state (rendezvous step 6). */
+/* struct ivl_shim_dm state (rendezvous step 6). */
 enum ivl_shim_demote {
 	IVL_DM_NONE = 0,
 	IVL_DM_REQ = 1, /* this side stopped using the rings and asks the other to */
@@ -414,6 +414,19 @@ enum ivl_shim_rdv {
 };
 
 #define IVL_SHIM_ADDRS 3u
+
+/* The demotion record of a proposal or accept half (rendezvous step 6),
+ * written by the half's owner, state last. */
+struct ivl_shim_dm {
+	uint32_t state;	  /* enum ivl_shim_demote, stored last (release) */
+	uint32_t gen;	  /* gen of the remote half it is about */
+	uint64_t tx_tail; /* this side's final tx tail */
+	uint64_t rx_head; /* how far this side read the remote's ring */
+};
+
+static_assert(offsetof(struct ivl_shim_dm, tx_tail) == 8, "abi");
+static_assert(offsetof(struct ivl_shim_dm, rx_head) == 16, "abi");
+static_assert(sizeof(struct ivl_shim_dm) == 24, "abi");
 
 /* The shim block of a channel half (offset 384, 128 bytes). Written by the
  * owner before the half's state is published, except rdv (client CAS),
@@ -439,12 +452,7 @@ struct ivl_shim_half {
 	uint32_t owner_pid;
 	union {
 		uint8_t addrs[IVL_SHIM_ADDRS][16]; /* listen: local addresses */
-		struct {			   /* proposal/accept: step 6 */
-			uint32_t dm_state;	   /* enum ivl_shim_demote, stored last */
-			uint32_t dm_gen;	   /* gen of the remote half it is about */
-			uint64_t dm_tx_tail;	   /* this side's final tx tail */
-			uint64_t dm_rx_head;	   /* this side's final read of the remote's ring */
-		};
+		struct ivl_shim_dm dm;		   /* proposal/accept: step 6 */
 	};
 };
 
@@ -456,9 +464,7 @@ static_assert(offsetof(struct ivl_shim_half, raddr) == 40, "abi");
 static_assert(offsetof(struct ivl_shim_half, peer_slot) == 56, "abi");
 static_assert(offsetof(struct ivl_shim_half, n_addrs) == 72, "abi");
 static_assert(offsetof(struct ivl_shim_half, addrs) == 80, "abi");
-static_assert(offsetof(struct ivl_shim_half, dm_state) == 80, "abi");
-static_assert(offsetof(struct ivl_shim_half, dm_tx_tail) == 88, "abi");
-static_assert(offsetof(struct ivl_shim_half, dm_rx_head) == 96, "abi");
+static_assert(offsetof(struct ivl_shim_half, dm) == 80, "abi");
 static_assert(sizeof(struct ivl_shim_half) == 128, "abi");
 
 #define IVL_SLOT_NONE 0xffffffffu
