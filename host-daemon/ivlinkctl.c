@@ -578,6 +578,10 @@ static const char *const fb_names[] = {
 
 static const char *fb_name(uint32_t r)
 {
+	if (r == IVL_FB_DEMOTED)
+		return "demoted";
+	if (r == IVL_FB_DEMOTE_RESET)
+		return "demote-reset";
 	return r < sizeof(fb_names) / sizeof(fb_names[0]) ? fb_names[r] : "unknown";
 }
 

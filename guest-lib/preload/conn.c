@@ -66,7 +66,7 @@ void shim_conn_free(struct shim_conn *c)
 int shim_is_active(int st)
 {
 	return st == SS_CONNECTING || st == SS_CLI_PENDING || st == SS_SRV_PENDING ||
-	       st == SS_ACCEL;
+	       st == SS_ACCEL || st == SS_DEMOTING;
 }
 
 /*

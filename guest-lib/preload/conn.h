@@ -156,6 +156,8 @@ void shim_poke(struct shim_ep *sep, uint32_t peer);
 void shim_release_half(struct shim_conn *c);
 void shim_do_fallback(struct shim_conn *c, uint32_t reason);
 int shim_cli_withdraw(struct shim_conn *c, uint32_t reason);
+/* A FALLBACK note about c for ivlinkctl, as c's half. */
+void shim_fallback_note(struct shim_conn *c, uint32_t reason);
 
 /* conn_io.c */
 void shim_pending_wait(struct shim_conn *c, int64_t deadline);

@@ -613,6 +613,11 @@ static void fallback_note(struct shim_conn *c, uint32_t kind, uint32_t reason, u
 	c->slot = note_in(c->sep, c, kind, reason, remote, peer_slot, peer_gen, 0);
 }
 
+void shim_fallback_note(struct shim_conn *c, uint32_t reason)
+{
+	fallback_note(c, IVL_SHIM_FALLBACK, reason, c->lk.remote, IVL_SLOT_NONE, 0);
+}
+
 void shim_redirect_done(struct shim_conn *c)
 {
 	if (!c->rd_sep)
@@ -857,6 +862,10 @@ void shim_progress(struct shim_conn *c)
 
 	if (st == SS_CONNECTING) {
 		shim_connecting_check(c, 0);
+		return;
+	}
+	if (st == SS_ACCEL && shim_demote_asked(c)) {
+		shim_demote_answer(c);
 		return;
 	}
 	if (st != SS_CLI_PENDING && st != SS_SRV_PENDING)

@@ -92,6 +92,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->sndtimeo_ns);
 	ssize_t ret;
+	int demote = 0;
 	int st = io_state(c, flags);
 
 	if (st < 0)
@@ -109,7 +110,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		long n;
 
 		st = get_state(c);
-		if (st == SS_FALLBACK) {
+		if (st == SS_FALLBACK || st == SS_DEMOTING) {
 			ret = done ? (ssize_t)done : SHIM_PASS;
 			break;
 		}
@@ -152,6 +153,14 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			ret = done ? (ssize_t)done : -ECONNRESET;
 			break;
 		}
+		/* Full because the remote stopped reading to move the
+		 * connection back to TCP (conn_demote.c): answer, then the
+		 * rest goes over TCP, after the replay. */
+		if (st == SS_ACCEL && shim_demote_asked(c)) {
+			ret = done ? (ssize_t)done : SHIM_PASS;
+			demote = 1;
+			break;
+		}
 		/* Full: like a kernel socket's SOCK_NOSPACE, owes an EPOLLOUT
 		 * edge once there is room (user-space EPOLLET). */
 		if (dontwait)
@@ -190,6 +199,8 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	flush_tx(c); /* the full path counts at once, as before the fast one */
 	pthread_mutex_unlock(&c->txg.lock);
 	free(alloc);
+	if (demote)
+		shim_progress(c);
 	if (c->rfd >= 0)
 		shim_sync(c);
 	return ret;
@@ -234,7 +245,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->rcvtimeo_ns);
 	int64_t next_probe = 0;
-	int gone_seen = 0;
+	int gone_seen = 0, demote = 0;
 	ssize_t ret;
 	int st = io_state(c, flags);
 
@@ -265,6 +276,12 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	for (;;) {
 		long n;
 
+		/* Moving back to TCP (conn_demote.c): the ring's unread bytes
+		 * come again over TCP, so they are not read here. */
+		if (get_state(c) != SS_ACCEL) {
+			ret = done ? (ssize_t)done : SHIM_PASS;
+			break;
+		}
 		if (c->shut_rd) {
 			ret = (ssize_t)done;
 			break;
@@ -299,6 +316,13 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		if (n != -EAGAIN) {
 			__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
 			ret = done ? (ssize_t)done : -ECONNRESET;
+			break;
+		}
+		/* Empty because the remote asked to move back to TCP: answer,
+		 * then read the kernel socket. */
+		if (shim_demote_asked(c)) {
+			ret = done ? (ssize_t)done : SHIM_PASS;
+			demote = 1;
 			break;
 		}
 		/* Empty, no EOF: a remote that left without one reset us. It
@@ -370,6 +394,8 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	flush_rx(c);
 	pthread_mutex_unlock(&c->rxg.lock);
 	free(alloc);
+	if (demote)
+		shim_progress(c);
 	if (c->rfd >= 0)
 		shim_sync(c);
 	return ret;

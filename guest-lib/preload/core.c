@@ -129,6 +129,11 @@ const char *shim_reason_name(uint32_t r)
 	    "withdrawn", "proto",     "internal",    "peer-stale",   "no-shared-region",
 	};
 
+	/* Sockets passed between processes (conn_demote.c). */
+	if (r == IVL_FB_DEMOTED)
+		return "demoted";
+	if (r == IVL_FB_DEMOTE_RESET)
+		return "demote-reset";
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
 }
 

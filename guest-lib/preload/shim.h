@@ -272,6 +272,7 @@ enum shim_state {
 	SS_SRV_PENDING,
 	SS_ACCEL,
 	SS_FALLBACK,
+	SS_DEMOTING, /* leaving the rings for TCP (conn_demote.c): sends wait */
 };
 
 /* Regions a process attaches to at most (the endpoint list, core.c). */
@@ -523,6 +524,16 @@ void shim_fork_prepare(void);
 void shim_fork_parent(int failed);
 void shim_fork_child(void);
 char **shim_exec_env(char *const envp[]);
+/* Sockets passed between processes (conn_demote.c): before an fd leaves
+ * the process (SCM_RIGHTS in m, execve), its accelerated connections move
+ * back to TCP with every byte in order, or are reset. */
+void shim_demote_msg(const struct msghdr *m);
+void shim_demote_exec(void);
+/* The remote asked to move c back to TCP (layout.h, rendezvous step 6):
+ * a read of one shared line. shim_progress() answers it (c is plain TCP
+ * afterwards). */
+int shim_demote_asked(struct shim_conn *c);
+void shim_demote_answer(struct shim_conn *c);
 #define SHIM_PASS (-100000) /* shim_sendv/recvv/shutdown: use the real call */
 void shim_count_fallback(struct shim_ep *sep, uint32_t reason);
 /* Set when a half was closed while its remote may still read it: such a

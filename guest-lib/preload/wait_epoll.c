@@ -90,7 +90,8 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int sync)
 		 * passed, even for callers that never sleep (timeout 0). */
 		if (st == SS_CONNECTING ||
 		    ((st == SS_CLI_PENDING || st == SS_SRV_PENDING) && sync) ||
-		    (st == SS_CLI_PENDING && ivl__now_ns() >= c->deadline_ns)) {
+		    (st == SS_CLI_PENDING && ivl__now_ns() >= c->deadline_ns) ||
+		    (st == SS_ACCEL && shim_demote_asked(c))) {
 			shim_progress(c);
 			st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 		}
@@ -194,7 +195,8 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 			if (pass == 0 ? i < skip : i >= skip)
 				continue;
 			if (st == SS_CONNECTING || st == SS_CLI_PENDING || st == SS_SRV_PENDING ||
-			    (c->inherited && st == SS_ACCEL))
+			    (c->inherited && st == SS_ACCEL) ||
+			    (st == SS_ACCEL && shim_demote_asked(c)))
 				*slow = 1;
 			if (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING)
 				*rings = 1;

@@ -83,7 +83,8 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			int st = c ? __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) : -1;
 
 			fds[i].revents = 0;
-			if (c && (st == SS_CLI_PENDING || st == SS_SRV_PENDING)) {
+			if (c && (st == SS_CLI_PENDING || st == SS_SRV_PENDING ||
+				  (st == SS_ACCEL && shim_demote_asked(c)))) {
 				shim_progress(c);
 				st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 				if (st == SS_CLI_PENDING && c->deadline_ns < next)

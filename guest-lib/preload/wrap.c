@@ -7,6 +7,7 @@
  */
 #include "shim.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -420,7 +421,12 @@ SHIM_API ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int 
 SHIM_API ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	int pass;
-	ssize_t rc = send_common(fd, m->msg_iov, (int)m->msg_iovlen, flags, &pass);
+	ssize_t rc;
+
+	/* Accelerated fds passed in m move back to TCP before they leave. */
+	if (m->msg_controllen)
+		shim_demote_msg(m);
+	rc = send_common(fd, m->msg_iov, (int)m->msg_iovlen, flags, &pass);
 
 	return pass ? REAL(sendmsg)(fd, m, flags) : rc;
 }
@@ -814,9 +820,57 @@ SHIM_API pid_t fork(void)
 
 SHIM_API int execve(const char *path, char *const argv[], char *const envp[])
 {
-	char **env = shim_exec_env(envp);
-	int rc = REAL(execve)(path, argv, env ? env : envp);
+	char **env;
+	int rc;
+
+	/* The new program's shim knows nothing of our rings: connections it
+	 * inherits move back to TCP first. */
+	shim_demote_exec();
+	env = shim_exec_env(envp);
+	rc = REAL(execve)(path, argv, env ? env : envp);
 
 	free(env);
 	return rc;
+}
+
+/*
+ * glibc's execv*() reach execve inside libc, past this library: wrapped
+ * too, so that they move connections back to TCP and keep the shim's
+ * environment like execve(). execl*() and posix_spawn() are not.
+ */
+SHIM_API int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+static int exec_search(const char *file, char *const argv[], char *const envp[])
+{
+	static int (*real)(const char *, char *const[], char *const[]);
+	char **env;
+	int rc, saved;
+
+	if (!real)
+		real = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT,
+										  "execvpe");
+	if (!real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	shim_demote_exec();
+	env = shim_exec_env(envp);
+	rc = real(file, argv, env ? env : envp);
+	saved = errno;
+	free(env);
+	errno = saved;
+	return rc;
+}
+
+SHIM_API int execvp(const char *file, char *const argv[])
+{
+	return exec_search(file, argv, environ);
+}
+
+SHIM_API int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	return exec_search(file, argv, envp);
 }

@@ -179,6 +179,11 @@ enum ivl_fb_reason {
 	/* The other end is under the shim (client) or a peer (server) only in
 	 * regions we are not in (shim.h, "Several regions"). */
 	IVL_FB_NO_SHARED_REGION = 14,
+	/* 15: accelerated, then moved back to TCP (its fd was passed to
+	 * another process, or inherited over execve); 16: such a move that
+	 * the other side never answered, so the connection was reset. */
+	IVL_FB_DEMOTED = 15,
+	IVL_FB_DEMOTE_RESET = 16,
 	IVL_FB_REASONS = 20, /* size of the counter array */
 };
 
@@ -387,6 +392,21 @@ enum ivl_chan_state {
  *     in the listener peer's section, follows the note and matches the
  *     ACCEPT half there; the rest is step 4 with that peer. A client that
  *     does not know REDIRECT times out and withdraws, losing nothing.
+ *  6. Demotion: an accelerated connection moves back to TCP before its fd
+ *     leaves the process (SCM_RIGHTS, execve without FD_CLOEXEC). The
+ *     demoting side D stops using both rings and publishes in its own
+ *     half's shim block (struct ivl_shim_dm): dm.gen = the remote half's
+ *     gen, dm.tx_tail = its final tx tail, dm.rx_head = how far it read
+ *     the remote's ring, then dm.state = IVL_DM_REQ (release store), and
+ *     rings the remote P. P stops as well and answers in its own half the
+ *     same way (IVL_DM_ACK, dm.gen = D's gen). Each side then writes the
+ *     bytes of its own tx ring that the other never read, from the other's
+ *     dm.rx_head to its own tail, to the TCP socket, and is plain TCP from
+ *     then on: every byte arrives once and in order. Two sides demoting at
+ *     once each take the other's request as the answer. A D that sees no
+ *     answer in time (P dead or hostile) resets the TCP connection. P keeps
+ *     its half (and its ring pages) until it closes the connection, so that
+ *     D can still read the answer.
  */
 enum ivl_shim_kind {
 	IVL_SHIM_NONE = 0,
@@ -398,6 +418,13 @@ enum ivl_shim_kind {
 	IVL_SHIM_REDIRECT = 6, /* a note: the proposal was accepted elsewhere */
 };
 
+/* struct ivl_shim_dm state (rendezvous step 6). */
+enum ivl_shim_demote {
+	IVL_DM_NONE = 0,
+	IVL_DM_REQ = 1, /* this side stopped using the rings and asks the other to */
+	IVL_DM_ACK = 2, /* this side stopped too, answering the other's request */
+};
+
 enum ivl_shim_rdv {
 	IVL_RDV_NONE = 0,
 	IVL_RDV_PROPOSED = 1,
@@ -406,6 +433,19 @@ enum ivl_shim_rdv {
 };
 
 #define IVL_SHIM_ADDRS 3u
+
+/* The demotion record of a proposal or accept half (rendezvous step 6),
+ * written by the half's owner, state last. */
+struct ivl_shim_dm {
+	uint32_t state;	  /* enum ivl_shim_demote, stored last (release) */
+	uint32_t gen;	  /* gen of the remote half it is about */
+	uint64_t tx_tail; /* this side's final tx tail */
+	uint64_t rx_head; /* how far this side read the remote's ring */
+};
+
+static_assert(offsetof(struct ivl_shim_dm, tx_tail) == 8, "abi");
+static_assert(offsetof(struct ivl_shim_dm, rx_head) == 16, "abi");
+static_assert(sizeof(struct ivl_shim_dm) == 24, "abi");
 
 /* The shim block of a channel half (offset 384, 128 bytes). Written by the
  * owner before the half's state is published, except rdv (client CAS),
@@ -429,7 +469,10 @@ struct ivl_shim_half {
 		uint32_t redirect_peer; /* redirect: the peer that accepted */
 	};
 	uint32_t owner_pid;
-	uint8_t addrs[IVL_SHIM_ADDRS][16]; /* listen: local addresses */
+	union {
+		uint8_t addrs[IVL_SHIM_ADDRS][16]; /* listen: local addresses */
+		struct ivl_shim_dm dm;		   /* proposal/accept: step 6 */
+	};
 };
 
 static_assert(offsetof(struct ivl_shim_half, rdv) == 4, "abi");
@@ -440,6 +483,7 @@ static_assert(offsetof(struct ivl_shim_half, raddr) == 40, "abi");
 static_assert(offsetof(struct ivl_shim_half, peer_slot) == 56, "abi");
 static_assert(offsetof(struct ivl_shim_half, n_addrs) == 72, "abi");
 static_assert(offsetof(struct ivl_shim_half, addrs) == 80, "abi");
+static_assert(offsetof(struct ivl_shim_half, dm) == 80, "abi");
 static_assert(sizeof(struct ivl_shim_half) == 128, "abi");
 
 #define IVL_SLOT_NONE 0xffffffffu
