@@ -42,6 +42,10 @@
 
 #include <ivlink/region.h>
 
+/* How long an fd about to leave waits for the other processes of ours that
+ * hold the connection (a fork's parent about to close its copy). */
+#define SHARED_WAIT_MS 500
+
 /* A replay that makes no progress for this long (the other side does not
  * read its TCP socket) gives up and resets the connection. */
 #define DM_STALL_NS 5000000000LL
@@ -288,12 +292,22 @@ static void demote(struct shim_conn *c)
 	}
 	/* Still held by another process of ours (a fork): that one goes on
 	 * using the rings in turn (shim.h), and a demotion here would pull
-	 * them from under it. The fd leaves as it is (a known limit). */
-	if ((c->inherited || c->forked) && own_half(c) &&
-	    __atomic_load_n(&own_half(c)->shim.procs, __ATOMIC_ACQUIRE) > 1) {
-		SHIM_DBG("fd %d: shared with another process: not moved to TCP", c->fd);
-		pthread_mutex_unlock(&c->lock);
-		return;
+	 * them from under it. A fork+exec server (socat fork + EXEC nofork,
+	 * tcpserver, inetd style) forks, then its parent closes its copy
+	 * while the child may already be in execve: so wait a little for the
+	 * other holders to let go (SHARED_WAIT_MS). If they do not, the fd
+	 * leaves as it is (a known limit). */
+	if ((c->inherited || c->forked) && own_half(c)) {
+		int64_t until = ivl__now_ns() + SHARED_WAIT_MS * 1000000LL;
+
+		while (__atomic_load_n(&own_half(c)->shim.procs, __ATOMIC_ACQUIRE) > 1 &&
+		       ivl__now_ns() < until)
+			usleep(1000);
+		if (__atomic_load_n(&own_half(c)->shim.procs, __ATOMIC_ACQUIRE) > 1) {
+			SHIM_DBG("fd %d: shared with another process: not moved to TCP", c->fd);
+			pthread_mutex_unlock(&c->lock);
+			return;
+		}
 	}
 	/* Both sides demoting at once: each takes the other's request as
 	 * the answer. */
@@ -307,6 +321,17 @@ static void demote_fd(int fd)
 	struct shim_obj *o = shim_get(fd);
 	struct shim_conn *c = shim_conn_of(o);
 
+	/* A rendezvous still pending (a pre-fork server's child that execs
+	 * right after accept: socat fork + EXEC nofork, tcpserver) is settled
+	 * first, for at most the accept timeout and a second: it ends
+	 * accelerated (then moved back to TCP here) or on TCP already. */
+	if (c && (get_state(c) == SS_CLI_PENDING || get_state(c) == SS_SRV_PENDING)) {
+		int64_t until = ivl__now_ns() + shim_cfg.accept_timeout_ns + 1000000000LL;
+
+		while ((get_state(c) == SS_CLI_PENDING || get_state(c) == SS_SRV_PENDING) &&
+		       ivl__now_ns() < until)
+			shim_pending_wait(c, until);
+	}
 	if (c && get_state(c) == SS_ACCEL)
 		demote(c);
 	shim_put(o);
