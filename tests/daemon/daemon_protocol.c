@@ -55,44 +55,6 @@ static void efd_write(int fd, uint64_t v)
 	CHECK(write(fd, &v, 8) == 8);
 }
 
-/*
- * A status request by bound name, as libivlink's host backend makes it
- * (host-daemon/server/status.c): the reply text in buf, the fd that came
- * with it in *fd (-1 if none).
- */
-static void status_req(const char *req, char *buf, size_t len, int *fd)
-{
-	struct sockaddr_un me = {.sun_family = AF_UNIX}, sa = {.sun_family = AF_UNIX};
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int n = snprintf(me.sun_path + 1, sizeof(me.sun_path) - 1, "ivlink-status-req/%s", req);
-	size_t have = 0;
-
-	CHECK(s >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ts_path("sock.ctl"));
-	CHECK(bind(s, (struct sockaddr *)&me,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) == 0);
-	CHECK(connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-	*fd = -1;
-	for (;;) {
-		char cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = {buf + have, len - 1 - have};
-		struct msghdr mh = {.msg_iov = &iov,
-				    .msg_iovlen = 1,
-				    .msg_control = cbuf,
-				    .msg_controllen = sizeof(cbuf)};
-		ssize_t r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-
-		if (r <= 0)
-			break;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-				memcpy(fd, CMSG_DATA(c), sizeof(int));
-		have += (size_t)r;
-	}
-	buf[have] = '\0';
-	close(s);
-}
-
 int main(void)
 {
 	struct ivl_server_config cfg;
@@ -186,11 +148,11 @@ int main(void)
 	/* A peer that dropped b's eventfds asks for one again ("vector/P/V"):
 	 * the fd that comes is b's vector k (b reads what is written to it). */
 	for (unsigned k = 0; k < NVEC; k++) {
-		char buf[512], want[64];
+		char buf[512], req[64], want[64];
 		int vfd;
 
-		snprintf(buf, sizeof(buf), "vector/%d/%u/t%u", b_id, k, k);
-		status_req(buf, buf, sizeof(buf), &vfd);
+		snprintf(req, sizeof(req), "vector/%d/%u/t%u", b_id, k, k);
+		CHECK(ts_status_request(ts_path("sock.ctl"), req, buf, sizeof(buf), &vfd) == 0);
 		snprintf(want, sizeof(want), "ivlinkd-vector 1 id=%d vector=%u epoch=", b_id, k);
 		CHECK(strncmp(buf, want, strlen(want)) == 0 && strstr(buf, "\nend\n"),
 		      "vector request: %s", buf);
@@ -209,11 +171,13 @@ int main(void)
 		int vfd;
 
 		for (unsigned i = 0; i < 3; i++) {
-			status_req(none[i], buf, sizeof(buf), &vfd);
+			CHECK(ts_status_request(ts_path("sock.ctl"), none[i], buf, sizeof(buf),
+						&vfd) == 0);
 			CHECK(strncmp(buf, "ivlinkd-vector 1 error=ENOENT\n", 30) == 0 && vfd < 0,
 			      "%s: %s", none[i], buf);
 		}
-		status_req("vector/1x/0/", buf, sizeof(buf), &vfd);
+		CHECK(ts_status_request(ts_path("sock.ctl"), "vector/1x/0/", buf, sizeof(buf),
+					&vfd) == 0);
 		CHECK(strncmp(buf, "ivlinkd-status 1\n", 17) == 0, "malformed: %.60s", buf);
 		if (vfd >= 0)
 			close(vfd); /* the status carries the region, read-only */

@@ -96,9 +96,23 @@ static int nobody_joins(void *arg)
 	struct ivl_endpoint *ep;
 	int rc;
 
+	char buf[512];
+	int vfd;
+
 	become_nobody();
+	/* No peer yet: a vector request is refused (EPERM, no fd). */
+	CHECK(ts_status_request(daemon_.ctl, "vector/0/0/p", buf, sizeof(buf), &vfd) == 0,
+	      "status socket as nobody");
+	CHECK(strncmp(buf, "ivlinkd-vector 1 error=EPERM\n", 29) == 0 && vfd < 0,
+	      "vector request from no peer: %s (fd %d)", buf, vfd);
 	rc = ivl_endpoint_open(&ep, &o);
 	CHECK(rc == 0, "ivl_endpoint_open with mode 0666: %s", strerror(-rc));
+	/* A peer now: its own vector 0 comes back. */
+	CHECK(ts_status_request(daemon_.ctl, "vector/0/0/q", buf, sizeof(buf), &vfd) == 0,
+	      "status socket as nobody");
+	CHECK(strncmp(buf, "ivlinkd-vector 1 id=0 vector=0 ", 31) == 0 && vfd >= 0,
+	      "vector request from a peer: %s (fd %d)", buf, vfd);
+	close(vfd);
 	ivl_endpoint_close(ep);
 	return 0;
 }

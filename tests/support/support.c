@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -621,6 +622,53 @@ int ts_can_connect(const char *path)
 		return 0;
 	close(s);
 	return 1;
+}
+
+int ts_status_request(const char *ctl, const char *req, char *buf, size_t len, int *fd)
+{
+	struct sockaddr_un me = {.sun_family = AF_UNIX}, sa = {.sun_family = AF_UNIX};
+	int s, n, rc = 0;
+	size_t have = 0;
+
+	*fd = -1;
+	buf[0] = '\0';
+	if (strlen(ctl) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, ctl, strlen(ctl) + 1);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	n = snprintf(me.sun_path + 1, sizeof(me.sun_path) - 1, "ivlink-status-req/%s", req);
+	if (bind(s, (struct sockaddr *)&me,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0 ||
+	    connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		close(s);
+		return rc;
+	}
+	while (have + 1 < len) {
+		union {
+			char b[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} cbuf;
+		struct iovec iov = {buf + have, len - 1 - have};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cbuf.b,
+				    .msg_controllen = sizeof(cbuf.b)};
+		ssize_t r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+
+		if (r <= 0)
+			break;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(int)))
+				memcpy(fd, CMSG_DATA(c), sizeof(int));
+		have += (size_t)r;
+	}
+	buf[have] = '\0';
+	close(s);
+	return 0;
 }
 
 /* ------------------------------------------------- random and streams */

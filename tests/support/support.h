@@ -193,6 +193,11 @@ void ts_print_tail(const char *path, int lines);
 int ts_connect(const char *path);
 /* 1 if a UNIX stream socket at path accepts a connection. */
 int ts_can_connect(const char *path);
+/* An ivlinkd status request by bound name (host-daemon/server/status.c):
+ * connects to the status socket ctl bound to "\0ivlink-status-req/REQ",
+ * reads the whole reply into buf (NUL-terminated) and the fd that came
+ * with it into *fd (-1 if none). Returns 0 or -errno of connect(). */
+int ts_status_request(const char *ctl, const char *req, char *buf, size_t len, int *fd);
 
 /* ------------------------------------------------- random and streams */
 
