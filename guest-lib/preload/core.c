@@ -796,7 +796,11 @@ static int regions_all_attached(void)
 {
 	int n = __atomic_load_n(&g_n_reg, __ATOMIC_ACQUIRE);
 
-	if (n < 0)
+	/* 0 while regions_load() counts them under ep_lock (it always ends
+	 * with at least one): not "all attached", or a thread racing the
+	 * first attach would find no region at all (memcslap's 8 threads
+	 * connecting at once: one connection in ~50 on TCP, no-region). */
+	if (n <= 0)
 		return 0;
 	for (int i = 0; i < n; i++)
 		if (!__atomic_load_n(&g_reg[i].sep, __ATOMIC_ACQUIRE))
