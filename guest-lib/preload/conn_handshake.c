@@ -458,18 +458,24 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	}
 	c->lk.tx.ring.spin_ns = shim_cfg.spin_ns;
 	set_state(c, SS_CONNECTING);
-	shim_active_add(c);
 	SHIM_DBG("fd %d: proposal %s to peer %u (slot %u)", c->fd, c->name, server, c->slot);
 
+	/* On the progress thread's list only once the kernel's connect was
+	 * issued: before it, the socket polls writable and hung up (an
+	 * unconnected TCP socket), and shim_connecting_check() would take
+	 * the connect for failed and withdraw the proposal of a connection
+	 * that then succeeds (apps_memcached: one in eight on TCP). */
 	if (REAL(connect)(c->fd, sa, len) == 0) {
 		c->deadline_ns = ivl__now_ns() + shim_cfg.accept_timeout_ns;
 		set_state(c, SS_CLI_PENDING);
+		shim_active_add(c);
 		shim_progress_kick();
 		return 0;
 	}
 	rc = -errno;
 	if (rc == -EINPROGRESS || rc == -EINTR) {
 		c->deadline_ns = ivl__now_ns() + shim_cfg.accept_timeout_ns;
+		shim_active_add(c);
 		return rc;
 	}
 	/* The connection failed: plain TCP behaviour, nothing to undo but the
@@ -478,7 +484,6 @@ int shim_connect(struct shim_conn *c, const struct sockaddr *sa, socklen_t len)
 	shim_close_half(c);
 	set_state(c, SS_PLAIN);
 	pthread_mutex_unlock(&c->lock);
-	shim_active_del(c);
 	SHIM_DBG("fd %d: connect %s failed (%s): proposal withdrawn", c->fd, ds, strerror(-rc));
 	return rc;
 }
