@@ -764,8 +764,11 @@ SHIM_API int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	struct shim_conn *c;
 
 	if (rc == 0 && level == SOL_SOCKET && name == SO_ERROR && (c = any_conn(fd))) {
+		/* An error read here is gone for a later poll: say so. No
+		 * error may mean "still in progress" (a program may ask before
+		 * it polls): then the check polls as usual. */
 		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_CONNECTING)
-			shim_connecting_check(c, 1);
+			shim_connecting_check(c, val && *len >= sizeof(int) && *(int *)val != 0);
 		else if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SS_ACCEL && c->lk.reset &&
 			 val && *len >= sizeof(int) && *(int *)val == 0)
 			*(int *)val = ECONNRESET;
