@@ -13,25 +13,11 @@
 . "$(dirname "$0")/lib.sh"
 need nginx curl wrk sha256sum
 daemon_start
-mkdir -p "$T/www" "$T/logs"
-chmod 755 "$T" "$T/www"
+P=$(free_port)
+nginx_conf "$P" 1024
 head -c 1024 /dev/urandom >"$T/www/1k.bin"
 head -c 1M /dev/urandom >"$T/www/1m.bin"
 chmod 644 "$T/www/"*.bin
-P=$(free_port)
-cat >"$T/nginx.conf" <<CONF
-user root;
-worker_processes 2;
-daemon off;
-master_process on;
-pid $T/nginx.pid;
-error_log $T/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	server { listen 127.0.0.1:$P; root $T/www; keepalive_requests 100000; }
-}
-CONF
 bg nginx shim nginx -c "$T/nginx.conf" -p "$T"
 M=$LASTPID
 wait_port "$P"

@@ -107,21 +107,10 @@ done
 # 5. A pre-fork server in both regions (nginx: master + 2 workers, A's
 #    list): a worker accepts as a peer of its own in the region of the
 #    proposal, and redirects the client there, b's in r1, c's in r2.
-mkdir -p "$T/www" "$T/logs"
-chmod 755 "$T" "$T/www"
+P=$(free_port)
+nginx_conf "$P" 64
 head -c 1M /dev/urandom >"$T/www/1m.bin"
 chmod 644 "$T/www/1m.bin"
-P=$(free_port)
-cat >"$T/nginx.conf" <<CONF
-user root;
-worker_processes 2;
-daemon off;
-master_process on;
-pid $T/nginx.pid;
-error_log $T/logs/error.log warn;
-events { worker_connections 64; }
-http { access_log off; server { listen 127.0.0.1:$P; root $T/www; } }
-CONF
 IVLINK_ENDPOINT=$EA bg nginx shim nginx -c "$T/nginx.conf" -p "$T"
 M=$LASTPID
 wait_listen "$P" "$M"

@@ -132,6 +132,27 @@ f = sys.argv[1]
 print(sum(p.get(f, p["reasons"].get(f, 0)) for p in d["shim"]["peers"]))' "$1"
 }
 
+# nginx_conf PORT CONNECTIONS: $T/nginx.conf for nginx's master and 2
+# workers (root, in the foreground, pid and logs in $T) serving $T/www on
+# 127.0.0.1:PORT with keep-alive; CONNECTIONS per worker.
+nginx_conf() {
+	mkdir -p "$T/www" "$T/logs"
+	chmod 755 "$T" "$T/www"
+	cat >"$T/nginx.conf" <<CONF
+user root;
+worker_processes 2;
+daemon off;
+master_process on;
+pid $T/nginx.pid;
+error_log $T/logs/error.log warn;
+events { worker_connections $2; }
+http {
+	access_log off;
+	server { listen 127.0.0.1:$1; root $T/www; keepalive_requests 100000; }
+}
+CONF
+}
+
 # expect_ge WHAT VALUE MIN
 expect_ge() {
 	[ "$2" -ge "$3" ] 2>/dev/null || fail "$1 = $2, expected >= $3"
