@@ -307,8 +307,12 @@ int main(int argc, char **argv)
 		CHECK(flat_rss(crss_q, crss_last), "client rss grew");
 		/* Whether the server still holds the eventfds of the warm-up
 		 * client's id when the soak client takes it is the backend's
-		 * business: either count is flat. */
-		CHECK(sfd1 == sfd_want || sfd1 == sfd0, "server fds grew");
+		 * business: either count is flat. The server's threads have
+		 * their one-time fds too (a wake eventfd at the first sleep, as
+		 * the client's above): one of them may come after the first
+		 * count (CI: 35 -> 44 where a run alone gives 36 -> 44). */
+		CHECK(sfd1 == sfd_want || sfd1 == sfd0 || sfd1 == sfd_want + 1 || sfd1 == sfd0 + 1,
+		      "server fds grew");
 		CHECK(flat_rss(srss0, srss1), "server rss grew");
 		CHECK(dfd1 == dfd_want, "daemon fds grew");
 		CHECK(flat_rss(drss0, drss1), "daemon rss grew");
