@@ -304,6 +304,9 @@ int main(int argc, char **argv)
 		snprintf(spid, sizeof(spid), "%d", (int)cpid);
 		char *const nargv[] = {argv[0], w, sfd, spid, NULL};
 
+		/* The new image has a temp dir of its own; this one's cleanup
+		 * would not run after exec (it left /tmp/ivl-exec-* behind). */
+		ts_rm_tree(ts_dir());
 		if (execvp_mode)
 			execvp("/proc/self/exe", nargv);
 		else
