@@ -208,6 +208,19 @@ static int read_msg_wait(struct ivl__backend *be, int64_t *val, int *fd, int64_t
 /* Applies a post-handshake message about another peer. */
 static int lazy_possible(struct ivl__backend *be);
 
+/* The table keeps fd as p's vector v, with the table's reference, until
+ * the peer leaves. Without memory for the reference, kick_open dups
+ * instead. */
+static void table_keep(struct peer_fds *p, uint32_t v, int fd)
+{
+	p->ref[v] = malloc(sizeof(*p->ref[v]));
+	if (p->ref[v]) {
+		p->ref[v]->fd = fd;
+		p->ref[v]->refs = 1;
+	}
+	p->fd[v] = fd;
+}
+
 static int handle_peer_msg(struct ivl__backend *be, int64_t id, int fd)
 {
 	struct peer_fds *p;
@@ -246,13 +259,7 @@ static int handle_peer_msg(struct ivl__backend *be, int64_t id, int fd)
 		p->fd[p->count++] = -1;
 		return 1;
 	}
-	/* Without memory for the reference, kick_open dups instead. */
-	p->ref[p->count] = malloc(sizeof(*p->ref[p->count]));
-	if (p->ref[p->count]) {
-		p->ref[p->count]->fd = fd;
-		p->ref[p->count]->refs = 1; /* the table's */
-	}
-	p->fd[p->count++] = fd;
+	table_keep(p, p->count++, fd);
 	if (p->count == be->n_vectors)
 		ivl__logf(&be->log, IVL_LOG_DEBUG, "peer %lld joined", (long long)id);
 	return 1;
@@ -631,12 +638,7 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 				  strerror(-fd));
 			return fd == -ENOENT ? -EAGAIN : fd;
 		}
-		p->ref[vector] = malloc(sizeof(*p->ref[vector]));
-		if (p->ref[vector]) {
-			p->ref[vector]->fd = fd;
-			p->ref[vector]->refs = 1; /* the table's, until the peer leaves */
-		}
-		p->fd[vector] = fd;
+		table_keep(p, vector, fd);
 	}
 	/* The peer's fds are closed when it leaves, while a channel may
 	 * still kick until it is closed: a reference (above), or for our own
