@@ -21,13 +21,7 @@ chmod 644 "$T/www/"*.bin
 bg nginx shim nginx -c "$T/nginx.conf" -p "$T"
 M=$LASTPID
 wait_port "$P"
-workers=()
-for _ in $(seq 50); do
-	mapfile -t workers < <(awk -v m="$M" '$4 == m {print $1}' /proc/[0-9]*/stat 2>/dev/null)
-	[ ${#workers[@]} -ge 2 ] && break
-	sleep 0.1
-done
-expect_eq "nginx workers" "${#workers[@]}" 2
+nginx_workers "$M"
 
 for f in 1k.bin 1m.bin; do
 	timeout 30 "$IVLRUN" curl -sf -o "$T/got" "http://127.0.0.1:$P/$f" || fail "curl $f"

@@ -114,13 +114,7 @@ chmod 644 "$T/www/1m.bin"
 IVLINK_ENDPOINT=$EA bg nginx shim nginx -c "$T/nginx.conf" -p "$T"
 M=$LASTPID
 wait_listen "$P" "$M"
-workers=()
-for _ in $(seq 50); do
-	mapfile -t workers < <(awk -v m="$M" '$4 == m {print $1}' /proc/[0-9]*/stat 2>/dev/null)
-	[ ${#workers[@]} -ge 2 ] && break
-	sleep 0.1
-done
-expect_eq "nginx workers" "${#workers[@]}" 2
+nginx_workers "$M"
 want=$(sha256sum <"$T/www/1m.bin" | cut -d' ' -f1)
 for who in b c; do
 	if [ $who = b ]; then e=$EB r=r1; else e=$EC r=r2; fi

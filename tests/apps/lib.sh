@@ -153,6 +153,18 @@ http {
 CONF
 }
 
+# nginx_workers MASTER-PID: waits (5 s) for the master's 2 workers; their
+# pids in the array workers.
+nginx_workers() {
+	workers=()
+	for _ in $(seq 50); do
+		mapfile -t workers < <(awk -v m="$1" '$4 == m {print $1}' /proc/[0-9]*/stat 2>/dev/null)
+		[ ${#workers[@]} -ge 2 ] && break
+		sleep 0.1
+	done
+	expect_eq "nginx workers" "${#workers[@]}" 2
+}
+
 # expect_ge WHAT VALUE MIN
 expect_ge() {
 	[ "$2" -ge "$3" ] 2>/dev/null || fail "$1 = $2, expected >= $3"
