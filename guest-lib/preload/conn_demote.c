@@ -325,15 +325,16 @@ static void demote_fd(int fd)
 	 * right after accept: socat fork + EXEC nofork, tcpserver) is settled
 	 * first, for at most the accept timeout and a second: it ends
 	 * accelerated (then moved back to TCP here) or on TCP already. */
-	if (c && (get_state(c) == SS_CLI_PENDING || get_state(c) == SS_SRV_PENDING)) {
+	if (c) {
 		int64_t until = ivl__now_ns() + shim_cfg.accept_timeout_ns + 1000000000LL;
+		int st;
 
-		while ((get_state(c) == SS_CLI_PENDING || get_state(c) == SS_SRV_PENDING) &&
+		while (((st = get_state(c)) == SS_CLI_PENDING || st == SS_SRV_PENDING) &&
 		       ivl__now_ns() < until)
 			shim_pending_wait(c, until);
+		if (get_state(c) == SS_ACCEL)
+			demote(c);
 	}
-	if (c && get_state(c) == SS_ACCEL)
-		demote(c);
 	shim_put(o);
 }
 
