@@ -34,6 +34,7 @@
 
 #include "backend.h"
 #include "fd_high.h"
+#include "poll_sys.h"
 #include "os.h"
 #include "region_guard.h"
 
@@ -199,7 +200,7 @@ static int read_msg_wait(struct ivl__backend *be, int64_t *val, int *fd, int64_t
 		left = deadline - ivl__now_ns();
 		if (left <= 0)
 			return -ETIMEDOUT;
-		rc = poll(&p, 1, (int)(left / 1000000 + 1));
+		rc = ivl__poll(&p, 1, left);
 		if (rc < 0 && errno != EINTR)
 			return -errno;
 	}
@@ -548,7 +549,7 @@ static int fetch_vector(struct ivl__backend *be, uint32_t peer, uint32_t vector)
 		struct pollfd pfd = {.fd = s, .events = POLLIN};
 		int64_t left = deadline - ivl__now_ns();
 
-		if (left <= 0 || poll(&pfd, 1, (int)(left / 1000000) + 1) == 0) {
+		if (left <= 0 || ivl__poll(&pfd, 1, left) == 0) {
 			rc = -ETIMEDOUT;
 			goto out;
 		}

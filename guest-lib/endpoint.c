@@ -130,9 +130,7 @@ static int lead(struct ivl_endpoint *ep, uint32_t v, int64_t timeout_ns)
 {
 	struct pollfd p[2] = {{.fd = ep->vfd[v], .events = POLLIN},
 			      {.fd = ep->vfd[IVL_CTRL_VECTOR], .events = POLLIN}};
-	struct timespec ts = {.tv_sec = timeout_ns / 1000000000LL,
-			      .tv_nsec = timeout_ns % 1000000000LL};
-	int n = ppoll(p, v == IVL_CTRL_VECTOR ? 1 : 2, timeout_ns < 0 ? NULL : &ts, NULL);
+	int n = ivl__poll(p, v == IVL_CTRL_VECTOR ? 1 : 2, timeout_ns);
 
 	if (n < 0)
 		return -errno;
@@ -230,7 +228,7 @@ int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, s
 		if (!ep->ops->process || ep->ctl_lost || ep->ctl_fd < 0 ||
 		    ivl__now_ns() >= deadline)
 			break;
-		poll(&p, 1, 1);
+		ivl__poll(&p, 1, 1000000);
 	}
 	return rc;
 }

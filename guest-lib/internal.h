@@ -15,6 +15,7 @@
 #include <ivlink/ring.h>
 
 #include "backend.h"
+#include "poll_sys.h"
 #include "link.h"
 #include "os.h" /* transport/: ivl__now_ns(), ivl__cpu_relax() */
 
