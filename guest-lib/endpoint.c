@@ -611,19 +611,21 @@ int ivl__ep_fork_child(struct ivl_endpoint *ep)
  * Drains the vectors whose eventfd has a count, as the endpoint's own epoll
  * set reports them: one epoll_wait() instead of a read() per vector, most
  * of which would find nothing (a shim process wakes on every doorbell).
- * Returns the number of vectors drained.
+ * evs holds the first n events already taken from the set. Returns the
+ * number of vectors drained.
  */
-static int drain_fired(struct ivl_endpoint *ep)
+static int drain_fired(struct ivl_endpoint *ep, struct epoll_event *evs, int n)
 {
-	struct epoll_event evs[64];
-	int n, events = 0;
+	int events = 0;
 
-	do {
-		n = epoll_wait(ep->epfd, evs, 64, 0);
+	for (;;) {
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.u32 < ep->n_vectors)
 				events += drain(ep, evs[i].data.u32, UINT32_MAX);
-	} while (n == 64);
+		if (n != 64)
+			break;
+		n = epoll_wait(ep->epfd, evs, 64, 0);
+	}
 	if (n < 0) /* EINTR, or no epoll set: look at every vector */
 		for (uint32_t v = 0; v < ep->n_vectors; v++)
 			events += drain(ep, v, UINT32_MAX);
@@ -632,10 +634,18 @@ static int drain_fired(struct ivl_endpoint *ep)
 
 int ivl_endpoint_process(struct ivl_endpoint *ep)
 {
+	struct epoll_event evs[64];
 	int events = 0;
 	int was_lost = ep->ctl_lost;
+	/* What fired first, so that a doorbell alone costs no read of the
+	 * daemon connection (EAGAIN): that is read when it is readable, or
+	 * always where there is none to watch (a guest's peer table). */
+	int n = epoll_wait(ep->epfd, evs, 64, 0), ctl = n < 0 || ep->ctl_fd < 0;
 
-	if (ep->ops->process) {
+	for (int i = 0; i < n; i++)
+		if (evs[i].data.u32 == UINT32_MAX)
+			ctl = 1;
+	if (ep->ops->process && ctl) {
 		int rc;
 
 		pthread_mutex_lock(&ep->lock);
@@ -649,7 +659,7 @@ int ivl_endpoint_process(struct ivl_endpoint *ep)
 		if (rc > 0)
 			events += rc;
 	}
-	events += drain_fired(ep);
+	events += drain_fired(ep, evs, n);
 	if (!was_lost && ep->ctl_lost)
 		return -ENOTCONN;
 	return events;
