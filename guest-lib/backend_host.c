@@ -625,8 +625,20 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 	if (peer >= be->max_peers || vector >= be->n_vectors)
 		return -EINVAL;
 	p = &be->peers[peer];
-	if (p->count <= vector)
-		return -EAGAIN;
+	if (p->count <= vector) {
+		/* A peer whose join we have not read yet (one that just
+		 * attached, e.g. to take a doorbell of its own: wake_to in
+		 * layout.h): ask the daemon for this one fd, kept by the kick
+		 * alone; the table fills in when the join message is read. */
+		fd = be->status_path ? fetch_vector(be, peer, vector) : -ENOENT;
+		if (fd < 0)
+			return -EAGAIN;
+		k->ref = NULL;
+		k->fd = fd;
+		k->doorbell = NULL;
+		k->value = peer << 16 | vector;
+		return 0;
+	}
 	if (p->fd[vector] < 0) {
 		/* A lazy peer: its fds were closed as they came. */
 		fd = be->status_path ? fetch_vector(be, peer, vector) : -EPROTO;

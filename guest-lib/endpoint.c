@@ -511,6 +511,7 @@ void ivl_endpoint_close(struct ivl_endpoint *ep)
 	close(ep->epfd);
 	pthread_mutex_destroy(&ep->lock);
 	free(ep->vw);
+	free(ep->wake_to);
 	ep->ops->detach(ep->be);
 	free(ep);
 }
@@ -604,7 +605,48 @@ int ivl__ep_fork_child(struct ivl_endpoint *ep)
 	 * closing our copy leaves it to the parent. */
 	close(ep->epfd);
 	ep->epfd = fd;
+	/* Redirections are the parent's: ours come with our own doorbells. */
+	free(ep->wake_to);
+	ep->wake_to = NULL;
 	return 0;
+}
+
+int64_t ivl__ep_redirect_vector(struct ivl_endpoint *ep, uint32_t v, struct ivl_endpoint *to)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = v};
+	uint32_t tv;
+	int64_t rc;
+
+	if (v >= ep->n_vectors || v >= 64 || v == IVL_CTRL_VECTOR)
+		return -EINVAL;
+	if (ep->poll_max_ns > 0 || to->poll_max_ns > 0)
+		return -EOPNOTSUPP; /* no doorbell to hear anyway */
+	pthread_mutex_lock(&ep->lock);
+	if (ep->wake_to && ep->wake_to[v]) {
+		rc = ep->wake_to[v];
+		goto out;
+	}
+	/* The same vector number when it is one of to's (the host: a peer of
+	 * its own has them all), else the one to was given (a guest agent's). */
+	tv = to->rx_vectors & (1ULL << v) ? v : ivl__ep_pick_vector(to, v);
+	rc = -EINVAL;
+	if (tv == IVL_CTRL_VECTOR || tv >= to->n_vectors)
+		goto out;
+	rc = -ENOMEM;
+	if (!ep->wake_to && !(ep->wake_to = calloc(ep->n_vectors, sizeof(*ep->wake_to))))
+		goto out;
+	/* The pollable set holds the file, not the number: out with the
+	 * shared eventfd, in with ours under the same number. */
+	epoll_ctl(ep->epfd, EPOLL_CTL_DEL, ep->vfd[v], NULL);
+	rc = dup3(to->vfd[tv], ep->vfd[v], O_CLOEXEC) < 0 ? -errno : 0;
+	epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->vfd[v], &ev);
+	if (rc == 0) {
+		ep->wake_to[v] = IVL_WAKE_TO(to->self, tv);
+		rc = ep->wake_to[v];
+	}
+out:
+	pthread_mutex_unlock(&ep->lock);
+	return rc;
 }
 
 /*

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Region layout v3: format, validate, peer table, section heap and channel
+ * Region layout v4: format, validate, peer table, section heap and channel
  * table (see include/ivlink/layout.h for the picture).
  *
  * Section geometry is always computed from the validated local copy of the
@@ -573,6 +573,7 @@ static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t sel
 	c->tx_size = p->ring_size;
 	c->max_record = p->mode == IVL_MODE_MESSAGE ? p->max_record : 0;
 	c->tx_pages = npages;
+	c->wake_to = 0;
 	memset(c->name, 0, sizeof(c->name));
 	strncpy(c->name, p->name, sizeof(c->name) - 1);
 	ivl_ring_format(&c->tx_prod, &c->rx_cons);
