@@ -609,7 +609,7 @@ int ivl_ctab_match_via(const struct ivl_region *rg, uint32_t self, uint32_t slot
 		       uint32_t via, struct ivl_ctab_remote *m)
 {
 	struct ivl_chan_half *mine = ivl_region_chan(rg, self, slot);
-	struct ivl_peer_view pv;
+	struct ivl_peer_view pv, me;
 	char name[IVL_NAME_MAX];
 	uint32_t mode, best = IVL_SLOT_NONE;
 	struct ivl_chan_half copy;
@@ -631,23 +631,30 @@ int ivl_ctab_match_via(const struct ivl_region *rg, uint32_t self, uint32_t slot
 		return -ECONNRESET;
 	if (ivl_section_check(rg, remote) < 0)
 		return -EAGAIN; /* the remote's section is being reset */
+	/* Our own epoch, from the daemon's line of our entry. */
+	rc = ivl_region_peer_view(rg, self, &me);
+	if (rc < 0)
+		return rc;
 
 	for (uint32_t j = 0; j < rg->hdr.chan_slots; j++) {
 		struct ivl_chan_half *c = ivl_region_chan(rg, remote, j);
+		/* gen first: a slot closed and offered again between a load
+		 * of state and one of gen would pass the re-check below with
+		 * a copy torn between the two offers (seen: -EPROTO for a
+		 * peer's new incarnation whose half reused the slot). */
+		uint32_t gen = __atomic_load_n(&c->gen, __ATOMIC_ACQUIRE);
 		uint32_t st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-		uint32_t gen;
 
 		if (st != IVL_CHAN_OFFERED)
 			continue;
 		/* Read the descriptor once into a local, then make sure it did
 		 * not change while we copied it (the state and gen pin it). */
 		memcpy(&copy, c, 2 * IVL_CACHELINE);
-		gen = copy.gen;
 		/* Acquire (a full barrier under TSan, see os.h): the copy's
 		 * loads complete before the re-check below. */
 		ivl__full_fence();
 		if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) != IVL_CHAN_OFFERED ||
-		    __atomic_load_n(&c->gen, __ATOMIC_RELAXED) != gen)
+		    __atomic_load_n(&c->gen, __ATOMIC_RELAXED) != gen || copy.gen != gen)
 			continue;
 		copy.name[IVL_NAME_MAX - 1] = '\0';
 		if (copy.owner_epoch != pv.epoch || copy.remote_peer != via || copy.mode != mode ||
@@ -655,6 +662,11 @@ int ivl_ctab_match_via(const struct ivl_region *rg, uint32_t self, uint32_t slot
 			continue;
 		if (copy.remote_slot != IVL_SLOT_NONE && copy.remote_slot != slot)
 			continue; /* matched to another half of ours */
+		/* Matched to an earlier incarnation of our id, whose half had
+		 * our slot number (a fresh section fills slot 0 first): the
+		 * remote has not closed it yet. Its ring is not ours to read. */
+		if (copy.remote_slot != IVL_SLOT_NONE && copy.remote_epoch != me.epoch)
+			continue;
 		if (!ring_geometry_ok(rg, remote, copy.mode, copy.tx_data_off, copy.tx_size,
 				      copy.max_record) ||
 		    copy.rx_vector >= rg->hdr.n_vectors)
