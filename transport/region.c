@@ -485,7 +485,9 @@ int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoc
 	}
 	if (slot == rg->hdr.chan_slots)
 		return -ENOSPC;
-	c->gen++;
+	/* Release, as in offer_common(). */
+	__atomic_store_n(&c->gen, __atomic_load_n(&c->gen, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+	c->wake_to = 0;
 	c->owner_epoch = self_epoch;
 	c->owner_pid = sh->owner_pid;
 	/* A note has no remote half: remote_peer only says whom it concerns
@@ -560,7 +562,10 @@ static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t sel
 
 	/* gen is ours from here on: computed in a register, stored once. */
 	gen = __atomic_load_n(&c->gen, __ATOMIC_RELAXED) + 1;
-	c->gen = gen;
+	/* Release: a reader that loads this gen (acquire) before the state
+	 * sees CLAIMED or later, never the previous OFFERED (see
+	 * ivl_ctab_match_via()). */
+	__atomic_store_n(&c->gen, gen, __ATOMIC_RELEASE);
 	c->owner_epoch = self_epoch;
 	c->owner_pid = p->owner_pid;
 	c->remote_peer = p->remote;
