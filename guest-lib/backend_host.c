@@ -34,6 +34,7 @@
 
 #include "backend.h"
 #include "fd_high.h"
+#include "poll_sys.h"
 #include "os.h"
 #include "region_guard.h"
 
@@ -199,7 +200,7 @@ static int read_msg_wait(struct ivl__backend *be, int64_t *val, int *fd, int64_t
 		left = deadline - ivl__now_ns();
 		if (left <= 0)
 			return -ETIMEDOUT;
-		rc = poll(&p, 1, (int)(left / 1000000 + 1));
+		rc = ivl__poll(&p, 1, left);
 		if (rc < 0 && errno != EINTR)
 			return -errno;
 	}
@@ -548,7 +549,7 @@ static int fetch_vector(struct ivl__backend *be, uint32_t peer, uint32_t vector)
 		struct pollfd pfd = {.fd = s, .events = POLLIN};
 		int64_t left = deadline - ivl__now_ns();
 
-		if (left <= 0 || poll(&pfd, 1, (int)(left / 1000000) + 1) == 0) {
+		if (left <= 0 || ivl__poll(&pfd, 1, left) == 0) {
 			rc = -ETIMEDOUT;
 			goto out;
 		}
@@ -624,8 +625,20 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 	if (peer >= be->max_peers || vector >= be->n_vectors)
 		return -EINVAL;
 	p = &be->peers[peer];
-	if (p->count <= vector)
-		return -EAGAIN;
+	if (p->count <= vector) {
+		/* A peer whose join we have not read yet (one that just
+		 * attached, e.g. to take a doorbell of its own: wake_to in
+		 * layout.h): ask the daemon for this one fd, kept by the kick
+		 * alone; the table fills in when the join message is read. */
+		fd = be->status_path ? fetch_vector(be, peer, vector) : -ENOENT;
+		if (fd < 0)
+			return -EAGAIN;
+		k->ref = NULL;
+		k->fd = fd;
+		k->doorbell = NULL;
+		k->value = peer << 16 | vector;
+		return 0;
+	}
 	if (p->fd[vector] < 0) {
 		/* A lazy peer: its fds were closed as they came. */
 		fd = be->status_path ? fetch_vector(be, peer, vector) : -EPROTO;

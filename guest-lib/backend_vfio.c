@@ -42,6 +42,7 @@
 #include <ivlink/region.h>
 
 #include "fd_high.h"
+#include "poll_sys.h"
 #include "guestd_proto.h"
 #include "ivshmem_dev.h"
 #include "os.h"
@@ -243,7 +244,7 @@ static int recv_reply(int s, struct ivl__guestd_reply *r, int fds[3], int64_t de
 	ssize_t n;
 	int nfd = 0;
 
-	if (left <= 0 || poll(&p, 1, (int)(left / 1000000 + 1)) <= 0)
+	if (left <= 0 || ivl__poll(&p, 1, left) <= 0)
 		return -ETIMEDOUT;
 	n = recvmsg(s, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0)

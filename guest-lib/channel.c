@@ -231,7 +231,7 @@ static int open_kick(struct ivl_channel *ch, uint32_t vector, int64_t deadline)
 		if (ep->ctl_fd >= 0) {
 			struct pollfd p = {.fd = ep->ctl_fd, .events = POLLIN};
 
-			poll(&p, 1, 1);
+			ivl__poll(&p, 1, 1000000);
 		}
 	}
 }

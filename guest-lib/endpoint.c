@@ -130,9 +130,7 @@ static int lead(struct ivl_endpoint *ep, uint32_t v, int64_t timeout_ns)
 {
 	struct pollfd p[2] = {{.fd = ep->vfd[v], .events = POLLIN},
 			      {.fd = ep->vfd[IVL_CTRL_VECTOR], .events = POLLIN}};
-	struct timespec ts = {.tv_sec = timeout_ns / 1000000000LL,
-			      .tv_nsec = timeout_ns % 1000000000LL};
-	int n = ppoll(p, v == IVL_CTRL_VECTOR ? 1 : 2, timeout_ns < 0 ? NULL : &ts, NULL);
+	int n = ivl__poll(p, v == IVL_CTRL_VECTOR ? 1 : 2, timeout_ns);
 
 	if (n < 0)
 		return -errno;
@@ -230,7 +228,7 @@ int ivl__ep_kick_wait(struct ivl_endpoint *ep, uint32_t peer, uint32_t vector, s
 		if (!ep->ops->process || ep->ctl_lost || ep->ctl_fd < 0 ||
 		    ivl__now_ns() >= deadline)
 			break;
-		poll(&p, 1, 1);
+		ivl__poll(&p, 1, 1000000);
 	}
 	return rc;
 }
@@ -513,6 +511,7 @@ void ivl_endpoint_close(struct ivl_endpoint *ep)
 	close(ep->epfd);
 	pthread_mutex_destroy(&ep->lock);
 	free(ep->vw);
+	free(ep->wake_to);
 	ep->ops->detach(ep->be);
 	free(ep);
 }
@@ -606,26 +605,69 @@ int ivl__ep_fork_child(struct ivl_endpoint *ep)
 	 * closing our copy leaves it to the parent. */
 	close(ep->epfd);
 	ep->epfd = fd;
+	/* Redirections are the parent's: ours come with our own doorbells. */
+	free(ep->wake_to);
+	ep->wake_to = NULL;
 	return 0;
+}
+
+int64_t ivl__ep_redirect_vector(struct ivl_endpoint *ep, uint32_t v, struct ivl_endpoint *to)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = v};
+	uint32_t tv;
+	int64_t rc;
+
+	if (v >= ep->n_vectors || v >= 64 || v == IVL_CTRL_VECTOR)
+		return -EINVAL;
+	if (ep->poll_max_ns > 0 || to->poll_max_ns > 0)
+		return -EOPNOTSUPP; /* no doorbell to hear anyway */
+	pthread_mutex_lock(&ep->lock);
+	if (ep->wake_to && ep->wake_to[v]) {
+		rc = ep->wake_to[v];
+		goto out;
+	}
+	/* The same vector number when it is one of to's (the host: a peer of
+	 * its own has them all), else the one to was given (a guest agent's). */
+	tv = to->rx_vectors & (1ULL << v) ? v : ivl__ep_pick_vector(to, v);
+	rc = -EINVAL;
+	if (tv == IVL_CTRL_VECTOR || tv >= to->n_vectors)
+		goto out;
+	rc = -ENOMEM;
+	if (!ep->wake_to && !(ep->wake_to = calloc(ep->n_vectors, sizeof(*ep->wake_to))))
+		goto out;
+	/* The pollable set holds the file, not the number: out with the
+	 * shared eventfd, in with ours under the same number. */
+	epoll_ctl(ep->epfd, EPOLL_CTL_DEL, ep->vfd[v], NULL);
+	rc = dup3(to->vfd[tv], ep->vfd[v], O_CLOEXEC) < 0 ? -errno : 0;
+	epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->vfd[v], &ev);
+	if (rc == 0) {
+		ep->wake_to[v] = IVL_WAKE_TO(to->self, tv);
+		rc = ep->wake_to[v];
+	}
+out:
+	pthread_mutex_unlock(&ep->lock);
+	return rc;
 }
 
 /*
  * Drains the vectors whose eventfd has a count, as the endpoint's own epoll
  * set reports them: one epoll_wait() instead of a read() per vector, most
  * of which would find nothing (a shim process wakes on every doorbell).
- * Returns the number of vectors drained.
+ * evs holds the first n events already taken from the set. Returns the
+ * number of vectors drained.
  */
-static int drain_fired(struct ivl_endpoint *ep)
+static int drain_fired(struct ivl_endpoint *ep, struct epoll_event *evs, int n)
 {
-	struct epoll_event evs[64];
-	int n, events = 0;
+	int events = 0;
 
-	do {
-		n = epoll_wait(ep->epfd, evs, 64, 0);
+	for (;;) {
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.u32 < ep->n_vectors)
 				events += drain(ep, evs[i].data.u32, UINT32_MAX);
-	} while (n == 64);
+		if (n != 64)
+			break;
+		n = epoll_wait(ep->epfd, evs, 64, 0);
+	}
 	if (n < 0) /* EINTR, or no epoll set: look at every vector */
 		for (uint32_t v = 0; v < ep->n_vectors; v++)
 			events += drain(ep, v, UINT32_MAX);
@@ -634,10 +676,18 @@ static int drain_fired(struct ivl_endpoint *ep)
 
 int ivl_endpoint_process(struct ivl_endpoint *ep)
 {
+	struct epoll_event evs[64];
 	int events = 0;
 	int was_lost = ep->ctl_lost;
+	/* What fired first, so that a doorbell alone costs no read of the
+	 * daemon connection (EAGAIN): that is read when it is readable, or
+	 * always where there is none to watch (a guest's peer table). */
+	int n = epoll_wait(ep->epfd, evs, 64, 0), ctl = n < 0 || ep->ctl_fd < 0;
 
-	if (ep->ops->process) {
+	for (int i = 0; i < n; i++)
+		if (evs[i].data.u32 == UINT32_MAX)
+			ctl = 1;
+	if (ep->ops->process && ctl) {
 		int rc;
 
 		pthread_mutex_lock(&ep->lock);
@@ -651,7 +701,7 @@ int ivl_endpoint_process(struct ivl_endpoint *ep)
 		if (rc > 0)
 			events += rc;
 	}
-	events += drain_fired(ep);
+	events += drain_fired(ep, evs, n);
 	if (!was_lost && ep->ctl_lost)
 		return -ENOTCONN;
 	return events;

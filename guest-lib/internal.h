@@ -15,6 +15,7 @@
 #include <ivlink/ring.h>
 
 #include "backend.h"
+#include "poll_sys.h"
 #include "link.h"
 #include "os.h" /* transport/: ivl__now_ns(), ivl__cpu_relax() */
 
@@ -51,6 +52,9 @@ struct ivl_endpoint {
 	/* Called after vector v's doorbell was consumed here (the socket
 	 * shim wakes its other threads waiting on v, preload/wait_sleepers.c). */
 	void (*drained)(uint32_t v);
+	/* Per vector, 0 or the wake_to value (layout.h) naming the doorbell
+	 * it was redirected to (ivl__ep_redirect_vector); under lock. */
+	uint32_t *wake_to;
 };
 
 struct ivl_channel {
@@ -66,6 +70,18 @@ struct ivl_channel {
 	int tx_dead;	     /* a send saw the remote gone: later sends fail at once */
 	struct ivl__link lk; /* rings, doorbell, liveness (link.h) */
 };
+
+/*
+ * In a process forked from ep's owner: from now on ep's vector v is heard on
+ * a vector of to (an endpoint of this process's own in the same region):
+ * ep's fd number for v is made to refer to that vector's eventfd, so every
+ * wait on v through ep (and ep's pollable fd) waits on it instead of on the
+ * vector the parent and its other children share. Once per vector; later
+ * calls return the first answer. Returns the wake_to value (layout.h) that
+ * names the new doorbell, for the halves whose remote should ring it, or
+ * -errno (-EINVAL the control vector, -EOPNOTSUPP polling mode).
+ */
+int64_t ivl__ep_redirect_vector(struct ivl_endpoint *ep, uint32_t v, struct ivl_endpoint *to);
 
 /* The integer in environment variable name, or dflt if unset or invalid. */
 int64_t ivl__env_i64(const char *name, int64_t dflt);

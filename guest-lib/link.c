@@ -15,6 +15,17 @@
 #include "link.h"
 
 #define POLL_MIN_NS 10000LL /* polling mode: first back-off, 10 us */
+/* Doorbells a link opens for the remote's wake_to in its lifetime: a fork
+ * moves it once per process; a remote that keeps rewriting it gets no more
+ * (its own wake-ups are what it loses). */
+#define WAKE_MOVES_MAX 8
+
+/* A doorbell the remote's wake_to moved us to. The earlier ones stay open
+ * until the link closes: another thread may be ringing one. */
+struct ivl__link_kick {
+	struct ivl__kick k;
+	struct ivl__link_kick *next;
+};
 
 void ivl__link_init(struct ivl__link *lk, struct ivl_endpoint *ep)
 {
@@ -83,16 +94,93 @@ int ivl__link_open_kick(struct ivl__link *lk, uint32_t vector)
 	return try_open_kick(lk, vector);
 }
 
+void ivl__link_watch_wake(struct ivl__link *lk, const uint32_t *wake_to)
+{
+	lk->remote_wake = wake_to;
+}
+
 void ivl__link_close_kick(struct ivl__link *lk)
 {
+	struct ivl__link_kick *m;
+
+	__atomic_store_n(&lk->kick_moved, NULL, __ATOMIC_RELEASE);
+	while ((m = lk->kicks_old) != NULL) {
+		lk->kicks_old = m->next;
+		lk->ep->ops->kick_close(&m->k);
+		free(m);
+	}
+	lk->wake_seen = 0;
+	lk->wake_moves = 0;
 	if (!__atomic_load_n(&lk->kick_open, __ATOMIC_ACQUIRE))
 		return;
 	lk->ep->ops->kick_close(&lk->kick);
 	__atomic_store_n(&lk->kick_open, 0, __ATOMIC_RELEASE);
 }
 
+/*
+ * Opens the doorbell the remote's wake_to names, if it changed. One thread
+ * at a time (wake_busy); the others ring the current one meanwhile.
+ *
+ * W2: the seq_cst load of wake_to comes after the ring's publish and its
+ * load of the remote's sleep_seq (both seq_cst, F2 in transport/ring.c).
+ * It pairs with W1 in the owner (preload/conn_io.c: a seq_cst store of
+ * wake_to, then a re-check of its rings before it sleeps again): either
+ * the owner's re-check sees what we published, or this load sees the new
+ * target. A stale target is rung only for a sleep the owner ended itself.
+ */
+static void wake_follow(struct ivl__link *lk)
+{
+	uint32_t w = __atomic_load_n(lk->remote_wake, __ATOMIC_SEQ_CST);
+	struct ivl__link_kick *m;
+	int zero = 0, rc;
+
+	if (w == __atomic_load_n(&lk->wake_seen, __ATOMIC_ACQUIRE) ||
+	    !__atomic_compare_exchange_n(&lk->wake_busy, &zero, 1, 0, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		return;
+	if (w == lk->wake_seen)
+		goto out;
+	if (!(w & IVL_WAKE_TO_SET)) { /* back to the owner's rx_vector */
+		__atomic_store_n(&lk->kick_moved, NULL, __ATOMIC_RELEASE);
+		__atomic_store_n(&lk->wake_seen, w, __ATOMIC_RELEASE);
+		goto out;
+	}
+	if (lk->wake_moves >= WAKE_MOVES_MAX) {
+		__atomic_store_n(&lk->wake_seen, w, __ATOMIC_RELEASE);
+		goto out;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		goto out; /* try again at the next doorbell */
+	m->k.fd = -1;
+	/* The backend validates peer and vector against the region's. */
+	rc = ivl__ep_kick_open(lk->ep, IVL_WAKE_TO_PEER(w), IVL_WAKE_TO_VECTOR(w), &m->k);
+	if (rc < 0) {
+		free(m);
+		/* -EAGAIN: a peer that just joined, try again next time; any
+		 * other error: a target we cannot ring, keep the current one. */
+		if (rc != -EAGAIN)
+			__atomic_store_n(&lk->wake_seen, w, __ATOMIC_RELEASE);
+		goto out;
+	}
+	lk->wake_moves++;
+	m->next = lk->kicks_old;
+	lk->kicks_old = m;
+	__atomic_store_n(&lk->kick_moved, &m->k, __ATOMIC_RELEASE);
+	__atomic_store_n(&lk->wake_seen, w, __ATOMIC_RELEASE);
+out:
+	__atomic_store_n(&lk->wake_busy, 0, __ATOMIC_RELEASE);
+}
+
 int ivl__link_kick(struct ivl__link *lk)
 {
+	const struct ivl__kick *k;
+
+	if (lk->remote_wake)
+		wake_follow(lk);
+	k = __atomic_load_n(&lk->kick_moved, __ATOMIC_ACQUIRE);
+	if (k)
+		return lk->ep->ops->kick(k);
 	/* The remote's doorbells may have been unknown when the link was
 	 * made (a peer that just joined): open them now. */
 	if (!__atomic_load_n(&lk->kick_open, __ATOMIC_ACQUIRE) &&

@@ -25,6 +25,7 @@
 
 struct ivl_endpoint;
 struct ivl__link;
+struct ivl__link_kick;
 
 /* One direction: a ring handle plus its notifier's state. */
 struct ivl__link_dir {
@@ -44,7 +45,15 @@ struct ivl__link {
 	uint32_t remote_rx_vector; /* the remote's: we ring it */
 	int kick_open;		   /* kick is valid (atomic) */
 	struct ivl__kick kick;	   /* the remote's rx_vector doorbell */
-	int reset;		   /* sticky -ECONNRESET (atomic) */
+	/* The remote half's wake_to (layout.h), or NULL: followed before
+	 * each doorbell (ivl__link_watch_wake). */
+	const uint32_t *remote_wake;
+	uint32_t wake_seen;		  /* the wake_to value acted on (atomic) */
+	int wake_busy;			  /* a thread is moving the doorbell (atomic) */
+	int wake_moves;			  /* doorbells opened for wake_to so far */
+	struct ivl__kick *kick_moved;	  /* what wake_to names, or NULL (atomic) */
+	struct ivl__link_kick *kicks_old; /* every moved doorbell, closed with the link */
+	int reset;			  /* sticky -ECONNRESET (atomic) */
 	/* The notifier's check() reports a gone remote only while this is
 	 * set (atomic): the shim clears it while its rendezvous is pending
 	 * and the remote's epoch not yet final. */
@@ -81,7 +90,12 @@ void ivl__link_notifier(struct ivl__link_dir *d, struct ivl_notifier *n);
  * (a peer that just joined may not be yet: the first kick retries).
  * Returns 0, -EAGAIN (not known yet) or -errno. */
 int ivl__link_open_kick(struct ivl__link *lk, uint32_t vector);
-/* Closes the doorbell if open. */
+/* Follows the remote half's wake_to word (layout.h) from now on: each
+ * doorbell first looks at it and rings the vector it names, once it is
+ * set. The socket shim's links only: a process forked from the remote's
+ * owner may take a doorbell of its own (preload/conn_io.c). */
+void ivl__link_watch_wake(struct ivl__link *lk, const uint32_t *wake_to);
+/* Closes the doorbell if open, and the ones wake_to moved it to. */
 void ivl__link_close_kick(struct ivl__link *lk);
 /* Rings the remote (opening the doorbell first if needed). */
 int ivl__link_kick(struct ivl__link *lk);

@@ -68,7 +68,7 @@ static int ask_agent(const char *path, struct ivl__guestd_list_reply *r)
 		goto out;
 	}
 	p = (struct pollfd){.fd = s, .events = POLLIN};
-	if (poll(&p, 1, AGENT_TIMEOUT_MS) <= 0) {
+	if (ivl__poll(&p, 1, AGENT_TIMEOUT_MS * 1000000LL) <= 0) {
 		rc = -ETIMEDOUT;
 		goto out;
 	}

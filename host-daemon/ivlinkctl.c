@@ -137,7 +137,9 @@ static const char usage_text[] =
     "                remote, remote_peer, procs, pid}]}  (socket shim, ivlink-run)\n"
     "    DIR = {size, fill (null if the indices are inconsistent), bytes, msgs,\n"
     "           kicks, kicks_suppressed, consumer_kicks, flags: [\"done\",\n"
-    "           \"closed\", \"abort\"]}\n"
+    "           \"closed\", \"abort\"], wakes: {peer, vector, moved} (the doorbell\n"
+    "           rung when the consumer sleeps; moved: a process forked from\n"
+    "           the consumer took one of its own) or null}\n"
     "    status -i adds \"time_unix\" and \"rates\": {interval_s, total: RATE,\n"
     "           peers: [{id, RATE...}]}, RATE = {ring_tx_bytes_s, ring_rx_bytes_s,\n"
     "           doorbells_s, doorbells_suppressed_s, shim_tx_bytes_s,\n"
@@ -463,6 +465,9 @@ struct dir_info {
 	int fill_ok;
 	uint64_t fill, bytes, msgs, kicks, suppressed, cons_kicks;
 	uint32_t flags;
+	int wake_known;			 /* the consumer's half was read */
+	int wake_moved;			 /* its wake_to names another doorbell */
+	uint32_t wake_peer, wake_vector; /* the doorbell the producer rings */
 };
 
 struct chan_info {
@@ -487,9 +492,10 @@ static int read_half(const struct ivl_region *rg, const struct peer_info *pi, ui
 	return out->state == IVL_CHAN_FREE || out->state > IVL_CHAN_CLOSED ? -ENOENT : 0;
 }
 
-/* One direction: prod's tx ring, consumed through cons (NULL if unmatched). */
+/* One direction: prod's tx ring, consumed through cons (NULL if unmatched),
+ * the half of peer cons_id. */
 static void fill_dir(struct dir_info *d, const struct ivl_chan_half *prod,
-		     const struct ivl_chan_half *cons)
+		     const struct ivl_chan_half *cons, uint32_t cons_id)
 {
 	uint64_t tail = prod->tx_prod.tail;
 
@@ -504,6 +510,11 @@ static void fill_dir(struct dir_info *d, const struct ivl_chan_half *prod,
 		uint64_t head = cons->rx_cons.head;
 
 		d->cons_kicks = cons->rx_cons.kicks;
+		d->wake_known = 1;
+		d->wake_moved = (cons->wake_to & IVL_WAKE_TO_SET) != 0;
+		d->wake_peer = d->wake_moved ? IVL_WAKE_TO_PEER(cons->wake_to) : cons_id;
+		d->wake_vector =
+		    d->wake_moved ? IVL_WAKE_TO_VECTOR(cons->wake_to) : cons->rx_vector;
 		d->flags |= cons->rx_cons.flags & (IVL_RING_F_CLOSED | IVL_RING_F_ABORT);
 		/* Free-running indices: the fill is tail - head, which must
 		 * lie in [0, size] for an honest pair. */
@@ -555,10 +566,10 @@ static unsigned read_channels(const struct ivl_region *rg, const struct peer_inf
 			c->ha = ha;
 			c->matched = matched;
 			safe_name(c->name, ha.name, sizeof(c->name));
-			fill_dir(&c->ab, &ha, matched ? &hb : NULL);
+			fill_dir(&c->ab, &ha, matched ? &hb : NULL, b);
 			if (matched) {
 				c->hb = hb;
-				fill_dir(&c->ba, &hb, &ha);
+				fill_dir(&c->ba, &hb, &ha, a);
 			}
 		}
 	}
@@ -905,6 +916,11 @@ static void json_dir(const struct dir_info *d)
 	       ",\"kicks_suppressed\":%" PRIu64 ",\"consumer_kicks\":%" PRIu64 ",\"flags\":",
 	       d->bytes, d->msgs, d->kicks, d->suppressed, d->cons_kicks);
 	json_flags(d->flags);
+	if (d->wake_known)
+		printf(",\"wakes\":{\"peer\":%u,\"vector\":%u,\"moved\":%s}", d->wake_peer,
+		       d->wake_vector, d->wake_moved ? "true" : "false");
+	else
+		printf(",\"wakes\":null");
 	putchar('}');
 }
 
@@ -1026,20 +1042,23 @@ static void human_size(char *buf, size_t len, uint64_t v)
 
 static void print_dir(const char *label, const struct dir_info *d)
 {
-	char fill[32];
+	char fill[32], wakes[48] = "";
 
 	if (!d->present)
 		return;
+	if (d->wake_moved)
+		snprintf(wakes, sizeof(wakes), " wakes peer %u vector %u", d->wake_peer,
+			 d->wake_vector);
 	if (d->fill_ok)
 		snprintf(fill, sizeof(fill), "%" PRIu64 "/%u", d->fill, d->size);
 	else
 		snprintf(fill, sizeof(fill), "?/%u", d->size);
 	printf("    %-8s fill %-16s bytes %-12" PRIu64 " msgs %-10" PRIu64 " doorbells %" PRIu64
-	       " sent, %" PRIu64 " suppressed (consumer %" PRIu64 ")%s%s%s\n",
+	       " sent, %" PRIu64 " suppressed (consumer %" PRIu64 ")%s%s%s%s\n",
 	       label, fill, d->bytes, d->msgs, d->kicks, d->suppressed, d->cons_kicks,
 	       d->flags & IVL_RING_F_DONE_WRITING ? " done" : "",
 	       d->flags & IVL_RING_F_CLOSED ? " closed" : "",
-	       d->flags & IVL_RING_F_ABORT ? " abort" : "");
+	       d->flags & IVL_RING_F_ABORT ? " abort" : "", wakes);
 }
 
 static void print_text(const char *source, const struct snap *s, const struct filter *f)

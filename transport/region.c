@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Region layout v3: format, validate, peer table, section heap and channel
+ * Region layout v4: format, validate, peer table, section heap and channel
  * table (see include/ivlink/layout.h for the picture).
  *
  * Section geometry is always computed from the validated local copy of the
@@ -485,7 +485,9 @@ int ivl_ctab_note(const struct ivl_region *rg, uint32_t self, uint32_t self_epoc
 	}
 	if (slot == rg->hdr.chan_slots)
 		return -ENOSPC;
-	c->gen++;
+	/* Release, as in offer_common(). */
+	__atomic_store_n(&c->gen, __atomic_load_n(&c->gen, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+	c->wake_to = 0;
 	c->owner_epoch = self_epoch;
 	c->owner_pid = sh->owner_pid;
 	/* A note has no remote half: remote_peer only says whom it concerns
@@ -560,7 +562,10 @@ static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t sel
 
 	/* gen is ours from here on: computed in a register, stored once. */
 	gen = __atomic_load_n(&c->gen, __ATOMIC_RELAXED) + 1;
-	c->gen = gen;
+	/* Release: a reader that loads this gen (acquire) before the state
+	 * sees CLAIMED or later, never the previous OFFERED (see
+	 * ivl_ctab_match_via()). */
+	__atomic_store_n(&c->gen, gen, __ATOMIC_RELEASE);
 	c->owner_epoch = self_epoch;
 	c->owner_pid = p->owner_pid;
 	c->remote_peer = p->remote;
@@ -573,6 +578,7 @@ static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t sel
 	c->tx_size = p->ring_size;
 	c->max_record = p->mode == IVL_MODE_MESSAGE ? p->max_record : 0;
 	c->tx_pages = npages;
+	c->wake_to = 0;
 	memset(c->name, 0, sizeof(c->name));
 	strncpy(c->name, p->name, sizeof(c->name) - 1);
 	ivl_ring_format(&c->tx_prod, &c->rx_cons);
@@ -608,7 +614,7 @@ int ivl_ctab_match_via(const struct ivl_region *rg, uint32_t self, uint32_t slot
 		       uint32_t via, struct ivl_ctab_remote *m)
 {
 	struct ivl_chan_half *mine = ivl_region_chan(rg, self, slot);
-	struct ivl_peer_view pv;
+	struct ivl_peer_view pv, me;
 	char name[IVL_NAME_MAX];
 	uint32_t mode, best = IVL_SLOT_NONE;
 	struct ivl_chan_half copy;
@@ -630,23 +636,30 @@ int ivl_ctab_match_via(const struct ivl_region *rg, uint32_t self, uint32_t slot
 		return -ECONNRESET;
 	if (ivl_section_check(rg, remote) < 0)
 		return -EAGAIN; /* the remote's section is being reset */
+	/* Our own epoch, from the daemon's line of our entry. */
+	rc = ivl_region_peer_view(rg, self, &me);
+	if (rc < 0)
+		return rc;
 
 	for (uint32_t j = 0; j < rg->hdr.chan_slots; j++) {
 		struct ivl_chan_half *c = ivl_region_chan(rg, remote, j);
+		/* gen first: a slot closed and offered again between a load
+		 * of state and one of gen would pass the re-check below with
+		 * a copy torn between the two offers (seen: -EPROTO for a
+		 * peer's new incarnation whose half reused the slot). */
+		uint32_t gen = __atomic_load_n(&c->gen, __ATOMIC_ACQUIRE);
 		uint32_t st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-		uint32_t gen;
 
 		if (st != IVL_CHAN_OFFERED)
 			continue;
 		/* Read the descriptor once into a local, then make sure it did
 		 * not change while we copied it (the state and gen pin it). */
 		memcpy(&copy, c, 2 * IVL_CACHELINE);
-		gen = copy.gen;
 		/* Acquire (a full barrier under TSan, see os.h): the copy's
 		 * loads complete before the re-check below. */
 		ivl__full_fence();
 		if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) != IVL_CHAN_OFFERED ||
-		    __atomic_load_n(&c->gen, __ATOMIC_RELAXED) != gen)
+		    __atomic_load_n(&c->gen, __ATOMIC_RELAXED) != gen || copy.gen != gen)
 			continue;
 		copy.name[IVL_NAME_MAX - 1] = '\0';
 		if (copy.owner_epoch != pv.epoch || copy.remote_peer != via || copy.mode != mode ||
@@ -654,6 +667,11 @@ int ivl_ctab_match_via(const struct ivl_region *rg, uint32_t self, uint32_t slot
 			continue;
 		if (copy.remote_slot != IVL_SLOT_NONE && copy.remote_slot != slot)
 			continue; /* matched to another half of ours */
+		/* Matched to an earlier incarnation of our id, whose half had
+		 * our slot number (a fresh section fills slot 0 first): the
+		 * remote has not closed it yet. Its ring is not ours to read. */
+		if (copy.remote_slot != IVL_SLOT_NONE && copy.remote_epoch != me.epoch)
+			continue;
 		if (!ring_geometry_ok(rg, remote, copy.mode, copy.tx_data_off, copy.tx_size,
 				      copy.max_record) ||
 		    copy.rx_vector >= rg->hdr.n_vectors)

@@ -51,6 +51,50 @@ void shim_pending_wait(struct shim_conn *c, int64_t deadline)
 	shim_progress(c);
 }
 
+/*
+ * A connection inherited over fork that this process now holds alone (its
+ * parent closed its copy: PostgreSQL's postmaster forks a backend for each
+ * connection it accepts) still wakes on the owner's vectors, which the
+ * parent and every other child forked from it wait on as well: each
+ * doorbell would wake them all (eight backends, eight wake-ups per
+ * message), and whichever drains it first may take it from the one it was
+ * for. So take a doorbell of our own: our own endpoint in the region (a
+ * peer of its own on the host, a vector of its own in a guest), heard on
+ * the inherited vector's fd (ivl__ep_redirect_vector), and named in our
+ * half's wake_to, which the remote reads before it rings (layout.h). Tried
+ * at each data call until the connection is ours alone, then decided for
+ * good. Caller holds a direction's lock.
+ */
+static void own_wake(struct shim_conn *c)
+{
+	struct ivl_chan_half *h = own_half(c);
+	struct shim_ep *own;
+	int64_t w;
+
+	if (!h || __atomic_load_n(&h->shim.procs, __ATOMIC_ACQUIRE) > 1)
+		return;
+	c->wake_done = 1;
+	own = shim_ep_own_like(c->sep);
+	if (!own || own == c->sep)
+		return;
+	w = ivl__ep_redirect_vector(c->sep->ep, c->lk.rx_vector, own->ep);
+	if (w < 0) {
+		SHIM_DBG("fd %d: no doorbell of our own: %s", c->fd, strerror((int)-w));
+		return;
+	}
+	/* W1: pairs with W2 (guest-lib/link.c): the store, then a full
+	 * fence before the callers look at the rings (this data call, and
+	 * every wait re-checks them before it sleeps): either that sees what
+	 * a remote published, or the remote's load after its publish sees
+	 * the new target. */
+	__atomic_store_n(&h->wake_to, (uint32_t)w, __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	c->lk.block_max_ns = 0;
+	__atomic_store_n(&c->wake_own, 1, __ATOMIC_RELEASE);
+	SHIM_DBG("fd %d: wakes on peer %u vector %u now", c->fd, IVL_WAKE_TO_PEER((uint32_t)w),
+		 IVL_WAKE_TO_VECTOR((uint32_t)w));
+}
+
 /* Looks at the TCP socket of an accelerated connection: FIN or RST from a
  * peer that went away without closing its rings (killed, or fork-shared). */
 static void tcp_probe(struct shim_conn *c)
@@ -104,6 +148,8 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	shim_guard_lock(&c->txg);
 	if (st == SS_ACCEL) {
 		adopt_if_shared(c, &c->lk.tx.ring);
+		if (c->inherited && !c->wake_done)
+			own_wake(c);
 		shim_guard_claim(&c->txg, &c->forked);
 	}
 	for (;;) {
@@ -272,6 +318,8 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	alloc = iov != stack ? iov : NULL;
 	shim_guard_lock(&c->rxg);
 	adopt_if_shared(c, &c->lk.rx.ring);
+	if (c->inherited && !c->wake_done)
+		own_wake(c);
 	shim_guard_claim(&c->rxg, &c->forked);
 	for (;;) {
 		long n;

@@ -1242,6 +1242,8 @@ void shim_fork_child(void)
 		shim_guard_init(&c->txg);
 		shim_guard_init(&c->rxg);
 		c->inherited = 1;
+		c->wake_done = c->wake_own = 0;
+		c->lk.wake_busy = 0;
 		c->forked = 1; /* never a fast path here: adopt at each use */
 		/* What the parent moved and has not flushed yet is the
 		 * parent's to count. */

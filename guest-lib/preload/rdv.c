@@ -45,9 +45,10 @@ int ivl__shim_find_listener(const struct ivl_region *rg, uint32_t self, int fam,
 			uint32_t gen;
 			int same_host, match = 0;
 
+			/* gen before state, as in ivl_ctab_match_via(). */
+			gen = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 			if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != IVL_CHAN_LISTEN)
 				continue;
-			gen = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
 			memcpy(&sh, &h->shim, sizeof(sh));
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
 			if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) != IVL_CHAN_LISTEN ||
@@ -96,11 +97,11 @@ int ivl__shim_addr_known(const struct ivl_region *rg, const uint8_t *addr)
 		for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
 			struct ivl_chan_half *h = ivl_region_chan(rg, p, s);
 			struct ivl_shim_half sh;
-			uint32_t gen, st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE), n;
+			uint32_t gen = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE), n;
+			uint32_t st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
 
 			if (st != IVL_CHAN_LISTEN && st != IVL_CHAN_OFFERED && st != IVL_CHAN_NOTE)
 				continue;
-			gen = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
 			memcpy(&sh, &h->shim, sizeof(sh));
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
 			if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) != st ||
@@ -136,14 +137,14 @@ int ivl__shim_find_proposal(const struct ivl_region *rg, uint32_t self, int fam,
 		for (uint32_t s = 0; s < rg->hdr.chan_slots; s++) {
 			struct ivl_chan_half *h = ivl_region_chan(rg, p, s);
 			struct ivl_shim_half sh;
-			uint32_t gen, remote, epoch;
+			uint32_t remote, epoch;
+			uint32_t gen = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 			uint32_t st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
 
 			/* A fallback note with our 4-tuple: the client withdrew
 			 * (timeout) before we accepted. */
 			if (st != IVL_CHAN_OFFERED && st != IVL_CHAN_NOTE)
 				continue;
-			gen = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
 			remote = h->remote_peer;
 			epoch = h->owner_epoch;
 			memcpy(&sh, &h->shim, sizeof(sh));

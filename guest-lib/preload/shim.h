@@ -402,6 +402,8 @@ struct shim_conn {
 	int is_server;
 	int opt_unsupported;
 	int inherited; /* came over fork: short sleeps (shared vectors) */
+	int wake_done; /* inherited: own_wake() decided (conn_io.c) */
+	int wake_own;  /* inherited, and the remote rings a doorbell of ours */
 	int forked;    /* a child took it over fork: the processes may use it in turn
 			* (atomic: a fast path's owner is revoked when it is set) */
 	uint32_t reason;

@@ -97,7 +97,8 @@ static int64_t epoll_conns(struct shim_epoll *e, int probe_tcp, int sync)
 		}
 		if (st == SS_CLI_PENDING && c->deadline_ns < next)
 			next = c->deadline_ns;
-		if (c->inherited && next > ivl__now_ns() + SHIM_INHERITED_SLICE_NS)
+		if (c->inherited && !__atomic_load_n(&c->wake_own, __ATOMIC_ACQUIRE) &&
+		    next > ivl__now_ns() + SHIM_INHERITED_SLICE_NS)
 			next = ivl__now_ns() + SHIM_INHERITED_SLICE_NS;
 		if (st == SS_ACCEL && probe_tcp && !c->tcp_hup) {
 			char b = 0; /* a MSG_PEEK target: its value is never read */

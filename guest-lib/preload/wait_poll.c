@@ -96,7 +96,9 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			if (c && (st == SS_ACCEL || st == SS_CLI_PENDING || st == SS_SRV_PENDING)) {
 				fds[i].revents =
 				    (short)shim_conn_revents(c, (unsigned)fds[i].events, armed);
-				if (c->inherited && next > ivl__now_ns() + SHIM_INHERITED_SLICE_NS)
+				if (c->inherited &&
+				    !__atomic_load_n(&c->wake_own, __ATOMIC_ACQUIRE) &&
+				    next > ivl__now_ns() + SHIM_INHERITED_SLICE_NS)
 					next = ivl__now_ns() + SHIM_INHERITED_SLICE_NS;
 			} else {
 				kf[nk] = fds[i];

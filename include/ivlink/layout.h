@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ivlink region layout, version 3.
+ * ivlink region layout, version 4.
  *
  * This file is an ABI: every VM and host process that maps an ivlink region
  * agrees on these structures byte for byte. All fields are fixed width and
@@ -65,7 +65,7 @@ extern "C" {
  * line (a pad record fills the rest of the line before it), so a v2
  * consumer would take a pad for a corrupt record. The validator refuses
  * any other version. */
-#define IVL_LAYOUT_VERSION 3u
+#define IVL_LAYOUT_VERSION 4u
 
 #define IVL_CACHELINE 64u
 #define IVL_PAGE_SIZE 4096u
@@ -488,6 +488,24 @@ static_assert(sizeof(struct ivl_shim_half) == 128, "abi");
 
 #define IVL_SLOT_NONE 0xffffffffu
 
+/*
+ * wake_to (layout v4): where the remote rings to wake this side. 0 (as
+ * created): this half's owner peer at rx_vector. Set: the vector of
+ * another peer id (or another vector of the same one) that the process
+ * holding this side now sleeps on: a process forked from the owner that
+ * keeps the connection alone takes a doorbell of its own, so that its
+ * wake-ups no longer wake its parent and siblings, which share the owner's
+ * vectors. The owner stores it (seq_cst) at any time after ESTABLISHED
+ * and re-checks its rings before it sleeps again; a producer loads it
+ * (seq_cst) after it found this side asleep, just before it rings
+ * (guest-lib/link.c, W1/W2). A value naming no peer of the region, or a
+ * vector out of range, rings the owner's rx_vector as before.
+ */
+#define IVL_WAKE_TO_SET		  0x80000000u
+#define IVL_WAKE_TO(peer, vector) (IVL_WAKE_TO_SET | ((peer)&0x7fffu) << 16 | ((vector)&0xffffu))
+#define IVL_WAKE_TO_PEER(w)	  (((w) >> 16) & 0x7fffu)
+#define IVL_WAKE_TO_VECTOR(w)	  ((w)&0xffffu)
+
 struct ivl_chan_half {
 	/* Line 0-1: descriptor, written by the owner before OFFERED. */
 	uint32_t state;	       /* enum ivl_chan_state */
@@ -504,7 +522,7 @@ struct ivl_chan_half {
 	uint32_t tx_size;      /* bytes, power of two */
 	uint32_t max_record;   /* message mode: largest payload */
 	uint32_t tx_pages;     /* heap pages backing tx data */
-	uint32_t reserved0;
+	uint32_t wake_to;      /* 0, or IVL_WAKE_TO_SET | peer << 16 | vector */
 	char name[IVL_NAME_MAX];
 	uint8_t reserved1[2 * IVL_CACHELINE - 64 - IVL_NAME_MAX];
 	/* Lines 2-3: producer block of this side's tx ring (index, control). */

@@ -9,7 +9,8 @@
 # accounts' balances and the history's deltas all sum to the same), the
 # server's connections went through the rings (ring bytes in
 # `ivlinkctl status --json`) and none fell back for any other reason than
-# a client without the shim (pg_isready).
+# a client without the shim (pg_isready). While sessions are open, each
+# backend is woken on a doorbell of its own, not the postmaster's.
 . "$(dirname "$0")/lib.sh"
 need python3 runuser
 PGBIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -71,6 +72,39 @@ run_bench() { # NAME ARGS...: a 3 s run; checks it processed and failed nothing
 }
 run_bench select-only -S
 run_bench tpc-b
+
+# Each backend holds its connection alone once the postmaster closed its
+# copy: it must take a doorbell of its own (layout.h wake_to), or every
+# message to any backend wakes all of them and the postmaster, which share
+# the postmaster's vectors. Looked at while 4 sessions are open: every
+# channel the postmaster's peer consumes is rung on another peer, a
+# different one per session.
+pg pgbench -n -S -c 4 -j 2 -T 3 postgres >"$T/wake.log" 2>&1 &
+bench=$!
+sleep 1.5
+status_json >"$T/wake.json"
+wait "$bench" || fail "pgbench (doorbells) failed"
+read -r sessions moved targets < <(python3 - "$PM" "$T/wake.json" <<'PY'
+import json, sys
+pm, d = int(sys.argv[1]), json.load(open(sys.argv[2]))
+me = [p["id"] for p in d["peers"] if p["pid"] == pm and p["state"] == "up"]
+rows = []
+for c in d["channels"]:
+    if not c["matched"]:
+        continue
+    if c["a"]["peer"] in me:
+        rows.append(c["b_to_a"])
+    elif c["b"] and c["b"]["peer"] in me:
+        rows.append(c["a_to_b"])
+w = [r["wakes"] for r in rows if r and r["wakes"]]
+moved = [x for x in w if x["moved"] and x["peer"] not in me]
+print(len(rows), len(moved), len({(x["peer"], x["vector"]) for x in moved}))
+PY
+)
+expect_ge "sessions the postmaster's peer serves" "${sessions:-0}" 4
+expect_eq "sessions whose doorbell moved to the backend" "${moved:-0}" "$sessions"
+expect_eq "distinct backend doorbells" "${targets:-0}" "$sessions"
+echo "ok: $sessions sessions, each rung on a doorbell of its backend's own"
 
 # TPC-B moves money: every transaction adds the same delta to one account,
 # teller and branch, and records it in the history.

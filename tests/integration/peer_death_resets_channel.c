@@ -157,9 +157,12 @@ static int west(void *arg)
 	struct xfer tx, rx;
 	char line[128];
 	int64_t deadline;
+	uint32_t east_epoch;
 	int rc;
 
 	CHECK(e >= 0, "west: peer east never appeared");
+	CHECK(ivl_endpoint_peer(ep, e, &pi) == 0, "peer entry");
+	east_epoch = pi.epoch;
 	rc = ivl_channel_open(ep, "bulk", e, NULL, 10000000000LL, &ch);
 
 	CHECK(rc == 0, "west: channel_open: %s", strerror(-rc));
@@ -175,16 +178,19 @@ static int west(void *arg)
 	/* Every later call keeps failing the same way. */
 	CHECK(ivl_recv(ch, line, 1, IVL_DONTWAIT) == -ECONNRESET, "sticky reset (recv)");
 	CHECK(ivl_send(ch, line, 1, IVL_DONTWAIT) == -ECONNRESET, "sticky reset (send)");
-	/* The daemon marks the killed peer GONE in the region's peer table. */
+	/* The daemon marks the killed peer GONE in the region's peer table
+	 * (east2, started once we reported, may have taken the id again
+	 * already: a newer epoch says the same). */
 	deadline = ts_now_ns() + 2000000000LL;
 	for (;;) {
 		CHECK(ivl_endpoint_peer(ep, e, &pi) == 0, "peer entry");
-		if (pi.state == IVL_PEER_GONE)
+		if (pi.state == IVL_PEER_GONE || pi.epoch != east_epoch)
 			break;
 		CHECK(ts_now_ns() < deadline, "east (peer %u) not GONE: state %u", e, pi.state);
 		usleep(1000);
 	}
-	printf("west: peer %d is GONE at epoch %u\n", e, pi.epoch);
+	printf("west: peer %d (epoch %u) is gone: now %s at epoch %u\n", e, east_epoch,
+	       pi.state == IVL_PEER_GONE ? "GONE" : "up again", pi.epoch);
 	ivl_channel_close(ch);
 
 	/* A newcomer, and a fresh channel of the same name. */

@@ -44,7 +44,7 @@ struct ivl_region_params {
 void ivl_region_params_default(struct ivl_region_params *p);
 
 /*
- * Writes a fresh layout v3 header and peer table into base (size bytes,
+ * Writes a fresh layout v4 header and peer table into base (size bytes,
  * zeroed by the caller or not). Sections are left uninitialised until their
  * peer joins (ivl_section_reset). Returns 0 or -EINVAL when the parameters
  * do not fit.
