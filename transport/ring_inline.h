@@ -468,6 +468,17 @@ IVL__RING_INLINE long ivl__ring_read_copy(struct ivl_ring *r, const struct ivl_r
 	return (long)n;
 }
 
+/* A constant-size read found less than its buffer's worth: an empty ring
+ * (nothing at all up to the limit just refreshed: a poll, the common case
+ * of a spinning receiver) goes straight to the slow path, which decides
+ * between -EAGAIN and EOF; some data goes to the general code. */
+IVL__RING_INLINE long ivl__ring_read_short(struct ivl_ring *r, void *buf, size_t len, uint64_t head)
+{
+	if (r->limit == head)
+		return ivl__ring_read_slow(r, buf, len);
+	return ivl__ring_read_any(r, buf, len);
+}
+
 /*
  * ivl_ring_read() in message mode: one record that fits len, copied out of
  * a range within the limit. As with the writes, a caller that knows the
@@ -493,7 +504,7 @@ IVL__RING_INLINE long ivl__ring_read_msg(struct ivl_ring *r, void *buf, size_t l
 		uint64_t head = r->c_head, h;
 
 		if (ivl__unlikely(!ivl__ring_fill(r, p, ivl_rec_footprint(len))))
-			return ivl__ring_read_any(r, buf, len);
+			return ivl__ring_read_short(r, buf, len, head);
 		src = r->data + ((uint32_t)head & r->mask);
 		memcpy(&h, src, sizeof(h));
 		if (ivl__unlikely(h != want || len > r->fast_max))
@@ -528,7 +539,7 @@ IVL__RING_INLINE long ivl__ring_read_stream(struct ivl_ring *r, void *buf, size_
 		uint64_t head = r->c_head;
 
 		if (ivl__unlikely(!ivl__ring_fill(r, p, len) || len > r->fast_max))
-			return ivl__ring_read_any(r, buf, len);
+			return ivl__ring_read_short(r, buf, len, head);
 		ivl__ring_copy(buf, r->data + ((uint32_t)head & r->mask), len);
 		ivl__ring_consumed(r, p, head + len);
 		return (long)len;
