@@ -724,8 +724,8 @@ int ivl_channel_stats(struct ivl_channel *ch, struct ivl_channel_stats *st)
 	st->tx_msgs = ld64(&tx->p_msgs);
 	st->rx_bytes = ld64(&rx->c_head);
 	st->rx_msgs = ld64(&rx->c_msgs);
-	st->kicks_sent = ld64(&tx->p_kicks) + ld64(&rx->c_kicks);
-	st->kicks_suppressed = ld64(&tx->p_suppressed) + ld64(&rx->c_suppressed);
+	st->kicks_sent = ld64(&tx->kicks) + ld64(&rx->kicks);
+	st->kicks_suppressed = ivl_ring_kicks_suppressed(tx) + ivl_ring_kicks_suppressed(rx);
 	st->sleeps = ld64(&ch->lk.tx.sleeps) + ld64(&ch->lk.rx.sleeps);
 	st->tx_ring_size = tx->size;
 	st->rx_ring_size = rx->size;

@@ -22,7 +22,7 @@
  * (min of the cached other index, or cached head + size, and the end of
  * the lap), so one compare covers room or data and the ring end; gate
  * folds the sticky error, an outstanding reservation or peek and the
- * handle's role into one test; due counts down to the next counter flush.
+ * handle's role (and its mode, for the mode-typed calls) into one test.
  * A stale limit is always too low, never too high: it only sends a call
  * here, where update_limit() recomputes it.
  *
@@ -67,7 +67,25 @@
  * The counters on the control line are plain relaxed stores of the
  * handle's own counts (stats_store), never read back: a flush
  * cannot lose an update, because each side's counts are kept and written by
- * that side alone.
+ * that side alone. The fast path counts messages only; kicks are counted
+ * where they are sent, and the suppressed doorbells are derived (ring.h).
+ * They are stored when the side sleeps or arms, kicks, changes flags, on
+ * ivl_ring_flush_stats(), and once per lap of its index: the producer's
+ * fast path stops at the ring end and update_limit() sees the new lap; the
+ * consumer's inline refill hands the first call of a lap to
+ * ivl__ring_peek_slow() (ivl__ring_fill caps its limit at stats_end). A
+ * store per lap and not per message, because the other side reads that
+ * line (sleep_seq) after each of its publishes.
+ *
+ * Nothing this side wrote to shared memory is read back: whether a flush
+ * has anything to publish is in the handle (held, held_seen), not in the
+ * published index.
+ *
+ * A write racing with the consumer's close may succeed although no one
+ * will read it: the close can land between the check of the consumer's
+ * flags and the publish. That is the same as a write just before the
+ * close, which nobody reads either (success means published, not
+ * delivered, as with TCP); the next call reports -EPIPE.
  */
 #include <errno.h>
 #include <string.h>
@@ -123,6 +141,8 @@ static void set_busy(struct ivl_ring *r, int busy)
 		r->gate &= (uint16_t)~IVL__GATE_BUSY;
 }
 
+static void stats_store(struct ivl_ring *r);
+
 /* Recomputes the limit from the cached other index: never beyond what is
  * free (producer) or published (consumer), nor past the end of the lap. */
 static void update_limit(struct ivl_ring *r)
@@ -134,6 +154,12 @@ static void update_limit(struct ivl_ring *r)
 		r->limit = ivl__ring_upto(r->p_head_cache + r->size, end)
 			       ? r->p_head_cache + r->size
 			       : end;
+		/* The producer's fast path stops at the ring end, and its
+		 * next call comes here: the per-lap store of the counters. */
+		if (end != r->stats_end) {
+			r->stats_end = end;
+			stats_store(r);
+		}
 	} else {
 		end = ivl__ring_lap_end(r, r->c_head);
 		r->limit = ivl__ring_upto(r->c_tail_cache, end) ? r->c_tail_cache : end;
@@ -242,7 +268,6 @@ static int ring_init(struct ivl_ring *r, int producer, struct ivl_ring_prod *pro
 	r->mode = mode;
 	r->max_record = max_record;
 	r->fast_max = mode == IVL_MODE_MESSAGE ? max_record : size / 4;
-	r->due = IVL_RING_STATS_EVERY;
 	r->spin_ns = IVL_SPIN_NS_DEFAULT;
 	if (n)
 		r->notify = *n;
@@ -252,7 +277,8 @@ static int ring_init(struct ivl_ring *r, int producer, struct ivl_ring_prod *pro
 	if (load_indices(r, &tail, &head) < 0)
 		return -EPROTO;
 	r->is_producer = producer;
-	r->gate = producer ? IVL__GATE_PROD : IVL__GATE_CONS;
+	r->gate = (producer ? IVL__GATE_PROD : IVL__GATE_CONS) |
+		  (mode == IVL_MODE_MESSAGE ? IVL__GATE_MSG : IVL__GATE_STREAM);
 	if (producer) {
 		r->p_tail = tail;
 		r->p_head_cache = head;
@@ -262,6 +288,9 @@ static int ring_init(struct ivl_ring *r, int producer, struct ivl_ring_prod *pro
 		r->c_tail_cache = head;
 		r->sleep_seq = __atomic_load_n(&cons->sleep_seq, __ATOMIC_RELAXED) & ~1u;
 	}
+	/* The counters are stored from the next lap on: a handle attached to
+	 * a ring in use must not overwrite them with its zeros at once. */
+	r->stats_end = ivl__ring_lap_end(r, producer ? tail : head);
 	update_limit(r);
 	return 0;
 }
@@ -434,13 +463,15 @@ static void kick_peer(struct ivl_ring *r)
  * for ivlinkctl, written by this side only, never read back. */
 static void stats_store(struct ivl_ring *r)
 {
+	uint64_t suppressed = ivl_ring_kicks_suppressed(r);
+
 	if (r->is_producer) {
-		store_relaxed64(&r->prod->kicks, r->p_kicks);
-		store_relaxed64(&r->prod->kicks_suppressed, r->p_suppressed);
+		store_relaxed64(&r->prod->kicks, r->kicks);
+		store_relaxed64(&r->prod->kicks_suppressed, suppressed);
 		store_relaxed64(&r->prod->msgs, r->p_msgs);
 	} else {
-		store_relaxed64(&r->cons->kicks, r->c_kicks);
-		store_relaxed64(&r->cons->kicks_suppressed, r->c_suppressed);
+		store_relaxed64(&r->cons->kicks, r->kicks);
+		store_relaxed64(&r->cons->kicks_suppressed, suppressed);
 		store_relaxed64(&r->cons->msgs, r->c_msgs);
 	}
 }
@@ -455,24 +486,26 @@ void ivl_ring_flush_stats(struct ivl_ring *r)
  * value; a value kicked already counts as a suppressed doorbell. */
 void ivl__ring_after_publish_slow(struct ivl_ring *r, uint32_t seq)
 {
-	if (seq == r->kicked_seq) {
-		r->p_suppressed++;
-		if (--r->due == 0)
-			ivl__ring_stats_due(r);
+	if (seq == r->kicked_seq)
 		return;
-	}
 	r->kicked_seq = seq;
-	r->p_kicks++;
-	r->due = IVL_RING_STATS_EVERY;
+	r->kicks++;
 	stats_store(r);
 	kick_peer(r);
 }
 
-/* IVL_RING_STATS_EVERY publishes since the last store of the counters. */
-void ivl__ring_stats_due(struct ivl_ring *r)
+/* Whether something committed or released with IVL_MORE may be unpublished
+ * (then it is, by the caller): known from the handle's own counts, never by
+ * reading back the index this side published. A later call without
+ * IVL_MORE may have published it already; publishing the same index again
+ * is harmless (counted as a publish: it may kick). */
+static int take_held(struct ivl_ring *r)
 {
-	r->due = IVL_RING_STATS_EVERY;
-	stats_store(r);
+	if (r->held == r->held_seen)
+		return 0;
+	r->held_seen = r->held;
+	r->extra++;
+	return 1;
 }
 
 int ivl_ring_commit(struct ivl_ring *r, size_t len, unsigned flags)
@@ -484,9 +517,10 @@ int ivl_ring_flush(struct ivl_ring *r)
 {
 	if (r->error)
 		return r->error;
-	if (__atomic_load_n(&r->prod->tail, __ATOMIC_RELAXED) == r->p_tail)
-		return 0;
-	ivl__ring_publish_tail(r);
+	if (!r->is_producer)
+		return -EINVAL;
+	if (take_held(r))
+		ivl__ring_publish_tail(r);
 	return 0;
 }
 
@@ -605,7 +639,7 @@ int ivl_ring_set_flags(struct ivl_ring *r, uint32_t flags)
 
 	if (!r->is_producer)
 		return -EINVAL;
-	if (!r->error && __atomic_load_n(&r->prod->tail, __ATOMIC_RELAXED) != r->p_tail)
+	if (!r->error && take_held(r))
 		ivl__ring_publish_tail(r);
 	stats_store(r);
 	old = __atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED);
@@ -679,6 +713,11 @@ long ivl__ring_peek_slow(struct ivl_ring *r, struct ivl_span sp[2])
 	 * the sleep_seq that every publish_head reads: a cache hit. */
 	if (__atomic_load_n(&r->prod->flags, __ATOMIC_RELAXED) & IVL_RING_F_ABORT)
 		return -ECONNRESET;
+	/* The first call in a new lap (ivl__ring_fill sends it here). */
+	if (ivl__ring_lap_end(r, r->c_head) != r->stats_end) {
+		r->stats_end = ivl__ring_lap_end(r, r->c_head);
+		stats_store(r);
+	}
 
 again:
 	avail = r->c_tail_cache - r->c_head;
@@ -743,9 +782,10 @@ int ivl_ring_release_flush(struct ivl_ring *r)
 {
 	if (r->error)
 		return r->error;
-	if (__atomic_load_n(&r->cons->head, __ATOMIC_RELAXED) == r->c_head)
-		return 0;
-	ivl__ring_publish_head(r);
+	if (r->is_producer)
+		return -EINVAL;
+	if (take_held(r))
+		ivl__ring_publish_head(r);
 	return 0;
 }
 
@@ -834,6 +874,14 @@ long ivl__ring_read_part(struct ivl_ring *r, void *buf, const uint8_t *src, size
 	r->c_msgs++;
 	ivl__ring_publish_head(r);
 	return (long)n;
+}
+
+/* The inline read for a length that is not known at compile time: where
+ * the constant-size path of ivl__ring_read_msg/_stream hands a record or
+ * range that does not fill the caller's buffer exactly. */
+long ivl__ring_read_any(struct ivl_ring *r, void *buf, size_t len)
+{
+	return ivl__ring_read(r, buf, len);
 }
 
 long ivl__ring_read_slow(struct ivl_ring *r, void *buf, size_t len)

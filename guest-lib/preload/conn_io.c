@@ -589,7 +589,7 @@ int shim_fast_send(int fd, const void *buf, size_t len, int flags, ssize_t *ret)
 	if (!c || !fast_ok(c, &c->txg, me, c->shut_wr) || len == 0 ||
 	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)))
 		goto slow;
-	n = ivl__ring_write(&c->lk.tx.ring, buf, len, 0);
+	n = ivl__ring_write_stream(&c->lk.tx.ring, buf, len, 0);
 	if (n <= 0)
 		goto slow; /* nothing written: the full path waits or reports */
 	count_tx(c, (uint64_t)n);
@@ -627,7 +627,7 @@ int shim_fast_recv(int fd, void *buf, size_t len, int flags, ssize_t *ret)
 		goto slow;
 	/* No re-validation of the remote after the copy, as in ivl_recv()
 	 * (channel.c's file comment says why). */
-	n = ivl__ring_read(&c->lk.rx.ring, buf, len);
+	n = ivl__ring_read_stream(&c->lk.rx.ring, buf, len);
 	if (n <= 0)
 		goto slow; /* empty or EOF: the full path decides */
 	count_rx(c, (uint64_t)n);

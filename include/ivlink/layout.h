@@ -270,9 +270,8 @@ static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 
 /* Counters (kicks, kicks_suppressed, msgs) are diagnostics: kept in the
  * handle and stored here when the side waits, kicks, changes its flags, on
- * an explicit ivl_ring_flush_stats() and at least every IVL_RING_STATS_EVERY
- * publishes, so they may trail the truth by that much. */
-#define IVL_RING_STATS_EVERY 1024u
+ * an explicit ivl_ring_flush_stats() and about once per lap of its index
+ * (every ring size of bytes), so they may trail the truth by that much. */
 
 struct ivl_ring_prod {
 	/* Line 0: index. */

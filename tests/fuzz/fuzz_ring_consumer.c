@@ -20,6 +20,10 @@
 
 #include <ivlink/ring.h>
 
+/* The inline fast paths, for the calls with a constant size (ops 23, 24),
+ * as a fixed-size receiver makes them. */
+#include "ring_inline.h"
+
 struct in {
 	const uint8_t *p;
 	size_t n;
@@ -98,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	while (in.n) {
 		struct ivl_span sp[2] = {{0}};
-		unsigned op = (unsigned)take(&in, 1) % 24;
+		unsigned op = (unsigned)take(&in, 1) % 26;
 		long r;
 
 		switch (op) {
@@ -241,6 +245,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 22:
 			prod->sleep_seq = (uint32_t)take(&in, 4);
 			cons->sleep_seq = (uint32_t)take(&in, 4);
+			break;
+		case 23: /* a fixed-size receiver of 64-byte records */
+			r = ivl__ring_read_msg(&c, buf, 64);
+			if (r > 64)
+				abort();
+			break;
+		case 24: /* a fixed-size receiver of a stream, 16 bytes a call */
+			r = ivl__ring_read_stream(&c, buf, 16);
+			if (r > 16)
+				abort();
 			break;
 		default:
 			if (have_p) {

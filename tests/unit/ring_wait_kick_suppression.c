@@ -151,10 +151,13 @@ static void test_kicks(uint32_t mode)
 	CHECK_EQ(x.pn.kicks, 0);
 	CHECK_EQ(x.cn.kicks, 0);
 	CHECK_EQ(x.t.prod->kicks, 0);
-	/* The shared counters trail the handle's by < IVL_RING_STATS_EVERY
-	 * publishes until a flush. */
-	CHECK_EQ(x.t.prod->kicks_suppressed, 0);
-	CHECK_EQ(x.p.p_suppressed, 1000);
+	/* The shared counters trail the handle's by about a lap of the ring
+	 * until a flush: 1000 messages went round it many times, and the
+	 * last lap is not stored yet. */
+	CHECK(x.t.prod->kicks_suppressed > 0);
+	CHECK(x.t.prod->kicks_suppressed < 1000);
+	CHECK(x.t.prod->kicks_suppressed + SZ / 8 >= 1000);
+	CHECK_EQ(ivl_ring_kicks_suppressed(&x.p), 1000);
 	ivl_ring_flush_stats(&x.p);
 	CHECK_EQ(x.t.prod->kicks_suppressed, 1000);
 	CHECK_EQ(x.t.cons->kicks, 0);

@@ -73,16 +73,24 @@ struct ivl_notifier {
 
 /*
  * The handle. Line 0 holds everything the inline fast paths of either role
- * touch (ring_inline.h): the data base and mask, this side's own index, the
- * limit up to which the fast path may move it without re-reading the other
- * side's index, the two shared blocks, the message count, the gate and the
- * countdown to the next counter flush. Fields named p_ and c_ that share a
- * union belong to the producer and the consumer role: a handle has one.
+ * touch (ring_inline.h): the data base, mask and size, this side's own
+ * index, the limit up to which the fast path may move it without re-reading
+ * the other side's index, the two shared blocks, the message count and the
+ * gate. Fields named p_ and c_ that share a union belong to the producer and
+ * the consumer role: a handle has one.
+ *
+ * Counters: the fast path counts messages only (msgs); a call with IVL_MORE
+ * counts held, a publish of held data (flush, release_flush, set_flags)
+ * counts extra, and kicks are counted where they are sent. Every publish
+ * either kicks or not, so the suppressed doorbells are derived:
+ * ivl_ring_kicks_suppressed().
  */
-#define IVL__GATE_ERROR 0x1u /* sticky r->error */
-#define IVL__GATE_BUSY	0x2u /* a reservation or a peek is outstanding */
-#define IVL__GATE_PROD	0x4u /* a producer handle: consumer calls go slow */
-#define IVL__GATE_CONS	0x8u /* a consumer handle: producer calls go slow */
+#define IVL__GATE_ERROR	 0x1u  /* sticky r->error */
+#define IVL__GATE_BUSY	 0x2u  /* a reservation or a peek is outstanding */
+#define IVL__GATE_PROD	 0x4u  /* a producer handle: consumer calls go slow */
+#define IVL__GATE_CONS	 0x8u  /* a consumer handle: producer calls go slow */
+#define IVL__GATE_MSG	 0x10u /* message mode: the stream-only calls go slow */
+#define IVL__GATE_STREAM 0x20u /* stream mode: the message-only calls go slow */
 
 struct ivl_ring {
 	/* Line 0: the fast path. */
@@ -104,26 +112,21 @@ struct ivl_ring {
 	uint32_t mask;
 	uint16_t gate;	   /* IVL__GATE_*: a set bit sends a call to ring.c */
 	uint16_t mode;	   /* enum ivl_ring_mode */
-	uint32_t due;	   /* publishes until the next counter flush */
+	uint32_t size;	   /* validated at init, a power of two */
 	uint32_t fast_max; /* message: max_record; stream: size / 4 */
 
 	/* Line 1 and on: slow paths. Shared memory validated at init. */
-	uint32_t size;
 	uint32_t max_record;
 	int error; /* sticky -EPROTO */
-	uint32_t reserved0;
 	union {
 		uint64_t p_head_cache; /* last consumer head seen */
 		uint64_t c_tail_cache; /* last producer tail seen */
 	};
-	union {
-		uint64_t p_kicks;
-		uint64_t c_kicks;
-	};
-	union {
-		uint64_t p_suppressed;
-		uint64_t c_suppressed;
-	};
+	uint64_t kicks;	     /* doorbells sent */
+	uint64_t held;	     /* commits/writes/releases with IVL_MORE */
+	uint64_t extra;	     /* publishes of held data (flush and the like) */
+	uint64_t held_seen;  /* held as of the last such publish */
+	uint64_t stats_end;  /* end of the lap of the last counter store */
 	uint32_t p_reserved; /* bytes handed out by reserve() */
 	uint32_t p_active;   /* 1 while a reservation is outstanding */
 	uint32_t c_peeked;   /* bytes (with header and pad) of the peeked item */
@@ -135,8 +138,23 @@ struct ivl_ring {
 };
 
 #if UINTPTR_MAX == UINT64_MAX
-static_assert(offsetof(struct ivl_ring, size) == 64, "the fast path's fields fill line 0");
+static_assert(offsetof(struct ivl_ring, max_record) == 64, "the fast path's fields fill line 0");
 #endif
+
+/*
+ * Doorbells this side did not send: publishes (one per message, minus those
+ * held with IVL_MORE, plus the publishes of held data) minus kicks. Relaxed
+ * loads: another thread may ask for statistics while the owner runs.
+ */
+static inline uint64_t ivl_ring_kicks_suppressed(const struct ivl_ring *r)
+{
+	uint64_t msgs = __atomic_load_n(&r->p_msgs, __ATOMIC_RELAXED);
+	uint64_t held = __atomic_load_n(&r->held, __ATOMIC_RELAXED);
+	uint64_t extra = __atomic_load_n(&r->extra, __ATOMIC_RELAXED);
+	uint64_t kicks = __atomic_load_n(&r->kicks, __ATOMIC_RELAXED);
+
+	return msgs - held + extra - kicks;
+}
 
 /*
  * Formats the shared blocks of a new ring: zero indices, flags and counters.
@@ -172,8 +190,9 @@ int ivl_ring_set_cons_block(struct ivl_ring *r, struct ivl_ring_cons *cons);
 /*
  * Stores this side's counters (kicks, kicks_suppressed, msgs) into its
  * control line. The ring does so itself when the side sleeps, kicks or sets
- * flags, and every IVL_RING_STATS_EVERY publishes; call this for exact
- * shared counters (tests, before a final status).
+ * flags, and once per lap of its index (on a slow path: the fast path
+ * stops at the ring end); call this for exact shared counters (tests,
+ * before a final status).
  */
 void ivl_ring_flush_stats(struct ivl_ring *r);
 
