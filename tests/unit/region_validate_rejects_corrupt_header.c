@@ -90,7 +90,8 @@ int main(void)
 	    {"version 0", F(version), 0, -EPROTONOSUPPORT},
 	    {"version 1 (layout v1)", F(version), 1, -EPROTONOSUPPORT},
 	    {"version 2 (layout v2)", F(version), 2, -EPROTONOSUPPORT},
-	    {"version 4", F(version), 4, -EPROTONOSUPPORT},
+	    {"version 3 (layout v3)", F(version), 3, -EPROTONOSUPPORT},
+	    {"version 5", F(version), 5, -EPROTONOSUPPORT},
 	    {"version -1", F(version), UINT32_MAX, -EPROTONOSUPPORT},
 	    {"hdr_size 0", F(hdr_size), 0, -EPROTO},
 	    {"hdr_size 4095", F(hdr_size), 4095, -EPROTO},
@@ -160,9 +161,9 @@ int main(void)
 		CHECK(rc == c->want, "%s: attach returned %d, expected %ld", c->what, rc, c->want);
 		CHECK(rg.base == NULL, "%s: a failed attach left a usable handle", c->what);
 	}
-	/* A layout v1 or v2 region (an older ivlinkd's) is refused by its
-	 * version, and the message names both versions. */
-	for (uint32_t old = 1; old <= 2; old++) {
+	/* A layout v1, v2 or v3 region (an older ivlinkd's) is refused by
+	 * its version, and the message names both versions. */
+	for (uint32_t old = 1; old <= 3; old++) {
 		struct ivl_region_hdr h = good;
 		char why[256], want[32];
 
@@ -171,7 +172,7 @@ int main(void)
 		CHECK_EQ(ivl_region_attach(&rg, m.base, RSIZE), -EPROTONOSUPPORT);
 		ivl_region_strerror(-EPROTONOSUPPORT, m.base, RSIZE, why, sizeof(why));
 		snprintf(want, sizeof(want), "region layout v%u,", old);
-		CHECK(strstr(why, want) && strstr(why, "reads layout v3 only"), "message: %s", why);
+		CHECK(strstr(why, want) && strstr(why, "reads layout v4 only"), "message: %s", why);
 		ivl_region_strerror(-EPROTO, m.base, RSIZE, why, sizeof(why));
 		CHECK(strcmp(why, strerror(EPROTO)) == 0, "message: %s", why);
 	}
