@@ -174,5 +174,8 @@ int shim_tx_grow(struct shim_conn *c);
 void shim_tx_tick(struct shim_conn *c);
 void shim_tx_old_release(struct shim_conn *c);
 void shim_rx_attach(struct shim_conn *c);
+/* Under the rx guard, after adopt_if_shared(): once this process is the
+ * only one holding the connection again, lets the remote move its ring. */
+void shim_rx_unshare(struct shim_conn *c);
 
 #endif /* IVLINK_PRELOAD_CONN_H */

@@ -20,7 +20,9 @@
  * holds a copy of the handle, not the pages). No move is made while the
  * connection is shared between processes on either side: a process that
  * uses a ring end in turn with another follows the other's indices
- * (ivl_ring_adopt()), not its areas.
+ * (ivl_ring_adopt()), and can follow a move only while its record is the
+ * latest; a consumer asks for that with IVL_RING_F_NOMOVE before a fork
+ * and clears it once it is alone again (shim_rx_share/unshare).
  *
  * While a connection's tx ring is not at its first size, or a move is
  * pending, its sends take the full path (conn_io.c), where the checks
@@ -73,6 +75,43 @@ void shim_rx_attach(struct shim_conn *c)
 		__atomic_store_n(&c->lk.rx.ring.cons->rx_max, c->rcvbuf, __ATOMIC_RELAXED);
 }
 
+/*
+ * Consumer ends shared over fork. Each process keeps its own copy of the
+ * rx handle; the one that did not read for a while follows the others'
+ * head (ivl_ring_adopt()), which it can only do while the move record is
+ * that of the move they followed. So before a fork we ask the remote not
+ * to move (IVL_RING_F_NOMOVE, checked in shared() on its side), and
+ * once we are alone again, with our handle brought up to date, we let it.
+ */
+void shim_rx_share(struct shim_conn *c)
+{
+	struct ivl_ring_cons *cons = c->lk.rx.ring.cons;
+
+	if (!cons || get_state(c) != SS_ACCEL)
+		return;
+	__atomic_fetch_or(&cons->flags, IVL_RING_F_NOMOVE, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->rx_nomove, 1, __ATOMIC_RELAXED);
+}
+
+void shim_rx_unshare(struct shim_conn *c)
+{
+	struct ivl_chan_half *mine;
+
+	if (!__atomic_load_n(&c->rx_nomove, __ATOMIC_RELAXED))
+		return;
+	mine = own_half(c);
+	if (!mine || __atomic_load_n(&mine->shim.procs, __ATOMIC_ACQUIRE) > 1)
+		return;
+	/* A fork in another thread counts itself in under this lock. */
+	pthread_mutex_lock(&shim_active_lock);
+	if (__atomic_load_n(&mine->shim.procs, __ATOMIC_ACQUIRE) == 1 && c->lk.rx.ring.cons) {
+		__atomic_fetch_and(&c->lk.rx.ring.cons->flags, ~IVL_RING_F_NOMOVE,
+				   __ATOMIC_RELEASE);
+		__atomic_store_n(&c->rx_nomove, 0, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&shim_active_lock);
+}
+
 void shim_bufsize_set(struct shim_conn *c, int name)
 {
 	int v = 0;
@@ -110,13 +149,17 @@ static uint32_t tx_cap(struct shim_conn *c)
 	return cap;
 }
 
-/* Shared between processes, ours or the remote's: no moves. */
+/* Shared between processes, ours (our handles of the tx ring) or the
+ * remote's (IVL_RING_F_NOMOVE on its consumer block, or its count): no
+ * moves. */
 static int shared(struct shim_conn *c)
 {
 	struct ivl_chan_half *mine = own_half(c);
 	struct ivl_chan_half *theirs = ivl_region_chan(rg_of(c), c->lk.remote, c->remote_slot);
 
 	return __atomic_load_n(&c->forked, __ATOMIC_RELAXED) || !mine || !theirs ||
+	       (__atomic_load_n(&c->lk.tx.ring.cons->flags, __ATOMIC_ACQUIRE) &
+		IVL_RING_F_NOMOVE) ||
 	       __atomic_load_n(&mine->shim.procs, __ATOMIC_RELAXED) > 1 ||
 	       __atomic_load_n(&theirs->shim.procs, __ATOMIC_RELAXED) > 1;
 }

@@ -278,6 +278,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	alloc = iov != stack ? iov : NULL;
 	shim_guard_lock(&c->rxg);
 	adopt_if_shared(c, &c->lk.rx.ring);
+	shim_rx_unshare(c);
 	shim_guard_claim(&c->rxg, &c->forked);
 	for (;;) {
 		long n;

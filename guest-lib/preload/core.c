@@ -1175,6 +1175,8 @@ static void procs_add(int delta)
 			/* No fast path while another process may use it. */
 			shim_guard_revoke(&c->txg, &c->forked);
 			shim_guard_revoke(&c->rxg, &c->forked);
+			/* Nor moves of the remote's ring toward it. */
+			shim_rx_share(c);
 		}
 		/* A listener's records in its other regions too. */
 		for (int i = 0; i < c->n_lmore; i++) {

@@ -456,6 +456,7 @@ struct shim_conn {
 	pid_t grow_pid;		 /* the process that made the last move */
 	int64_t tx_full_ns;	 /* when a send last found the tx ring full */
 	uint32_t sndbuf, rcvbuf; /* SO_SNDBUF/SO_RCVBUF as getsockopt() says, 0: unset */
+	int rx_nomove;		 /* we set IVL_RING_F_NOMOVE on our rx ring (atomic) */
 	int edges;		 /* some registration needs an edge per arrival (ET, nested) */
 	int rfd_regs;		 /* registrations that watch the readiness fd */
 	struct shim_reg *regs;
@@ -528,6 +529,10 @@ long shim_conn_nread(struct shim_conn *c);
 /* After a successful setsockopt(SO_SNDBUF or SO_RCVBUF): the bound of the
  * rings' growth (conn_grow.c). */
 void shim_bufsize_set(struct shim_conn *c, int name);
+/* Before a fork, with shim_active_lock held: the remote must not move its
+ * ring toward this connection while processes share it (layout.h,
+ * IVL_RING_F_NOMOVE). conn_grow.c. */
+void shim_rx_share(struct shim_conn *c);
 int shim_is_active(int state);
 void shim_fork_prepare(void);
 void shim_fork_parent(int failed);

@@ -273,6 +273,11 @@ static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 #define IVL_RING_F_DONE_WRITING 0x1u /* EOF after the last byte (SHUT_WR) */
 #define IVL_RING_F_CLOSED	0x2u /* side closed the channel */
 #define IVL_RING_F_ABORT	0x4u /* reset: pending data is discarded */
+/* Layout v4, in ivl_ring_cons.flags only: this consumer end is used by
+ * several processes in turn (a socket shared over fork), whose handles
+ * can follow a move only while its record is the latest one: the
+ * producer must not move the ring (ring.c, "Moves") while it is set. */
+#define IVL_RING_F_NOMOVE 0x8u
 
 /* Counters (kicks, kicks_suppressed, msgs) are diagnostics: kept in the
  * handle and stored here when the side waits, kicks, changes its flags, on
