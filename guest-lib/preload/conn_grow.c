@@ -164,9 +164,11 @@ static int shared(struct shim_conn *c)
 	       __atomic_load_n(&theirs->shim.procs, __ATOMIC_RELAXED) > 1;
 }
 
+/* Read by the fast path of the direction's owner (conn_io.c). */
 static void note_sizes(struct shim_conn *c)
 {
-	c->tx_moved = c->own.tx_size != shim_cfg.ring_size || c->own.tx_old_pages;
+	__atomic_store_n(&c->tx_moved, c->own.tx_size != shim_cfg.ring_size || c->own.tx_old_pages,
+			 __ATOMIC_RELAXED);
 }
 
 /* Moves our tx ring to a new area of size bytes. 1 if moved, 0 if not
@@ -231,7 +233,7 @@ void shim_tx_tick(struct shim_conn *c)
 {
 	struct ivl_ring *r = &c->lk.tx.ring;
 
-	if (!c->tx_moved)
+	if (!__atomic_load_n(&c->tx_moved, __ATOMIC_RELAXED))
 		return;
 	old_area_done(c);
 	if (c->own.tx_old_pages || c->own.tx_size <= shim_cfg.ring_size || r->error ||

@@ -550,7 +550,8 @@ int shim_fast_send(int fd, const void *buf, size_t len, int flags, ssize_t *ret)
 		return 0;
 	c = shim_conn_of(shim_fast_lookup(fd));
 	if (!c || !fast_ok(c, &c->txg, me, c->shut_wr) || len == 0 ||
-	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)) || c->tx_moved)
+	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)) ||
+	    __atomic_load_n(&c->tx_moved, __ATOMIC_RELAXED))
 		goto slow;
 	n = ivl__ring_write(&c->lk.tx.ring, buf, len, 0);
 	if (n <= 0)
