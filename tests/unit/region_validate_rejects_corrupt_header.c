@@ -61,6 +61,14 @@ static void check_accepted(const struct ivl_region *rg, uint64_t map_size)
 		sink ^= half[0] ^ half[IVL_CHAN_HALF_SIZE - 1];
 		CHECK(half + IVL_CHAN_HALF_SIZE <= sec + h->section_size);
 	}
+	/* v4: every kick list inside its producer's section, before its heap. */
+	for (uint32_t i = 0; i < h->max_peers && h->kick_entries; i++) {
+		uint8_t *sec = (uint8_t *)ivl_region_section(rg, i);
+		uint8_t *kl = (uint8_t *)ivl_region_kick_list(rg, i, h->max_peers - 1);
+
+		CHECK(kl && kl + IVL_KICK_LIST_SIZE(h->kick_entries) <= sec + h->section_size);
+		sink ^= kl[IVL_KICK_LIST_SIZE(h->kick_entries) - 1];
+	}
 	(void)sink;
 }
 
@@ -90,7 +98,8 @@ int main(void)
 	    {"version 0", F(version), 0, -EPROTONOSUPPORT},
 	    {"version 1 (layout v1)", F(version), 1, -EPROTONOSUPPORT},
 	    {"version 2 (layout v2)", F(version), 2, -EPROTONOSUPPORT},
-	    {"version 4", F(version), 4, -EPROTONOSUPPORT},
+	    {"version 3 (layout v3)", F(version), 3, -EPROTONOSUPPORT},
+	    {"version 5", F(version), 5, -EPROTONOSUPPORT},
 	    {"version -1", F(version), UINT32_MAX, -EPROTONOSUPPORT},
 	    {"hdr_size 0", F(hdr_size), 0, -EPROTO},
 	    {"hdr_size 4095", F(hdr_size), 4095, -EPROTO},
@@ -143,6 +152,12 @@ int main(void)
 	    {"chan_half_size 0", F(chan_half_size), 0, -EPROTO},
 	    {"chan_half_size 256", F(chan_half_size), 256, -EPROTO},
 	    {"chan_half_size 1024", F(chan_half_size), 1024, -EPROTO},
+	    {"kick_entries 3 (not a power of two)", F(kick_entries), 3, -EPROTO},
+	    {"kick_entries 4 (below the minimum)", F(kick_entries), 4, -EPROTO},
+	    {"kick_entries 24", F(kick_entries), 24, -EPROTO},
+	    {"kick_entries 512 (above the maximum)", F(kick_entries), 512, -EPROTO},
+	    {"kick_entries 2^31", F(kick_entries), 1u << 31, -EPROTO},
+	    {"kick_entries -1", F(kick_entries), UINT32_MAX, -EPROTO},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -160,9 +175,9 @@ int main(void)
 		CHECK(rc == c->want, "%s: attach returned %d, expected %ld", c->what, rc, c->want);
 		CHECK(rg.base == NULL, "%s: a failed attach left a usable handle", c->what);
 	}
-	/* A layout v1 or v2 region (an older ivlinkd's) is refused by its
-	 * version, and the message names both versions. */
-	for (uint32_t old = 1; old <= 2; old++) {
+	/* A layout v1, v2 or v3 region (an older ivlinkd's) is refused by
+	 * its version, and the message names both versions. */
+	for (uint32_t old = 1; old <= 3; old++) {
 		struct ivl_region_hdr h = good;
 		char why[256], want[32];
 
@@ -171,9 +186,20 @@ int main(void)
 		CHECK_EQ(ivl_region_attach(&rg, m.base, RSIZE), -EPROTONOSUPPORT);
 		ivl_region_strerror(-EPROTONOSUPPORT, m.base, RSIZE, why, sizeof(why));
 		snprintf(want, sizeof(want), "region layout v%u,", old);
-		CHECK(strstr(why, want) && strstr(why, "reads layout v3 only"), "message: %s", why);
+		CHECK(strstr(why, want) && strstr(why, "reads layout v4 only"), "message: %s", why);
 		ivl_region_strerror(-EPROTO, m.base, RSIZE, why, sizeof(why));
 		CHECK(strcmp(why, strerror(EPROTO)) == 0, "message: %s", why);
+	}
+	/* v4: shorter kick lists, or none, are a valid geometry too (what
+	 * format gives smaller sections); the accessors follow the header. */
+	for (uint32_t k = 0; k <= IVL_KICK_ENTRIES_MAX; k = k ? 2 * k : IVL_KICK_ENTRIES_MIN) {
+		struct ivl_region_hdr h = good;
+
+		h.kick_entries = k;
+		memcpy(m.base, &h, sizeof(h));
+		CHECK_EQ(ivl_region_attach(&rg, m.base, RSIZE), 0);
+		check_accepted(&rg, RSIZE);
+		CHECK((ivl_region_kick_list(&rg, 1, 2) == NULL) == (k == 0));
 	}
 	memcpy(m.base, &good, sizeof(good));
 	CHECK_EQ(ivl_region_attach(&rg, m.base, RSIZE), 0);
