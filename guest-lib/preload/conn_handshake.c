@@ -799,6 +799,7 @@ static void cli_progress(struct shim_conn *c)
 		pending = c->lk.tx.ring.p_tail;
 		pthread_mutex_unlock(&c->txg.lock);
 		(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
+		ivl__link_kick_list(&c->lk, c->remote_slot);
 		set_state(c, SS_ACCEL);
 		count_accel(c, pending);
 		shim_poke(c->sep, c->lk.remote);
@@ -1069,6 +1070,7 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	c->lk.tx.ring.spin_ns = shim_cfg.spin_ns;
 	c->lk.rx.ring.spin_ns = shim_cfg.spin_ns;
 	(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
+	ivl__link_kick_list(&c->lk, c->remote_slot);
 	set_state(c, SS_SRV_PENDING);
 	if (self_of(c) != ivl_endpoint_id(sep->ep)) {
 		/* Our half is complete and matched: now tell the client where.
