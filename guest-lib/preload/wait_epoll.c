@@ -72,8 +72,9 @@ static int filter(struct epoll_event *evs, int n, int *ep_fired, int *tcp_fired,
  * Everything that a kick list cannot show makes the set look at all of
  * its registrations once (e->full): a list that overflowed or looks wrong,
  * a producer whose epoch changed (a peer that left: its connections report
- * a hang-up), a TCP socket event (a FIN or RST of some connection). A
- * hostile list therefore costs time, never an event of ours.
+ * a hang-up), a TCP socket event (a FIN or RST of some connection), and
+ * at every scan a region formatted too small for kick lists. A hostile
+ * list therefore costs time, never an event of ours.
  */
 
 /* Scans without arm after which a registration that was never ready is
@@ -97,6 +98,10 @@ static void read_kicks(struct shim_epoll *e)
 		struct ivl_region *rg = &k->sep->ep->rg;
 		uint32_t self = ivl_endpoint_id(k->sep->ep);
 
+		/* A region too small for kick lists (layout.h): nothing
+		 * names a connection, so every scan looks at all of them. */
+		if (!rg->hdr.kick_entries)
+			e->full = 1;
 		for (uint32_t p = 0; p < rg->hdr.max_peers && p < IVL_PEERS_LIMIT; p++) {
 			struct ivl_kick_list *l = ivl_region_kick_list(rg, p, self);
 			struct ivl_peer_view pv;
