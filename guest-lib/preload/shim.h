@@ -404,6 +404,7 @@ struct shim_epoll {
 	struct shim_reg *regs;
 	/* O(ready) (wait_epoll.c), under shim_reg_lock. */
 	struct shim_reg *hot_head, *hot_tail; /* registrations to look at */
+	unsigned n_hot;			      /* on the hot list */
 	struct shim_reg **kmap;		      /* (endpoint, own half) -> registrations */
 	uint32_t kmap_mask, kmap_n;
 	struct shim_kpos *kpos; /* read positions in the kick lists, per endpoint */

@@ -78,8 +78,11 @@ static int filter(struct epoll_event *evs, int n, int *ep_fired, int *tcp_fired,
  */
 
 /* Scans without arm after which a registration that was never ready is
- * armed and goes cold all the same. */
+ * armed and goes cold all the same; after one such scan when the hot list
+ * is longer than SHIM_HOT_BIG (after the ADDs of many connections, or a
+ * full scan, in a process that finds something ready at every call). */
 #define SHIM_COOL_SCANS 256u
+#define SHIM_HOT_BIG	64u
 
 /* Counters for IVLINK_EPOLL_STATS (relaxed atomics: diagnostics). */
 static uint64_t st_waits, st_scans, st_checked, st_full, st_kicks;
@@ -279,6 +282,7 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 		     int *slow, int *rings, unsigned *checked)
 {
 	struct shim_reg *r, *next, *keep = NULL, *keep_tail = NULL;
+	unsigned cool_after;
 	int n = 0;
 
 	pthread_mutex_lock(&shim_reg_lock);
@@ -287,6 +291,7 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 	if (arm && wake_fd >= 0)
 		shim_sleeper_add(wake_fd, e->vmask);
 	read_kicks(e);
+	cool_after = e->n_hot > SHIM_HOT_BIG ? 1 : SHIM_COOL_SCANS;
 	if (e->n_ring > 0)
 		*rings = 1;
 	for (r = e->hot_head; r; r = next) {
@@ -319,7 +324,7 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 			 * arm: a registration idle for that long is armed
 			 * anyway (the next arrival costs its producer a
 			 * doorbell, as it would a sleeper's). */
-			if (!rev && !arm && ++r->misses >= SHIM_COOL_SCANS) {
+			if (!rev && !arm && ++r->misses >= cool_after) {
 				rev = user_events(r, st, 1);
 				if (!rev)
 					cool = 1;
@@ -343,6 +348,7 @@ static int user_scan(struct shim_epoll *e, struct epoll_event *evs, int max, int
 		if (stay) {
 			/* Off the list for now, kept in order on a side list. */
 			r->hot = 1;
+			e->n_hot++;
 			r->hprev = keep_tail;
 			r->hnext = NULL;
 			if (keep_tail)

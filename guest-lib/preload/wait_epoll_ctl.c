@@ -29,6 +29,7 @@ void shim_hot_push(struct shim_reg *r)
 	if (r->hot)
 		return;
 	r->hot = 1;
+	e->n_hot++;
 	r->hnext = NULL;
 	r->hprev = e->hot_tail;
 	if (e->hot_tail)
@@ -54,6 +55,7 @@ void shim_hot_del(struct shim_reg *r)
 		e->hot_tail = r->hprev;
 	r->hprev = r->hnext = NULL;
 	r->hot = 0;
+	e->n_hot--;
 }
 
 /* ------------------------------------------------------------ kick map */
