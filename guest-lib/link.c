@@ -11,9 +11,6 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include <ivlink/kick.h>
-#include <ivlink/region.h>
-
 #include "internal.h"
 #include "link.h"
 
@@ -175,27 +172,10 @@ out:
 	__atomic_store_n(&lk->wake_busy, 0, __ATOMIC_RELEASE);
 }
 
-void ivl__link_kick_list(struct ivl__link *lk, uint32_t remote_slot)
-{
-	struct ivl_kick_list *l =
-	    ivl_region_kick_list(&lk->ep->rg, ivl_endpoint_id(lk->ep), lk->remote);
-
-	lk->kslot = remote_slot;
-	lk->kentries = lk->ep->rg.hdr.kick_entries;
-	/* Release: a kicker in another thread that sees the list sees the
-	 * slot too. */
-	__atomic_store_n(&lk->klist, l, __ATOMIC_RELEASE);
-}
-
 int ivl__link_kick(struct ivl__link *lk)
 {
-	struct ivl_kick_list *l = __atomic_load_n(&lk->klist, __ATOMIC_ACQUIRE);
 	const struct ivl__kick *k;
 
-	/* Named before the doorbell (kick.h, K1/K2): the remote's epoll_wait
-	 * looks at the connections its lists name. */
-	if (l)
-		ivl_kick_push(l, lk->kentries, lk->kslot);
 	if (lk->remote_wake)
 		wake_follow(lk);
 	k = __atomic_load_n(&lk->kick_moved, __ATOMIC_ACQUIRE);

@@ -53,12 +53,7 @@ struct ivl__link {
 	int wake_moves;			  /* doorbells opened for wake_to so far */
 	struct ivl__kick *kick_moved;	  /* what wake_to names, or NULL (atomic) */
 	struct ivl__link_kick *kicks_old; /* every moved doorbell, closed with the link */
-	/* Our section's kick list for the remote (layout v4) and the
-	 * remote's half to name in it before each doorbell; NULL: none (the
-	 * remote does not read it, as a native channel's). Private copy. */
-	struct ivl_kick_list *klist; /* atomic */
-	uint32_t kslot, kentries;
-	int reset; /* sticky -ECONNRESET (atomic) */
+	int reset;			  /* sticky -ECONNRESET (atomic) */
 	/* The notifier's check() reports a gone remote only while this is
 	 * set (atomic): the shim clears it while its rendezvous is pending
 	 * and the remote's epoch not yet final. */
@@ -102,14 +97,8 @@ int ivl__link_open_kick(struct ivl__link *lk, uint32_t vector);
 void ivl__link_watch_wake(struct ivl__link *lk, const uint32_t *wake_to);
 /* Closes the doorbell if open, and the ones wake_to moved it to. */
 void ivl__link_close_kick(struct ivl__link *lk);
-/* Rings the remote (opening the doorbell first if needed), having named
- * the remote's half in our kick list for it if ivl__link_kick_list() set
- * one. */
+/* Rings the remote (opening the doorbell first if needed). */
 int ivl__link_kick(struct ivl__link *lk);
-/* From now on every kick first appends remote_slot (the remote's half of
- * this link) to our section's kick list for lk->remote. Call once the
- * remote and its half are known. */
-void ivl__link_kick_list(struct ivl__link *lk, uint32_t remote_slot);
 
 /* Asks for one doorbell on d without sleeping (poll and epoll users, and
  * a non-blocking call that found the ring empty or full), through

@@ -45,28 +45,9 @@ static uint64_t chan_table_rel(void)
 	return IVL_SECTION_HDR_SIZE;
 }
 
-/* Layout v4: the kick lists follow the channel table, page aligned. */
-static uint64_t kick_rel(const struct ivl_region_hdr *h)
-{
-	return IVL_SECTION_HDR_SIZE + align_up((uint64_t)h->chan_slots * IVL_CHAN_HALF_SIZE, PAGE);
-}
-
-static uint64_t kick_area(const struct ivl_region_hdr *h)
-{
-	if (!h->kick_entries)
-		return 0;
-	return align_up((uint64_t)h->max_peers * IVL_KICK_LIST_SIZE(h->kick_entries), PAGE);
-}
-
 static uint64_t heap_rel(const struct ivl_region_hdr *h)
 {
-	return kick_rel(h) + kick_area(h);
-}
-
-/* kick_entries: 0 or a power of two from IVL_KICK_ENTRIES_MIN to _MAX. */
-static int kick_entries_ok(uint32_t k)
-{
-	return k == 0 || (is_pow2(k) && k >= IVL_KICK_ENTRIES_MIN && k <= IVL_KICK_ENTRIES_MAX);
+	return IVL_SECTION_HDR_SIZE + align_up((uint64_t)h->chan_slots * IVL_CHAN_HALF_SIZE, PAGE);
 }
 
 static uint32_t heap_pages(const struct ivl_region_hdr *h)
@@ -104,11 +85,6 @@ int ivl_region_format(void *base, uint64_t size, const struct ivl_region_params 
 	if (h.section_off >= size)
 		return -EINVAL;
 	h.section_size = ((size - h.section_off) / p->max_peers) & ~(uint64_t)(PAGE - 1);
-	/* The longest kick lists that take at most an eighth of a section
-	 * (none in a region too small for the shortest). */
-	for (h.kick_entries = IVL_KICK_ENTRIES_MAX;
-	     h.kick_entries && kick_area(&h) > h.section_size / 8;)
-		h.kick_entries = h.kick_entries > IVL_KICK_ENTRIES_MIN ? h.kick_entries / 2 : 0;
 	min_section = heap_rel(&h) + PAGE;
 	if (h.section_size < min_section)
 		return -EINVAL;
@@ -145,7 +121,7 @@ int ivl_region_hdr_validate(const struct ivl_region_hdr *h, uint64_t map_size)
 		return -EOVERFLOW;
 	if (h->max_peers < 1 || h->max_peers > IVL_PEERS_LIMIT || h->n_vectors < 1 ||
 	    h->n_vectors > IVL_VECTORS_LIMIT || h->chan_slots < 1 ||
-	    h->chan_slots > IVL_CHAN_SLOTS_LIMIT || !kick_entries_ok(h->kick_entries))
+	    h->chan_slots > IVL_CHAN_SLOTS_LIMIT)
 		return -EPROTO;
 	/* Peer table: after the header, before the sections. */
 	if (h->peer_table_off < IVL_REGION_HDR_SIZE || (h->peer_table_off % IVL_CACHELINE) ||
@@ -238,16 +214,6 @@ struct ivl_chan_half *ivl_region_chan(const struct ivl_region *rg, uint32_t id, 
 		return NULL;
 	return (struct ivl_chan_half *)(rg->base + section_start(rg, id) + chan_table_rel() +
 					(uint64_t)slot * IVL_CHAN_HALF_SIZE);
-}
-
-struct ivl_kick_list *ivl_region_kick_list(const struct ivl_region *rg, uint32_t producer,
-					   uint32_t consumer)
-{
-	if (producer >= rg->hdr.max_peers || consumer >= rg->hdr.max_peers || !rg->hdr.kick_entries)
-		return NULL;
-	return (
-	    struct ivl_kick_list *)(rg->base + section_start(rg, producer) + kick_rel(&rg->hdr) +
-				    (uint64_t)consumer * IVL_KICK_LIST_SIZE(rg->hdr.kick_entries));
 }
 
 int ivl_region_peer_view(const struct ivl_region *rg, uint32_t id, struct ivl_peer_view *out)

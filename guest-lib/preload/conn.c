@@ -155,9 +155,6 @@ int shim_shutdown(struct shim_conn *c, int how)
 		return -errno;
 	if (c->rfd >= 0)
 		shim_sync(c);
-	/* A shutdown changes what poll reports (POLLIN after SHUT_RD,
-	 * POLLHUP with the remote's EOF after SHUT_WR) and no kick comes. */
-	shim_regs_hot(c);
 	return 0;
 }
 

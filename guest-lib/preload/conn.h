@@ -33,7 +33,6 @@ static inline void set_state(struct shim_conn *c, int st)
 {
 	__atomic_store_n(&c->lk.check_alive, st == SS_ACCEL, __ATOMIC_RELEASE);
 	__atomic_store_n(&c->state, st, __ATOMIC_RELEASE);
-	shim_busy_update(c);
 }
 
 /* The endpoint c's rendezvous and link go through. */

@@ -801,7 +801,6 @@ static void cli_progress(struct shim_conn *c)
 		pthread_mutex_unlock(&c->txg.lock);
 		(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
 		ivl__link_watch_wake(&c->lk, &theirs->wake_to);
-		ivl__link_kick_list(&c->lk, c->remote_slot);
 		set_state(c, SS_ACCEL);
 		count_accel(c, pending);
 		shim_poke(c->sep, c->lk.remote);
@@ -1074,7 +1073,6 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	shim_rx_attach(c);
 	(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
 	ivl__link_watch_wake(&c->lk, &theirs->wake_to);
-	ivl__link_kick_list(&c->lk, c->remote_slot);
 	set_state(c, SS_SRV_PENDING);
 	if (self_of(c) != ivl_endpoint_id(sep->ep)) {
 		/* Our half is complete and matched: now tell the client where.

@@ -136,7 +136,7 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->sndtimeo_ns);
 	ssize_t ret;
-	int demote = 0, waited = 0;
+	int demote = 0;
 	int st = io_state(c, flags);
 
 	if (st < 0)
@@ -239,7 +239,6 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			continue;
 		}
 		ivl__link_wait_prepare(&c->lk.tx);
-		waited = 1;
 		n = ivl_ring_wait_writable(&c->lk.tx.ring, 1, slice_until(deadline, TCP_PROBE_NS));
 		if (n == -ECONNRESET || n == -EPROTO) {
 			__atomic_store_n(&c->lk.reset, 1, __ATOMIC_RELAXED);
@@ -252,10 +251,6 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	flush_tx(c); /* the full path counts at once, as before the fast one */
 	pthread_mutex_unlock(&c->txg.lock);
 	free(alloc);
-	/* The wait disarmed the ring that epoll may count on (wait_epoll.c,
-	 * "Hot list"): its registrations look again. */
-	if (waited)
-		shim_regs_hot(c);
 	if (demote)
 		shim_progress(c);
 	if (c->rfd >= 0)
@@ -302,7 +297,7 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	int dontwait = c->nonblock || (flags & MSG_DONTWAIT);
 	int64_t deadline = deadline_from(c->rcvtimeo_ns);
 	int64_t next_probe = 0;
-	int gone_seen = 0, demote = 0, waited = 0;
+	int gone_seen = 0, demote = 0;
 	ssize_t ret;
 	int st = io_state(c, flags);
 
@@ -441,7 +436,6 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			break;
 		}
 		ivl__link_wait_prepare(&c->lk.rx);
-		waited = 1;
 		n = ivl_ring_wait_readable(&c->lk.rx.ring, slice_until(deadline, TCP_PROBE_NS));
 		if (n == -ETIMEDOUT) {
 			tcp_probe(c);
@@ -455,8 +449,6 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	flush_rx(c);
 	pthread_mutex_unlock(&c->rxg.lock);
 	free(alloc);
-	if (waited)
-		shim_regs_hot(c);
 	if (demote)
 		shim_progress(c);
 	if (c->rfd >= 0)

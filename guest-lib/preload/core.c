@@ -908,95 +908,11 @@ void shim_active_add(struct shim_conn *c)
 	pthread_mutex_unlock(&shim_active_lock);
 }
 
-/*
- * The busy list: the active connections a doorbell's sweep
- * (shim_ep_process_all) and the progress thread must look at, those
- * pending or connecting and those with a readiness fd, so that a doorbell
- * costs what is pending, not every connection of the process. The rest
- * learn what they need from their kick list entries (epoll), their own
- * calls, or a sweep of every active connection after a control doorbell
- * (a peer joined or left, a rendezvous or demotion poke) and in a forked
- * child (busy_all: its inherited connections share vectors).
- */
-static struct shim_conn *shim_busy;
-static int busy_all;
-static int ctrl_seen;	      /* a control doorbell was drained (atomic) */
-static int64_t sweep_last_ns; /* the last sweep of every connection (atomic) */
-/* Sweeps of every connection are at most this often: each new connection
- * pokes the other side's control vector, and a sweep per poke made
- * opening N connections cost N^2. poll and epoll_wait sleep at most until
- * a deferred sweep is due. */
-#define SWEEP_ALL_NS 100000000LL
-
-static void busy_unlink(struct shim_conn *c)
-{
-	if (c->prev_busy)
-		c->prev_busy->next_busy = c->next_busy;
-	else
-		shim_busy = c->next_busy;
-	if (c->next_busy)
-		c->next_busy->prev_busy = c->prev_busy;
-	c->next_busy = c->prev_busy = NULL;
-	c->on_busy = 0;
-}
-
-void shim_busy_update(struct shim_conn *c)
-{
-	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE), drop = 0;
-	int want = (st == SS_CONNECTING || st == SS_CLI_PENDING || st == SS_SRV_PENDING ||
-		    __atomic_load_n(&c->rfd, __ATOMIC_ACQUIRE) >= 0);
-
-	pthread_mutex_lock(&shim_active_lock);
-	if (want && !c->on_busy) {
-		c->on_busy = 1;
-		__atomic_fetch_add(&c->o.refs, 1, __ATOMIC_ACQ_REL);
-		c->prev_busy = NULL;
-		c->next_busy = shim_busy;
-		if (shim_busy)
-			shim_busy->prev_busy = c;
-		shim_busy = c;
-	} else if (!want && c->on_busy) {
-		busy_unlink(c);
-		drop = 1;
-	}
-	pthread_mutex_unlock(&shim_active_lock);
-	if (drop)
-		shim_put(&c->o);
-}
-
-void shim_ctrl_drained(void)
-{
-	__atomic_store_n(&ctrl_seen, 1, __ATOMIC_RELEASE);
-}
-
-int64_t shim_sweep_due(void)
-{
-	if (!__atomic_load_n(&ctrl_seen, __ATOMIC_ACQUIRE))
-		return INT64_MAX;
-	return __atomic_load_n(&sweep_last_ns, __ATOMIC_RELAXED) + SWEEP_ALL_NS;
-}
-
-/* Whether this sweep looks at every connection: a control doorbell was
- * drained and the last such sweep is long enough ago. */
-static int sweep_all(void)
-{
-	int64_t now = ivl__now_ns();
-
-	if (now < shim_sweep_due())
-		return 0;
-	__atomic_store_n(&sweep_last_ns, now, __ATOMIC_RELAXED);
-	return __atomic_exchange_n(&ctrl_seen, 0, __ATOMIC_ACQ_REL);
-}
-
 void shim_active_del(struct shim_conn *c)
 {
 	int drop = 0;
 
 	pthread_mutex_lock(&shim_active_lock);
-	if (c->on_busy) {
-		busy_unlink(c);
-		drop++;
-	}
 	if (c->on_active) {
 		c->on_active = 0;
 		if (c->prev_active)
@@ -1006,39 +922,30 @@ void shim_active_del(struct shim_conn *c)
 		if (c->next_active)
 			c->next_active->prev_active = c->prev_active;
 		c->next_active = c->prev_active = NULL;
-		drop++;
+		drop = 1;
 	}
 	pthread_mutex_unlock(&shim_active_lock);
-	while (drop-- > 0)
+	if (drop)
 		shim_put(&c->o);
 }
 
-/* Snapshot of the active list (or with busy of the busy list, unless a
- * forked child's busy_all), with references. */
-static int list_snapshot(int busy, struct shim_conn ***out)
+/* Snapshot of the active list, with references. */
+static int active_snapshot(struct shim_conn ***out)
 {
 	struct shim_conn **v;
 	int n = 0, cap = 0;
 
 	pthread_mutex_lock(&shim_active_lock);
-	busy = busy && !busy_all;
-	for (struct shim_conn *c = busy ? shim_busy : shim_active; c;
-	     c = busy ? c->next_busy : c->next_active)
+	for (struct shim_conn *c = shim_active; c; c = c->next_active)
 		cap++;
 	v = cap ? malloc(sizeof(*v) * (size_t)cap) : NULL;
-	for (struct shim_conn *c = busy ? shim_busy : shim_active; c && v;
-	     c = busy ? c->next_busy : c->next_active) {
+	for (struct shim_conn *c = shim_active; c && v; c = c->next_active) {
 		__atomic_fetch_add(&c->o.refs, 1, __ATOMIC_ACQ_REL);
 		v[n++] = c;
 	}
 	pthread_mutex_unlock(&shim_active_lock);
 	*out = v;
 	return n;
-}
-
-static int active_snapshot(struct shim_conn ***out)
-{
-	return list_snapshot(0, out);
 }
 
 int shim_gc_pending;
@@ -1096,9 +1003,7 @@ void shim_ep_process_all(void)
 
 	for (struct shim_ep *s = __atomic_load_n(&g_eps, __ATOMIC_ACQUIRE); s; s = s->next)
 		ivl_endpoint_process(s->ep);
-	/* Every connection after a control doorbell (a demotion request
-	 * among them, rate-limited), else the busy ones. */
-	n = list_snapshot(!sweep_all(), &v);
+	n = active_snapshot(&v);
 	for (int i = 0; i < n; i++) {
 		shim_progress(v[i]);
 		shim_sync(v[i]);
@@ -1144,7 +1049,7 @@ static int get_state_of(struct shim_conn *c)
 static int progress_pending(void)
 {
 	struct shim_conn **v;
-	int n = list_snapshot(1, &v), left = 0;
+	int n = active_snapshot(&v), left = 0;
 
 	for (int i = 0; i < n; i++) {
 		if (pending(get_state_of(v[i]))) {
@@ -1247,7 +1152,6 @@ __attribute__((destructor)) static void shim_fini(void)
 	int n;
 
 	progress_stop();
-	shim_epoll_stats_dump();
 	n = active_snapshot(&v);
 
 	for (int i = 0; i < n; i++) {
@@ -1344,7 +1248,6 @@ void shim_fork_child(void)
 		g_reg[i].sep = NULL;
 		g_reg[i].retry_ns = 0;
 	}
-	busy_all = 1;
 	for (struct shim_conn *c = shim_active; c; c = c->next_active) {
 		pthread_mutex_init(&c->lock, NULL);
 		shim_guard_init(&c->txg);

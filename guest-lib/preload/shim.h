@@ -99,10 +99,7 @@
  *    the kernel's wake-up callback would; EPOLLONESHOT is off after one
  *    report until EPOLL_CTL_MOD (wait_epoll.c, user_events). Writable means
  *    a quarter of the ring free, as a TCP socket is writable only with a
- *    good part of its buffer free. A wait looks only at the registrations
- *    that may have changed (wait_epoll.c, "Hot list"): idle ones stay
- *    armed and are named in their producer's kick list (layout v4) when
- *    it rings, so its cost follows what is ready, not what is registered.
+ *    good part of its buffer free.
  *
  *  - sets watched from outside (epoll fds nested in epoll fds or polled)
  *    and EPOLLEXCLUSIVE are the kernel's: such a registration gets a
@@ -363,8 +360,8 @@ void shim_guard_revoke(struct shim_guard *g, int *never);
 
 /* An app epoll registration of a tracked socket. */
 struct shim_reg {
-	struct shim_reg *next_c;	  /* conn's list */
-	struct shim_reg *next_e, *prev_e; /* epoll's list */
+	struct shim_reg *next_c; /* conn's list */
+	struct shim_reg *next_e; /* epoll's list */
 	struct shim_conn *c;
 	struct shim_epoll *e;
 	int fd; /* the app's fd number */
@@ -380,17 +377,6 @@ struct shim_reg {
 	unsigned et_rev;  /* events of the last report */
 	int et_force;	  /* report the current readiness once (ADD, MOD) */
 	int oneshot_off;  /* EPOLLONESHOT: reported, off until EPOLL_CTL_MOD */
-	/* O(ready) epoll_wait (wait_epoll.c, "Hot list"), under shim_reg_lock:
-	 * on e's hot list (the registrations its next scan looks at), and
-	 * filed in e's kick map under its connection's endpoint and own half
-	 * (ksep NULL: not filed), so a kick list entry finds it. */
-	struct shim_reg *hprev, *hnext;
-	int hot;
-	int ringed;	 /* counted in e->n_ring (its data is on the rings) */
-	unsigned misses; /* scans in a row that found it not ready */
-	struct shim_ep *ksep;
-	uint32_t kslot;
-	struct shim_reg *knext;
 };
 
 #define SHIM_TARGET_USER (-2)
@@ -401,26 +387,9 @@ struct shim_epoll {
 	int hidden_ep; /* endpoint fds registered (count of shim_ep) */
 	int nested;    /* holds an epoll fd that holds shimmed fds */
 	int in_outer;  /* watched from outside: in another epoll set, or polled */
+	unsigned rot;  /* where the next user-space scan starts (fairness) */
 	int wake_efd;  /* hidden in the set: written by shim_doorbell_drained() */
 	struct shim_reg *regs;
-	/* O(ready) (wait_epoll.c), under shim_reg_lock. */
-	struct shim_reg *hot_head, *hot_tail; /* registrations to look at */
-	unsigned n_hot;			      /* on the hot list */
-	struct shim_reg **kmap;		      /* (endpoint, own half) -> registrations */
-	uint32_t kmap_mask, kmap_n;
-	struct shim_kpos *kpos; /* read positions in the kick lists, per endpoint */
-	int n_kpos;
-	int full;	/* the next scan looks at every registration */
-	int n_ring;	/* registrations whose data is on the rings */
-	uint64_t vmask; /* vectors of its connections (only grows) */
-};
-
-/* Where a set reads the kick lists of one endpoint's region for that
- * endpoint's peer id (layout.h, struct ivl_kick_list): private. */
-struct shim_kpos {
-	struct shim_ep *sep;
-	uint64_t pos[IVL_PEERS_LIMIT];	 /* next position, per producer peer */
-	uint32_t epoch[IVL_PEERS_LIMIT]; /* the producer's epoch last seen */
 };
 
 struct shim_conn {
@@ -495,10 +464,6 @@ struct shim_conn {
 	struct shim_reg *regs;
 	struct shim_conn *next_active, *prev_active;
 	int on_active;
-	/* On the busy list (core.c, under shim_active_lock): pending, or
-	 * with a readiness fd: what a doorbell's sweep must look at. */
-	struct shim_conn *next_busy, *prev_busy;
-	int on_busy;
 	uint64_t hidden_tag; /* its address is the hidden TCP watch's data */
 };
 
@@ -537,15 +502,6 @@ extern pthread_mutex_t shim_active_lock; /* the active list */
 extern struct shim_conn *shim_active;	 /* pending/accelerated conns */
 void shim_active_add(struct shim_conn *c);
 void shim_active_del(struct shim_conn *c);
-/* Puts c on the busy list or takes it off, as its state and readiness fd
- * are now (set_state() calls it). */
-void shim_busy_update(struct shim_conn *c);
-/* A control doorbell was drained: the next sweep looks at every active
- * connection (wait_sleepers.c calls it). */
-void shim_ctrl_drained(void);
-/* When a deferred sweep of every connection is due (INT64_MAX: none):
- * poll and epoll_wait sleep no longer, then call shim_ep_process_all(). */
-int64_t shim_sweep_due(void);
 extern uint64_t shim_hidden_ep_tag;
 
 /* Connections (conn*.c, conn.h). */
@@ -610,12 +566,6 @@ void shim_housekeeping(void);
 /* Readiness (wait_*.c: readiness fds, sleepers, epoll registrations, epoll_wait, poll). */
 void shim_sync(struct shim_conn *c);
 void shim_regs_retarget(struct shim_conn *c);
-/* Something only c's own calls see changed (a shutdown, a blocking wait
- * that disarmed its rings): its registrations are looked at again. */
-void shim_regs_hot(struct shim_conn *c);
-/* IVLINK_EPOLL_STATS: the epoll_wait counters, appended to that file at
- * exit (wait_epoll.c). */
-void shim_epoll_stats_dump(void);
 void shim_regs_drop(struct shim_conn *c);
 void shim_epoll_drop(struct shim_epoll *e);
 int shim_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *mask);

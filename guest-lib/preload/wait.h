@@ -33,12 +33,5 @@ void shim_efd_drain(int fd);
 /* wait_epoll_ctl.c: adds the endpoint fds, hidden, to e's epoll set.
  * Caller holds shim_reg_lock. */
 void shim_hidden_eps(struct shim_epoll *e);
-/* The hot list and the kick map of a set (wait_epoll.c, "Hot list").
- * Caller holds shim_reg_lock. */
-void shim_hot_push(struct shim_reg *r);
-void shim_hot_del(struct shim_reg *r);
-/* Puts every registration of e filed under (sep, slot) on the hot list;
- * returns how many. */
-int shim_kmap_mark(struct shim_epoll *e, const struct shim_ep *sep, uint32_t slot);
 
 #endif /* IVLINK_PRELOAD_WAIT_H */

@@ -15,163 +15,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <ivlink/kick.h>
 #include <ivlink/region.h>
 
 pthread_mutex_t shim_reg_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* ------------------------------------------------------------ hot list */
-
-void shim_hot_push(struct shim_reg *r)
-{
-	struct shim_epoll *e = r->e;
-
-	if (r->hot)
-		return;
-	r->hot = 1;
-	e->n_hot++;
-	r->hnext = NULL;
-	r->hprev = e->hot_tail;
-	if (e->hot_tail)
-		e->hot_tail->hnext = r;
-	else
-		e->hot_head = r;
-	e->hot_tail = r;
-}
-
-void shim_hot_del(struct shim_reg *r)
-{
-	struct shim_epoll *e = r->e;
-
-	if (!r->hot)
-		return;
-	if (r->hprev)
-		r->hprev->hnext = r->hnext;
-	else
-		e->hot_head = r->hnext;
-	if (r->hnext)
-		r->hnext->hprev = r->hprev;
-	else
-		e->hot_tail = r->hprev;
-	r->hprev = r->hnext = NULL;
-	r->hot = 0;
-	e->n_hot--;
-}
-
-/* ------------------------------------------------------------ kick map */
-
-static uint32_t kmap_hash(const struct shim_ep *sep, uint32_t slot)
-{
-	return (slot * 0x9e3779b1u) ^ (uint32_t)((uintptr_t)sep >> 6);
-}
-
-/* Doubles e's buckets (or makes the first 64); on failure keeps the old
- * ones, which still work, only longer chains. */
-static void kmap_grow(struct shim_epoll *e)
-{
-	uint32_t nb = e->kmap ? (e->kmap_mask + 1) * 2 : 64;
-	struct shim_reg **m = calloc(nb, sizeof(*m));
-
-	if (!m)
-		return;
-	for (uint32_t b = 0; e->kmap && b <= e->kmap_mask; b++)
-		while (e->kmap[b]) {
-			struct shim_reg *r = e->kmap[b];
-			uint32_t h = kmap_hash(r->ksep, r->kslot) & (nb - 1);
-
-			e->kmap[b] = r->knext;
-			r->knext = m[h];
-			m[h] = r;
-		}
-	free(e->kmap);
-	e->kmap = m;
-	e->kmap_mask = nb - 1;
-}
-
-/* The read positions of e for sep's kick lists: new ones start at the
- * lists' tails now (whatever was named before is older than the
- * registration, which is checked once anyway). */
-static void kpos_add(struct shim_epoll *e, struct shim_ep *sep)
-{
-	struct ivl_region *rg = &sep->ep->rg;
-	uint32_t self = ivl_endpoint_id(sep->ep);
-	struct shim_kpos *v, *k;
-
-	for (int i = 0; i < e->n_kpos; i++)
-		if (e->kpos[i].sep == sep)
-			return;
-	v = realloc(e->kpos, sizeof(*v) * (size_t)(e->n_kpos + 1));
-	if (!v) {
-		e->full = 1; /* no positions: scan everything instead */
-		return;
-	}
-	e->kpos = v;
-	k = &v[e->n_kpos++];
-	memset(k, 0, sizeof(*k));
-	k->sep = sep;
-	for (uint32_t p = 0; p < rg->hdr.max_peers && p < IVL_PEERS_LIMIT; p++) {
-		struct ivl_kick_list *l = ivl_region_kick_list(rg, p, self);
-		struct ivl_peer_view pv;
-
-		k->pos[p] = l ? ivl_kick_tail(l) : 0;
-		k->epoch[p] = ivl_region_peer_view(rg, p, &pv) == 0 ? pv.epoch : 0;
-	}
-}
-
-/* Files r under its connection's endpoint and own half, as they are now. */
-static void kmap_file(struct shim_reg *r)
-{
-	struct shim_epoll *e = r->e;
-	struct shim_conn *c = r->c;
-	uint32_t h;
-
-	if (r->ksep || !c->sep || c->slot == IVL_SLOT_NONE)
-		return;
-	if (e->kmap_n >= (e->kmap ? e->kmap_mask + 1 : 0))
-		kmap_grow(e);
-	if (!e->kmap) {
-		e->full = 1;
-		return;
-	}
-	kpos_add(e, c->sep);
-	r->ksep = c->sep;
-	r->kslot = c->slot;
-	h = kmap_hash(r->ksep, r->kslot) & e->kmap_mask;
-	r->knext = e->kmap[h];
-	e->kmap[h] = r;
-	e->kmap_n++;
-}
-
-static void kmap_unfile(struct shim_reg *r)
-{
-	struct shim_epoll *e = r->e;
-	struct shim_reg **pp;
-
-	if (!r->ksep)
-		return;
-	for (pp = &e->kmap[kmap_hash(r->ksep, r->kslot) & e->kmap_mask]; *pp; pp = &(*pp)->knext)
-		if (*pp == r) {
-			*pp = r->knext;
-			e->kmap_n--;
-			break;
-		}
-	r->ksep = NULL;
-	r->knext = NULL;
-}
-
-int shim_kmap_mark(struct shim_epoll *e, const struct shim_ep *sep, uint32_t slot)
-{
-	int n = 0;
-
-	if (!e->kmap)
-		return 0;
-	for (struct shim_reg *r = e->kmap[kmap_hash(sep, slot) & e->kmap_mask]; r; r = r->knext)
-		if (r->ksep == sep && r->kslot == slot) {
-			shim_hot_push(r);
-			n++;
-		}
-	return n;
-}
 
 /* Whether c's readiness fd needs a new byte per arrival. Caller holds the
  * reg lock. */
@@ -265,15 +111,6 @@ static int reg_install(struct shim_reg *r, int target)
 	if (target >= 0 && target == r->c->rfd)
 		__atomic_fetch_add(&r->c->rfd_regs, 1, __ATOMIC_RELAXED);
 	r->target = target;
-	/* The rings carry its data: its doorbells and kicks matter now, and
-	 * the next scan looks at it. */
-	if (target != r->fd && !r->ringed) {
-		r->ringed = 1;
-		r->e->n_ring++;
-		r->e->vmask |= shim_vbit(r->c);
-		kmap_file(r);
-	}
-	shim_hot_push(r);
 	return 0;
 }
 
@@ -286,11 +123,6 @@ static void reg_uninstall(struct shim_reg *r)
 	if (r->hidden_tcp)
 		REAL(epoll_ctl)(r->e->epfd, EPOLL_CTL_DEL, r->fd, NULL);
 	r->hidden_tcp = 0;
-	if (r->ringed) {
-		r->ringed = 0;
-		r->e->n_ring--;
-	}
-	kmap_unfile(r);
 }
 
 /* Moves r to the target it should have now; returns whether it moved.
@@ -311,25 +143,11 @@ void shim_regs_retarget(struct shim_conn *c)
 	int moved = 0;
 
 	pthread_mutex_lock(&shim_reg_lock);
-	for (struct shim_reg *r = c->regs; r; r = r->next_c) {
+	for (struct shim_reg *r = c->regs; r; r = r->next_c)
 		moved |= reg_move(r);
-		/* Filed again under the half the connection has now. */
-		kmap_unfile(r);
-		if (r->ringed)
-			kmap_file(r);
-		shim_hot_push(r);
-	}
 	pthread_mutex_unlock(&shim_reg_lock);
 	if (moved)
 		shim_sync(c);
-}
-
-void shim_regs_hot(struct shim_conn *c)
-{
-	pthread_mutex_lock(&shim_reg_lock);
-	for (struct shim_reg *r = c->regs; r; r = r->next_c)
-		shim_hot_push(r);
-	pthread_mutex_unlock(&shim_reg_lock);
 }
 
 /* e is watched from outside its epoll_wait() from now on (nested in another
@@ -356,22 +174,16 @@ static void reg_unlink(struct shim_reg *r)
 {
 	struct shim_reg **pp;
 
-	shim_hot_del(r);
-	kmap_unfile(r);
-
 	for (pp = &r->c->regs; *pp; pp = &(*pp)->next_c)
 		if (*pp == r) {
 			*pp = r->next_c;
 			break;
 		}
-	/* The set's list is doubly linked: closing N connections costs N. */
-	if (r->prev_e)
-		r->prev_e->next_e = r->next_e;
-	else
-		r->e->regs = r->next_e;
-	if (r->next_e)
-		r->next_e->prev_e = r->prev_e;
-	r->next_e = r->prev_e = NULL;
+	for (pp = &r->e->regs; *pp; pp = &(*pp)->next_e)
+		if (*pp == r) {
+			*pp = r->next_e;
+			break;
+		}
 }
 
 void shim_regs_drop(struct shim_conn *c)
@@ -398,12 +210,6 @@ void shim_epoll_drop(struct shim_epoll *e)
 		shim_put(&r->c->o);
 		free(r);
 	}
-	free(e->kmap);
-	e->kmap = NULL;
-	e->kmap_n = 0;
-	free(e->kpos);
-	e->kpos = NULL;
-	e->n_kpos = 0;
 	pthread_mutex_unlock(&shim_reg_lock);
 }
 
@@ -443,9 +249,8 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		return REAL(epoll_ctl)(epfd, op, fd, ev) < 0 ? -errno : 0;
 	}
 	pthread_mutex_lock(&shim_reg_lock);
-	/* The connection's own list (one entry, as a rule), not the set's. */
-	for (r = c->regs; r; r = r->next_c)
-		if (r->fd == fd && r->e == e)
+	for (r = e->regs; r; r = r->next_e)
+		if (r->fd == fd && r->c == c)
 			break;
 	switch (op) {
 	case EPOLL_CTL_ADD:
@@ -472,9 +277,6 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		r->next_c = c->regs;
 		c->regs = r;
 		r->next_e = e->regs;
-		r->prev_e = NULL;
-		if (e->regs)
-			e->regs->prev_e = r;
 		e->regs = r;
 		edges_update(c);
 		break;
@@ -489,7 +291,6 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		 * reports what is ready now, edge triggered or not. */
 		r->et_force = 1;
 		r->oneshot_off = 0;
-		shim_hot_push(r);
 		/* A change of kind (user space <-> kernel) moves the registration;
 		 * otherwise the kernel's copy, if any, takes the new events. */
 		if (!reg_move(r) && r->target >= 0)

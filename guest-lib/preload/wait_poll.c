@@ -167,9 +167,6 @@ int shim_poll(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns, const sigset_
 			kf[nk].revents = 0;
 			nk++;
 		}
-		/* A deferred sweep of every connection (core.c) is due. */
-		if (shim_sweep_due() < next)
-			next = shim_sweep_due() > now ? shim_sweep_due() : now;
 		t = (deadline < next ? deadline : next) - now;
 		{
 			struct timespec ts = {t / 1000000000LL, t % 1000000000LL};

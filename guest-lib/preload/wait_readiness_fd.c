@@ -32,7 +32,6 @@ int shim_rfd_create(struct shim_conn *c)
 	REAL(setsockopt)(sv[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
 	c->cfd = sv[1];
 	__atomic_store_n(&c->rfd, sv[0], __ATOMIC_RELEASE);
-	shim_busy_update(c);
 	return 0;
 }
 

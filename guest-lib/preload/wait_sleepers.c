@@ -127,8 +127,6 @@ void shim_doorbell_drained(uint32_t v)
 	uint64_t bit = v == IVL_CTRL_VECTOR || v >= 64 ? ~0ULL : 1ULL << v;
 	pid_t me = self_tid();
 
-	if (v == IVL_CTRL_VECTOR)
-		shim_ctrl_drained();
 	pthread_mutex_lock(&sleepers_lock);
 	for (struct shim_sleeper *s = sleepers; s; s = s->next)
 		if (s->tid != me && (s->vmask & bit) &&

@@ -18,11 +18,10 @@
  *   +----------------+--------------------------+--------------------------+---
  *
  *   section of peer i (written only by peer i, except rx consumer fields):
- *   +--------------------+---------------------------+--------------+----------+
- *   | section header 4K  | channel table             | kick lists   | heap:    |
- *   | magic, page bitmap | chan_slots x 512 B halves | max_peers x  | ring data|
- *   |                    | (page aligned)            | 64 + 8 x k B | pages    |
- *   +--------------------+---------------------------+--------------+----------+
+ *   +--------------------+----------------------------+-----------------------+
+ *   | section header 4K  | channel table              | heap: ring data pages |
+ *   | magic, page bitmap | chan_slots x 512 B halves  | 4 KiB pages           |
+ *   +--------------------+----------------------------+-----------------------+
  *
  *   channel half (512 B, one cache line per row; all of it written by its
  *   owner only, so the adjacent-line prefetcher's 128-byte pairs never mix
@@ -72,10 +71,8 @@ extern "C" {
  * producer's control line, rx_max on the consumer's, tx_old_off/pages in
  * the descriptor; a v3 consumer would take the jump of the tail for a
  * corrupt index. Version 4 also gives the descriptor's wake_to a meaning
- * (a forked child's own doorbell, below), and adds the kick lists between
- * the channel table and the heap (struct ivl_kick_list below): the heap
- * moved, so a v3 peer would put ring data where v4 peers keep their kick
- * lists. The validator refuses any other version. */
+ * (a forked child's own doorbell, below). The validator refuses any other
+ * version. */
 #define IVL_LAYOUT_VERSION 4u
 
 #define IVL_CACHELINE 64u
@@ -129,11 +126,7 @@ struct ivl_region_hdr {
 	uint32_t reserved0;
 	uint64_t created_unix_ns;
 	char name[IVL_REGION_NAME_MAX]; /* region name, NUL padded */
-	/* v4: entries per kick list, 0 (no kick lists: a region too small
-	 * for them) or a power of two 8..IVL_KICK_ENTRIES_MAX. */
-	uint32_t kick_entries;
-	uint32_t reserved1;
-	uint8_t reserved[IVL_REGION_HDR_SIZE - 168];
+	uint8_t reserved[IVL_REGION_HDR_SIZE - 160];
 };
 
 static_assert(offsetof(struct ivl_region_hdr, magic) == 0, "abi");
@@ -149,7 +142,6 @@ static_assert(offsetof(struct ivl_region_hdr, chan_half_size) == 64, "abi");
 static_assert(offsetof(struct ivl_region_hdr, daemon_gen) == 72, "abi");
 static_assert(offsetof(struct ivl_region_hdr, created_unix_ns) == 88, "abi");
 static_assert(offsetof(struct ivl_region_hdr, name) == 96, "abi");
-static_assert(offsetof(struct ivl_region_hdr, kick_entries) == 160, "abi");
 static_assert(sizeof(struct ivl_region_hdr) == IVL_REGION_HDR_SIZE, "abi");
 
 /* ------------------------------------------------------------------------ */
@@ -616,48 +608,6 @@ struct ivl_section_hdr {
 static_assert(offsetof(struct ivl_section_hdr, heap_off) == 16, "abi");
 static_assert(offsetof(struct ivl_section_hdr, bitmap) == 64, "abi");
 static_assert(sizeof(struct ivl_section_hdr) == IVL_SECTION_HDR_SIZE, "abi");
-
-/* ------------------------------------------------------------------------ */
-/* Kick lists (v4): after the channel table, page aligned, max_peers lists   */
-/* of 64 + 8 x kick_entries bytes each (the region header's kick_entries:   */
-/* ivlinkd gives each section at most an eighth of it for them, so small    */
-/* regions with many peers get shorter lists, or none).                     */
-/* in each section. List q of peer p's section names, for consumer peer q,   */
-/* the halves of q that p rang a doorbell for, so that q's epoll_wait looks  */
-/* at those connections only instead of all of them (socket shim,            */
-/* wait_epoll.c; the contract is in transport/ivlink/kick.h).                */
-/*                                                                            */
-/*   A producer that finds the consumer asleep (odd sleep_seq) and is about  */
-/*   to ring it first reserves a position with an atomic add on tail, then   */
-/*   writes the entry's slot (the consumer's own half) and last its tag      */
-/*   (low 32 bits of position + 1, release), then rings. Several processes   */
-/*   of one VM share a section, hence the add and the tag. The consumer      */
-/*   keeps its read position in private memory and never writes here; an   */
-/*   entry with the wrong tag, a list that moved more than kick_entries     */
-/*   past that position, or a slot out of range makes it check all of its  */
-/*   connections once. A hostile list costs only time.                      */
-
-#define IVL_KICK_ENTRIES_MAX 256u
-#define IVL_KICK_ENTRIES_MIN 8u
-
-struct ivl_kick_ent {
-	uint32_t slot; /* the consumer's half */
-	uint32_t tag;  /* (uint32_t)(position + 1), stored last (release) */
-};
-
-/* A list of the largest size; one of kick_entries has only that many
- * entries (position % kick_entries), and the next list follows them. */
-struct ivl_kick_list {
-	uint64_t tail; /* positions ever reserved (atomic add by the producer) */
-	uint8_t reserved0[IVL_CACHELINE - 8];
-	struct ivl_kick_ent ent[IVL_KICK_ENTRIES_MAX];
-};
-
-#define IVL_KICK_LIST_SIZE(entries) (IVL_CACHELINE + 8u * (entries))
-
-static_assert(sizeof(struct ivl_kick_ent) == 8, "abi");
-static_assert(offsetof(struct ivl_kick_list, ent) == IVL_CACHELINE, "abi");
-static_assert(sizeof(struct ivl_kick_list) == IVL_KICK_LIST_SIZE(IVL_KICK_ENTRIES_MAX), "abi");
 
 #ifdef __cplusplus
 }

@@ -71,13 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct ivl_ring r;
 
 		/* The remote's ring must lie in the remote's heap. */
-		heap =
-		    rg.hdr.section_off + rg.hdr.section_size + IVL_SECTION_HDR_SIZE +
-		    ((SLOTS * IVL_CHAN_HALF_SIZE + IVL_PAGE_SIZE - 1) & ~(IVL_PAGE_SIZE - 1ull)) +
-		    /* layout v4: the kick lists */
-		    (((uint64_t)rg.hdr.max_peers * sizeof(struct ivl_kick_list) + IVL_PAGE_SIZE -
-		      1) &
-		     ~(IVL_PAGE_SIZE - 1ull));
+		heap = rg.hdr.section_off + rg.hdr.section_size + IVL_SECTION_HDR_SIZE +
+		       ((SLOTS * IVL_CHAN_HALF_SIZE + IVL_PAGE_SIZE - 1) & ~(IVL_PAGE_SIZE - 1ull));
 		heap_end = rg.hdr.section_off + 2 * rg.hdr.section_size;
 		if (!theirs || !d || m.remote_tx_data_off < heap ||
 		    m.remote_tx_data_off + m.remote_tx_size > heap_end ||

@@ -104,8 +104,6 @@ static int pages_set(const struct ivl_region *rg, const struct ivl_ctab_own *o)
 	uint64_t first;
 
 	heap = (heap + 4095) & ~4095ull;
-	/* Layout v4: the kick lists come before the heap. */
-	heap += ((uint64_t)rg->hdr.max_peers * sizeof(struct ivl_kick_list) + 4095) & ~4095ull;
 	first = (o->tx_data_off - heap) / 4096;
 	for (uint32_t p = 0; p < o->tx_pages; p++)
 		if (!((s->bitmap[(first + p) / 64] >> ((first + p) % 64)) & 1))

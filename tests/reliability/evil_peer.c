@@ -25,14 +25,9 @@
  *   --mode random    random 1/4/8-byte writes of nasty or random values at
  *                    random places of the scope, plus doorbell storms;
  *   --mode both      targeted for the first half of --ms, then random.
- *   --mode kick      only our kick lists (layout v4), for every consumer:
- *                    tails near, behind and far from where they were,
- *                    entries with right-looking and wrong tags naming
- *                    random slots, and doorbell storms so that victims
- *                    read them (random mode writes them too).
  *
  * Usage: evil_peer --uri URI --name NAME --seed N --scope own|all
- *                  --mode targeted|random|both|kick --ms DURATION
+ *                  --mode targeted|random|both --ms DURATION
  *                  [--chan NAME:PEER:s|m]...
  * Channels are opened in the order given (victims open theirs in the same
  * global order, so nobody waits in a cycle). After --ms the peer stops
@@ -191,36 +186,6 @@ static uint32_t nasty32(uint32_t cur)
 	const uint32_t v[] = {0, 1, 2, 3, 7, 0xffffffffu, 0x80000000u, cur ^ 1, cur + 1, cur - 1};
 
 	return ts_rand(&rng) % 5 == 0 ? (uint32_t)ts_rand(&rng) : v[ts_rand(&rng) % 10];
-}
-
-/* Garbage in our kick list for every consumer (layout.h, struct
- * ivl_kick_list): what a victim's epoll_wait reads to know which of its
- * connections to look at. */
-static void kick_garbage(void)
-{
-	for (uint32_t q = 0; q < rg.hdr.max_peers; q++) {
-		struct ivl_kick_list *l = ivl_region_kick_list(&rg, self, q);
-		uint64_t tail;
-
-		if (!l)
-			return; /* a region without kick lists */
-		tail = r64(off_of(&l->tail));
-		if (ts_rand(&rng) % 2)
-			w64(off_of(&l->tail), ts_rand(&rng) % 4
-						  ? tail + ts_rand(&rng) % 300
-						  : nasty64(tail, rg.hdr.kick_entries));
-		tail = r64(off_of(&l->tail));
-		for (int i = 0; i < 16; i++) {
-			uint64_t p = tail - 1 - ts_rand(&rng) % rg.hdr.kick_entries;
-			struct ivl_kick_ent *e = &l->ent[p % rg.hdr.kick_entries];
-
-			w32(off_of(&e->slot), ts_rand(&rng) % 2
-						  ? (uint32_t)(ts_rand(&rng) % rg.hdr.chan_slots)
-						  : nasty32(e->slot));
-			w32(off_of(&e->tag),
-			    ts_rand(&rng) % 4 ? (uint32_t)(p + 1) : nasty32(e->tag));
-		}
-	}
 }
 
 /* ------------------------------------------------------------ targeted */
@@ -469,7 +434,7 @@ static void final_damage(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: evil_peer --uri URI --name NAME [--seed N] [--scope own|all]\n"
-			"       [--mode targeted|random|both|kick] [--ms N] [--exit] [-v]\n"
+			"       [--mode targeted|random|both] [--ms N] [--exit] [-v]\n"
 			"       [--chan NAME:PEER:s|m]...\n");
 	exit(2);
 }
@@ -591,14 +556,7 @@ int main(int argc, char **argv)
 			attack(c, a);
 			a_idx++;
 			usleep(20000);
-		} else if (!strcmp(mode, "kick")) {
-			kick_garbage();
-			if (ts_rand(&rng) % 4 == 0)
-				kick_storm();
-			usleep(500);
 		} else {
-			if (ts_rand(&rng) % 8 == 0)
-				kick_garbage();
 			random_burst(areas, n_areas);
 			if (ts_rand(&rng) % 16 == 0)
 				kick_storm();

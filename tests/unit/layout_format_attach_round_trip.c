@@ -38,16 +38,6 @@ static void check_geometry(const struct ivl_region *rg, const struct ivl_region_
 	CHECK_EQ(h->peer_entry_size, IVL_PEER_ENTRY_SIZE);
 	CHECK_EQ(h->chan_half_size, IVL_CHAN_HALF_SIZE);
 	CHECK_EQ(h->flags, 0);
-	/* v4: the longest kick lists that fit an eighth of a section. */
-	if (h->kick_entries < IVL_KICK_ENTRIES_MAX) {
-		uint32_t next = h->kick_entries ? 2 * h->kick_entries : IVL_KICK_ENTRIES_MIN;
-		uint64_t area = (uint64_t)h->max_peers * IVL_KICK_LIST_SIZE(next);
-
-		area = (area + IVL_PAGE_SIZE - 1) & ~(uint64_t)(IVL_PAGE_SIZE - 1);
-		CHECK(area > h->section_size / 8, "kick lists of %u entries would fit", next);
-	}
-	if (p->size == 64u << 20 && p->max_peers == 8)
-		CHECK_EQ(h->kick_entries, IVL_KICK_ENTRIES_MAX);
 	CHECK_EQ(h->section_off % IVL_PAGE_SIZE, 0);
 	CHECK(h->section_off >= h->peer_table_off + (uint64_t)h->max_peers * IVL_PEER_ENTRY_SIZE);
 	CHECK_EQ(h->section_size % IVL_PAGE_SIZE, 0);
@@ -78,28 +68,6 @@ static void check_geometry(const struct ivl_region *rg, const struct ivl_region_
 		s = ivl_region_section(rg, i);
 		CHECK_EQ(s->owner_epoch, 7);
 		CHECK(s->heap_off >= (uint64_t)(last_half + IVL_CHAN_HALF_SIZE - rg->base));
-		/* v4: the kick lists between the channel table and the heap,
-		 * one per consumer peer, all inside the section. */
-		CHECK(ivl_region_kick_list(rg, i, h->max_peers) == NULL);
-		CHECK(ivl_region_kick_list(rg, h->max_peers, 0) == NULL);
-		/* At most an eighth of the section; none when even the
-		 * shortest lists would take more. */
-		CHECK(!h->kick_entries ||
-		      ((uint64_t)h->max_peers * IVL_KICK_LIST_SIZE(h->kick_entries) +
-		       IVL_PAGE_SIZE - 1) /
-			      IVL_PAGE_SIZE * IVL_PAGE_SIZE <=
-			  h->section_size / 8);
-		for (uint32_t q = 0; q < h->max_peers && h->kick_entries; q++) {
-			uint8_t *kl = (uint8_t *)ivl_region_kick_list(rg, i, q);
-
-			CHECK(kl >= last_half + IVL_CHAN_HALF_SIZE);
-			CHECK_EQ((uint64_t)(kl - rg->base) % IVL_CACHELINE, 0);
-			CHECK(kl + IVL_KICK_LIST_SIZE(h->kick_entries) <= rg->base + s->heap_off);
-			CHECK(q == 0 || kl == (uint8_t *)ivl_region_kick_list(rg, i, q - 1) +
-						  IVL_KICK_LIST_SIZE(h->kick_entries));
-		}
-		if (!h->kick_entries)
-			CHECK(ivl_region_kick_list(rg, i, 0) == NULL);
 		CHECK_EQ(s->heap_off % IVL_PAGE_SIZE, 0);
 		CHECK(s->heap_pages >= 1);
 		CHECK(s->heap_off + (uint64_t)s->heap_pages * IVL_PAGE_SIZE <=

@@ -74,10 +74,6 @@ const char *ivl_region_strerror(int rc, const void *base, uint64_t map_size, cha
 struct ivl_peer_entry *ivl_region_peer(const struct ivl_region *rg, uint32_t id);
 struct ivl_section_hdr *ivl_region_section(const struct ivl_region *rg, uint32_t id);
 struct ivl_chan_half *ivl_region_chan(const struct ivl_region *rg, uint32_t id, uint32_t slot);
-/* The kick list in producer's section for consumer (layout.h, v4), of
- * rg->hdr.kick_entries entries; NULL out of range or with no kick lists. */
-struct ivl_kick_list *ivl_region_kick_list(const struct ivl_region *rg, uint32_t producer,
-					   uint32_t consumer);
 
 /*
  * Returns a pointer to len bytes at region offset off, or NULL when any of
