@@ -501,9 +501,7 @@ static void fill_dir(struct dir_info *d, const struct ivl_chan_half *prod,
 
 	d->present = 1;
 	d->size = prod->tx_size;
-	/* Each move of the ring's data skips IVL_RING_MOVE_GAP positions
-	 * (layout v4): they carried no bytes. */
-	d->bytes = tail - (uint64_t)prod->tx_prod.moves * IVL_RING_MOVE_GAP;
+	d->bytes = tail;
 	d->msgs = prod->tx_prod.msgs;
 	d->kicks = prod->tx_prod.kicks;
 	d->suppressed = prod->tx_prod.kicks_suppressed;

@@ -446,14 +446,6 @@ static int ring_geometry_ok(const struct ivl_region *rg, uint32_t owner, uint32_
 	return mode == IVL_MODE_STREAM;
 }
 
-void *ivl_region_ring_area(const struct ivl_region *rg, uint32_t owner, uint64_t off, uint32_t size)
-{
-	if (owner >= rg->hdr.max_peers ||
-	    !ring_geometry_ok(rg, owner, IVL_MODE_STREAM, off, size, 0))
-		return NULL;
-	return ivl_region_ptr(rg, off, size);
-}
-
 static int offer_common(const struct ivl_region *rg, uint32_t self, uint32_t self_epoch,
 			const struct ivl_ctab_params *p, const struct ivl_shim_half *sh,
 			struct ivl_ctab_own *own);
@@ -748,8 +740,6 @@ static void half_free(const struct ivl_region *rg, uint32_t self, struct ivl_cha
 		ivl_section_free(rg, self, data_off, pages);
 	c->tx_pages = 0;
 	c->tx_data_off = 0;
-	c->tx_old_pages = 0;
-	c->tx_old_off = 0;
 	c->remote_slot = IVL_SLOT_NONE;
 	memset(&c->shim, 0, sizeof(c->shim));
 	__atomic_store_n(&c->state, IVL_CHAN_FREE, __ATOMIC_RELEASE);
@@ -792,8 +782,6 @@ int ivl_ctab_release(const struct ivl_region *rg, uint32_t self, const struct iv
 		__atomic_store_n(&c->state, IVL_CHAN_CLOSED, __ATOMIC_RELEASE);
 		return -ESTALE;
 	}
-	if (own->tx_old_pages)
-		ivl_section_free(rg, self, own->tx_old_off, own->tx_old_pages);
 	half_free(rg, self, c, own->tx_data_off, own->tx_pages);
 	return 1;
 }
@@ -831,8 +819,8 @@ int ivl_ctab_gc(const struct ivl_region *rg, uint32_t self)
 
 	for (uint32_t slot = 0; slot < rg->hdr.chan_slots; slot++) {
 		struct ivl_chan_half *c = ivl_region_chan(rg, self, slot);
-		uint64_t off, old_off;
-		uint32_t size, pages, old_pages;
+		uint64_t off;
+		uint32_t size, pages;
 
 		if (!c || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != IVL_CHAN_CLOSED)
 			continue;
@@ -848,16 +836,6 @@ int ivl_ctab_gc(const struct ivl_region *rg, uint32_t self)
 			      !ring_geometry_ok(rg, self, IVL_MODE_STREAM, off, size, 0) ||
 			      !pages_in_use(rg, self, off, pages)))
 			pages = 0;
-		/* Layout v4: the area a move left, if the remote never
-		 * switched; checked the same way. */
-		old_off = __atomic_load_n(&c->tx_old_off, __ATOMIC_RELAXED);
-		old_pages = __atomic_load_n(&c->tx_old_pages, __ATOMIC_RELAXED);
-		if (old_pages && old_pages <= (1u << 30) / PAGE && !(old_pages & (old_pages - 1)) &&
-		    ring_geometry_ok(rg, self, IVL_MODE_STREAM, old_off, old_pages * PAGE, 0) &&
-		    pages_in_use(rg, self, old_off, old_pages) &&
-		    (!pages || old_off + (uint64_t)old_pages * PAGE <= off ||
-		     off + (uint64_t)pages * PAGE <= old_off))
-			ivl_section_free(rg, self, old_off, old_pages);
 		half_free(rg, self, c, off, pages);
 		freed++;
 	}

@@ -64,35 +64,6 @@
  *      and epoll users; channels and the shim call it, so the handshake
  *      has no copy outside ring.c and ring_inline.h).
  *
- * Moves (layout v4): a stream producer may move its data to a new area
- * of its heap (the socket shim grows and shrinks rings, guest-lib/preload
- * conn_grow.c). At its tail X it writes a move record on its control line
- * (move_at = X, the new area's offset and size) and goes on writing the
- * new area from position Y = X + IVL_RING_MOVE_GAP, at once: the new area
- * is empty, so a writer whose consumer is not reading gains a whole new
- * area of room. The gap is larger than any ring, so the first tail past
- * the move is "more than one ring ahead" for a consumer still on the old
- * area: ivl__ring_fill() hands that to the slow path as it would a bad
- * tail, and refresh_tail() finds the record (follow_move()). The consumer
- * reads the old area up to X, then validates the new geometry once
- * (through its move_map(): inside the producer's heap), switches its
- * private copy (data, size, mask), sets its head to Y and publishes it:
- * that head is the acknowledgement. The producer, seeing a head in
- * [.., X], counts the new area as empty; a head at or past Y ends the
- * move, and only then may the caller free the old area. Any other head is
- * a protocol error. The fast paths have no test of their own for moves.
- *
- *   M1 (ivl_ring_move, relaxed stores of the move record) are ordered
- *      before the first tail past the move by R1 (a release); A2 in
- *      refresh_tail() then makes the record visible to follow_move().
- *      The payload written from Y on is covered by R1/A2 as always.
- *   M2 (follow_move, the head store at Y, R2) pairs with A1 in
- *      refresh_head(): the consumer's reads of the old area (every byte
- *      up to X) complete before the producer sees the switch, so the old
- *      pages can be freed and reused by another ring only after them.
- *   M3: one move at a time (-EBUSY): a record is never rewritten while a
- *      consumer may still be reading it.
- *
  * The counters on the control line are plain relaxed stores of the
  * handle's own counts (stats_store), never read back: a flush
  * cannot lose an update, because each side's counts are kept and written by
@@ -365,23 +336,10 @@ int ivl_ring_set_cons_block(struct ivl_ring *r, struct ivl_ring_cons *cons)
  * -EPROTO. */
 static int refresh_head(struct ivl_ring *r)
 {
-	/* A1: pairs with R2 in ivl__ring_publish_head(), and with M2. */
+	/* A1: pairs with R2 in ivl__ring_publish_head(). */
 	uint64_t head = load_acq64(&r->cons->head);
 	uint32_t flags = load_acq32(&r->cons->flags);
 
-	if (r->move_pending) {
-		if (ivl__ring_upto(head, r->move_at)) {
-			/* Still on the old area: the new one is all ours. */
-			if (r->move_at - head > r->move_old_size)
-				return poison(r);
-			head = r->move_at + IVL_RING_MOVE_GAP;
-		} else if (ivl__ring_upto(r->move_at + IVL_RING_MOVE_GAP, head)) {
-			r->move_pending = 0; /* M2: it switched */
-			r->move_old_data = NULL;
-		} else {
-			return poison(r);
-		}
-	}
 	/* The consumer can never be ahead of what we published, nor further
 	 * behind than one ring. Unsigned arithmetic makes "ahead" huge. */
 	if (r->p_tail - head > r->size)
@@ -719,146 +677,6 @@ int ivl_ring_writable(struct ivl_ring *r, size_t need)
 	return free_bytes >= (need < r->size ? need : r->size);
 }
 
-/* ---------------------------------------------------------------- moves */
-
-static int size_ok(uint32_t size)
-{
-	return size >= RING_MIN_SIZE && size <= RING_MAX_SIZE && !(size & (size - 1));
-}
-
-static void set_area(struct ivl_ring *r, uint8_t *data, uint32_t size)
-{
-	r->data = data;
-	r->size = size;
-	r->mask = size - 1;
-	r->fast_max = size / 4;
-}
-
-int ivl_ring_move(struct ivl_ring *r, void *data, uint64_t off, uint32_t size)
-{
-	uint64_t x = r->p_tail;
-
-	if (!r->is_producer || r->mode != IVL_MODE_STREAM || r->p_active || !data ||
-	    ((uintptr_t)data & 7) || !size_ok(size))
-		return -EINVAL;
-	if (r->error)
-		return r->error;
-	if (r->move_pending && ivl_ring_move_pending(r) != 0)
-		return r->error ? r->error : -EBUSY;
-	/* M1: the record, before any tail past X (R1 orders it). */
-	store_relaxed64(&r->prod->move_at, x);
-	store_relaxed64(&r->prod->move_off, off);
-	__atomic_store_n(&r->prod->move_size, size, __ATOMIC_RELAXED);
-	__atomic_store_n(&r->prod->moves, ++r->moves, __ATOMIC_RELAXED);
-	r->move_at = x;
-	r->move_old_data = r->data;
-	r->move_old_size = r->size;
-	r->move_pending = 1;
-	set_area(r, data, size);
-	r->p_tail = x + IVL_RING_MOVE_GAP;
-	r->p_head_cache = r->p_tail;
-	update_limit(r);
-	return 0;
-}
-
-int ivl_ring_move_pending(struct ivl_ring *r)
-{
-	if (!r->is_producer)
-		return 0;
-	if (r->error)
-		return r->error;
-	if (r->move_pending)
-		(void)refresh_head(r);
-	return r->error ? r->error : r->move_pending;
-}
-
-void ivl_ring_set_move_map(struct ivl_ring *r,
-			   int (*map)(void *ctx, uint64_t off, uint32_t size, uint8_t **data),
-			   void *ctx)
-{
-	r->move_map = map;
-	r->move_ctx = ctx;
-}
-
-/* Spans of [pos, pos + len) in an area of size bytes at data. */
-static void area_spans(uint8_t *data, uint32_t size, uint64_t pos, size_t len,
-		       struct ivl_span sp[2])
-{
-	uint32_t off = (uint32_t)pos & (size - 1);
-	size_t first = size - off;
-
-	if (first > len)
-		first = len;
-	sp[0].base = data + off;
-	sp[0].len = first;
-	sp[1].base = data;
-	sp[1].len = len - first;
-}
-
-long ivl_ring_unread_spans(const struct ivl_ring *r, uint64_t from, struct ivl_span sp[4])
-{
-	uint64_t y = r->move_at + IVL_RING_MOVE_GAP;
-
-	memset(sp, 0, 4 * sizeof(*sp));
-	if (!r->is_producer || r->p_active)
-		return -EINVAL;
-	if (r->move_pending && ivl__ring_upto(from, r->move_at)) {
-		if (r->move_at - from > r->move_old_size || r->p_tail - y > r->size)
-			return -EPROTO;
-		area_spans(r->move_old_data, r->move_old_size, from, (size_t)(r->move_at - from),
-			   sp);
-		area_spans(r->data, r->size, y, (size_t)(r->p_tail - y), sp + 2);
-		return (long)(r->move_at - from + r->p_tail - y);
-	}
-	/* Not behind what the consumer had already released, not past the
-	 * tail. */
-	if (from - r->p_head_cache > r->p_tail - r->p_head_cache)
-		return -EPROTO;
-	area_spans(r->data, r->size, from, (size_t)(r->p_tail - from), sp);
-	return (long)(r->p_tail - from);
-}
-
-/*
- * The consumer found the tail more than one ring ahead: a move (see the
- * file comment), or a bad tail. Reads the record once, validates it, and
- * either limits reading to the old area's end X or, at X, switches to the
- * new area and acknowledges (M2). Returns flags or -EPROTO.
- */
-static long follow_move(struct ivl_ring *r, uint64_t tail, long flags)
-{
-	uint64_t x, y, off;
-	uint32_t size;
-	uint8_t *data = NULL;
-
-	if (!r->move_map || r->mode != IVL_MODE_STREAM)
-		return poison(r);
-	/* M1: visible after our A2 load of a tail past the move. */
-	x = __atomic_load_n(&r->prod->move_at, __ATOMIC_RELAXED);
-	y = x + IVL_RING_MOVE_GAP;
-	if (!ivl__ring_upto(r->c_tail_cache, x) || x - r->c_head > r->size ||
-	    !ivl__ring_upto(y, tail))
-		return poison(r);
-	if (x != r->c_head) {
-		/* Old data first, up to X. */
-		r->c_tail_cache = x;
-		update_limit(r);
-		return flags;
-	}
-	off = __atomic_load_n(&r->prod->move_off, __ATOMIC_RELAXED);
-	size = __atomic_load_n(&r->prod->move_size, __ATOMIC_RELAXED);
-	if (!size_ok(size) || tail - y > size || r->move_map(r->move_ctx, off, size, &data) < 0 ||
-	    !data || ((uintptr_t)data & 7))
-		return poison(r);
-	set_area(r, data, size);
-	r->c_head = y;
-	r->c_tail_cache = tail;
-	r->moves++;
-	update_limit(r);
-	/* M2 (R2): the acknowledgement; the old area is the producer's again. */
-	ivl__ring_publish_head(r);
-	return flags;
-}
-
 /* ---------------------------------------------------------------- consumer */
 
 /* Re-reads the producer's tail. Returns the flags seen (>= 0) or -EPROTO. */
@@ -871,7 +689,7 @@ static long refresh_tail(struct ivl_ring *r)
 	uint64_t tail = load_acq64(&r->prod->tail);
 
 	if (tail - r->c_head > r->size)
-		return follow_move(r, tail, flags);
+		return poison(r);
 	if (r->mode == IVL_MODE_MESSAGE && (tail & (IVL_REC_ALIGN - 1)))
 		return poison(r);
 	r->c_tail_cache = tail;
@@ -1126,32 +944,6 @@ static int is_ready(struct ivl_ring *r, size_t need)
 
 static uint32_t *own_sleep_seq(struct ivl_ring *r);
 
-/*
- * Another process of ours, sharing this consumer end, switched to the area
- * of a move (its head is past the move's Y) while this handle is still on
- * the old one: follow it, validating the record as follow_move() does.
- * x is the record's move point, read once by the caller, who found our
- * head at or before it and the other's head past the gap. (The other may
- * have read any amount of the old area before it switched.)
- */
-static int adopt_move(struct ivl_ring *r, uint64_t x, uint64_t head)
-{
-	uint64_t y = x + IVL_RING_MOVE_GAP, off;
-	uint32_t size;
-	uint8_t *data = NULL;
-
-	if (r->mode != IVL_MODE_STREAM)
-		return poison(r);
-	off = __atomic_load_n(&r->prod->move_off, __ATOMIC_RELAXED);
-	size = __atomic_load_n(&r->prod->move_size, __ATOMIC_RELAXED);
-	if (!size_ok(size) || head - y > size || r->move_map(r->move_ctx, off, size, &data) < 0 ||
-	    !data || ((uintptr_t)data & 7))
-		return poison(r);
-	set_area(r, data, size);
-	r->moves++;
-	return 0;
-}
-
 int ivl_ring_adopt(struct ivl_ring *r)
 {
 	uint32_t seq = __atomic_load_n(own_sleep_seq(r), __ATOMIC_RELAXED);
@@ -1163,36 +955,16 @@ int ivl_ring_adopt(struct ivl_ring *r)
 	 * that our next sleep advertises a value the other side never kicked. */
 	if ((int32_t)(seq - r->sleep_seq) > 0)
 		r->sleep_seq = (seq + 1) & ~1u;
+	if (load_indices(r, &tail, &head) < 0)
+		return poison(r);
 	if (r->is_producer) {
-		/* Layout v4: a pending move makes tail and head more than a
-		 * ring apart, which refresh_head() knows how to check. */
-		tail = load_acq64(&r->prod->tail);
 		if (!r->p_active && (int64_t)(tail - r->p_tail) > 0)
 			r->p_tail = tail;
-		/* The head is checked against that tail. */
-		if (!r->p_active && refresh_head(r) == -EPROTO)
-			return -EPROTO;
-	} else if (!r->c_peeked) {
-		head = load_acq64(&r->cons->head);
-		tail = load_acq64(&r->prod->tail);
-		/* A tail more than a ring ahead is a move's (checked at the
-		 * next read, follow_move()) or, without moves, an error. */
-		if (tail - (ivl__ring_upto(head, r->c_head) ? r->c_head : head) > r->size &&
-		    !r->move_map)
-			return poison(r);
-		if ((int64_t)(head - r->c_head) > 0) {
-			/* The other may have read more than a ring since; it
-			 * switched areas only if its head is past the move. */
-			uint64_t x = __atomic_load_n(&r->prod->move_at, __ATOMIC_RELAXED);
-
-			if (r->move_map && ivl__ring_upto(r->c_head, x) &&
-			    ivl__ring_upto(x + IVL_RING_MOVE_GAP, head) &&
-			    adopt_move(r, x, head) < 0)
-				return -EPROTO;
-			/* The tail is re-read at the next read. */
-			r->c_head = head;
-			r->c_tail_cache = head;
-		}
+		if ((int64_t)(head - r->p_head_cache) > 0 && r->p_tail - head <= r->size)
+			r->p_head_cache = head;
+	} else if (!r->c_peeked && (int64_t)(head - r->c_head) > 0) {
+		r->c_head = head;
+		r->c_tail_cache = tail;
 	}
 	update_limit(r);
 	return 0;

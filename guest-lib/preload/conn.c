@@ -99,7 +99,6 @@ int shim_peer_vouched(struct shim_ep *sep, uint32_t peer)
  */
 void shim_close_half(struct shim_conn *c)
 {
-	shim_tx_old_release(c);
 	ivl_ctab_drop(rg_of(c), self_of(c), c->slot, &c->own);
 	memset(&c->own, 0, sizeof(c->own));
 	c->slot = IVL_SLOT_NONE;

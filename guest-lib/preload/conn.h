@@ -162,20 +162,4 @@ void shim_fallback_note(struct shim_conn *c, uint32_t reason);
 /* conn_io.c */
 void shim_pending_wait(struct shim_conn *c, int64_t deadline);
 
-/* conn_grow.c: ring sizes like TCP's buffers. Under the tx guard of an
- * accelerated connection: shim_tx_grow() when the tx ring is full (1: it
- * moved to a larger area, try again), shim_tx_tick() at each full-path
- * send (frees a followed move's old area, shrinks an idle ring),
- * shim_tx_old_release() before the half is released at close. Under
- * nothing: shim_rx_attach() right after the rx ring's attach (accepts the
- * remote's moves, publishes our SO_RCVBUF); shim_bufsize_set() is in
- * shim.h. */
-int shim_tx_grow(struct shim_conn *c);
-void shim_tx_tick(struct shim_conn *c);
-void shim_tx_old_release(struct shim_conn *c);
-void shim_rx_attach(struct shim_conn *c);
-/* Under the rx guard, after adopt_if_shared(): once this process is the
- * only one holding the connection again, lets the remote move its ring. */
-void shim_rx_unshare(struct shim_conn *c);
-
 #endif /* IVLINK_PRELOAD_CONN_H */

@@ -104,6 +104,15 @@ static void publish(struct shim_conn *c, uint32_t state)
 	shim_poke(c->sep, c->lk.remote);
 }
 
+/* The other's head must lie between what it had already released (our
+ * cached copy of its head) and our tail: anything else is hostile. */
+static int head_valid(const struct ivl_ring *tx, uint64_t head)
+{
+	uint64_t low = tx->p_head_cache;
+
+	return head - low <= tx->p_tail - low;
+}
+
 /* The other side's TCP end closed or reset, or its peer left. */
 static int remote_gone(struct shim_conn *c)
 {
@@ -137,45 +146,40 @@ static int wait_answer(struct shim_conn *c, struct dm_rec *r)
 
 /* Writes our tx ring's bytes [from, tail) to the TCP socket, in order,
  * waiting for room even on a non-blocking socket (the app's sends were
- * accepted), but giving up after DM_STALL_NS without progress. The bytes
- * are up to four spans of our own ring memory: the area a pending move
- * left (layout v4) and the current one. A from that cannot be the other's
- * head (behind what it had released, past our tail) is hostile: -EPROTO. */
+ * accepted), but giving up after DM_STALL_NS without progress. */
 static int replay(struct shim_conn *c, uint64_t from)
 {
-	struct ivl_span sp[4];
-	long total = ivl_ring_unread_spans(&c->lk.tx.ring, from, sp);
+	struct ivl_ring *r = &c->lk.tx.ring;
+	uint64_t pos = from, tail = r->p_tail;
 	int64_t stall = ivl__now_ns() + DM_STALL_NS;
 
-	if (total < 0)
-		return (int)total;
-	for (int i = 0; i < 4; i++) {
-		const uint8_t *p = sp[i].base;
-		size_t left = sp[i].len;
+	while (pos != tail) {
+		uint32_t off = (uint32_t)pos & r->mask;
+		size_t n = r->size - off;
+		ssize_t k;
 
-		while (left) {
-			ssize_t k = REAL(send)(c->fd, p, left, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-			if (k > 0) {
-				p += k;
-				left -= (size_t)k;
-				stall = ivl__now_ns() + DM_STALL_NS;
-				continue;
-			}
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
-
-				if (ivl__now_ns() >= stall)
-					return -ETIMEDOUT;
-				REAL(poll)(&pf, 1, 100);
-				continue;
-			}
-			return k < 0 ? -errno : -EIO;
+		if (n > tail - pos)
+			n = (size_t)(tail - pos);
+		k = REAL(send)(c->fd, r->data + off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (k > 0) {
+			pos += (uint64_t)k;
+			stall = ivl__now_ns() + DM_STALL_NS;
+			continue;
 		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+
+			if (ivl__now_ns() >= stall)
+				return -ETIMEDOUT;
+			REAL(poll)(&p, 1, 100);
+			continue;
+		}
+		return k < 0 ? -errno : -EIO;
 	}
-	SHIM_DBG("fd %d: demoted: replayed %ld bytes over TCP", c->fd, total);
+	SHIM_DBG("fd %d: demoted: replayed %llu bytes over TCP", c->fd,
+		 (unsigned long long)(tail - from));
 	return 0;
 }
 
@@ -246,6 +250,8 @@ static void complete(struct shim_conn *c, int rc, const struct dm_rec *r, int re
 {
 	int gone = rc == -ECONNRESET;
 
+	if (rc == 0 && !head_valid(&c->lk.tx.ring, r->rx_head))
+		rc = -EPROTO;
 	if (rc == 0)
 		rc = replay(c, r->rx_head);
 	if (rc < 0) {

@@ -781,7 +781,6 @@ static void cli_progress(struct shim_conn *c)
 			return;
 		}
 		c->lk.rx.ring.spin_ns = shim_cfg.spin_ns;
-		shim_rx_attach(c);
 		if (!__atomic_compare_exchange_n(&mine->shim.rdv, &expect, IVL_RDV_CONFIRMED, 0,
 						 __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE) &&
 		    expect != IVL_RDV_CONFIRMED) {
@@ -1070,7 +1069,6 @@ int shim_accept_attach(struct shim_conn *lc, int nfd, int nonblock)
 	}
 	c->lk.tx.ring.spin_ns = shim_cfg.spin_ns;
 	c->lk.rx.ring.spin_ns = shim_cfg.spin_ns;
-	shim_rx_attach(c);
 	(void)ivl__link_open_kick(&c->lk, m.remote_rx_vector);
 	ivl__link_watch_wake(&c->lk, &theirs->wake_to);
 	set_state(c, SS_SRV_PENDING);

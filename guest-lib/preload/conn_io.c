@@ -151,7 +151,6 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 		if (c->inherited && !c->wake_done)
 			own_wake(c);
 		shim_guard_claim(&c->txg, &c->forked);
-		shim_tx_tick(c);
 	}
 	for (;;) {
 		long n;
@@ -208,11 +207,6 @@ ssize_t shim_sendv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 			demote = 1;
 			break;
 		}
-		/* Full: a larger area, as TCP's send buffer grows under load
-		 * (conn_grow.c), so that the write need not wait for a reader
-		 * that may itself be waiting for us. */
-		if (st == SS_ACCEL && shim_tx_grow(c))
-			continue;
 		/* Full: like a kernel socket's SOCK_NOSPACE, owes an EPOLLOUT
 		 * edge once there is room (user-space EPOLLET). */
 		if (dontwait)
@@ -326,7 +320,6 @@ ssize_t shim_recvv(struct shim_conn *c, const struct iovec *iov0, int cnt, int f
 	adopt_if_shared(c, &c->lk.rx.ring);
 	if (c->inherited && !c->wake_done)
 		own_wake(c);
-	shim_rx_unshare(c);
 	shim_guard_claim(&c->rxg, &c->forked);
 	for (;;) {
 		long n;
@@ -541,10 +534,6 @@ unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm_it)
 		adopt_if_shared(c, &c->lk.tx.ring);
 		if (ivl_ring_writable(&c->lk.tx.ring, wspace(c))) {
 			rev |= POLLOUT;
-		} else if (shim_tx_grow(c) && ivl_ring_writable(&c->lk.tx.ring, wspace(c))) {
-			/* A writer waiting for room in a full ring: as in a
-			 * send, a larger area (conn_grow.c). */
-			rev |= POLLOUT;
 		} else if (arm_it) {
 			ivl__link_arm(&c->lk.tx);
 			if (ivl_ring_writable(&c->lk.tx.ring, wspace(c)))
@@ -598,8 +587,7 @@ int shim_fast_send(int fd, const void *buf, size_t len, int flags, ssize_t *ret)
 		return 0;
 	c = shim_conn_of(shim_fast_lookup(fd));
 	if (!c || !fast_ok(c, &c->txg, me, c->shut_wr) || len == 0 ||
-	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)) ||
-	    __atomic_load_n(&c->tx_moved, __ATOMIC_RELAXED))
+	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)))
 		goto slow;
 	n = ivl__ring_write_stream(&c->lk.tx.ring, buf, len, 0);
 	if (n <= 0)

@@ -30,8 +30,6 @@ uint64_t shim_hidden_ep_tag;
 #define SHIM_RING_SIZE_DEFAULT	       (128u * 1024)
 #define SHIM_RING_SIZE_MIN	       4096
 #define SHIM_RING_SIZE_MAX	       (1 << 28)
-/* Linux's tcp_wmem maximum: how far a loopback TCP send buffer grows. */
-#define SHIM_RING_MAX_DEFAULT (4u << 20)
 
 #define TAB_L2 1024
 #define TAB_L1 4096
@@ -507,13 +505,6 @@ static void load_config(void)
 	shim_cfg.ring_size =
 	    (uint32_t)env_num("IVLINK_RING_SIZE", SHIM_RING_SIZE_DEFAULT, SHIM_RING_SIZE_MIN,
 			      SHIM_RING_SIZE_MAX, 1, "a power of two");
-	/* A ring grows (conn_grow.c) up to this; at most IVLINK_RING_SIZE
-	 * turns growth off. */
-	shim_cfg.ring_max =
-	    (uint32_t)env_num("IVLINK_RING_MAX", SHIM_RING_MAX_DEFAULT, SHIM_RING_SIZE_MIN,
-			      SHIM_RING_SIZE_MAX, 1, "a power of two");
-	if (shim_cfg.ring_max < shim_cfg.ring_size)
-		shim_cfg.ring_max = shim_cfg.ring_size;
 	/* A copy: programs rewrite their environment (nginx's workers get
 	 * an empty one, and its process title overwrites the old strings),
 	 * and a forked worker attaches later, as a peer of its own. */
@@ -553,9 +544,9 @@ __attribute__((constructor)) static void shim_init(void)
 	load_config();
 	save_env();
 	shim_hidden_ep_tag = (uint64_t)(uintptr_t)&shim_hidden_ep_tag;
-	SHIM_DBG("loaded (spin %lld ns, accept timeout %lld ms, ring %u up to %u, %d rules%s%s)",
+	SHIM_DBG("loaded (spin %lld ns, accept timeout %lld ms, ring %u, %d rules%s%s)",
 		 (long long)shim_cfg.spin_ns, (long long)(shim_cfg.accept_timeout_ns / 1000000),
-		 shim_cfg.ring_size, shim_cfg.ring_max, shim_cfg.n_rules,
+		 shim_cfg.ring_size, shim_cfg.n_rules,
 		 g_rules_invalid ? ", rules invalid: everything on TCP" : "",
 		 shim_cfg.disabled ? ", disabled" : "");
 }
@@ -1175,8 +1166,6 @@ static void procs_add(int delta)
 			/* No fast path while another process may use it. */
 			shim_guard_revoke(&c->txg, &c->forked);
 			shim_guard_revoke(&c->rxg, &c->forked);
-			/* Nor moves of the remote's ring toward it. */
-			shim_rx_share(c);
 		}
 		/* A listener's records in its other regions too. */
 		for (int i = 0; i < c->n_lmore; i++) {

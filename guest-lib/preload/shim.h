@@ -236,7 +236,6 @@ struct shim_config {
 	int64_t spin_ns;
 	int64_t accept_timeout_ns;
 	uint32_t ring_size;
-	uint32_t ring_max; /* IVLINK_RING_MAX: how far a tx ring grows */
 	const char *endpoint;
 	struct shim_rule *rules;
 	int n_rules;
@@ -453,14 +452,8 @@ struct shim_conn {
 	uint64_t r_mark;  /* rx tail when the last edge was made */
 	uint32_t tx_full; /* writes that found the ring full (atomic): an
 			   * EPOLLOUT edge is due once it has room again */
-	/* Ring sizes (conn_grow.c), under the tx guard. */
-	int tx_moved;		 /* not at the first size, or a move pending: full path */
-	pid_t grow_pid;		 /* the process that made the last move */
-	int64_t tx_full_ns;	 /* when a send last found the tx ring full */
-	uint32_t sndbuf, rcvbuf; /* SO_SNDBUF/SO_RCVBUF as getsockopt() says, 0: unset */
-	int rx_nomove;		 /* we set IVL_RING_F_NOMOVE on our rx ring (atomic) */
-	int edges;		 /* some registration needs an edge per arrival (ET, nested) */
-	int rfd_regs;		 /* registrations that watch the readiness fd */
+	int edges;	  /* some registration needs an edge per arrival (ET, nested) */
+	int rfd_regs;	  /* registrations that watch the readiness fd */
 	struct shim_reg *regs;
 	struct shim_conn *next_active, *prev_active;
 	int on_active;
@@ -528,13 +521,6 @@ int shim_shutdown(struct shim_conn *c, int how);
 void shim_conn_last_close(struct shim_conn *c);
 unsigned shim_conn_revents(struct shim_conn *c, unsigned events, int arm);
 long shim_conn_nread(struct shim_conn *c);
-/* After a successful setsockopt(SO_SNDBUF or SO_RCVBUF): the bound of the
- * rings' growth (conn_grow.c). */
-void shim_bufsize_set(struct shim_conn *c, int name);
-/* Before a fork, with shim_active_lock held: the remote must not move its
- * ring toward this connection while processes share it (layout.h,
- * IVL_RING_F_NOMOVE). conn_grow.c. */
-void shim_rx_share(struct shim_conn *c);
 int shim_is_active(int state);
 void shim_fork_prepare(void);
 void shim_fork_parent(int failed);

@@ -796,8 +796,6 @@ SHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t 
 				c->rcvtimeo_ns = ns > 0 ? ns : -1;
 			else
 				c->sndtimeo_ns = ns > 0 ? ns : -1;
-		} else if (level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF)) {
-			shim_bufsize_set(c, name); /* bounds the rings' growth */
 		}
 		shim_put(&c->o);
 	}

@@ -29,12 +29,10 @@
  *     0   descriptor (2 lines)            before OFFERED
  *   128   tx_prod index: tail             every publish of our tx ring
  *   192   tx_prod control: flags,         when we sleep for space, close,
- *           sleep_seq, counters,            flush counters, move the
- *           move record (v4)                ring's data (v4)
+ *           sleep_seq, counters             flush counters
  *   256   rx_cons index: head             every release of our rx ring
  *   320   rx_cons control: flags,         when we sleep for data, close,
- *           sleep_seq, counters,            flush counters, set
- *           rx_max (v4)                     SO_RCVBUF
+ *           sleep_seq, counters             flush counters
  *   384   shim block (2 lines)            socket shim rendezvous
  *
  * Who writes what: the daemon writes the region header (once, at format time,
@@ -65,14 +63,8 @@ extern "C" {
  * the shim block moved to 384). Version 3 changes the message-mode data:
  * a record of at most one cache line, header included, never crosses a
  * line (a pad record fills the rest of the line before it), so a v2
- * consumer would take a pad for a corrupt record. Version 4 lets a
- * producer move its ring's data to a new area of its heap (the socket
- * shim grows and shrinks rings like TCP's buffers): a move record on the
- * producer's control line, rx_max on the consumer's, tx_old_off/pages in
- * the descriptor; a v3 consumer would take the jump of the tail for a
- * corrupt index. Version 4 also gives the descriptor's wake_to a meaning
- * (a forked child's own doorbell, below). The validator refuses any other
- * version. */
+ * consumer would take a pad for a corrupt record. The validator refuses
+ * any other version. */
 #define IVL_LAYOUT_VERSION 4u
 
 #define IVL_CACHELINE 64u
@@ -275,11 +267,6 @@ static_assert(sizeof(struct ivl_peer_entry) == IVL_PEER_ENTRY_SIZE, "abi");
 #define IVL_RING_F_DONE_WRITING 0x1u /* EOF after the last byte (SHUT_WR) */
 #define IVL_RING_F_CLOSED	0x2u /* side closed the channel */
 #define IVL_RING_F_ABORT	0x4u /* reset: pending data is discarded */
-/* Layout v4, in ivl_ring_cons.flags only: this consumer end is used by
- * several processes in turn (a socket shared over fork), whose handles
- * can follow a move only while its record is the latest one: the
- * producer must not move the ring (ring.c, "Moves") while it is set. */
-#define IVL_RING_F_NOMOVE 0x8u
 
 /* Counters (kicks, kicks_suppressed, msgs) are diagnostics: kept in the
  * handle and stored here when the side waits, kicks, changes its flags, on
@@ -296,15 +283,7 @@ struct ivl_ring_prod {
 	uint64_t kicks;	    /* doorbells sent (diagnostics) */
 	uint64_t kicks_suppressed;
 	uint64_t msgs; /* records or write calls published */
-	/* Layout v4: the last move of the ring's data to a new area of the
-	 * producer's heap (transport/ring.c, "Moves"); written before the
-	 * first tail past the move is published. */
-	uint64_t move_at;   /* old positions end here; new ones start at
-			     * move_at + IVL_RING_MOVE_GAP */
-	uint64_t move_off;  /* region offset of the new data area */
-	uint32_t move_size; /* its bytes, a power of two */
-	uint32_t moves;	    /* moves made (diagnostics) */
-	uint8_t reserved1[IVL_CACHELINE - 56];
+	uint8_t reserved1[IVL_CACHELINE - 32];
 };
 
 struct ivl_ring_cons {
@@ -317,18 +296,8 @@ struct ivl_ring_cons {
 	uint64_t kicks;
 	uint64_t kicks_suppressed;
 	uint64_t msgs;
-	/* Layout v4: the largest data area this consumer wants the producer
-	 * to grow the ring to (the socket shim's SO_RCVBUF), 0 for no bound
-	 * of its own. Advice: the producer reads it once per decision and
-	 * clamps it to its own limits. */
-	uint32_t rx_max;
-	uint8_t reserved1[IVL_CACHELINE - 36];
+	uint8_t reserved1[IVL_CACHELINE - 32];
 };
-
-/* Layout v4: positions after a move start this far past the old end, more
- * than any ring holds, so that a consumer still on the old area finds the
- * new tail "too far ahead" and takes the slow path (ring.c, "Moves"). */
-#define IVL_RING_MOVE_GAP (1ull << 32)
 
 static_assert(offsetof(struct ivl_ring_prod, tail) == 0, "abi");
 static_assert(offsetof(struct ivl_ring_prod, flags) == IVL_CACHELINE, "abi");
@@ -336,10 +305,6 @@ static_assert(offsetof(struct ivl_ring_prod, sleep_seq) == IVL_CACHELINE + 4, "a
 static_assert(offsetof(struct ivl_ring_prod, kicks) == IVL_CACHELINE + 8, "abi");
 static_assert(offsetof(struct ivl_ring_prod, kicks_suppressed) == IVL_CACHELINE + 16, "abi");
 static_assert(offsetof(struct ivl_ring_prod, msgs) == IVL_CACHELINE + 24, "abi");
-static_assert(offsetof(struct ivl_ring_prod, move_at) == IVL_CACHELINE + 32, "abi");
-static_assert(offsetof(struct ivl_ring_prod, move_off) == IVL_CACHELINE + 40, "abi");
-static_assert(offsetof(struct ivl_ring_prod, move_size) == IVL_CACHELINE + 48, "abi");
-static_assert(offsetof(struct ivl_ring_prod, moves) == IVL_CACHELINE + 52, "abi");
 static_assert(sizeof(struct ivl_ring_prod) == 2 * IVL_CACHELINE, "abi");
 static_assert(offsetof(struct ivl_ring_cons, head) == 0, "abi");
 static_assert(offsetof(struct ivl_ring_cons, flags) == IVL_CACHELINE, "abi");
@@ -347,7 +312,6 @@ static_assert(offsetof(struct ivl_ring_cons, sleep_seq) == IVL_CACHELINE + 4, "a
 static_assert(offsetof(struct ivl_ring_cons, kicks) == IVL_CACHELINE + 8, "abi");
 static_assert(offsetof(struct ivl_ring_cons, kicks_suppressed) == IVL_CACHELINE + 16, "abi");
 static_assert(offsetof(struct ivl_ring_cons, msgs) == IVL_CACHELINE + 24, "abi");
-static_assert(offsetof(struct ivl_ring_cons, rx_max) == IVL_CACHELINE + 32, "abi");
 static_assert(sizeof(struct ivl_ring_cons) == 2 * IVL_CACHELINE, "abi");
 
 /* Message mode: every record starts with this header, 8-byte aligned; the
@@ -559,13 +523,7 @@ struct ivl_chan_half {
 	uint32_t tx_pages;     /* heap pages backing tx data */
 	uint32_t wake_to;      /* 0, or IVL_WAKE_TO_SET | peer << 16 | vector */
 	char name[IVL_NAME_MAX];
-	/* Layout v4: the data area a move left, until the remote switched
-	 * (tx_old_pages 0: none), so that ivl_ctab_gc() frees it too. The
-	 * owner frees from its private copy; this copy is for gc and
-	 * ivlinkctl. tx_data_off/tx_size/tx_pages follow each move. */
-	uint64_t tx_old_off;
-	uint32_t tx_old_pages;
-	uint32_t reserved2;
+	uint8_t reserved1[2 * IVL_CACHELINE - 64 - IVL_NAME_MAX];
 	/* Lines 2-3: producer block of this side's tx ring (index, control). */
 	struct ivl_ring_prod tx_prod;
 	/* Lines 4-5: consumer block of the remote's tx ring (our rx ring). */
@@ -581,7 +539,6 @@ static_assert(offsetof(struct ivl_chan_half, mode) == 32, "abi");
 static_assert(offsetof(struct ivl_chan_half, tx_data_off) == 40, "abi");
 static_assert(offsetof(struct ivl_chan_half, tx_size) == 48, "abi");
 static_assert(offsetof(struct ivl_chan_half, name) == 64, "abi");
-static_assert(offsetof(struct ivl_chan_half, tx_old_off) == 112, "abi");
 static_assert(offsetof(struct ivl_chan_half, tx_prod) == 128, "abi");
 static_assert(offsetof(struct ivl_chan_half, tx_prod.flags) == 192, "abi");
 static_assert(offsetof(struct ivl_chan_half, rx_cons) == 256, "abi");

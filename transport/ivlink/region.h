@@ -111,15 +111,6 @@ int ivl_section_check(const struct ivl_region *rg, uint32_t id);
  */
 int64_t ivl_section_alloc(const struct ivl_region *rg, uint32_t id, uint32_t npages);
 
-/*
- * Whether [off, off + size) can be ring data of peer owner: a power of two
- * of 4 KiB to 1 GiB, page aligned, inside owner's section heap. What a
- * consumer checks before it follows a move of the owner's ring (layout
- * v4). Returns the data's address, or NULL.
- */
-void *ivl_region_ring_area(const struct ivl_region *rg, uint32_t owner, uint64_t off,
-			   uint32_t size);
-
 /* Frees pages from ivl_section_alloc. Returns 0, -EINVAL. */
 int ivl_section_free(const struct ivl_region *rg, uint32_t id, uint64_t off, uint32_t npages);
 
@@ -150,10 +141,6 @@ struct ivl_ctab_own {
 	uint64_t tx_data_off; /* region offset of the tx ring data */
 	uint32_t tx_size;
 	uint32_t tx_pages;
-	/* Layout v4: the area a move of the ring left, until the remote
-	 * switched (tx_old_pages 0: none); freed with the half. */
-	uint64_t tx_old_off;
-	uint32_t tx_old_pages;
 };
 
 /*

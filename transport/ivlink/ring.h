@@ -135,16 +135,6 @@ struct ivl_ring {
 	int is_producer;     /* role of this handle */
 	int64_t spin_ns;     /* spin budget before blocking, >= 0 */
 	struct ivl_notifier notify;
-	/* Moves of the data area (layout v4, ring.c "Moves"). Producer: the
-	 * move the consumer has not followed yet (move_at, the old area);
-	 * consumer: how to map a new area, NULL to refuse moves. */
-	uint64_t move_at;
-	uint8_t *move_old_data;
-	uint32_t move_old_size;
-	int move_pending;
-	uint32_t moves;
-	int (*move_map)(void *ctx, uint64_t off, uint32_t size, uint8_t **data);
-	void *move_ctx;
 };
 
 #if UINTPTR_MAX == UINT64_MAX
@@ -299,42 +289,6 @@ int ivl_ring_writable(struct ivl_ring *r, size_t need);
  * release), validated as at attach. Returns 0, or -EPROTO (poisoned).
  */
 int ivl_ring_adopt(struct ivl_ring *r);
-
-/* ---------------------------------------------------------------- moves */
-
-/*
- * Moves a stream producer's data to a new area (layout v4; ring.c,
- * "Moves"): positions from the current tail X on go to data (size bytes, a
- * power of two, at region offset off, which the consumer is told), starting
- * at X + IVL_RING_MOVE_GAP. The old area stays readable for the consumer
- * until it has read up to X and switched; ivl_ring_move_pending() tells
- * when the caller may free it. One move at a time. Returns 0, -EINVAL (not
- * a stream producer, a reservation outstanding, bad size or data), -EBUSY
- * (the last move is still pending), -EPROTO.
- */
-int ivl_ring_move(struct ivl_ring *r, void *data, uint64_t off, uint32_t size);
-
-/* Producer: 1 while the consumer has not switched to the area of the last
- * move (re-reads its head), 0 once it has (or no move), -EPROTO. */
-int ivl_ring_move_pending(struct ivl_ring *r);
-
-/*
- * Consumer: accept the producer's moves, mapping each new area with
- * map(ctx, off, size, &data), which validates it (inside the producer's
- * heap) and returns 0 or -EPROTO. Without this a move is a protocol error.
- */
-void ivl_ring_set_move_map(struct ivl_ring *r,
-			   int (*map)(void *ctx, uint64_t off, uint32_t size, uint8_t **data),
-			   void *ctx);
-
-/*
- * Producer: the bytes [from, tail) as up to four spans (two in the area a
- * pending move left, two in the current one), for a replay of what the
- * consumer never read. from is the consumer's head as it reported it.
- * Returns the byte count, or -EPROTO when from cannot be a head of this
- * ring (behind what it released, or past the tail).
- */
-long ivl_ring_unread_spans(const struct ivl_ring *r, uint64_t from, struct ivl_span sp[4]);
 
 /* ---------------------------------------------------------------- waiting */
 
