@@ -616,6 +616,18 @@ static int lazy_possible(struct ivl__backend *be)
 	return be->lazy_ok;
 }
 
+/* A kick handle on eventfd fd (ref: the table's shared one, or NULL: fd
+ * is the handle's own) for peer's vector. */
+static int kick_fill(struct ivl__kick *k, struct ivl__kick_ref *ref, int fd, uint32_t peer,
+		     uint32_t vector)
+{
+	k->ref = ref;
+	k->fd = fd;
+	k->doorbell = NULL;
+	k->value = peer << 16 | vector;
+	return 0;
+}
+
 static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vector,
 			  struct ivl__kick *k)
 {
@@ -633,11 +645,7 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 		fd = be->status_path ? fetch_vector(be, peer, vector) : -ENOENT;
 		if (fd < 0)
 			return -EAGAIN;
-		k->ref = NULL;
-		k->fd = fd;
-		k->doorbell = NULL;
-		k->value = peer << 16 | vector;
-		return 0;
+		return kick_fill(k, NULL, fd, peer, vector);
 	}
 	if (p->fd[vector] < 0) {
 		/* A lazy peer: its fds were closed as they came. */
@@ -658,18 +666,12 @@ static int host_kick_open(struct ivl__backend *be, uint32_t peer, uint32_t vecto
 	 * vectors, which are not shared that way, a private duplicate. */
 	if (p->ref[vector]) {
 		__atomic_add_fetch(&p->ref[vector]->refs, 1, __ATOMIC_RELAXED);
-		k->ref = p->ref[vector];
-		k->fd = k->ref->fd;
-	} else {
-		fd = fcntl(p->fd[vector], F_DUPFD_CLOEXEC, ivl__fd_mark());
-		if (fd < 0)
-			return -errno;
-		k->ref = NULL;
-		k->fd = fd;
+		return kick_fill(k, p->ref[vector], p->ref[vector]->fd, peer, vector);
 	}
-	k->doorbell = NULL;
-	k->value = peer << 16 | vector;
-	return 0;
+	fd = fcntl(p->fd[vector], F_DUPFD_CLOEXEC, ivl__fd_mark());
+	if (fd < 0)
+		return -errno;
+	return kick_fill(k, NULL, fd, peer, vector);
 }
 
 static int host_kick(const struct ivl__kick *k)
