@@ -70,19 +70,7 @@ socat -u OPEN:/dev/null TCP:192.0.2.2:7001 || true
 exit \$fail
 EOS
 
-vmt_poll_status
-
-rc=0
-"$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west,east -q "${bins[@]}" \
-	--script-west "$tmp/west.sh" --script-east "$tmp/east.sh" \
-	--logdir "$tmp/logs" --timeout 170 &
-ts_bg $!
-wait $! || rc=$?
-W=$tmp/logs/west.log E=$tmp/logs/east.log
-vmt_show "$W" west
-vmt_show "$E" east
-
-vmt_check "$([ $rc = 0 ] && echo 1 || echo 0)" "both guests exited 0 (launcher $rc)"
+vmt_run_west_east "${bins[@]}"
 for m in shim plain; do
 	for c in 1 2 3 4; do
 		vmt_check "$(vmt_gt "$(vmt_result "$W" "pp-$m-$c" p50_us)" 0)" "client $c ($m) finished its round trips"

@@ -111,19 +111,7 @@ curl -s -o /dev/null http://192.0.2.2:8081/west-done
 exit \$fail
 EOS
 
-vmt_poll_status
-
-rc=0
-"$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west,east -q "${bins[@]}" \
-	--script-west "$tmp/west.sh" --script-east "$tmp/east.sh" \
-	--logdir "$tmp/logs" --timeout 170 &
-ts_bg $!
-wait $! || rc=$?
-W=$tmp/logs/west.log E=$tmp/logs/east.log
-vmt_show "$W" west
-vmt_show "$E" east
-
-vmt_check "$([ $rc = 0 ] && echo 1 || echo 0)" "both guests exited 0 (launcher $rc)"
+vmt_run_west_east "${bins[@]}"
 vmt_check "$(vmt_has "$E" 'east: nginx workers: [4-9]')" "East runs 2 workers per nginx"
 for m in shim plain; do
 	for f in 1k.bin 1m.bin; do

@@ -92,19 +92,7 @@ redis-cli -h 192.0.2.2 -p 6380 set west-done 1 >/dev/null
 exit \$fail
 EOS
 
-vmt_poll_status
-
-rc=0
-"$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west,east -q "${bins[@]}" \
-	--script-west "$tmp/west.sh" --script-east "$tmp/east.sh" \
-	--logdir "$tmp/logs" --timeout 170 &
-ts_bg $!
-wait $! || rc=$?
-W=$tmp/logs/west.log E=$tmp/logs/east.log
-vmt_show "$W" west
-vmt_show "$E" east
-
-vmt_check "$([ $rc = 0 ] && echo 1 || echo 0)" "both guests exited 0 (launcher $rc)"
+vmt_run_west_east "${bins[@]}"
 vmt_check "$(vmt_has "$W" 'check: redis-cli answers identical')" "redis-cli through the shim answers as over TCP"
 ea=$(vmt_stat_max east accelerated) er=$(vmt_stat_max east rx_bytes) et=$(vmt_stat_max east tx_bytes)
 wa=$(vmt_stat_max west accelerated)

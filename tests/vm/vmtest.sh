@@ -10,6 +10,8 @@
 #   vmt_log FILE                           console log without CRs
 #   vmt_result FILE PHASE KEY              KEY's value on "RESULT phase=PHASE"
 #   vmt_check COND MESSAGE                 COND 1 = ok, else FAIL (sets vmt_fail)
+#   vmt_run_west_east BIN...               boots West and East with $tmp/west.sh and
+#                                          $tmp/east.sh, shows their logs ($W, $E)
 #   vmt_done                               prints the verdict, exits 0/1
 set -euo pipefail
 # shellcheck source=tests/support/lib.sh
@@ -120,4 +122,22 @@ vmt_done() {
 vmt_show() { # file prefix
 	vmt_log "$1" | grep -E '^(client|server|check|RESULT|ivlink-guestd|\[[a-z0-9]+\]|IVLINK-EXIT)' |
 		grep -v '^\[init\]' | sed "s/^/[$vmt_name] $2: /" || true
+}
+
+# Polls the daemon's status (vmt_poll_status), boots West and East with the
+# scripts $tmp/west.sh and $tmp/east.sh and the programs given, waits for
+# both, shows their logs and checks that both exited 0. Sets W and E to the
+# console logs.
+vmt_run_west_east() { # bin...
+	local rc=0
+	vmt_poll_status
+	"$LAUNCHER" -S "$tmp/ivlinkd.sock" -B "$BUILD" -g west,east -q "$@" \
+		--script-west "$tmp/west.sh" --script-east "$tmp/east.sh" \
+		--logdir "$tmp/logs" --timeout 170 &
+	ts_bg $!
+	wait $! || rc=$?
+	W=$tmp/logs/west.log E=$tmp/logs/east.log
+	vmt_show "$W" west
+	vmt_show "$E" east
+	vmt_check "$([ $rc = 0 ] && echo 1 || echo 0)" "both guests exited 0 (launcher $rc)"
 }
