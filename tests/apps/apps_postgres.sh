@@ -84,23 +84,8 @@ bench=$!
 sleep 1.5
 status_json >"$T/wake.json"
 wait "$bench" || fail "pgbench (doorbells) failed"
-read -r sessions moved targets < <(python3 - "$PM" "$T/wake.json" <<'PY'
-import json, sys
-pm, d = int(sys.argv[1]), json.load(open(sys.argv[2]))
-me = [p["id"] for p in d["peers"] if p["pid"] == pm and p["state"] == "up"]
-rows = []
-for c in d["channels"]:
-    if not c["matched"]:
-        continue
-    if c["a"]["peer"] in me:
-        rows.append(c["b_to_a"])
-    elif c["b"] and c["b"]["peer"] in me:
-        rows.append(c["a_to_b"])
-w = [r["wakes"] for r in rows if r and r["wakes"]]
-moved = [x for x in w if x["moved"] and x["peer"] not in me]
-print(len(rows), len(moved), len({(x["peer"], x["vector"]) for x in moved}))
-PY
-)
+read -r sessions moved targets < <(python3 "$(dirname "$0")/../support/status_query.py" wakes "$PM" \
+	--other-peer <"$T/wake.json")
 expect_ge "sessions the postmaster's peer serves" "${sessions:-0}" 4
 expect_eq "sessions whose doorbell moved to the backend" "${moved:-0}" "$sessions"
 expect_eq "distinct backend doorbells" "${targets:-0}" "$sessions"

@@ -79,31 +79,8 @@ done
 # The snapshot with the most sessions East consumes: how many, how many
 # rung on a moved doorbell, how many distinct doorbells among those.
 read -r sessions moved targets < <(cat "$tmp"/st.[0-9]* 2>/dev/null |
-	python3 -c '
-import json, sys
-pid, best = int(sys.argv[1]), (0, 0, 0)
-dec, text, i = json.JSONDecoder(), sys.stdin.read(), 0
-while i < len(text):
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i >= len(text):
-        break
-    d, i = dec.raw_decode(text, i)
-    me = [p["id"] for p in d["peers"] if p["pid"] == pid and p["state"] == "up"]
-    rows = []
-    for c in d["channels"]:
-        if not c["matched"] or c["name"].find(":7000") < 0:
-            continue
-        if c["a"]["peer"] in me:
-            rows.append(c["b_to_a"])
-        elif c["b"] and c["b"]["peer"] in me:
-            rows.append(c["a_to_b"])
-    w = [r["wakes"] for r in rows if r and r["wakes"]]
-    mv = [x for x in w if x["moved"]]
-    cur = (len(rows), len(mv), len({(x["peer"], x["vector"]) for x in mv}))
-    if cur > best:
-        best = cur
-print(*best)' "$(cat "$tmp/logs/east.pid" 2>/dev/null || echo -1)")
+	python3 "$(dirname "$0")/../support/status_query.py" wakes --name :7000 \
+		"$(cat "$tmp/logs/east.pid" 2>/dev/null || echo -1)")
 vmt_check "$(vmt_gt "${sessions:-0}" 3)" "East served the 4 sessions through the rings at once ($sessions)"
 vmt_check "$([ "${moved:-0}" = "${sessions:-x}" ] && echo 1 || echo 0)" \
 	"each session is rung on a doorbell of its child's own ($moved of $sessions)"

@@ -76,22 +76,8 @@ vmt_poll_status() { # [socket prefix]
 vmt_stat_max() { # guest field [prefix]
 	local pid
 	pid=$(cat "$tmp/logs/$1.pid" 2>/dev/null || echo -1)
-	cat "$tmp/${3:-st}".[0-9]* 2>/dev/null | python3 -c '
-import json, sys
-pid, field, best = int(sys.argv[1]), sys.argv[2], 0
-dec = json.JSONDecoder()
-text, i = sys.stdin.read(), 0
-while i < len(text):
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i >= len(text):
-        break
-    d, i = dec.raw_decode(text, i)
-    ids = {p["id"] for p in d["peers"] if p.get("pid") == pid}
-    for p in d["shim"]["peers"]:
-        if p["id"] in ids:
-            best = max(best, p.get(field, p.get("reasons", {}).get(field, 0)))
-print(best)' "$pid" "$2"
+	cat "$tmp/${3:-st}".[0-9]* 2>/dev/null |
+		python3 "$(dirname "${BASH_SOURCE[0]}")/../support/status_query.py" stat-max "$pid" "$2"
 }
 
 vmt_log() { tr -d '\r' <"$1" 2>/dev/null || true; }
